@@ -1,0 +1,416 @@
+//! The broker's life cycle: start-up (data directory, `meta.properties`, recovery of every
+//! partition on its shard, listeners) and the graceful shutdown protocol (stop accepting, drain
+//! in-flight requests, close the logs, write the clean-shutdown marker). [`BrokerContext`] is the
+//! shared, read-mostly state that request handlers use.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::catalog::{self, Catalog, TopicMeta, TopicNameError};
+use crate::config::Config;
+use crate::log::LogConfig;
+use crate::net::{self, Drain};
+use crate::shard::{shard_for, ShardError, ShardHandle, ShardPool, ShardState, StorageError};
+
+/// Kafka's name for the marker a clean shutdown leaves in the log directory.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// Errors that stop the broker from starting or stopping cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The data directory or a file in it could not be used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path concerned.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A shard failed.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// A partition could not be opened or recovered.
+    #[error("partition {topic}-{partition}: {source}")]
+    Partition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The underlying error.
+        source: StorageError,
+    },
+}
+
+/// Why a topic could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    /// The name breaks Kafka's rules.
+    #[error(transparent)]
+    InvalidName(#[from] TopicNameError),
+    /// A topic of that name exists.
+    #[error("topic '{0}' already exists")]
+    AlreadyExists(String),
+    /// The partition count is not positive.
+    #[error("number of partitions must be larger than 0")]
+    InvalidPartitions,
+    /// Storage failed while creating the partitions.
+    #[error("cannot create partition: {0}")]
+    Storage(String),
+}
+
+/// State shared by every connection and handler.
+pub struct BrokerContext {
+    /// The configuration the broker started with.
+    pub config: Config,
+    /// The topics.
+    pub catalog: Catalog,
+    /// The shards, indexed by id.
+    pub shards: Arc<[ShardHandle]>,
+    /// Cluster id from `meta.properties`.
+    pub cluster_id: String,
+    /// Host and port advertised to clients in Metadata.
+    pub advertised: (String, i32),
+}
+
+impl BrokerContext {
+    /// The shard that owns a partition.
+    pub fn shard(&self, topic: &str, partition: i32) -> &ShardHandle {
+        &self.shards[shard_for(topic, partition, self.shards.len())]
+    }
+
+    /// Creates a topic: catalog entry, then every partition's directory and log on its shard.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Result<TopicMeta, CreateTopicError> {
+        catalog::validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(CreateTopicError::InvalidPartitions);
+        }
+        let meta = TopicMeta {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions,
+        };
+        if !self.catalog.insert(meta.clone()) {
+            return Err(CreateTopicError::AlreadyExists(name.to_string()));
+        }
+        let mut pending = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let topic = meta.name.clone();
+            let id = meta.id;
+            let rx = self
+                .shard(name, p)
+                .submit(move |s: &mut ShardState| s.open_partition(&topic, p, Some(id), true))
+                .await;
+            pending.push(rx);
+        }
+        let mut failure = None;
+        for rx in pending {
+            let res = match rx {
+                Ok(rx) => rx
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = res {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            tracing::error!(topic = name, error = %e, "topic creation failed");
+            self.delete_topic(name).await;
+            return Err(CreateTopicError::Storage(e));
+        }
+        tracing::info!(topic = name, partitions, id = %meta.id, "topic created");
+        Ok(meta)
+    }
+
+    /// Deletes a topic and its data; `None` if it does not exist.
+    pub async fn delete_topic(&self, name: &str) -> Option<TopicMeta> {
+        let meta = self.catalog.remove(name)?;
+        for p in 0..meta.partitions {
+            let topic = meta.name.clone();
+            let res = self
+                .shard(name, p)
+                .call(move |s: &mut ShardState| s.remove_partition(&topic, p))
+                .await;
+            match res {
+                Ok(Ok(())) | Ok(Err(StorageError::UnknownPartition)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = name, partition = p, error = %e, "removing partition data failed")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = name, partition = p, error = %e, "removing partition failed")
+                }
+            }
+        }
+        tracing::info!(topic = name, "topic deleted");
+        Some(meta)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A running broker.
+pub struct Broker {
+    ctx: Arc<BrokerContext>,
+    pool: ShardPool,
+    addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    drain: Drain,
+}
+
+impl Broker {
+    /// Starts a broker: recovers the data directory, starts the shards and binds the listeners.
+    pub async fn start(config: Config) -> Result<Broker, BrokerError> {
+        let dir = config.log_dir.clone();
+        let data_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| BrokerError::DataDir { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(data_err(&dir))?;
+        let cluster_id = load_meta_properties(&dir, config.node_id).map_err(data_err(&dir))?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let topics = catalog::scan_log_dir(&dir).map_err(data_err(&dir))?;
+
+        let log_config = LogConfig {
+            segment_bytes: config.log_segment_bytes,
+            index_interval_bytes: config.log_index_interval_bytes,
+            max_message_bytes: config.message_max_bytes,
+            segment_index_bytes: config.log_index_size_max_bytes,
+        };
+        let linger = config.flush_linger;
+        let shard_dir = dir.clone();
+        let pool = ShardPool::start(config.num_shards, move |id, me| {
+            ShardState::new(id, me, shard_dir.clone(), log_config.clone(), linger)
+        })?;
+        let shards = pool.handles();
+
+        // Open (and, after a crash, recover) every partition on its shard, shards in parallel.
+        let started = std::time::Instant::now();
+        let catalog = Catalog::default();
+        let mut pending = Vec::new();
+        for t in &topics {
+            for p in 0..t.partitions {
+                let topic = t.name.clone();
+                let missing =
+                    catalog::read_partition_metadata(&ShardState::partition_dir(&dir, &t.name, p))
+                        .is_none();
+                let id = missing.then_some(t.id);
+                let shard = &shards[shard_for(&t.name, p, shards.len())];
+                let rx = shard
+                    .submit(move |s: &mut ShardState| s.open_partition(&topic, p, id, clean))
+                    .await?;
+                pending.push((t.name.clone(), p, rx));
+            }
+            catalog.insert(t.clone());
+        }
+        let partitions = pending.len();
+        for (topic, partition, rx) in pending {
+            let res = rx.await.map_err(|_| ShardError::Stopped(0))?;
+            res.map_err(|source| BrokerError::Partition {
+                topic: topic.to_string(),
+                partition,
+                source,
+            })?;
+        }
+        tracing::info!(
+            topics = topics.len(),
+            partitions,
+            clean_shutdown = clean,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        if clean {
+            std::fs::remove_file(&marker).map_err(data_err(&marker))?;
+            sync_dir(&dir).map_err(data_err(&dir))?;
+        }
+
+        // Listeners: bind every address each listener resolves to.
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let addrs = crate::config::resolve(l).map_err(|source| BrokerError::Bind {
+                addr: format!("{}:{}", l.host, l.port),
+                source,
+            })?;
+            let mut port = l.port;
+            for addr in addrs {
+                let addr = SocketAddr::new(addr.ip(), port);
+                let sock =
+                    std::net::TcpListener::bind(addr).map_err(|source| BrokerError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                sock.set_nonblocking(true)
+                    .map_err(|source| BrokerError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                let local = sock.local_addr().map_err(|source| BrokerError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                // A name bound on several addresses shares the port picked for the first.
+                port = local.port();
+                listeners.push(sock);
+            }
+        }
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let advertised = match config.advertised_listeners.first() {
+            Some(a) => (a.host.clone(), i32::from(a.port)),
+            None => {
+                let first = config
+                    .listeners
+                    .first()
+                    .map(|l| l.host.clone())
+                    .unwrap_or_default();
+                let host = if first.is_empty() || first == "0.0.0.0" || first == "::" {
+                    "127.0.0.1".to_string()
+                } else {
+                    first
+                };
+                (
+                    host,
+                    addrs.first().map(|a| i32::from(a.port())).unwrap_or(9092),
+                )
+            }
+        };
+        let ctx = Arc::new(BrokerContext {
+            config,
+            catalog,
+            shards: shards.clone(),
+            cluster_id,
+            advertised,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let drain = Drain::default();
+        for sock in listeners {
+            let ctx = ctx.clone();
+            let stop_rx = stop_rx.clone();
+            let drain = drain.clone();
+            shards[0].spawn(async move {
+                match tokio::net::TcpListener::from_std(sock) {
+                    Ok(l) => net::accept_loop(l, ctx, stop_rx, drain).await,
+                    Err(e) => tracing::error!(error = %e, "cannot register listener"),
+                }
+            });
+        }
+        tracing::info!(addrs = ?addrs, shards = shards.len(), "esker broker started");
+        Ok(Broker {
+            ctx,
+            pool,
+            addrs,
+            stop,
+            drain,
+        })
+    }
+
+    /// The addresses the Kafka listeners are bound to.
+    pub fn kafka_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// `host:port` of the first Kafka listener, for clients' `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.addrs
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The shared context (for embedding and tests).
+    pub fn context(&self) -> &Arc<BrokerContext> {
+        &self.ctx
+    }
+
+    /// Graceful shutdown: stop accepting, let connections finish what they have read, close
+    /// every log (flush, fsync) and write the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        tracing::info!("shutting down");
+        let _ = self.stop.send(true);
+        let timeout = self.ctx.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, self.drain.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.drain.count(),
+                "connections still busy after shutdown.timeout.ms; closing them"
+            );
+        }
+        let dir = self.ctx.config.log_dir.clone();
+        drop(self.ctx);
+        let errors = self.pool.stop().await;
+        if errors.is_empty() {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            let write = std::fs::File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .and_then(|_| sync_dir(&dir));
+            write.map_err(|source| BrokerError::DataDir {
+                path: marker.display().to_string(),
+                source,
+            })?;
+            tracing::info!("clean shutdown complete");
+        } else {
+            tracing::error!(
+                errors = errors.len(),
+                "logs not closed cleanly; recovery will run on next start"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads `meta.properties` (creating it on first start) and returns the cluster id.
+fn load_meta_properties(dir: &Path, node_id: i32) -> std::io::Result<String> {
+    let path = dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster.id="))
+            .map(|s| s.trim().to_string())
+        {
+            return Ok(id);
+        }
+    }
+    let id = catalog::uuid_to_base64(Uuid::new_v4());
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(
+        &tmp,
+        format!("#Written by esker\nversion=1\nnode.id={node_id}\ncluster.id={id}\n"),
+    )?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(dir)?;
+    Ok(id)
+}

@@ -1,0 +1,546 @@
+//! Broker configuration: one table of every key (name, default, documentation, validator) that
+//! parses a `server.properties`-style file plus `--override key=value` pairs into a typed
+//! [`Config`], and renders `config/server.properties` and the docs from the same table.
+//!
+//! Loading is pure: it takes the file contents and overrides as strings, so tests need no files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration error; start-up stops with its message, which always names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key that no table entry describes.
+    #[error("unknown configuration key `{key}`")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+    },
+    /// A value the key's validator refused.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A line that is not `key=value`.
+    #[error("line {line}: expected `key=value`, found `{text}`")]
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// The offending text.
+        text: String,
+    },
+}
+
+/// The kind of value a key takes, which decides how it is validated.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A signed integer within inclusive bounds.
+    Int {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
+    /// `true` or `false`.
+    Bool,
+    /// Any string.
+    Str,
+    /// A comma-separated list of `NAME://host:port` listeners.
+    Listeners,
+    /// One of a fixed set of words.
+    Enum(&'static [&'static str]),
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct KeyDef {
+    /// The key, in Kafka's spelling where Kafka has one.
+    pub name: &'static str,
+    /// The default, as it would be written in the file.
+    pub default: &'static str,
+    /// How the value is validated.
+    pub kind: Kind,
+    /// One sentence (or a few) of documentation.
+    pub doc: &'static str,
+}
+
+const I32MAX: i64 = i32::MAX as i64;
+
+/// Every key the broker accepts. `config/server.properties` is rendered from this table.
+pub const KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "node.id",
+        default: "0",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The id of this broker, reported in Metadata. `broker.id` is accepted as a synonym.",
+    },
+    KeyDef {
+        name: "listeners",
+        default: "PLAINTEXT://127.0.0.1:9092",
+        kind: Kind::Listeners,
+        doc: "Comma-separated Kafka listeners, `NAME://host:port`. Only PLAINTEXT is served so far. \
+              A host name that resolves to several addresses (e.g. localhost) is bound on each of them; \
+              port 0 picks a free port.",
+    },
+    KeyDef {
+        name: "advertised.listeners",
+        default: "",
+        kind: Kind::Str,
+        doc: "Listeners advertised to clients in Metadata, `NAME://host:port`. Empty means the bound \
+              listeners.",
+    },
+    KeyDef {
+        name: "log.dirs",
+        default: "./data",
+        kind: Kind::Str,
+        doc: "The directory holding the partition logs (`log.dir` is accepted as a synonym). Only one \
+              directory is supported.",
+    },
+    KeyDef {
+        name: "num.partitions",
+        default: "1",
+        kind: Kind::Int { min: 1, max: 100_000 },
+        doc: "Partitions of a topic that is auto-created or created with num_partitions=-1.",
+    },
+    KeyDef {
+        name: "auto.create.topics.enable",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "Create a topic when a client asks Metadata for one that does not exist.",
+    },
+    KeyDef {
+        name: "default.replication.factor",
+        default: "1",
+        kind: Kind::Int { min: 1, max: 1 },
+        doc: "Replication factor of auto-created topics; a single broker only supports 1.",
+    },
+    KeyDef {
+        name: "message.max.bytes",
+        default: "1048588",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The largest record batch the broker accepts, in bytes (after compression).",
+    },
+    KeyDef {
+        name: "socket.request.max.bytes",
+        default: "104857600",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "The largest request frame accepted; a larger size prefix closes the connection before \
+              anything is allocated.",
+    },
+    KeyDef {
+        name: "log.segment.bytes",
+        default: "1073741824",
+        kind: Kind::Int { min: 1024, max: I32MAX },
+        doc: "Size at which a partition's active segment is rolled.",
+    },
+    KeyDef {
+        name: "log.index.interval.bytes",
+        default: "4096",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "Bytes of log between two entries of the sparse offset and time indexes.",
+    },
+    KeyDef {
+        name: "log.index.size.max.bytes",
+        default: "10485760",
+        kind: Kind::Int { min: 4096, max: I32MAX },
+        doc: "Maximum size of an offset index file; the segment rolls when it is full.",
+    },
+    KeyDef {
+        name: "log.message.timestamp.type",
+        default: "CreateTime",
+        kind: Kind::Enum(&["CreateTime", "LogAppendTime"]),
+        doc: "Whether stored batches keep the producer's timestamps (CreateTime) or get the broker's \
+              append time (LogAppendTime).",
+    },
+    KeyDef {
+        name: "log.flush.linger.ms",
+        default: "1",
+        kind: Kind::Int { min: 0, max: 1000 },
+        doc: "Group commit: an fsync for acks=-1 waits at most this long to gather the writes of every \
+              partition on its shard, so concurrent producers share one fsync.",
+    },
+    KeyDef {
+        name: "num.shards",
+        default: "0",
+        kind: Kind::Int { min: 0, max: 1024 },
+        doc: "Number of shards (threads, each owning a share of the partitions); 0 means one per core.",
+    },
+    KeyDef {
+        name: "queued.max.requests.per.connection",
+        default: "64",
+        kind: Kind::Int { min: 1, max: 100_000 },
+        doc: "Requests read ahead on one connection (pipelining) before the broker stops reading it \
+              until responses have been written.",
+    },
+    KeyDef {
+        name: "shutdown.timeout.ms",
+        default: "10000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a graceful shutdown waits for in-flight requests before closing connections.",
+    },
+];
+
+/// Keys that Kafka users write under another name; mapped before validation.
+const SYNONYMS: &[(&str, &str)] = &[("broker.id", "node.id"), ("log.dir", "log.dirs")];
+
+/// A listener: a name (which is also its security protocol for now) and an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `PLAINTEXT`, ...
+    pub name: String,
+    /// Host as written (may be a name such as `localhost`, or empty for all interfaces).
+    pub host: String,
+    /// Port (0 = ephemeral).
+    pub port: u16,
+}
+
+impl Listener {
+    /// Parses `NAME://host:port` (IPv6 hosts in brackets).
+    pub fn parse(s: &str) -> Result<Listener, String> {
+        let (name, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("`{s}` is not NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{s}` has no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("`{port}` is not a port number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() {
+            return Err(format!("`{s}` has no listener name"));
+        }
+        Ok(Listener {
+            name: name.to_ascii_uppercase(),
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// Whether stored batches keep producer timestamps or get the append time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Producer's timestamps are kept.
+    CreateTime,
+    /// The broker stamps the batch with its append time.
+    LogAppendTime,
+}
+
+/// The validated, typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `listeners`.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners` (empty = derived from the bound listeners).
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs`.
+    pub log_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `message.max.bytes`.
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: u64,
+    /// `log.index.size.max.bytes`.
+    pub log_index_size_max_bytes: u64,
+    /// `log.message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `log.flush.linger.ms`.
+    pub flush_linger: Duration,
+    /// `num.shards`, resolved (never 0).
+    pub num_shards: usize,
+    /// `queued.max.requests.per.connection`.
+    pub max_inflight_per_connection: usize,
+    /// `shutdown.timeout.ms`.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded defaults are valid by construction; a failure here is a bug in KEYS,
+        // caught by the unit tests.
+        Config::from_pairs(std::iter::empty::<(String, String)>())
+            .unwrap_or_else(|e| panic!("embedded defaults are invalid: {e}"))
+    }
+}
+
+impl Config {
+    /// Loads a properties text and then applies overrides (`key=value`), validating every key.
+    pub fn load(properties: &str, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut pairs = parse_properties(properties)?;
+        for (i, o) in overrides.iter().enumerate() {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::Syntax {
+                line: i + 1,
+                text: o.clone(),
+            })?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Config::from_pairs(pairs)
+    }
+
+    /// Builds a config from key/value pairs (later pairs win), with defaults for the rest.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut values: BTreeMap<&'static str, String> = KEYS
+            .iter()
+            .map(|k| (k.name, k.default.to_string()))
+            .collect();
+        for (k, v) in pairs {
+            let (k, v) = (k.into(), v.into());
+            let canonical = SYNONYMS
+                .iter()
+                .find(|(alias, _)| *alias == k)
+                .map(|(_, c)| *c)
+                .unwrap_or(k.as_str());
+            let def = KEYS
+                .iter()
+                .find(|d| d.name == canonical)
+                .ok_or(ConfigError::UnknownKey { key: k.clone() })?;
+            validate(def, &v).map_err(|reason| ConfigError::InvalidValue {
+                key: k.clone(),
+                value: v.clone(),
+                reason,
+            })?;
+            values.insert(def.name, v);
+        }
+        let get = |k: &str| values.get(k).cloned().unwrap_or_default();
+        let int = |k: &str| get(k).trim().parse::<i64>().unwrap_or(0);
+        let listeners =
+            parse_listeners(&get("listeners")).map_err(|reason| ConfigError::InvalidValue {
+                key: "listeners".into(),
+                value: get("listeners"),
+                reason,
+            })?;
+        let advertised = if get("advertised.listeners").trim().is_empty() {
+            Vec::new()
+        } else {
+            parse_listeners(&get("advertised.listeners")).map_err(|reason| {
+                ConfigError::InvalidValue {
+                    key: "advertised.listeners".into(),
+                    value: get("advertised.listeners"),
+                    reason,
+                }
+            })?
+        };
+        let shards = match int("num.shards") {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n as usize,
+        };
+        Ok(Config {
+            node_id: int("node.id") as i32,
+            listeners,
+            advertised_listeners: advertised,
+            log_dir: PathBuf::from(get("log.dirs")),
+            num_partitions: int("num.partitions") as i32,
+            auto_create_topics: get("auto.create.topics.enable") == "true",
+            message_max_bytes: int("message.max.bytes") as usize,
+            socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            log_segment_bytes: int("log.segment.bytes") as u64,
+            log_index_interval_bytes: int("log.index.interval.bytes") as u64,
+            log_index_size_max_bytes: int("log.index.size.max.bytes") as u64,
+            timestamp_type: if get("log.message.timestamp.type") == "LogAppendTime" {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            flush_linger: Duration::from_millis(int("log.flush.linger.ms") as u64),
+            num_shards: shards,
+            max_inflight_per_connection: int("queued.max.requests.per.connection") as usize,
+            shutdown_timeout: Duration::from_millis(int("shutdown.timeout.ms") as u64),
+        })
+    }
+
+    /// A configuration for tests and embedding: ephemeral port on 127.0.0.1, the given data dir.
+    pub fn for_test(log_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 0,
+            }],
+            log_dir: log_dir.into(),
+            ..Config::default()
+        }
+    }
+}
+
+fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
+    let v: Vec<Listener> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Listener::parse)
+        .collect::<Result<_, _>>()?;
+    if v.is_empty() {
+        return Err("at least one listener is required".into());
+    }
+    for l in &v {
+        if l.name != "PLAINTEXT" {
+            return Err(format!(
+                "listener `{}` is not supported yet (only PLAINTEXT)",
+                l.name
+            ));
+        }
+    }
+    Ok(v)
+}
+
+fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
+    let v = v.trim();
+    match def.kind {
+        Kind::Int { min, max } => {
+            let n: i64 = v.parse().map_err(|_| "not an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("must be between {min} and {max}"));
+            }
+        }
+        Kind::Bool => {
+            if v != "true" && v != "false" {
+                return Err("must be true or false".into());
+            }
+        }
+        Kind::Str => {}
+        Kind::Listeners => {
+            parse_listeners(v)?;
+        }
+        Kind::Enum(options) => {
+            if !options.contains(&v) {
+                return Err(format!("must be one of {}", options.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `key=value` lines (`#` and `!` comments, blank lines, `key: value` also accepted).
+fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with('!') {
+            continue;
+        }
+        let split = t.find(['=', ':']).ok_or_else(|| ConfigError::Syntax {
+            line: i + 1,
+            text: t.to_string(),
+        })?;
+        let (k, v) = t.split_at(split);
+        out.push((k.trim().to_string(), v[1..].trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Renders the documented `server.properties` (every key, commented, with its default).
+pub fn render_properties() -> String {
+    let mut out = String::from(
+        "# Esker broker configuration. Every key the broker accepts, with its default.\n\
+         # Generated from src/config.rs (KEYS); a test keeps this file in step with it.\n\
+         # Unknown keys and invalid values stop start-up with a message naming the key.\n",
+    );
+    for k in KEYS {
+        out.push('\n');
+        let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut line = String::from("#");
+        for word in doc.split(' ') {
+            if line.len() + word.len() + 1 > 98 {
+                out.push_str(&line);
+                out.push('\n');
+                line = String::from("#");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        out.push_str(&line);
+        out.push('\n');
+        out.push_str(&format!("{}={}\n", k.name, k.default));
+    }
+    out
+}
+
+/// Resolves a listener to the socket addresses to bind (all addresses a host name resolves to).
+pub fn resolve(listener: &Listener) -> std::io::Result<Vec<SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    let host = if listener.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        listener.host.as_str()
+    };
+    let mut addrs: Vec<SocketAddr> = (host, listener.port).to_socket_addrs()?.collect();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert!(c.num_shards >= 1);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::load("foo.bar=1\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("foo.bar"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = Config::load("num.partitions=zero\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = Config::load("", &["auto.create.topics.enable=yes".into()]).unwrap_err();
+        assert!(e.to_string().contains("auto.create.topics.enable"), "{e}");
+        let e = Config::load("listeners=PLAINTEXT://127.0.0.1\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("listeners"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_and_synonyms_map() {
+        let c = Config::load(
+            "# comment\nnum.partitions=3\nbroker.id=7\nlog.dir=/tmp/x\n",
+            &["num.partitions=5".into()],
+        )
+        .unwrap();
+        assert_eq!(c.num_partitions, 5);
+        assert_eq!(c.node_id, 7);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn shipped_properties_file_matches_table() {
+        let shipped = include_str!("../config/server.properties");
+        assert_eq!(
+            shipped,
+            render_properties(),
+            "config/server.properties is out of date: regenerate it with `esker --print-config`"
+        );
+        // And it loads.
+        Config::load(shipped, &[]).unwrap();
+    }
+}

@@ -1,0 +1,108 @@
+//! CreateTopics (key 19), versions 2..=7: topic-name rules, partition count (`-1` means
+//! `num.partitions`), replication factor 1 or -1 only (a single broker), `validate_only`.
+//! Topic configs are not supported yet: a request that sets any is refused with
+//! INVALID_CONFIG naming the key, rather than silently ignored.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::error::Code;
+use crate::broker::{BrokerContext, CreateTopicError};
+use crate::catalog::validate_topic_name;
+
+/// Supported versions.
+pub const VERSIONS: (i16, i16) = (2, 7);
+
+/// Handles a CreateTopics request.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.to_string();
+        let mut r = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let partitions = if t.num_partitions == -1 {
+            ctx.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let check: Result<(), (Code, String)> = (|| {
+            validate_topic_name(&name).map_err(|e| (Code::InvalidTopicException, e.to_string()))?;
+            if !t.assignments.is_empty() {
+                return Err((
+                    Code::InvalidRequest,
+                    "manual replica assignment is not supported".into(),
+                ));
+            }
+            if partitions < 1 {
+                return Err((
+                    Code::InvalidPartitions,
+                    "number of partitions must be larger than 0".into(),
+                ));
+            }
+            if t.replication_factor != -1 && t.replication_factor != 1 {
+                return Err((
+                    Code::InvalidReplicationFactor,
+                    format!(
+                        "replication factor {} is larger than the number of brokers (1)",
+                        t.replication_factor
+                    ),
+                ));
+            }
+            if let Some(c) = t.configs.first() {
+                return Err((
+                    Code::InvalidConfig,
+                    format!("topic config `{}` is not supported yet", c.name.as_str()),
+                ));
+            }
+            if ctx.catalog.get(&name).is_some() {
+                return Err((
+                    Code::TopicAlreadyExists,
+                    format!("topic '{name}' already exists"),
+                ));
+            }
+            Ok(())
+        })();
+        let outcome = match check {
+            Err(e) => Err(e),
+            Ok(()) if req.validate_only => Ok(None),
+            Ok(()) => match ctx.create_topic(&name, partitions).await {
+                Ok(meta) => Ok(Some(meta.id)),
+                Err(e) => Err((
+                    match e {
+                        CreateTopicError::AlreadyExists(_) => Code::TopicAlreadyExists,
+                        CreateTopicError::InvalidName(_) => Code::InvalidTopicException,
+                        CreateTopicError::InvalidPartitions => Code::InvalidPartitions,
+                        CreateTopicError::Storage(_) => Code::KafkaStorageError,
+                    },
+                    e.to_string(),
+                )),
+            },
+        };
+        match outcome {
+            Ok(id) => {
+                r.num_partitions = partitions;
+                r.replication_factor = 1;
+                if let Some(id) = id {
+                    r.topic_id = id;
+                }
+                r.configs = Some(Vec::new());
+            }
+            Err((code, msg)) => {
+                tracing::info!(topic = %name, error = %msg, "create topic refused");
+                r.error_code = code.code();
+                r.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        results.push(r);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

@@ -1,0 +1,75 @@
+//! ListOffsets (key 2), versions 1..=10: `-1` latest (the high watermark), `-2` earliest (the
+//! log start offset), `-3` max timestamp (KIP-734), otherwise the first record at or after the
+//! timestamp; a timestamp past the last record answers offset -1.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::error::{shard_code, storage_code, Code};
+use crate::broker::BrokerContext;
+use crate::shard::ShardState;
+
+/// Supported versions.
+pub const VERSIONS: (i16, i16) = (1, 10);
+
+/// Handles a ListOffsets request.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: ListOffsetsRequest,
+    _version: i16,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let meta = ctx.catalog.get(t.name.as_str());
+        let mut pending = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let index = p.partition_index;
+            let ts = p.timestamp;
+            let rx = match &meta {
+                Some(m) if index >= 0 && index < m.partitions => {
+                    let topic = m.name.clone();
+                    ctx.shard(&m.name, index)
+                        .submit(move |s: &mut ShardState| s.list_offset(&topic, index, ts))
+                        .await
+                        .map_err(|e| shard_code(&e))
+                }
+                _ => Err(Code::UnknownTopicOrPartition),
+            };
+            pending.push((index, rx));
+        }
+        let mut partitions = Vec::with_capacity(pending.len());
+        for (index, rx) in pending {
+            let mut pr = ListOffsetsPartitionResponse::default()
+                .with_partition_index(index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(0);
+            let result = match rx {
+                Err(code) => Err(code),
+                Ok(rx) => match rx.await {
+                    Err(_) => Err(Code::NotLeaderOrFollower),
+                    Ok(Err(e)) => Err(storage_code(&e)),
+                    Ok(Ok(v)) => Ok(v),
+                },
+            };
+            match result {
+                Ok((offset, timestamp)) => {
+                    pr.offset = offset;
+                    pr.timestamp = timestamp;
+                }
+                Err(code) => pr.error_code = code.code(),
+            }
+            partitions.push(pr);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}

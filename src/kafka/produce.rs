@@ -1,0 +1,162 @@
+//! Produce (key 0), versions 3..=13 (message format v2 only, as Kafka 4). Batches are handed
+//! to the owning shard as the bytes the producer sent; the log validates them and assigns
+//! offsets in place. `acks=-1` waits for the shard's group-committed fsync; `acks=0` gets no
+//! response at all (the connection keeps its response order regardless).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+use super::error::{shard_code, storage_code, Code};
+use crate::broker::BrokerContext;
+use crate::config::TimestampType;
+use crate::log::AppendInfo;
+use crate::shard::SyncResult;
+use crate::shard::{Durability, ShardState, StorageError};
+
+/// Supported versions.
+pub const VERSIONS: (i16, i16) = (3, 13);
+
+type AppendReply = Result<(AppendInfo, i64, Option<oneshot::Receiver<SyncResult>>), StorageError>;
+
+enum Slot {
+    Queued(oneshot::Receiver<AppendReply>),
+    Failed(Code, Option<String>),
+}
+
+/// A produce whose appends are queued on the shards, waiting to be completed.
+pub struct PendingProduce {
+    topics: Vec<(TopicProduceResponse, Vec<(i32, Slot)>)>,
+    log_append_time: Option<i64>,
+}
+
+/// Phase one (in the connection's read loop): queue every partition's append on its shard, in
+/// request order.
+pub async fn dispatch(
+    ctx: &Arc<BrokerContext>,
+    req: ProduceRequest,
+    version: i16,
+) -> PendingProduce {
+    let durability = match req.acks {
+        -1 => Some(Durability::Fsync),
+        0 | 1 => Some(Durability::PageCache),
+        _ => None,
+    };
+    let log_append_time =
+        (ctx.config.timestamp_type == TimestampType::LogAppendTime).then(BrokerContext::now_ms);
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let meta = if version >= 13 {
+            ctx.catalog.get_by_id(&t.topic_id)
+        } else {
+            ctx.catalog.get(t.name.as_str())
+        };
+        let mut resp = TopicProduceResponse::default()
+            .with_name(t.name.clone())
+            .with_topic_id(t.topic_id);
+        let unknown = if version >= 13 {
+            Code::UnknownTopicId
+        } else {
+            Code::UnknownTopicOrPartition
+        };
+        let mut slots = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let slot = match (&meta, durability, p.records) {
+                (_, None, _) => Slot::Failed(Code::InvalidRequiredAcks, None),
+                (None, _, _) => Slot::Failed(unknown, None),
+                (Some(m), _, _) if p.index < 0 || p.index >= m.partitions => {
+                    Slot::Failed(Code::UnknownTopicOrPartition, None)
+                }
+                (_, _, None) => Slot::Failed(Code::CorruptMessage, Some("no records".into())),
+                (Some(m), Some(durability), Some(records)) => {
+                    if records.is_empty() {
+                        Slot::Failed(Code::CorruptMessage, Some("empty record set".into()))
+                    } else {
+                        let topic = m.name.clone();
+                        let index = p.index;
+                        let job = move |s: &mut ShardState| -> AppendReply {
+                            let buf = BytesMut::from(&records[..]);
+                            let (info, wait) =
+                                s.append(&topic, index, buf, log_append_time, durability)?;
+                            let start = s.snapshot(&topic, index)?.log_start_offset;
+                            Ok((info, start, wait))
+                        };
+                        match ctx.shard(&m.name, index).submit(job).await {
+                            Ok(rx) => Slot::Queued(rx),
+                            Err(e) => Slot::Failed(shard_code(&e), None),
+                        }
+                    }
+                }
+            };
+            slots.push((p.index, slot));
+        }
+        if let Some(m) = &meta {
+            if version >= 13 {
+                resp.name =
+                    kafka_protocol::messages::TopicName(StrBytes::from_string(m.name.to_string()));
+            }
+        }
+        topics.push((resp, slots));
+    }
+    PendingProduce {
+        topics,
+        log_append_time,
+    }
+}
+
+impl PendingProduce {
+    /// Phase two: wait for the appends (and fsyncs) and build the response.
+    pub async fn complete(self) -> ProduceResponse {
+        let mut responses = Vec::with_capacity(self.topics.len());
+        for (mut topic, slots) in self.topics {
+            for (index, slot) in slots {
+                let mut pr = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1);
+                let outcome: Result<(AppendInfo, i64), (Code, Option<String>)> = match slot {
+                    Slot::Failed(code, msg) => Err((code, msg)),
+                    Slot::Queued(rx) => match rx.await {
+                        Err(_) => Err((Code::NotLeaderOrFollower, None)),
+                        Ok(Err(e)) => {
+                            if !matches!(e, StorageError::UnknownPartition) {
+                                tracing::warn!(topic = ?topic.name, partition = index, error = %e, "produce rejected");
+                            }
+                            Err((storage_code(&e), Some(e.to_string())))
+                        }
+                        Ok(Ok((info, start, None))) => Ok((info, start)),
+                        Ok(Ok((info, start, Some(sync)))) => match sync.await {
+                            Ok(Ok(())) => Ok((info, start)),
+                            Ok(Err(e)) => Err((Code::KafkaStorageError, Some(e.to_string()))),
+                            Err(_) => Err((
+                                Code::KafkaStorageError,
+                                Some("shard stopped before fsync".into()),
+                            )),
+                        },
+                    },
+                };
+                match outcome {
+                    Ok((info, start)) => {
+                        pr.base_offset = info.base_offset;
+                        pr.log_start_offset = start;
+                        if let Some(t) = self.log_append_time {
+                            pr.log_append_time_ms = t;
+                        }
+                    }
+                    Err((code, msg)) => {
+                        pr.error_code = code.code();
+                        pr.error_message = msg.map(StrBytes::from_string);
+                    }
+                }
+                topic.partition_responses.push(pr);
+            }
+            responses.push(topic);
+        }
+        ProduceResponse::default().with_responses(responses)
+    }
+}

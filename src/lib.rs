@@ -1,0 +1,33 @@
+//! Esker: a single-binary message broker that speaks the Apache Kafka wire protocol over a
+//! segment-file log.
+//!
+//! How a request travels:
+//!
+//! ```text
+//! Kafka client ──TCP──▶ net (listener, framing, response ordering)
+//!                         ──▶ kafka (decode with kafka-protocol, version table, one handler per API)
+//!                               ──▶ shard router: (topic, partition) → owning shard (message passing)
+//!                                     ──▶ shard (one thread, own runtime, owns its partitions)
+//!                                           ──▶ log (segments + offset/time indexes on disk)
+//! ```
+//!
+//! - [`config`]: the table of every configuration key; parses `server.properties`.
+//! - [`broker`]: start-up (recovery, listeners) and graceful shutdown; the shared context.
+//! - [`catalog`]: which topics exist (names, ids, partition counts).
+//! - [`net`]: connections, frames, pipelining.
+//! - [`kafka`]: the protocol and its handlers.
+//! - [`shard`]: shard threads and the partition state they own, with group-committed fsync.
+//! - [`log`]: the storage engine, usable without any network.
+
+#![warn(missing_docs)]
+
+pub mod broker;
+pub mod catalog;
+pub mod config;
+pub mod kafka;
+pub mod log;
+pub mod net;
+pub mod shard;
+
+pub use broker::Broker;
+pub use config::Config;

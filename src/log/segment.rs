@@ -1,0 +1,489 @@
+//! One log segment: a `.log` file of record batches with its in-memory offset and time indexes.
+//!
+//! The `.log` holds batches exactly as produced, with broker-assigned offsets, back to back.
+//! The segment's base offset is in its file name (`{base_offset:020}.log`); every batch in it
+//! has a base offset `>= base_offset` and fits a `u32` relative offset, and the file is smaller
+//! than 4 GiB so that positions fit a `u32` as well.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::BytesMut;
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::index::{OffsetIndex, OffsetIndexEntry};
+use super::time_index::{TimeIndex, TimeIndexEntry};
+use super::{LogConfig, LogError};
+
+/// Bytes read at a time when walking batch headers (lookups stay within about one index
+/// interval of their target, so this usually takes one read).
+pub(crate) const HEADER_SCAN_CHUNK: usize = 16 * 1024;
+
+/// Suffix of segment data files.
+pub(crate) const LOG_SUFFIX: &str = ".log";
+/// Suffix of offset index files.
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+/// Suffix of time index files.
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// `dir/{base_offset:020}{suffix}`.
+pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{suffix}"))
+}
+
+/// The base offset encoded in a segment file name with the given suffix, if it is one.
+pub(crate) fn parse_segment_file_name(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// A timestamp and the base offset of the batch whose `maxTimestamp` it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimestampOffset {
+    pub(crate) timestamp: i64,
+    pub(crate) batch_base_offset: i64,
+}
+
+/// A segment's files and in-memory state.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    /// Bytes of batches in the `.log` (the file is never longer once opened).
+    pub(crate) size: u64,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    /// Bytes appended since the last offset index entry.
+    pub(crate) bytes_since_index: u64,
+    /// Largest batch `maxTimestamp` in the segment.
+    pub(crate) max_timestamp: Option<TimestampOffset>,
+    dir: PathBuf,
+    /// Open handle: read-write for the active segment, read-only (opened on first read) for
+    /// the others.
+    file: OnceLock<Arc<File>>,
+}
+
+impl Segment {
+    /// In-memory state for a segment with no batches and no open file.
+    pub(crate) fn new(dir: &Path, base_offset: i64, config: &LogConfig) -> Segment {
+        Segment {
+            base_offset,
+            size: 0,
+            offset_index: OffsetIndex::new(config.segment_index_bytes),
+            time_index: TimeIndex::new(config.segment_index_bytes),
+            bytes_since_index: 0,
+            max_timestamp: None,
+            dir: dir.to_path_buf(),
+            file: OnceLock::new(),
+        }
+    }
+
+    /// Creates a new, empty segment file (it must not exist) and opens it for writing.
+    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Segment> {
+        let segment = Segment::new(dir, base_offset, config);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(segment.path(LOG_SUFFIX))?;
+        segment.set_file(Arc::new(file));
+        Ok(segment)
+    }
+
+    /// The path of this segment's file with the given suffix.
+    pub(crate) fn path(&self, suffix: &str) -> PathBuf {
+        segment_file(&self.dir, self.base_offset, suffix)
+    }
+
+    /// Installs an open handle (replacing none).
+    pub(crate) fn set_file(&self, file: Arc<File>) {
+        // Only ever called on a segment without a handle; a lost race is impossible on one
+        // thread and would leave an equivalent handle in place anyway.
+        let _ = self.file.set(file);
+    }
+
+    /// The open handle, opening the `.log` read-only if it is not open yet.
+    pub(crate) fn file(&self) -> io::Result<&Arc<File>> {
+        if let Some(file) = self.file.get() {
+            return Ok(file);
+        }
+        let file = Arc::new(File::open(self.path(LOG_SUFFIX))?);
+        self.set_file(file);
+        self.file
+            .get()
+            .ok_or_else(|| io::Error::other("segment file handle vanished"))
+    }
+
+    /// The handle if one is open.
+    pub(crate) fn open_file(&self) -> Option<&Arc<File>> {
+        self.file.get()
+    }
+
+    /// Closes this segment's handle (the next read reopens it).
+    pub(crate) fn release_file(&mut self) {
+        self.file = OnceLock::new();
+    }
+
+    /// `offset - base_offset` if it fits the index's `u32`.
+    pub(crate) fn relative(&self, offset: i64) -> Option<u32> {
+        offset
+            .checked_sub(self.base_offset)
+            .and_then(|r| u32::try_from(r).ok())
+    }
+
+    /// Updates the indexes and the largest timestamp for a batch just written at `position`.
+    /// Used by append and by recovery, so that rebuilt indexes equal the original ones.
+    pub(crate) fn on_batch(&mut self, header: &BatchHeader, position: u64, interval_bytes: u64) {
+        if self
+            .max_timestamp
+            .map_or(true, |m| header.max_timestamp > m.timestamp)
+        {
+            self.max_timestamp = Some(TimestampOffset {
+                timestamp: header.max_timestamp,
+                batch_base_offset: header.base_offset,
+            });
+        }
+        if self.bytes_since_index > interval_bytes {
+            if let (Some(relative_offset), Ok(position)) =
+                (self.relative(header.base_offset), u32::try_from(position))
+            {
+                self.offset_index.push(OffsetIndexEntry {
+                    relative_offset,
+                    position,
+                });
+                self.push_time_entry(false);
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.total_size() as u64;
+    }
+
+    fn push_time_entry(&mut self, force: bool) {
+        if let Some(max) = self.max_timestamp {
+            if let Some(relative_offset) = self.relative(max.batch_base_offset) {
+                self.time_index.maybe_push(
+                    TimeIndexEntry {
+                        timestamp: max.timestamp,
+                        relative_offset,
+                    },
+                    force,
+                );
+            }
+        }
+    }
+
+    /// Adds the time index entry that records the segment's largest timestamp, so it can be
+    /// read back from the file without a scan. Done on roll and on close.
+    pub(crate) fn seal(&mut self) {
+        self.push_time_entry(true);
+    }
+
+    /// Restores the largest timestamp from the last time index entry (clean open).
+    pub(crate) fn max_timestamp_from_index(&mut self) {
+        self.max_timestamp = self.time_index.last().map(|e| TimestampOffset {
+            timestamp: e.timestamp,
+            batch_base_offset: self.base_offset + i64::from(e.relative_offset),
+        });
+    }
+
+    /// Writes both index files whole and returns their handles (for fsync).
+    pub(crate) fn write_indexes(&self) -> io::Result<[Arc<File>; 2]> {
+        let index = write_file(&self.path(INDEX_SUFFIX), &self.offset_index.to_bytes())?;
+        let time_index = write_file(&self.path(TIME_INDEX_SUFFIX), &self.time_index.to_bytes())?;
+        Ok([index, time_index])
+    }
+
+    /// Like [`Segment::write_indexes`] but skips files whose contents are already right.
+    pub(crate) fn write_indexes_if_changed(&self) -> io::Result<Vec<Arc<File>>> {
+        let mut written = Vec::new();
+        for (suffix, bytes) in [
+            (INDEX_SUFFIX, self.offset_index.to_bytes()),
+            (TIME_INDEX_SUFFIX, self.time_index.to_bytes()),
+        ] {
+            let path = self.path(suffix);
+            match std::fs::read(&path) {
+                Ok(existing) if existing == bytes => {}
+                Ok(_) => written.push(write_file(&path, &bytes)?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    written.push(write_file(&path, &bytes)?)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Deletes the segment's three files (missing ones are fine).
+    pub(crate) fn delete_files(&self) -> io::Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match std::fs::remove_file(self.path(suffix)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the batch containing `offset` or, if `offset` falls in a gap, the first batch
+    /// after it: the first batch whose last offset is `>= offset`. Starts from the offset
+    /// index's floor entry. `None` if no batch of this segment qualifies.
+    pub(crate) fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let relative = match offset.checked_sub(self.base_offset) {
+            Some(r) if r < 0 => None,
+            Some(r) => Some(u32::try_from(r).unwrap_or(u32::MAX)),
+            None => None,
+        };
+        let start = relative
+            .and_then(|r| self.offset_index.floor(r))
+            .map_or(0, |e| u64::from(e.position));
+        let mut scanner = SegmentScanner::new(self.file()?, self.size, HEADER_SCAN_CHUNK);
+        let mut pos = start;
+        while pos < self.size {
+            let header = scanner.header_at(pos)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Appends to `out` the whole batches starting at `position`, as many as fit in `budget`
+    /// bytes; with `at_least_one`, the first batch is taken even if it is larger. Returns
+    /// whether everything up to the end of the segment was taken (so a read may go on into
+    /// the next segment).
+    pub(crate) fn read_batches(
+        &self,
+        position: u64,
+        budget: usize,
+        at_least_one: bool,
+        out: &mut BytesMut,
+    ) -> Result<bool, LogError> {
+        let available = usize::try_from(self.size.saturating_sub(position)).unwrap_or(usize::MAX);
+        if available == 0 {
+            return Ok(true);
+        }
+        let want = if at_least_one {
+            budget.max(HEADER_LEN)
+        } else {
+            budget
+        }
+        .min(available);
+        if want == 0 {
+            return Ok(false);
+        }
+        let file = self.file()?;
+        let start = out.len();
+        out.resize(start + want, 0);
+        if let Err(e) = file.read_exact_at(&mut out[start..], position) {
+            out.truncate(start);
+            return Err(e.into());
+        }
+        // Keep only whole batches.
+        let mut taken = 0usize;
+        let mut first_size = None;
+        while let Some(len_bytes) = out.get(start + taken + 8..start + taken + LOG_OVERHEAD) {
+            let batch_length =
+                i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+            if batch_length < batch::MIN_BATCH_LENGTH {
+                out.truncate(start);
+                return Err(LogError::CorruptRecord(format!(
+                    "batch length {batch_length} at position {} of segment {}",
+                    position + taken as u64,
+                    self.base_offset
+                )));
+            }
+            let size = batch_length as usize + LOG_OVERHEAD;
+            first_size.get_or_insert(size);
+            if taken + size > want {
+                break;
+            }
+            taken += size;
+        }
+        if taken == 0 && at_least_one {
+            // The first batch is larger than the budget: fetch all of it (KIP-74).
+            let size = first_size.unwrap_or(0);
+            if size == 0 || size > available {
+                out.truncate(start);
+                return Err(LogError::CorruptRecord(format!(
+                    "torn batch at position {position} of segment {}",
+                    self.base_offset
+                )));
+            }
+            out.resize(start + size, 0);
+            if let Err(e) = file.read_exact_at(&mut out[start + want..], position + want as u64) {
+                out.truncate(start);
+                return Err(e.into());
+            }
+            taken = size;
+        }
+        out.truncate(start + taken);
+        Ok(taken == available)
+    }
+
+    /// The first record at or after the start of this segment whose timestamp is `>= target`,
+    /// as `(offset, timestamp)`. Starts at the batch named by the time index's last entry
+    /// older than `target`, then walks batch headers (and the records of the first
+    /// uncompressed CreateTime batch whose `maxTimestamp >= target`).
+    pub(crate) fn find_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut position = 0;
+        if let Some(entry) = self.time_index.last_below(target) {
+            let offset = self.base_offset + i64::from(entry.relative_offset);
+            if let Some((p, _)) = self.locate(offset)? {
+                position = p;
+            }
+        }
+        let mut scanner = SegmentScanner::new(self.file()?, self.size, HEADER_SCAN_CHUNK);
+        while position < self.size {
+            let header = scanner.header_at(position)?;
+            if header.max_timestamp >= target {
+                if let Some(found) =
+                    first_record_matching(&mut scanner, position, &header, |t| t >= target)?
+                {
+                    return Ok(Some(found));
+                }
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// `(offset, timestamp)`: the segment's largest timestamp and the offset of the first record
+    /// carrying it (the batch's base offset where records cannot be walked or on any read
+    /// failure).
+    pub(crate) fn resolve_max_timestamp(&self) -> Option<(i64, i64)> {
+        let max = self.max_timestamp?;
+        let fallback = (max.batch_base_offset, max.timestamp);
+        let exact = || -> Result<Option<(i64, i64)>, LogError> {
+            let Some((position, header)) = self.locate(max.batch_base_offset)? else {
+                return Ok(None);
+            };
+            let mut scanner = SegmentScanner::new(self.file()?, self.size, HEADER_SCAN_CHUNK);
+            first_record_matching(&mut scanner, position, &header, |t| t == max.timestamp)
+        };
+        match exact() {
+            Ok(Some(found)) => Some(found),
+            _ => Some(fallback),
+        }
+    }
+}
+
+/// In a batch at `position`: the first record whose timestamp satisfies `wanted`, as
+/// `(offset, timestamp)`. Compressed and LogAppendTime batches answer for the whole batch
+/// (base offset, maxTimestamp) if `maxTimestamp` is wanted; so does an uncompressed batch whose
+/// records do not decode.
+fn first_record_matching(
+    scanner: &mut SegmentScanner<'_>,
+    position: u64,
+    header: &BatchHeader,
+    wanted: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let whole_batch = if wanted(header.max_timestamp) {
+        Some((header.base_offset, header.max_timestamp))
+    } else {
+        None
+    };
+    if header.compression() != 0 || header.is_log_append_time() {
+        return Ok(whole_batch);
+    }
+    let (_, bytes) = scanner.batch_at(position)?;
+    let Ok(records) = batch::records(bytes) else {
+        return Ok(whole_batch);
+    };
+    for record in records {
+        let Ok(record) = record else {
+            return Ok(whole_batch);
+        };
+        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+        if wanted(timestamp) {
+            return Ok(Some((
+                header.base_offset + i64::from(record.offset_delta),
+                timestamp,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `bytes` as the whole contents of `path` and returns the handle.
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<Arc<File>> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all_at(bytes, 0)?;
+    Ok(Arc::new(file))
+}
+
+/// Reads a segment file in chunks and hands out batch headers and whole batches by position,
+/// checking framing: a header must be complete and a batch must end within `size`.
+pub(crate) struct SegmentScanner<'f> {
+    file: &'f File,
+    size: u64,
+    chunk: usize,
+    buf: Vec<u8>,
+    buf_position: u64,
+}
+
+impl<'f> SegmentScanner<'f> {
+    /// A scanner over the first `size` bytes of `file` reading `chunk` bytes at a time.
+    pub(crate) fn new(file: &'f File, size: u64, chunk: usize) -> SegmentScanner<'f> {
+        SegmentScanner {
+            file,
+            size,
+            chunk,
+            buf: Vec::new(),
+            buf_position: 0,
+        }
+    }
+
+    fn ensure(&mut self, position: u64, len: usize) -> io::Result<&[u8]> {
+        let in_buffer = position >= self.buf_position
+            && position + len as u64 <= self.buf_position + self.buf.len() as u64;
+        if !in_buffer {
+            let remaining = usize::try_from(self.size - position).unwrap_or(usize::MAX);
+            let n = len.max(self.chunk).min(remaining);
+            self.buf.clear();
+            self.buf.resize(n, 0);
+            self.file.read_exact_at(&mut self.buf, position)?;
+            self.buf_position = position;
+        }
+        let from = (position - self.buf_position) as usize;
+        self.buf
+            .get(from..from + len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "short segment read"))
+    }
+
+    /// The header of the batch at `position`, checked to be complete and to end within the
+    /// segment.
+    pub(crate) fn header_at(&mut self, position: u64) -> Result<BatchHeader, LogError> {
+        let remaining = self.size.saturating_sub(position);
+        if remaining < HEADER_LEN as u64 {
+            return Err(LogError::CorruptRecord(format!(
+                "{remaining} bytes at position {position} are too few for a batch header"
+            )));
+        }
+        let header = BatchHeader::parse(self.ensure(position, HEADER_LEN)?)?;
+        if header.total_size() as u64 > remaining {
+            return Err(LogError::CorruptRecord(format!(
+                "batch at position {position} needs {} bytes, only {remaining} remain",
+                header.total_size()
+            )));
+        }
+        Ok(header)
+    }
+
+    /// The header and the bytes of the whole batch at `position`.
+    pub(crate) fn batch_at(&mut self, position: u64) -> Result<(BatchHeader, &[u8]), LogError> {
+        let header = self.header_at(position)?;
+        let bytes = self.ensure(position, header.total_size())?;
+        Ok((header, bytes))
+    }
+}

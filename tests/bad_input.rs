@@ -1,0 +1,264 @@
+//! Malformed and hostile input, sent with a hand-rolled client: each gets the protocol's error
+//! or a closed connection, and the broker keeps serving other connections without losing data.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::TestBroker;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Raw {
+    s: TcpStream,
+    corr: i32,
+}
+
+impl Raw {
+    async fn connect(addr: &str) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.expect("connect"),
+            corr: 0,
+        }
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends a request and decodes the response.
+    async fn call<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> Req::Response
+    where
+        Req::Response: Decodable + HeaderVersion,
+    {
+        self.corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(Req::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.corr)
+            .with_client_id(Some(StrBytes::from_static_str("raw")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, Req::header_version(version))
+            .expect("header");
+        req.encode(&mut body, version).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame).await;
+        let mut resp = self.read_frame().await.expect("response");
+        let h = ResponseHeader::decode(&mut resp, Req::Response::header_version(version))
+            .expect("resp header");
+        assert_eq!(h.correlation_id, self.corr);
+        Req::Response::decode(&mut resp, version).expect("resp body")
+    }
+
+    async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut len))
+            .await
+            .expect("no hang")
+            .ok()?;
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut buf).await.ok()?;
+        Some(Bytes::from(buf))
+    }
+
+    /// True when the broker closed the connection (EOF) within the timeout.
+    async fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.s.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+async fn still_serving(addr: &str) {
+    let mut c = Raw::connect(addr).await;
+    let r: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(r.error_code, 0);
+}
+
+/// A valid uncompressed batch with one record.
+fn batch(value: &[u8]) -> BytesMut {
+    esker::log::batch::build_batch(&[(None, Some(value))], 1_700_000_000_000)
+}
+
+fn produce_req(topic: &str, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}
+
+#[tokio::test]
+async fn oversized_truncated_garbage_and_unknown_requests() {
+    let broker = TestBroker::start_with(&[("socket.request.max.bytes", "1048576")]).await;
+    let addr = broker.bootstrap();
+
+    // A size prefix above socket.request.max.bytes closes the connection before allocation.
+    let mut c = Raw::connect(&addr).await;
+    c.send_raw(&(2_000_000_000i32).to_be_bytes()).await;
+    assert!(c.closed().await, "oversized frame closes the connection");
+    // A negative size too.
+    let mut c = Raw::connect(&addr).await;
+    c.send_raw(&(-5i32).to_be_bytes()).await;
+    assert!(c.closed().await);
+
+    // A truncated frame: the peer goes away mid-frame; nothing breaks.
+    let mut c = Raw::connect(&addr).await;
+    c.send_raw(&100i32.to_be_bytes()).await;
+    c.send_raw(&[0, 18, 0, 3]).await;
+    drop(c);
+
+    // Garbage: a plausible size followed by random bytes.
+    let mut c = Raw::connect(&addr).await;
+    let mut g = 64i32.to_be_bytes().to_vec();
+    g.extend((0..64u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8 | 0x80));
+    c.send_raw(&g).await;
+    assert!(c.closed().await, "garbage closes the connection");
+
+    // An unknown API key.
+    let mut c = Raw::connect(&addr).await;
+    let mut f = 10i32.to_be_bytes().to_vec();
+    f.extend([0x7f, 0x00, 0, 1, 0, 0, 0, 1, 0xff, 0xff]);
+    c.send_raw(&f).await;
+    assert!(c.closed().await, "unknown api key closes the connection");
+
+    // An unsupported version of a known API (Metadata v99).
+    let mut c = Raw::connect(&addr).await;
+    let mut f = 10i32.to_be_bytes().to_vec();
+    f.extend([0, 3, 0, 99, 0, 0, 0, 1, 0xff, 0xff]);
+    c.send_raw(&f).await;
+    assert!(
+        c.closed().await,
+        "unsupported version closes the connection"
+    );
+
+    // ApiVersions with a version from the future: error 35 and a v0 body with our ranges.
+    let mut c = Raw::connect(&addr).await;
+    let mut f = 10i32.to_be_bytes().to_vec();
+    f.extend([0, 18, 0x00, 0x7f, 0, 0, 0, 9, 0xff, 0xff]);
+    c.send_raw(&f).await;
+    let mut resp = c.read_frame().await.expect("answer");
+    let h = ResponseHeader::decode(&mut resp, 0).expect("v0 header");
+    assert_eq!(h.correlation_id, 9);
+    let body = ApiVersionsResponse::decode(&mut resp, 0).expect("v0 body");
+    assert_eq!(body.error_code, 35);
+    assert!(body
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version >= 3));
+
+    still_serving(&addr).await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_batches_and_invalid_topic_names() {
+    let broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    let mut c = Raw::connect(&addr).await;
+
+    let created: CreateTopicsResponse = c
+        .call(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("bad-input")))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                    CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("no spaces allowed")))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                    CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("rf3")))
+                        .with_num_partitions(1)
+                        .with_replication_factor(3),
+                ]),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[1].error_code, 17, "INVALID_TOPIC_EXCEPTION");
+    assert_eq!(
+        created.topics[2].error_code, 38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+
+    // A good batch is stored at offset 0.
+    let ok: ProduceResponse = c
+        .call(&produce_req("bad-input", batch(b"good").freeze()), 9)
+        .await;
+    let p = &ok.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+
+    // A wrong CRC is CORRUPT_MESSAGE and nothing is written.
+    let mut bad = batch(b"flipped");
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let r: ProduceResponse = c.call(&produce_req("bad-input", bad.freeze()), 9).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+
+    // A batch whose length field lies.
+    let mut lying = batch(b"short");
+    lying[8..12].copy_from_slice(&1000i32.to_be_bytes());
+    let r: ProduceResponse = c.call(&produce_req("bad-input", lying.freeze()), 9).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+
+    // Old message format (magic 1) is refused.
+    let mut old = batch(b"old");
+    old[16] = 1;
+    let r: ProduceResponse = c.call(&produce_req("bad-input", old.freeze()), 9).await;
+    assert_ne!(r.responses[0].partition_responses[0].error_code, 0);
+
+    // The next good batch gets offset 1: nothing of the bad ones was stored.
+    let ok: ProduceResponse = c
+        .call(&produce_req("bad-input", batch(b"good2").freeze()), 9)
+        .await;
+    let p = &ok.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 1));
+
+    // Metadata for an invalid name answers INVALID_TOPIC_EXCEPTION and creates nothing.
+    let md: MetadataResponse = c
+        .call(
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(true)
+                .with_topics(Some(vec![MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("bad/name"))))])),
+            12,
+        )
+        .await;
+    assert_eq!(md.topics[0].error_code, 17);
+    // Producing to a topic that does not exist.
+    let r: ProduceResponse = c
+        .call(&produce_req("missing", batch(b"x").freeze()), 9)
+        .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
+
+    still_serving(&addr).await;
+    broker.stop().await;
+}

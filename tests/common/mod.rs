@@ -1,0 +1,103 @@
+//! Shared helpers for the integration tests: an in-process broker on an ephemeral port with a
+//! temporary data directory, and rdkafka client configurations pointing at it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use esker::{Broker, Config};
+use rdkafka::config::ClientConfig;
+
+/// A broker running in this process, with its data directory.
+pub struct TestBroker {
+    pub broker: Option<Broker>,
+    pub dir: tempfile::TempDir,
+    pub overrides: Vec<(String, String)>,
+}
+
+impl TestBroker {
+    /// Starts a broker on 127.0.0.1:0 with a fresh data directory.
+    pub async fn start() -> TestBroker {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a broker with extra configuration keys.
+    pub async fn start_with(overrides: &[(&str, &str)]) -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let overrides: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let broker = Broker::start(config(dir.path(), &overrides, 0))
+            .await
+            .expect("broker starts");
+        TestBroker {
+            broker: Some(broker),
+            dir,
+            overrides,
+        }
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.broker.as_ref().expect("running").bootstrap()
+    }
+
+    /// Shuts down gracefully and starts again on the same data directory and port.
+    pub async fn restart(&mut self) {
+        let broker = self.broker.take().expect("running");
+        let port = broker.kafka_addrs()[0].port();
+        broker.shutdown().await.expect("clean shutdown");
+        let broker = Broker::start(config(self.dir.path(), &self.overrides, port))
+            .await
+            .expect("broker restarts");
+        self.broker = Some(broker);
+    }
+
+    /// Graceful shutdown.
+    pub async fn stop(mut self) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+fn config(dir: &std::path::Path, overrides: &[(String, String)], port: u16) -> Config {
+    let mut pairs = vec![
+        (
+            "listeners".to_string(),
+            format!("PLAINTEXT://127.0.0.1:{port}"),
+        ),
+        ("log.dirs".to_string(), dir.display().to_string()),
+        ("num.shards".to_string(), "2".to_string()),
+    ];
+    pairs.extend(overrides.iter().cloned());
+    Config::from_pairs(pairs).expect("valid test config")
+}
+
+/// Producer configuration for the broker.
+pub fn producer_config(bootstrap: &str, acks: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("enable.idempotence", "false")
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// Consumer configuration (no group: partitions are assigned by the test).
+pub fn consumer_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", "esker-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// Generous timeout for client operations in tests.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
