@@ -421,6 +421,14 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
                 return Err("must be true or false".into());
             }
         }
+        Kind::Str if def.name == "log.dirs" => {
+            if v.is_empty() {
+                return Err("a directory is required".into());
+            }
+            if v.contains(',') {
+                return Err("only one log directory is supported".into());
+            }
+        }
         Kind::Str => {}
         Kind::Listeners => {
             parse_listeners(v)?;
@@ -516,6 +524,8 @@ mod tests {
         assert!(e.to_string().contains("num.partitions"), "{e}");
         let e = Config::load("", &["auto.create.topics.enable=yes".into()]).unwrap_err();
         assert!(e.to_string().contains("auto.create.topics.enable"), "{e}");
+        let e = Config::load("log.dirs=/a,/b\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("log.dirs"), "{e}");
         let e = Config::load("listeners=PLAINTEXT://127.0.0.1\n", &[]).unwrap_err();
         assert!(e.to_string().contains("listeners"), "{e}");
     }

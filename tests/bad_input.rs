@@ -36,6 +36,33 @@ impl Raw {
         self.s.write_all(bytes).await.expect("write");
     }
 
+    /// Sends a request without reading the response; returns its correlation id.
+    async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
+        self.corr += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(Req::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.corr)
+            .with_client_id(Some(StrBytes::from_static_str("raw")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, Req::header_version(version))
+            .expect("header");
+        req.encode(&mut body, version).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame).await;
+        self.corr
+    }
+
+    /// Reads the next response and returns its correlation id and body.
+    async fn recv<Resp: Decodable + HeaderVersion>(&mut self, version: i16) -> (i32, Resp) {
+        let mut resp = self.read_frame().await.expect("response");
+        let h = ResponseHeader::decode(&mut resp, Resp::header_version(version)).expect("resp header");
+        (h.correlation_id, Resp::decode(&mut resp, version).expect("resp body"))
+    }
+
     /// Sends a request and decodes the response.
     async fn call<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> Req::Response
     where
@@ -260,5 +287,48 @@ async fn corrupt_batches_and_invalid_topic_names() {
     assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
 
     still_serving(&addr).await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_responses_keep_request_order() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+    let broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    let mut c = Raw::connect(&addr).await;
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("pipelined"))))]));
+    let _: MetadataResponse = c.call(&md, 12).await;
+
+    // Four requests before reading anything: a slow long-polling fetch on an empty partition,
+    // an acks=0 produce (no response) to another topic, and two fast requests.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(300)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("pipelined")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let c1 = c.send(&fetch, 12).await;
+    let mut fire_and_forget = produce_req("pipelined-other", batch(b"acks0").freeze());
+    fire_and_forget.acks = 0;
+    let _c2 = c.send(&fire_and_forget, 9).await;
+    let c3 = c.send(&ApiVersionsRequest::default(), 3).await;
+    let c4 = c.send(&md, 12).await;
+
+    let (r1, f): (i32, FetchResponse) = c.recv(12).await;
+    assert_eq!(r1, c1, "the slow fetch is answered first");
+    assert_eq!(f.responses[0].partitions[0].error_code, 0);
+    let (r3, _): (i32, ApiVersionsResponse) = c.recv(3).await;
+    assert_eq!(r3, c3, "acks=0 produce has no response, the next one follows");
+    let (r4, _): (i32, MetadataResponse) = c.recv(12).await;
+    assert_eq!(r4, c4);
     broker.stop().await;
 }
