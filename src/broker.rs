@@ -3,6 +3,7 @@
 //! in-flight requests, close the logs, write the clean-shutdown marker). [`BrokerContext`] is the
 //! shared, read-mostly state that request handlers use.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -96,15 +97,21 @@ impl BrokerContext {
         &self,
         name: &str,
         partitions: i32,
+        configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, CreateTopicError> {
         catalog::validate_topic_name(name)?;
         if partitions < 1 {
             return Err(CreateTopicError::InvalidPartitions);
         }
+        if !configs.is_empty() {
+            crate::topic_config::store(&self.config.log_dir, name, &configs)
+                .map_err(|e| CreateTopicError::Storage(e.to_string()))?;
+        }
         let meta = TopicMeta {
             name: name.into(),
             id: Uuid::new_v4(),
             partitions,
+            configs: Arc::new(configs),
         };
         if !self.catalog.insert(meta.clone()) {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
@@ -144,6 +151,9 @@ impl BrokerContext {
     /// Deletes a topic and its data; `None` if it does not exist.
     pub async fn delete_topic(&self, name: &str) -> Option<TopicMeta> {
         let meta = self.catalog.remove(name)?;
+        if let Err(e) = crate::topic_config::store(&self.config.log_dir, name, &BTreeMap::new()) {
+            tracing::warn!(topic = name, error = %e, "removing topic configs failed");
+        }
         for p in 0..meta.partitions {
             let topic = meta.name.clone();
             let res = self
@@ -162,6 +172,20 @@ impl BrokerContext {
         }
         tracing::info!(topic = name, "topic deleted");
         Some(meta)
+    }
+
+    /// Applies a topic's changed configs. Limits enforced by the request handlers
+    /// (max.message.bytes, message.timestamp.type, min.insync.replicas) read the catalog and
+    /// take effect at once. Log-level settings (segment.bytes, segment.ms, retention) are not
+    /// pushed to open partition logs yet: that arrives with per-partition log configs.
+    pub async fn apply_topic_configs(&self, name: &str) {
+        if let Some(meta) = self.catalog.get(name) {
+            tracing::debug!(
+                topic = name,
+                overrides = meta.configs.len(),
+                "topic configs applied"
+            );
+        }
     }
 
     /// Milliseconds since the Unix epoch.
@@ -199,7 +223,9 @@ impl Broker {
         let log_config = LogConfig {
             segment_bytes: config.log_segment_bytes,
             index_interval_bytes: config.log_index_interval_bytes,
-            max_message_bytes: config.message_max_bytes,
+            // The produce handler enforces max.message.bytes per topic (MESSAGE_TOO_LARGE before
+            // anything reaches a shard); the log only guards against frames no request can hold.
+            max_message_bytes: config.socket_request_max_bytes,
             segment_index_bytes: config.log_index_size_max_bytes,
         };
         let linger = config.flush_linger;

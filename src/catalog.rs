@@ -5,7 +5,7 @@
 //! The catalog is rebuilt on start from the partition directories (`<topic>-<n>/partition.metadata`
 //! holds the topic id, as in Kafka).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -21,6 +21,8 @@ pub struct TopicMeta {
     pub id: Uuid,
     /// Number of partitions.
     pub partitions: i32,
+    /// Topic-level config overrides (see [`crate::topic_config`]).
+    pub configs: Arc<BTreeMap<String, String>>,
 }
 
 /// Why a topic name is not acceptable.
@@ -108,6 +110,30 @@ impl Catalog {
         true
     }
 
+    /// Replaces a topic's config overrides; `false` if the topic does not exist.
+    pub fn set_configs(&self, name: &str, configs: BTreeMap<String, String>) -> bool {
+        let mut inner = self.write();
+        match inner.by_name.get_mut(name) {
+            Some(m) => {
+                m.configs = Arc::new(configs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Raises a topic's partition count; `false` if the topic does not exist.
+    pub fn set_partitions(&self, name: &str, partitions: i32) -> bool {
+        let mut inner = self.write();
+        match inner.by_name.get_mut(name) {
+            Some(m) => {
+                m.partitions = partitions;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a topic by name and returns it.
     pub fn remove(&self, name: &str) -> Option<TopicMeta> {
         let mut inner = self.write();
@@ -177,6 +203,7 @@ pub fn scan_log_dir(log_dir: &Path) -> std::io::Result<Vec<TopicMeta>> {
     Ok(topics
         .into_iter()
         .map(|(name, (id, partitions))| TopicMeta {
+            configs: Arc::new(crate::topic_config::load(log_dir, &name)),
             name: name.into(),
             id,
             partitions,

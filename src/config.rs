@@ -269,6 +269,11 @@ pub struct Config {
     pub max_inflight_per_connection: usize,
     /// `shutdown.timeout.ms`.
     pub shutdown_timeout: Duration,
+    /// Every key's effective value as text (defaults included), for DescribeConfigs and for
+    /// topic configs that default to a broker key.
+    pub values: BTreeMap<&'static str, String>,
+    /// The keys set explicitly (file or overrides) rather than left at their default.
+    pub explicit: std::collections::BTreeSet<&'static str>,
 }
 
 impl Default for Config {
@@ -305,6 +310,7 @@ impl Config {
             .iter()
             .map(|k| (k.name, k.default.to_string()))
             .collect();
+        let mut explicit = std::collections::BTreeSet::new();
         for (k, v) in pairs {
             let (k, v) = (k.into(), v.into());
             let canonical = SYNONYMS
@@ -321,7 +327,8 @@ impl Config {
                 value: v.clone(),
                 reason,
             })?;
-            values.insert(def.name, v);
+            values.insert(def.name, v.trim().to_string());
+            explicit.insert(def.name);
         }
         let get = |k: &str| values.get(k).cloned().unwrap_or_default();
         let int = |k: &str| get(k).trim().parse::<i64>().unwrap_or(0);
@@ -369,6 +376,8 @@ impl Config {
             num_shards: shards,
             max_inflight_per_connection: int("queued.max.requests.per.connection") as usize,
             shutdown_timeout: Duration::from_millis(int("shutdown.timeout.ms") as u64),
+            values,
+            explicit,
         })
     }
 

@@ -17,6 +17,7 @@
 //! - [`net`]: connections, frames, pipelining.
 //! - [`kafka`]: the protocol and its handlers.
 //! - [`shard`]: shard threads and the partition state they own, with group-committed fsync.
+//! - [`topic_config`]: topic-level config keys, validation and storage.
 //! - [`log`]: the storage engine, usable without any network.
 
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod kafka;
 pub mod log;
 pub mod net;
 pub mod shard;
+pub mod topic_config;
 
 pub use broker::Broker;
 pub use config::Config;

@@ -59,8 +59,12 @@ impl Raw {
     /// Reads the next response and returns its correlation id and body.
     async fn recv<Resp: Decodable + HeaderVersion>(&mut self, version: i16) -> (i32, Resp) {
         let mut resp = self.read_frame().await.expect("response");
-        let h = ResponseHeader::decode(&mut resp, Resp::header_version(version)).expect("resp header");
-        (h.correlation_id, Resp::decode(&mut resp, version).expect("resp body"))
+        let h =
+            ResponseHeader::decode(&mut resp, Resp::header_version(version)).expect("resp header");
+        (
+            h.correlation_id,
+            Resp::decode(&mut resp, version).expect("resp body"),
+        )
     }
 
     /// Sends a request and decodes the response.
@@ -327,8 +331,45 @@ async fn pipelined_responses_keep_request_order() {
     assert_eq!(r1, c1, "the slow fetch is answered first");
     assert_eq!(f.responses[0].partitions[0].error_code, 0);
     let (r3, _): (i32, ApiVersionsResponse) = c.recv(3).await;
-    assert_eq!(r3, c3, "acks=0 produce has no response, the next one follows");
+    assert_eq!(
+        r3, c3,
+        "acks=0 produce has no response, the next one follows"
+    );
     let (r4, _): (i32, MetadataResponse) = c.recv(12).await;
     assert_eq!(r4, c4);
+    broker.stop().await;
+}
+
+/// Every advertised ListOffsets version gets an answer (Debian's kcat 1.7.1 sends v2; a field
+/// that exists only from v4 once made the response unencodable and the client hung).
+#[tokio::test]
+async fn list_offsets_answers_every_version() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+    let broker = TestBroker::start().await;
+    let mut c = Raw::connect(&broker.bootstrap()).await;
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("lo"))))]));
+    let _: MetadataResponse = c.call(&md, 12).await;
+    for _ in 0..3 {
+        let _: ProduceResponse = c.call(&produce_req("lo", batch(b"v").freeze()), 9).await;
+    }
+    for version in 1..=10 {
+        for (ts, want) in [(-2i64, 0i64), (-1, 3)] {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("lo")))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(ts)])]);
+            let r: ListOffsetsResponse = c.call(&req, version).await;
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.offset), (0, want), "v{version} ts {ts}");
+        }
+    }
     broker.stop().await;
 }

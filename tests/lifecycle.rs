@@ -21,12 +21,20 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("message.max.bytes=-1", "message.max.bytes"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_esker"))
-            .args(["-o", &format!("log.dirs={}", dir.path().display()), "-o", arg])
+            .args([
+                "-o",
+                &format!("log.dirs={}", dir.path().display()),
+                "-o",
+                arg,
+            ])
             .output()
             .expect("run esker");
         assert!(!out.status.success(), "{arg} must stop start-up");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(key), "error for {arg} names the key: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "error for {arg} names the key: {stderr}"
+        );
     }
 }
 
@@ -55,7 +63,10 @@ fn sigterm_shuts_down_cleanly() {
     let marker = dir.path().join(".kafka_cleanshutdown");
     for _ in 0..2 {
         let mut child = start();
-        assert!(!marker.exists(), "a running broker has no clean-shutdown marker");
+        assert!(
+            !marker.exists(),
+            "a running broker has no clean-shutdown marker"
+        );
         // An idle connection must not hold shutdown up.
         let _idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         let status = Command::new("kill")

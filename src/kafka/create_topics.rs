@@ -1,17 +1,22 @@
 //! CreateTopics (key 19), versions 2..=7: topic-name rules, partition count (`-1` means
 //! `num.partitions`), replication factor 1 or -1 only (a single broker), `validate_only`.
-//! Topic configs are not supported yet: a request that sets any is refused with
-//! INVALID_CONFIG naming the key, rather than silently ignored.
+//! Topic configs are validated against [`crate::topic_config`] (INVALID_CONFIG naming the key)
+//! and stored; v5+ responses list the topic's effective configs with their sources.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
 use crate::broker::{BrokerContext, CreateTopicError};
 use crate::catalog::validate_topic_name;
+use crate::topic_config;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (2, 7);
@@ -34,6 +39,11 @@ pub async fn handle(
         } else {
             t.num_partitions
         };
+        let overrides: BTreeMap<String, String> = t
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
         let check: Result<(), (Code, String)> = (|| {
             validate_topic_name(&name).map_err(|e| (Code::InvalidTopicException, e.to_string()))?;
             if !t.assignments.is_empty() {
@@ -57,11 +67,10 @@ pub async fn handle(
                     ),
                 ));
             }
-            if let Some(c) = t.configs.first() {
-                return Err((
-                    Code::InvalidConfig,
-                    format!("topic config `{}` is not supported yet", c.name.as_str()),
-                ));
+            for c in &t.configs {
+                let value = c.value.as_ref().map(|v| v.as_str()).unwrap_or("");
+                topic_config::validate(c.name.as_str(), value)
+                    .map_err(|e| (Code::InvalidConfig, e.to_string()))?;
             }
             if ctx.catalog.get(&name).is_some() {
                 return Err((
@@ -74,7 +83,7 @@ pub async fn handle(
         let outcome = match check {
             Err(e) => Err(e),
             Ok(()) if req.validate_only => Ok(None),
-            Ok(()) => match ctx.create_topic(&name, partitions).await {
+            Ok(()) => match ctx.create_topic(&name, partitions, overrides.clone()).await {
                 Ok(meta) => Ok(Some(meta.id)),
                 Err(e) => Err((
                     match e {
@@ -94,7 +103,19 @@ pub async fn handle(
                 if let Some(id) = id {
                     r.topic_id = id;
                 }
-                r.configs = Some(Vec::new());
+                r.configs = Some(
+                    topic_config::TOPIC_KEYS
+                        .iter()
+                        .map(|d| {
+                            let (value, source) =
+                                topic_config::effective(d, &overrides, &ctx.config);
+                            CreatableTopicConfigs::default()
+                                .with_name(StrBytes::from_static_str(d.name))
+                                .with_value(Some(StrBytes::from_string(value)))
+                                .with_config_source(source as i8)
+                        })
+                        .collect(),
+                );
             }
             Err((code, msg)) => {
                 tracing::info!(topic = %name, error = %msg, "create topic refused");

@@ -20,7 +20,7 @@ pub const VERSIONS: (i16, i16) = (1, 10);
 pub async fn handle(
     ctx: Arc<BrokerContext>,
     req: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -47,7 +47,8 @@ pub async fn handle(
                 .with_partition_index(index)
                 .with_timestamp(-1)
                 .with_offset(-1)
-                .with_leader_epoch(0);
+                // The field exists from v4; below it must keep its default (-1).
+                .with_leader_epoch(if version >= 4 { 0 } else { -1 });
             let result = match rx {
                 Err(code) => Err(code),
                 Ok(rx) => match rx.await {

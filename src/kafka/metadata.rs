@@ -74,7 +74,10 @@ pub async fn handle(
                         tracing::debug!(topic = %name, error = %e, "metadata for invalid topic name");
                         Code::InvalidTopicException
                     } else if allow_create {
-                        match ctx.create_topic(&name, ctx.config.num_partitions).await {
+                        match ctx
+                            .create_topic(&name, ctx.config.num_partitions, Default::default())
+                            .await
+                        {
                             Ok(meta) => {
                                 topics.push(topic_entry(node, &meta));
                                 continue;

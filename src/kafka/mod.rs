@@ -8,9 +8,11 @@
 //! in request order) and returns the rest of the work as a future whose output is the encoded
 //! response, written back in request order by `net`.
 
+mod alter_configs;
 mod api_versions;
 mod create_topics;
 mod delete_topics;
+mod describe_configs;
 pub mod error;
 mod fetch;
 mod list_offsets;
@@ -27,9 +29,20 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::BrokerContext;
 
-/// The rest of a request's work, yielding the encoded response frame (or nothing, for
-/// `acks=0` produces).
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+/// The rest of a request's work, yielding what to write back.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// What a handled request writes back.
+#[derive(Debug)]
+pub enum Reply {
+    /// An encoded response frame.
+    Frame(Bytes),
+    /// Nothing (`acks=0` produce); the next response keeps its place.
+    Nothing,
+    /// The response could not be encoded: close the connection rather than leave the client
+    /// waiting for an answer that will never come.
+    Close,
+}
 
 /// What the connection should do with a frame.
 pub enum Dispatch {
@@ -64,6 +77,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         ApiKey::DeleteTopics,
         delete_topics::VERSIONS.0,
         delete_topics::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeConfigs,
+        describe_configs::VERSIONS.0,
+        describe_configs::VERSIONS.1,
+    ),
+    (
+        ApiKey::AlterConfigs,
+        alter_configs::VERSIONS.0,
+        alter_configs::VERSIONS.1,
+    ),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        alter_configs::INCREMENTAL_VERSIONS.0,
+        alter_configs::INCREMENTAL_VERSIONS.1,
     ),
 ];
 
@@ -144,6 +172,18 @@ pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
             let req = decode!(m::FetchRequest);
             respond!(fetch::handle(ctx, req, version))
         }
+        ApiKey::DescribeConfigs => {
+            let req = decode!(m::DescribeConfigsRequest);
+            respond!(describe_configs::handle(ctx, req, version))
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode!(m::AlterConfigsRequest);
+            respond!(alter_configs::handle(ctx, req, version))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode!(m::IncrementalAlterConfigsRequest);
+            respond!(alter_configs::handle_incremental(ctx, req, version))
+        }
         ApiKey::Produce => {
             let req = decode!(m::ProduceRequest);
             let acks = req.acks;
@@ -152,7 +192,7 @@ pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
             Dispatch::Respond(Box::pin(async move {
                 let resp = pending.complete().await;
                 if acks == 0 {
-                    None
+                    Reply::Nothing
                 } else {
                     encode(correlation_id, version, &resp)
                 }
@@ -162,17 +202,13 @@ pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
     }
 }
 
-fn ready(frame: Option<Bytes>) -> Dispatch {
+fn ready(frame: Reply) -> Dispatch {
     Dispatch::Respond(Box::pin(std::future::ready(frame)))
 }
 
 /// Encodes a size-prefixed response frame: length, response header (v0 or v1 as the API and
 /// version require), body.
-pub fn encode<R: Encodable + HeaderVersion>(
-    correlation_id: i32,
-    version: i16,
-    body: &R,
-) -> Option<Bytes> {
+pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Reply {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = R::header_version(version);
     let result = (|| -> anyhow::Result<Bytes> {
@@ -184,10 +220,10 @@ pub fn encode<R: Encodable + HeaderVersion>(
         Ok(buf.freeze())
     })();
     match result {
-        Ok(b) => Some(b),
+        Ok(b) => Reply::Frame(b),
         Err(e) => {
-            tracing::error!(error = %e, version, "cannot encode response");
-            None
+            tracing::error!(error = %e, version, "cannot encode response; closing the connection");
+            Reply::Close
         }
     }
 }

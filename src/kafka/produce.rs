@@ -13,10 +13,11 @@ use tokio::sync::oneshot;
 
 use super::error::{shard_code, storage_code, Code};
 use crate::broker::BrokerContext;
-use crate::config::TimestampType;
+use crate::catalog::TopicMeta;
 use crate::log::AppendInfo;
 use crate::shard::SyncResult;
 use crate::shard::{Durability, ShardState, StorageError};
+use crate::topic_config;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (3, 13);
@@ -24,14 +25,14 @@ pub const VERSIONS: (i16, i16) = (3, 13);
 type AppendReply = Result<(AppendInfo, i64, Option<oneshot::Receiver<SyncResult>>), StorageError>;
 
 enum Slot {
-    Queued(oneshot::Receiver<AppendReply>),
+    /// Queued on the shard; with the LogAppendTime stamped, if the topic uses it.
+    Queued(oneshot::Receiver<AppendReply>, Option<i64>),
     Failed(Code, Option<String>),
 }
 
 /// A produce whose appends are queued on the shards, waiting to be completed.
 pub struct PendingProduce {
     topics: Vec<(TopicProduceResponse, Vec<(i32, Slot)>)>,
-    log_append_time: Option<i64>,
 }
 
 /// Phase one (in the connection's read loop): queue every partition's append on its shard, in
@@ -46,8 +47,7 @@ pub async fn dispatch(
         0 | 1 => Some(Durability::PageCache),
         _ => None,
     };
-    let log_append_time =
-        (ctx.config.timestamp_type == TimestampType::LogAppendTime).then(BrokerContext::now_ms);
+    let now = BrokerContext::now_ms();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let meta = if version >= 13 {
@@ -73,9 +73,28 @@ pub async fn dispatch(
                 }
                 (_, _, None) => Slot::Failed(Code::CorruptMessage, Some("no records".into())),
                 (Some(m), Some(durability), Some(records)) => {
+                    let limits = TopicLimits::of(ctx, m);
                     if records.is_empty() {
                         Slot::Failed(Code::CorruptMessage, Some("empty record set".into()))
+                    } else if let Some(size) = oversized_batch(&records, limits.max_message_bytes) {
+                        tracing::info!(topic = %m.name, partition = p.index, size, max = limits.max_message_bytes, "batch larger than max.message.bytes refused");
+                        Slot::Failed(
+                            Code::MessageTooLarge,
+                            Some(format!(
+                                "batch of {size} bytes exceeds max.message.bytes {}",
+                                limits.max_message_bytes
+                            )),
+                        )
+                    } else if durability == Durability::Fsync && limits.min_insync_replicas > 1 {
+                        Slot::Failed(
+                            Code::NotEnoughReplicas,
+                            Some(format!(
+                                "min.insync.replicas is {} but one replica is in sync",
+                                limits.min_insync_replicas
+                            )),
+                        )
                     } else {
+                        let log_append_time = limits.log_append_time.then_some(now);
                         let topic = m.name.clone();
                         let index = p.index;
                         let job = move |s: &mut ShardState| -> AppendReply {
@@ -86,7 +105,7 @@ pub async fn dispatch(
                             Ok((info, start, wait))
                         };
                         match ctx.shard(&m.name, index).submit(job).await {
-                            Ok(rx) => Slot::Queued(rx),
+                            Ok(rx) => Slot::Queued(rx, log_append_time),
                             Err(e) => Slot::Failed(shard_code(&e), None),
                         }
                     }
@@ -102,10 +121,7 @@ pub async fn dispatch(
         }
         topics.push((resp, slots));
     }
-    PendingProduce {
-        topics,
-        log_append_time,
-    }
+    PendingProduce { topics }
 }
 
 impl PendingProduce {
@@ -119,9 +135,10 @@ impl PendingProduce {
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
+                let mut append_time = None;
                 let outcome: Result<(AppendInfo, i64), (Code, Option<String>)> = match slot {
                     Slot::Failed(code, msg) => Err((code, msg)),
-                    Slot::Queued(rx) => match rx.await {
+                    Slot::Queued(rx, t) => match rx.await {
                         Err(_) => Err((Code::NotLeaderOrFollower, None)),
                         Ok(Err(e)) => {
                             if !matches!(e, StorageError::UnknownPartition) {
@@ -129,9 +146,15 @@ impl PendingProduce {
                             }
                             Err((storage_code(&e), Some(e.to_string())))
                         }
-                        Ok(Ok((info, start, None))) => Ok((info, start)),
+                        Ok(Ok((info, start, None))) => {
+                            append_time = t;
+                            Ok((info, start))
+                        }
                         Ok(Ok((info, start, Some(sync)))) => match sync.await {
-                            Ok(Ok(())) => Ok((info, start)),
+                            Ok(Ok(())) => {
+                                append_time = t;
+                                Ok((info, start))
+                            }
                             Ok(Err(e)) => Err((Code::KafkaStorageError, Some(e.to_string()))),
                             Err(_) => Err((
                                 Code::KafkaStorageError,
@@ -144,7 +167,7 @@ impl PendingProduce {
                     Ok((info, start)) => {
                         pr.base_offset = info.base_offset;
                         pr.log_start_offset = start;
-                        if let Some(t) = self.log_append_time {
+                        if let Some(t) = append_time {
                             pr.log_append_time_ms = t;
                         }
                     }
@@ -159,4 +182,46 @@ impl PendingProduce {
         }
         ProduceResponse::default().with_responses(responses)
     }
+}
+
+/// The per-topic settings the produce path enforces.
+struct TopicLimits {
+    max_message_bytes: usize,
+    min_insync_replicas: i64,
+    log_append_time: bool,
+}
+
+impl TopicLimits {
+    fn of(ctx: &BrokerContext, meta: &TopicMeta) -> TopicLimits {
+        let o = &meta.configs;
+        let ts = topic_config::def("message.timestamp.type")
+            .map(|d| topic_config::effective(d, o, &ctx.config).0)
+            .unwrap_or_default();
+        TopicLimits {
+            max_message_bytes: topic_config::effective_i64("max.message.bytes", o, &ctx.config)
+                .max(0) as usize,
+            min_insync_replicas: topic_config::effective_i64("min.insync.replicas", o, &ctx.config),
+            log_append_time: ts == "LogAppendTime",
+        }
+    }
+}
+
+/// The size of the first batch larger than `max` (including its 12-byte offset/length prefix),
+/// read from the batch headers only.
+fn oversized_batch(records: &[u8], max: usize) -> Option<usize> {
+    let mut pos = 0usize;
+    while pos + 12 <= records.len() {
+        let len = i32::from_be_bytes([
+            records[pos + 8],
+            records[pos + 9],
+            records[pos + 10],
+            records[pos + 11],
+        ]);
+        let size = 12 + len.max(0) as usize;
+        if size > max {
+            return Some(size);
+        }
+        pos += size;
+    }
+    None
 }

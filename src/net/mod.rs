@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::broker::BrokerContext;
-use crate::kafka::{self, Dispatch};
+use crate::kafka::{self, Dispatch, Reply};
 
 /// Counts live connections so shutdown can wait for them to finish.
 #[derive(Clone, Default)]
@@ -162,8 +162,7 @@ async fn serve_connection(
     tracing::debug!(%peer, "connection opened");
     let (read_half, write_half) = stream.into_split();
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, read_half);
-    let (tx, rx) =
-        mpsc::channel::<JoinHandle<Option<Bytes>>>(ctx.config.max_inflight_per_connection);
+    let (tx, rx) = mpsc::channel::<JoinHandle<Reply>>(ctx.config.max_inflight_per_connection);
     let writer = tokio::spawn(write_responses(write_half, rx, peer));
     let max = ctx.config.socket_request_max_bytes;
     loop {
@@ -206,7 +205,7 @@ async fn serve_connection(
 /// Writes responses in the order the requests were read, whatever order they complete in.
 async fn write_responses(
     write_half: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<JoinHandle<Option<Bytes>>>,
+    mut rx: mpsc::Receiver<JoinHandle<Reply>>,
     peer: SocketAddr,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, write_half);
@@ -219,11 +218,15 @@ async fn write_responses(
                 break;
             }
         };
-        if let Some(bytes) = response {
-            if let Err(e) = w.write_all(&bytes).await {
-                tracing::debug!(%peer, error = %e, "write failed");
-                return;
+        match response {
+            Reply::Frame(bytes) => {
+                if let Err(e) = w.write_all(&bytes).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
             }
+            Reply::Nothing => {}
+            Reply::Close => break,
         }
         // Pipelined responses that are already complete share one write; anything else
         // (e.g. a long-polling fetch) must not hold back what is buffered.

@@ -64,6 +64,51 @@ struct GroupCommit {
     scheduled: bool,
 }
 
+enum Lookup {
+    /// The first record with a timestamp at or after this one.
+    AtOrAfter(i64),
+    /// The first record carrying the largest timestamp.
+    Max,
+}
+
+/// The log answers timestamp lookups exactly inside uncompressed batches, but with a compressed
+/// batch's base offset and max timestamp. Kafka answers with the exact record, so a compressed
+/// batch is decompressed here (ListOffsets by timestamp is rare; the produce and fetch paths
+/// never decompress).
+fn refine_in_compressed_batch(
+    log: &PartitionLog,
+    offset: i64,
+    ts: i64,
+    lookup: Lookup,
+) -> (i64, i64) {
+    let Ok(read) = log.read(offset, 1) else {
+        return (offset, ts);
+    };
+    let mut records = read.records;
+    // attributes (i16) sit at byte 21 of a v2 batch; bits 0-2 are the codec.
+    if records.len() < 61 || records[22] & 0x07 == 0 {
+        return (offset, ts);
+    }
+    let set = match kafka_protocol::records::RecordBatchDecoder::decode(&mut records) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::warn!(offset, error = %e, "cannot decompress batch for a timestamp lookup");
+            return (offset, ts);
+        }
+    };
+    let found = match lookup {
+        Lookup::AtOrAfter(target) => set.records.iter().find(|r| r.timestamp >= target),
+        Lookup::Max => set.records.iter().fold(
+            None::<&kafka_protocol::records::Record>,
+            |best, r| match best {
+                Some(b) if b.timestamp >= r.timestamp => Some(b),
+                _ => Some(r),
+            },
+        ),
+    };
+    found.map_or((offset, ts), |r| (r.offset, r.timestamp))
+}
+
 /// The state owned by one shard.
 pub struct ShardState {
     id: usize,
@@ -297,11 +342,16 @@ impl ShardState {
         Ok(match timestamp {
             -1 => (log.log_end_offset(), -1),
             -2 => (log.log_start_offset(), -1),
-            -3 => log
-                .max_timestamp()
-                .map(|(ts, off)| (off, ts))
-                .unwrap_or((-1, -1)),
-            ts => log.offset_for_timestamp(ts)?.unwrap_or((-1, -1)),
+            -3 => match log.max_timestamp() {
+                Some((ts, off)) => refine_in_compressed_batch(log, off, ts, Lookup::Max),
+                None => (-1, -1),
+            },
+            ts => match log.offset_for_timestamp(ts)? {
+                Some((off, found)) => {
+                    refine_in_compressed_batch(log, off, found, Lookup::AtOrAfter(ts))
+                }
+                None => (-1, -1),
+            },
         })
     }
 

@@ -1,0 +1,202 @@
+//! IncrementalAlterConfigs (key 44, versions 0..=1) and AlterConfigs (key 33, versions 0..=2)
+//! for topics: every change is validated first (INVALID_CONFIG naming the key), then stored
+//! durably and applied to the topic's partitions. Broker configs are static for now and are
+//! refused with INVALID_CONFIG.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::describe_configs::{BROKER, TOPIC};
+use super::error::Code;
+use crate::broker::BrokerContext;
+use crate::topic_config;
+
+/// Supported versions of IncrementalAlterConfigs.
+pub const INCREMENTAL_VERSIONS: (i16, i16) = (0, 1);
+/// Supported versions of AlterConfigs.
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+type Outcome = Result<(), (Code, String)>;
+
+/// Handles IncrementalAlterConfigs.
+pub async fn handle_incremental(
+    ctx: Arc<BrokerContext>,
+    req: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let changes: Vec<(String, i8, Option<String>)> = r
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.config_operation,
+                    c.value.as_ref().map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let outcome = alter(
+            &ctx,
+            r.resource_type,
+            r.resource_name.as_str(),
+            req.validate_only,
+            |current| {
+                let mut next = current.clone();
+                for (key, op, value) in &changes {
+                    let def = topic_config::def(key).ok_or_else(|| {
+                        (Code::InvalidConfig, format!("unknown topic config `{key}`"))
+                    })?;
+                    let value = value.clone().unwrap_or_default();
+                    match *op {
+                        SET => {
+                            next.insert(key.clone(), value);
+                        }
+                        DELETE => {
+                            next.remove(key);
+                        }
+                        APPEND | SUBTRACT if def.config_type == topic_config::config_type::LIST => {
+                            let (base, _) = topic_config::effective(def, &next, &ctx.config);
+                            let mut items: Vec<String> = base
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect();
+                            for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                if *op == APPEND && !items.iter().any(|i| i == v) {
+                                    items.push(v.to_string());
+                                } else if *op == SUBTRACT {
+                                    items.retain(|i| i != v);
+                                }
+                            }
+                            next.insert(key.clone(), items.join(","));
+                        }
+                        APPEND | SUBTRACT => {
+                            return Err((
+                                Code::InvalidConfig,
+                                format!("`{key}` is not a list; APPEND/SUBTRACT do not apply"),
+                            ))
+                        }
+                        other => {
+                            return Err((
+                                Code::InvalidRequest,
+                                format!("unknown config operation {other}"),
+                            ))
+                        }
+                    }
+                }
+                Ok(next)
+            },
+        )
+        .await;
+        let mut resp = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        if let Err((code, msg)) = outcome {
+            resp.error_code = code.code();
+            resp.error_message = Some(StrBytes::from_string(msg));
+        }
+        responses.push(resp);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Handles the legacy AlterConfigs: the given set replaces every override of the topic.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let wanted: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let outcome = alter(
+            &ctx,
+            r.resource_type,
+            r.resource_name.as_str(),
+            req.validate_only,
+            |_| Ok(wanted.clone()),
+        )
+        .await;
+        let mut resp = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        if let Err((code, msg)) = outcome {
+            resp.error_code = code.code();
+            resp.error_message = Some(StrBytes::from_string(msg));
+        }
+        responses.push(resp);
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Computes, validates, stores and applies a topic's new overrides.
+async fn alter<F>(
+    ctx: &Arc<BrokerContext>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: F,
+) -> Outcome
+where
+    F: FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (Code, String)>,
+{
+    match resource_type {
+        TOPIC => {}
+        BROKER => {
+            return Err((
+                Code::InvalidConfig,
+                "broker configs cannot be changed at runtime yet; set them in server.properties"
+                    .into(),
+            ))
+        }
+        other => {
+            return Err((
+                Code::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            ))
+        }
+    }
+    let meta = ctx.catalog.get(name).ok_or_else(|| {
+        (
+            Code::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let next = change(&meta.configs)?;
+    for (k, v) in &next {
+        topic_config::validate(k, v).map_err(|e| (Code::InvalidConfig, e.to_string()))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    topic_config::store(&ctx.config.log_dir, name, &next).map_err(|e| {
+        (
+            Code::KafkaStorageError,
+            format!("cannot store topic configs: {e}"),
+        )
+    })?;
+    ctx.catalog.set_configs(name, next);
+    ctx.apply_topic_configs(name).await;
+    tracing::info!(topic = name, "topic configs changed");
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Topic-level configuration: the table of keys a topic may override (each with the broker key
+//! it defaults to, as Kafka reports in config synonyms), validation with a message naming the
+//! key, and durable storage of a topic's overrides in
+//! `<log.dirs>/.esker-config/topics/<topic>.properties` (written atomically).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Kind};
+
+/// Kafka's `ConfigType` codes in DescribeConfigs v3+.
+pub mod config_type {
+    /// BOOLEAN.
+    pub const BOOLEAN: i8 = 1;
+    /// STRING.
+    pub const STRING: i8 = 2;
+    /// INT.
+    pub const INT: i8 = 3;
+    /// LONG.
+    pub const LONG: i8 = 5;
+    /// LIST.
+    pub const LIST: i8 = 7;
+}
+
+/// One key a topic may set.
+#[derive(Debug)]
+pub struct TopicKeyDef {
+    /// The topic key.
+    pub name: &'static str,
+    /// The broker key it defaults to, when the broker has one.
+    pub broker_key: Option<&'static str>,
+    /// The default when the broker has no such key (or does not know it yet).
+    pub default: &'static str,
+    /// Validation.
+    pub kind: Kind,
+    /// Kafka's config type code.
+    pub config_type: i8,
+    /// Documentation.
+    pub doc: &'static str,
+}
+
+const I32MAX: i64 = i32::MAX as i64;
+
+/// Every topic-level key the broker accepts.
+pub const TOPIC_KEYS: &[TopicKeyDef] = &[
+    TopicKeyDef {
+        name: "cleanup.policy",
+        broker_key: Some("log.cleanup.policy"),
+        default: "delete",
+        kind: Kind::Enum(&["delete", "compact", "compact,delete", "delete,compact"]),
+        config_type: config_type::LIST,
+        doc: "delete or compact (stored; compaction is not implemented yet).",
+    },
+    TopicKeyDef {
+        name: "compression.type",
+        broker_key: Some("compression.type"),
+        default: "producer",
+        kind: Kind::Enum(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        config_type: config_type::STRING,
+        doc: "Stored; batches are kept as the producer compressed them.",
+    },
+    TopicKeyDef {
+        name: "max.message.bytes",
+        broker_key: Some("message.max.bytes"),
+        default: "1048588",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        config_type: config_type::INT,
+        doc: "The largest record batch this topic accepts.",
+    },
+    TopicKeyDef {
+        name: "message.timestamp.type",
+        broker_key: Some("log.message.timestamp.type"),
+        default: "CreateTime",
+        kind: Kind::Enum(&["CreateTime", "LogAppendTime"]),
+        config_type: config_type::STRING,
+        doc: "CreateTime keeps the producer's timestamps, LogAppendTime stamps the append time.",
+    },
+    TopicKeyDef {
+        name: "min.insync.replicas",
+        broker_key: Some("min.insync.replicas"),
+        default: "1",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        config_type: config_type::INT,
+        doc: "acks=-1 produces fail with NOT_ENOUGH_REPLICAS when fewer replicas (here: 1) are in sync.",
+    },
+    TopicKeyDef {
+        name: "retention.ms",
+        broker_key: Some("log.retention.ms"),
+        default: "604800000",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "Segments whose newest record is older than this are deleted; -1 keeps them.",
+    },
+    TopicKeyDef {
+        name: "retention.bytes",
+        broker_key: Some("log.retention.bytes"),
+        default: "-1",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "Oldest segments are deleted while a partition is larger than this; -1 keeps them.",
+    },
+    TopicKeyDef {
+        name: "segment.bytes",
+        broker_key: Some("log.segment.bytes"),
+        default: "1073741824",
+        kind: Kind::Int { min: 14, max: I32MAX },
+        config_type: config_type::INT,
+        doc: "Segment size at which the active segment rolls.",
+    },
+    TopicKeyDef {
+        name: "segment.ms",
+        broker_key: Some("log.roll.ms"),
+        default: "604800000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "Age at which a non-empty active segment rolls.",
+    },
+    TopicKeyDef {
+        name: "segment.index.bytes",
+        broker_key: Some("log.index.size.max.bytes"),
+        default: "10485760",
+        kind: Kind::Int { min: 4, max: I32MAX },
+        config_type: config_type::INT,
+        doc: "Maximum size of a segment's offset index.",
+    },
+    TopicKeyDef {
+        name: "index.interval.bytes",
+        broker_key: Some("log.index.interval.bytes"),
+        default: "4096",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        config_type: config_type::INT,
+        doc: "Bytes between sparse index entries.",
+    },
+    TopicKeyDef {
+        name: "flush.messages",
+        broker_key: Some("log.flush.interval.messages"),
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "fsync after this many messages (acks=-1 always fsyncs).",
+    },
+    TopicKeyDef {
+        name: "flush.ms",
+        broker_key: Some("log.flush.interval.ms"),
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "fsync after this much time (acks=-1 always fsyncs).",
+    },
+    TopicKeyDef {
+        name: "delete.retention.ms",
+        broker_key: Some("log.cleaner.delete.retention.ms"),
+        default: "86400000",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        config_type: config_type::LONG,
+        doc: "Stored for compaction (not implemented yet).",
+    },
+    TopicKeyDef {
+        name: "unclean.leader.election.enable",
+        broker_key: Some("unclean.leader.election.enable"),
+        default: "false",
+        kind: Kind::Bool,
+        config_type: config_type::BOOLEAN,
+        doc: "Stored; meaningless on a single broker.",
+    },
+];
+
+/// Why a topic config was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TopicConfigError {
+    /// Not a topic-level key.
+    #[error("unknown topic config `{0}`")]
+    UnknownKey(String),
+    /// The value failed validation.
+    #[error("invalid value `{value}` for topic config `{key}`: {reason}")]
+    InvalidValue {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Reason.
+        reason: String,
+    },
+}
+
+/// Looks a key up.
+pub fn def(name: &str) -> Option<&'static TopicKeyDef> {
+    TOPIC_KEYS.iter().find(|d| d.name == name)
+}
+
+/// Validates one key/value pair.
+pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
+    let d = def(key).ok_or_else(|| TopicConfigError::UnknownKey(key.to_string()))?;
+    let v = value.trim();
+    let bad = |reason: String| TopicConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    match d.kind {
+        Kind::Int { min, max } => {
+            let n: i64 = v.parse().map_err(|_| bad("not an integer".into()))?;
+            if n < min || n > max {
+                return Err(bad(format!("must be between {min} and {max}")));
+            }
+        }
+        Kind::Bool => {
+            if v != "true" && v != "false" {
+                return Err(bad("must be true or false".into()));
+            }
+        }
+        Kind::Enum(options) => {
+            if !options.contains(&v) {
+                return Err(bad(format!("must be one of {}", options.join(", "))));
+            }
+        }
+        Kind::Str | Kind::Listeners => {}
+    }
+    Ok(())
+}
+
+/// The value a topic uses for `key`: its override, else the broker's key, else the default.
+/// Returns the value and whether it is an override.
+pub fn effective(
+    key: &'static TopicKeyDef,
+    overrides: &BTreeMap<String, String>,
+    broker: &Config,
+) -> (String, Source) {
+    if let Some(v) = overrides.get(key.name) {
+        return (v.clone(), Source::Topic);
+    }
+    if let Some(bk) = key.broker_key {
+        if let Some(v) = broker.values.get(bk) {
+            let source = if broker.explicit.contains(bk) {
+                Source::StaticBroker
+            } else {
+                Source::Default
+            };
+            return (v.clone(), source);
+        }
+    }
+    (key.default.to_string(), Source::Default)
+}
+
+/// Where a config value comes from (Kafka's `ConfigSource` codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// DYNAMIC_TOPIC_CONFIG.
+    Topic = 1,
+    /// STATIC_BROKER_CONFIG.
+    StaticBroker = 4,
+    /// DEFAULT_CONFIG.
+    Default = 5,
+}
+
+/// An integer-valued effective setting (falls back to the table default if unparsable).
+pub fn effective_i64(name: &str, overrides: &BTreeMap<String, String>, broker: &Config) -> i64 {
+    let Some(d) = def(name) else { return 0 };
+    let (v, _) = effective(d, overrides, broker);
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| d.default.parse().unwrap_or(0))
+}
+
+fn dir(log_dir: &Path) -> PathBuf {
+    log_dir.join(".esker-config").join("topics")
+}
+
+/// Persists a topic's overrides (an empty map removes the file).
+pub fn store(
+    log_dir: &Path,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let d = dir(log_dir);
+    let path = d.join(format!("{topic}.properties"));
+    if overrides.is_empty() {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        return std::fs::File::open(&d)?.sync_all();
+    }
+    std::fs::create_dir_all(&d)?;
+    let tmp = d.join(format!("{topic}.properties.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    for (k, v) in overrides {
+        writeln!(f, "{k}={v}")?;
+    }
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(&d)?.sync_all()
+}
+
+/// Loads a topic's overrides (empty if none are stored). Unknown or invalid stored keys are
+/// dropped with a warning rather than failing start-up.
+pub fn load(log_dir: &Path, topic: &str) -> BTreeMap<String, String> {
+    let path = dir(log_dir).join(format!("{topic}.properties"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match validate(k, v) {
+            Ok(()) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Err(e) => tracing::warn!(topic, error = %e, "ignoring stored topic config"),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        let e = validate("retention.ms", "soon").unwrap_err();
+        assert!(e.to_string().contains("retention.ms"));
+        let e = validate("no.such", "1").unwrap_err();
+        assert!(e.to_string().contains("no.such"));
+        assert!(validate("cleanup.policy", "compact").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+    }
+
+    #[test]
+    fn store_load_round_trip_and_effective_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1234".to_string());
+        store(dir.path(), "t", &o).unwrap();
+        assert_eq!(load(dir.path(), "t"), o);
+        let broker = Config::for_test(dir.path());
+        assert_eq!(effective_i64("retention.ms", &o, &broker), 1234);
+        assert_eq!(
+            effective_i64("max.message.bytes", &o, &broker),
+            broker.message_max_bytes as i64
+        );
+        store(dir.path(), "t", &BTreeMap::new()).unwrap();
+        assert!(load(dir.path(), "t").is_empty());
+    }
+}
