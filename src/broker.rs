@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use crate::catalog::{self, Catalog, TopicMeta, TopicNameError};
 use crate::config::Config;
-use crate::log::LogConfig;
 use crate::net::{self, Drain};
-use crate::shard::{shard_for, ShardError, ShardHandle, ShardPool, ShardState, StorageError};
+use crate::shard::{
+    shard_for, ShardConfig, ShardError, ShardHandle, ShardPool, ShardState, StorageError,
+};
 
 /// Kafka's name for the marker a clean shutdown leaves in the log directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -43,6 +44,9 @@ pub enum BrokerError {
     /// A shard failed.
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// The group coordinator could not create or load `__consumer_offsets`.
+    #[error(transparent)]
+    Coordinator(#[from] crate::coordinator::CoordinatorError),
     /// A partition could not be opened or recovered.
     #[error("partition {topic}-{partition}: {source}")]
     Partition {
@@ -77,13 +81,17 @@ pub struct BrokerContext {
     /// The configuration the broker started with.
     pub config: Config,
     /// The topics.
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// The shards, indexed by id.
     pub shards: Arc<[ShardHandle]>,
     /// Cluster id from `meta.properties`.
     pub cluster_id: String,
     /// Host and port advertised to clients in Metadata.
     pub advertised: (String, i32),
+    /// Producer id allocation (InitProducerId).
+    pub producer_ids: crate::producer_ids::ProducerIds,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub coordinator: crate::coordinator::Coordinator,
 }
 
 impl BrokerContext {
@@ -117,12 +125,16 @@ impl BrokerContext {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
         }
         let mut pending = Vec::with_capacity(partitions as usize);
+        let log_config = crate::topic_config::log_config(&self.config, &meta.configs);
         for p in 0..partitions {
             let topic = meta.name.clone();
             let id = meta.id;
+            let log_config = log_config.clone();
             let rx = self
                 .shard(name, p)
-                .submit(move |s: &mut ShardState| s.open_partition(&topic, p, Some(id), true))
+                .submit(move |s: &mut ShardState| {
+                    s.open_partition_with(&topic, p, Some(id), true, log_config)
+                })
                 .await;
             pending.push(rx);
         }
@@ -146,6 +158,36 @@ impl BrokerContext {
         }
         tracing::info!(topic = name, partitions, id = %meta.id, "topic created");
         Ok(meta)
+    }
+
+    /// Raises a topic's partition count to `count`, creating the new partitions on their
+    /// shards before the catalog announces them.
+    pub async fn add_partitions(&self, name: &str, count: i32) -> Result<(), String> {
+        let meta = self
+            .catalog
+            .get(name)
+            .ok_or_else(|| format!("topic '{name}' does not exist"))?;
+        let log_config = crate::topic_config::log_config(&self.config, &meta.configs);
+        for p in meta.partitions..count {
+            let topic = meta.name.clone();
+            let id = meta.id;
+            let log_config = log_config.clone();
+            self.shard(name, p)
+                .call(move |s: &mut ShardState| {
+                    s.open_partition_with(&topic, p, Some(id), true, log_config)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        self.catalog.set_partitions(name, count);
+        tracing::info!(
+            topic = name,
+            from = meta.partitions,
+            to = count,
+            "partitions added"
+        );
+        Ok(())
     }
 
     /// Deletes a topic and its data; `None` if it does not exist.
@@ -176,10 +218,22 @@ impl BrokerContext {
 
     /// Applies a topic's changed configs. Limits enforced by the request handlers
     /// (max.message.bytes, message.timestamp.type, min.insync.replicas) read the catalog and
-    /// take effect at once. Log-level settings (segment.bytes, segment.ms, retention) are not
-    /// pushed to open partition logs yet: that arrives with per-partition log configs.
+    /// take effect at once. Log-level settings (segment.bytes, segment.ms, retention, flush)
+    /// are pushed to every partition's log, effective from its next append or retention pass.
     pub async fn apply_topic_configs(&self, name: &str) {
         if let Some(meta) = self.catalog.get(name) {
+            let log_config = crate::topic_config::log_config(&self.config, &meta.configs);
+            for p in 0..meta.partitions {
+                let topic = meta.name.clone();
+                let log_config = log_config.clone();
+                let res = self
+                    .shard(name, p)
+                    .call(move |s: &mut ShardState| s.set_log_config(&topic, p, log_config))
+                    .await;
+                if !matches!(res, Ok(Ok(()))) {
+                    tracing::warn!(topic = name, partition = p, "cannot apply log configs");
+                }
+            }
             tracing::debug!(
                 topic = name,
                 overrides = meta.configs.len(),
@@ -202,6 +256,7 @@ pub struct Broker {
     ctx: Arc<BrokerContext>,
     pool: ShardPool,
     addrs: Vec<SocketAddr>,
+    kinesis_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     drain: Drain,
 }
@@ -220,26 +275,18 @@ impl Broker {
         let clean = marker.exists();
         let topics = catalog::scan_log_dir(&dir).map_err(data_err(&dir))?;
 
-        let log_config = LogConfig {
-            segment_bytes: config.log_segment_bytes,
-            index_interval_bytes: config.log_index_interval_bytes,
-            // The produce handler enforces max.message.bytes per topic (MESSAGE_TOO_LARGE before
-            // anything reaches a shard); the log only guards against frames no request can hold.
-            max_message_bytes: config.socket_request_max_bytes,
-            segment_index_bytes: config.log_index_size_max_bytes,
-        };
-        let linger = config.flush_linger;
-        let shard_dir = dir.clone();
+        let shard_config = ShardConfig::from_config(&config);
         let pool = ShardPool::start(config.num_shards, move |id, me| {
-            ShardState::new(id, me, shard_dir.clone(), log_config.clone(), linger)
+            ShardState::new(id, me, shard_config.clone())
         })?;
         let shards = pool.handles();
 
         // Open (and, after a crash, recover) every partition on its shard, shards in parallel.
         let started = std::time::Instant::now();
-        let catalog = Catalog::default();
+        let catalog = Arc::new(Catalog::default());
         let mut pending = Vec::new();
         for t in &topics {
+            let log_config = crate::topic_config::log_config(&config, &t.configs);
             for p in 0..t.partitions {
                 let topic = t.name.clone();
                 let missing =
@@ -247,8 +294,11 @@ impl Broker {
                         .is_none();
                 let id = missing.then_some(t.id);
                 let shard = &shards[shard_for(&t.name, p, shards.len())];
+                let log_config = log_config.clone();
                 let rx = shard
-                    .submit(move |s: &mut ShardState| s.open_partition(&topic, p, id, clean))
+                    .submit(move |s: &mut ShardState| {
+                        s.open_partition_with(&topic, p, id, clean, log_config)
+                    })
                     .await?;
                 pending.push((t.name.clone(), p, rx));
             }
@@ -308,6 +358,8 @@ impl Broker {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        let kinesis_listener = bind_kinesis(&config)?;
+        let kinesis_addr = kinesis_listener.as_ref().and_then(|l| l.local_addr().ok());
         let advertised = match config.advertised_listeners.first() {
             Some(a) => (a.host.clone(), i32::from(a.port)),
             None => {
@@ -327,13 +379,27 @@ impl Broker {
                 )
             }
         };
+        let producer_ids = crate::producer_ids::ProducerIds::open(&dir).map_err(data_err(&dir))?;
+        // An existing __consumer_offsets keeps its partition count (it decides where groups live).
+        let coordinator = crate::coordinator::Coordinator::start(
+            &shards,
+            catalog.clone(),
+            crate::coordinator::GroupConfig::from(&config),
+            catalog
+                .get(crate::coordinator::OFFSETS_TOPIC)
+                .map_or(config.offsets_topic_num_partitions, |t| t.partitions),
+        );
         let ctx = Arc::new(BrokerContext {
             config,
             catalog,
             shards: shards.clone(),
             cluster_id,
             advertised,
+            producer_ids,
+            coordinator,
         });
+        // Groups and offsets are replayed before any connection is accepted.
+        crate::coordinator::start_up(&ctx).await?;
         let (stop, stop_rx) = watch::channel(false);
         let drain = Drain::default();
         for sock in listeners {
@@ -347,11 +413,32 @@ impl Broker {
                 }
             });
         }
+        if let Some(sock) = kinesis_listener {
+            let kinesis = crate::kinesis::Kinesis::open(ctx.clone()).map_err(|source| {
+                BrokerError::DataDir {
+                    path: crate::kinesis::store::StreamStore::dir_of(&ctx.config.log_dir)
+                        .display()
+                        .to_string(),
+                    source,
+                }
+            })?;
+            let kinesis = Arc::new(kinesis);
+            let stop_rx = stop_rx.clone();
+            let drain = drain.clone();
+            shards[0].spawn(async move {
+                match tokio::net::TcpListener::from_std(sock) {
+                    Ok(l) => crate::kinesis::accept_loop(l, kinesis, stop_rx, drain).await,
+                    Err(e) => tracing::error!(error = %e, "cannot register kinesis listener"),
+                }
+            });
+            tracing::info!(addr = ?kinesis_addr, "kinesis endpoint listening");
+        }
         tracing::info!(addrs = ?addrs, shards = shards.len(), "esker broker started");
         Ok(Broker {
             ctx,
             pool,
             addrs,
+            kinesis_addr,
             stop,
             drain,
         })
@@ -360,6 +447,11 @@ impl Broker {
     /// The addresses the Kafka listeners are bound to.
     pub fn kafka_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The address the Kinesis endpoint is bound to (`None` when disabled or not bound).
+    pub fn kinesis_addr(&self) -> Option<SocketAddr> {
+        self.kinesis_addr
     }
 
     /// `host:port` of the first Kafka listener, for clients' `bootstrap.servers`.
@@ -380,6 +472,8 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         tracing::info!("shutting down");
         let _ = self.stop.send(true);
+        // Parked JoinGroup/SyncGroup requests are answered now rather than holding the drain.
+        self.ctx.coordinator.shutdown().await;
         let timeout = self.ctx.config.shutdown_timeout;
         if tokio::time::timeout(timeout, self.drain.wait())
             .await
@@ -410,6 +504,34 @@ impl Broker {
             );
         }
         Ok(())
+    }
+}
+
+/// Binds `kinesis.listener` (the first address it resolves to). A listener left at its default
+/// is best effort: if its port is taken the broker runs without it, with a warning.
+fn bind_kinesis(config: &Config) -> Result<Option<std::net::TcpListener>, BrokerError> {
+    let Some(addr) = config.kinesis.listener.as_deref() else {
+        return Ok(None);
+    };
+    let bind = || -> std::io::Result<std::net::TcpListener> {
+        let first = crate::kinesis::resolve_listener(addr)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| std::io::Error::other("resolves to no address"))?;
+        let sock = std::net::TcpListener::bind(first)?;
+        sock.set_nonblocking(true)?;
+        Ok(sock)
+    };
+    match bind() {
+        Ok(sock) => Ok(Some(sock)),
+        Err(source) if config.kinesis.listener_explicit => Err(BrokerError::Bind {
+            addr: addr.to_string(),
+            source,
+        }),
+        Err(e) => {
+            tracing::warn!(addr, error = %e, "cannot bind the default kinesis.listener; the Kinesis API is disabled");
+            Ok(None)
+        }
     }
 }
 

@@ -167,6 +167,60 @@ pub const KEYS: &[KeyDef] = &[
               partition on its shard, so concurrent producers share one fsync.",
     },
     KeyDef {
+        name: "log.flush.interval.messages",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Topics' default flush.messages: data produced with acks=0/1 is fsynced once this many \
+              messages were appended to a partition since its last fsync (acks=-1 data is always \
+              fsynced before the answer). The default, Long.MAX, leaves it to the operating system.",
+    },
+    KeyDef {
+        name: "log.flush.interval.ms",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        doc: "Topics' default flush.ms: acks=0/1 data is fsynced once it is this old (checked by each \
+              shard's maintenance tick). The default, Long.MAX, leaves it to the operating system.",
+    },
+    KeyDef {
+        name: "log.flush.offset.checkpoint.interval.ms",
+        default: "60000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often each partition's recovery point (the offset below which everything is fsynced) \
+              is written to its `recovery-point-offset` file. After a crash only the segments from the \
+              recovery point on are scanned.",
+    },
+    KeyDef {
+        name: "log.roll.ms",
+        default: "604800000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Topics' default segment.ms: a non-empty active segment this old (counted from its first \
+              append) is rolled by the next retention check, so idle partitions expire too. \
+              `log.roll.hours` is accepted as in Kafka (the ms key wins).",
+    },
+    KeyDef {
+        name: "log.retention.ms",
+        default: "604800000",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        doc: "Topics' default retention.ms: whole segments whose newest record is older than this are \
+              deleted (an active segment wholly past it is rolled first); -1 keeps data forever. \
+              `log.retention.minutes` and `log.retention.hours` are accepted as in Kafka (ms wins over \
+              minutes over hours).",
+    },
+    KeyDef {
+        name: "log.retention.bytes",
+        default: "-1",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        doc: "Topics' default retention.bytes: the oldest segments of a partition are deleted while it \
+              would still hold at least this many bytes without them (never the active segment); -1 \
+              means no size limit.",
+    },
+    KeyDef {
+        name: "log.retention.check.interval.ms",
+        default: "300000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "How often each shard applies retention and segment.ms to its partitions.",
+    },
+    KeyDef {
         name: "num.shards",
         default: "0",
         kind: Kind::Int { min: 0, max: 1024 },
@@ -185,10 +239,131 @@ pub const KEYS: &[KeyDef] = &[
         kind: Kind::Int { min: 0, max: I32MAX },
         doc: "How long a graceful shutdown waits for in-flight requests before closing connections.",
     },
+    KeyDef {
+        name: "offsets.topic.num.partitions",
+        default: "50",
+        kind: Kind::Int { min: 1, max: 1000 },
+        doc: "Partitions of the internal topic `__consumer_offsets`, created at first start; a group \
+              belongs to partition abs(hash(group id)) % this, whose coordinator actor owns it. Only \
+              read when the topic is created: an existing topic keeps its partition count.",
+    },
+    KeyDef {
+        name: "offsets.retention.minutes",
+        default: "10080",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Committed offsets of a group that has no members are deleted this long after the group \
+              became empty (for groups that never had members: after the commit).",
+    },
+    KeyDef {
+        name: "offsets.retention.check.interval.ms",
+        default: "600000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often each coordinator partition looks for expired offsets and empty groups to remove.",
+    },
+    KeyDef {
+        name: "offset.metadata.max.bytes",
+        default: "4096",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The longest metadata string an OffsetCommit may attach to an offset \
+              (OFFSET_METADATA_TOO_LARGE beyond).",
+    },
+    KeyDef {
+        name: "group.initial.rebalance.delay.ms",
+        default: "3000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The first rebalance of an empty group waits this long (and again, up to the rebalance \
+              timeout, while new members keep arriving) so that consumers started together get one \
+              assignment instead of a rebalance each. 0 completes as soon as every member joined.",
+    },
+    KeyDef {
+        name: "group.min.session.timeout.ms",
+        default: "6000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The smallest session timeout a group member may ask for (INVALID_SESSION_TIMEOUT below).",
+    },
+    KeyDef {
+        name: "group.max.session.timeout.ms",
+        default: "1800000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "The largest session timeout a group member may ask for (INVALID_SESSION_TIMEOUT above).",
+    },
+    KeyDef {
+        name: "group.consumer.heartbeat.interval.ms",
+        default: "5000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often members of consumer-protocol groups (KIP-848, `group.protocol=consumer`) are \
+              told to heartbeat.",
+    },
+    KeyDef {
+        name: "group.consumer.session.timeout.ms",
+        default: "45000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "A member of a consumer-protocol group that has not heartbeaten for this long is removed \
+              and its partitions are reassigned.",
+    },
+    KeyDef {
+        name: "group.consumer.assignors",
+        default: "uniform,range",
+        kind: Kind::Str,
+        doc: "Server-side assignors consumer-protocol groups may ask for (`group.remote.assignor`), \
+              the default first: `uniform` (balanced and sticky) and `range` (contiguous ranges per \
+              topic).",
+    },
+    KeyDef {
+        name: "kinesis.listener",
+        default: "127.0.0.1:4567",
+        kind: Kind::Str,
+        doc: "The Kinesis Data Streams API endpoint, `host:port` (HTTP/1.1 and HTTP/2 without TLS); \
+              empty disables it. Port 0 picks a free port. When left at its default and the port is \
+              taken, the broker warns and runs without it; a listener set explicitly that cannot be \
+              bound stops start-up.",
+    },
+    KeyDef {
+        name: "kinesis.auth",
+        default: "none",
+        kind: Kind::Enum(&["none", "sigv4"]),
+        doc: "`sigv4` verifies each request's AWS Signature V4 against `kinesis.credentials` \
+              (UnrecognizedClientException for an unknown key, InvalidSignatureException for a bad \
+              signature). `none` (development) accepts any signature; the access key still names \
+              the principal.",
+    },
+    KeyDef {
+        name: "kinesis.credentials",
+        default: "",
+        kind: Kind::Str,
+        doc: "Kinesis credentials, `ACCESS_KEY:SECRET_KEY[:user],...`; the principal of a request \
+              is `User:<user>` (the access key when no user is given).",
+    },
+    KeyDef {
+        name: "kinesis.shard.iterator.ttl.ms",
+        default: "300000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How long a shard iterator stays valid (ExpiredIteratorException after); 5 minutes as \
+              in AWS.",
+    },
+    KeyDef {
+        name: "kinesis.shard.limit",
+        default: "500",
+        kind: Kind::Int { min: 1, max: 100_000 },
+        doc: "The most open Kinesis shards all streams may have together (CreateStream answers \
+              LimitExceededException beyond; reported by DescribeLimits).",
+    },
 ];
 
 /// Keys that Kafka users write under another name; mapped before validation.
 const SYNONYMS: &[(&str, &str)] = &[("broker.id", "node.id"), ("log.dir", "log.dirs")];
+
+/// Kafka's coarser spellings of a millisecond key: (key, key it sets, factor to ms, precedence).
+/// As in Kafka, the millisecond key wins over minutes, which win over hours, whatever the order
+/// they are written in; a negative value means unlimited (-1 ms).
+const UNIT_SYNONYMS: &[(&str, &str, i64, u8)] = &[
+    ("log.retention.minutes", "log.retention.ms", 60_000, 1),
+    ("log.retention.hours", "log.retention.ms", 3_600_000, 0),
+    ("log.roll.hours", "log.roll.ms", 3_600_000, 0),
+];
+
+/// Precedence of a key written in its millisecond form (see [`UNIT_SYNONYMS`]).
+const MS_PRECEDENCE: u8 = 2;
 
 /// A listener: a name (which is also its security protocol for now) and an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +444,45 @@ pub struct Config {
     pub max_inflight_per_connection: usize,
     /// `shutdown.timeout.ms`.
     pub shutdown_timeout: Duration,
+    /// `log.roll.ms` (or `log.roll.hours`).
+    pub log_roll_ms: u64,
+    /// `log.retention.ms` (or minutes, hours); `None` for -1 (unlimited).
+    pub log_retention_ms: Option<u64>,
+    /// `log.retention.bytes`; `None` for -1 (unlimited).
+    pub log_retention_bytes: Option<u64>,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval: Duration,
+    /// `log.flush.interval.messages`; `None` for Long.MAX (never).
+    pub log_flush_interval_messages: Option<u64>,
+    /// `log.flush.interval.ms`; `None` for Long.MAX (never).
+    pub log_flush_interval_ms: Option<u64>,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub log_flush_offset_checkpoint_interval: Duration,
+    /// Benchmark baseline only, not a configuration key: when true, every acks=-1 append is
+    /// fsynced on its own, inline on its shard, instead of being group-committed.
+    pub fsync_per_append: bool,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: Duration,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.assignors`, the default first.
+    pub group_consumer_assignors: Vec<String>,
+    /// The `kinesis.*` keys.
+    pub kinesis: crate::kinesis::KinesisConfig,
     /// Every key's effective value as text (defaults included), for DescribeConfigs and for
     /// topic configs that default to a broker key.
     pub values: BTreeMap<&'static str, String>,
@@ -311,12 +525,31 @@ impl Config {
             .map(|k| (k.name, k.default.to_string()))
             .collect();
         let mut explicit = std::collections::BTreeSet::new();
+        let mut precedence: BTreeMap<&'static str, u8> = BTreeMap::new();
         for (k, v) in pairs {
-            let (k, v) = (k.into(), v.into());
-            let canonical = SYNONYMS
+            let (k, mut v) = (k.into(), v.into());
+            let mut rank = MS_PRECEDENCE;
+            if let Some(&(_, ms_key, factor, r)) = UNIT_SYNONYMS.iter().find(|u| u.0 == k) {
+                let n: i64 = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                    key: k.clone(),
+                    value: v.clone(),
+                    reason: "not an integer".into(),
+                })?;
+                v = if n < 0 {
+                    "-1".into()
+                } else {
+                    n.saturating_mul(factor).to_string()
+                };
+                if precedence.get(ms_key).is_some_and(|p| *p > r) {
+                    continue;
+                }
+                rank = r;
+            }
+            let canonical = UNIT_SYNONYMS
                 .iter()
-                .find(|(alias, _)| *alias == k)
-                .map(|(_, c)| *c)
+                .find(|u| u.0 == k)
+                .map(|u| u.1)
+                .or_else(|| SYNONYMS.iter().find(|(alias, _)| *alias == k).map(|s| s.1))
                 .unwrap_or(k.as_str());
             let def = KEYS
                 .iter()
@@ -327,6 +560,9 @@ impl Config {
                 value: v.clone(),
                 reason,
             })?;
+            if UNIT_SYNONYMS.iter().any(|u| u.1 == def.name) {
+                precedence.insert(def.name, rank);
+            }
             values.insert(def.name, v.trim().to_string());
             explicit.insert(def.name);
         }
@@ -376,9 +612,64 @@ impl Config {
             num_shards: shards,
             max_inflight_per_connection: int("queued.max.requests.per.connection") as usize,
             shutdown_timeout: Duration::from_millis(int("shutdown.timeout.ms") as u64),
+            log_roll_ms: int("log.roll.ms").max(1) as u64,
+            log_retention_ms: u64::try_from(int("log.retention.ms")).ok(),
+            log_retention_bytes: u64::try_from(int("log.retention.bytes")).ok(),
+            log_retention_check_interval: Duration::from_millis(
+                int("log.retention.check.interval.ms").max(1) as u64,
+            ),
+            log_flush_interval_messages: Some(int("log.flush.interval.messages"))
+                .filter(|n| *n != i64::MAX)
+                .map(|n| n.max(1) as u64),
+            log_flush_interval_ms: Some(int("log.flush.interval.ms"))
+                .filter(|n| *n != i64::MAX)
+                .map(|n| n.max(0) as u64),
+            log_flush_offset_checkpoint_interval: Duration::from_millis(
+                int("log.flush.offset.checkpoint.interval.ms").max(1) as u64,
+            ),
+            fsync_per_append: false,
+            offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
+            offsets_retention: Duration::from_secs(int("offsets.retention.minutes") as u64 * 60),
+            offsets_retention_check_interval: Duration::from_millis(int(
+                "offsets.retention.check.interval.ms",
+            ) as u64),
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
+            group_initial_rebalance_delay: Duration::from_millis(int(
+                "group.initial.rebalance.delay.ms",
+            ) as u64),
+            group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+            group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            group_consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms")
+                as i32,
+            group_consumer_session_timeout_ms: int("group.consumer.session.timeout.ms") as i32,
+            group_consumer_assignors: get("group.consumer.assignors")
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            kinesis: crate::kinesis::KinesisConfig::from_values(&get, |k| explicit.contains(k)),
             values,
             explicit,
         })
+    }
+
+    /// The log settings of a partition without topic overrides: the broker keys that are the
+    /// defaults of the topic configs (`log.segment.bytes` for `segment.bytes`, `log.roll.ms` for
+    /// `segment.ms`, `log.retention.*`, `log.flush.interval.*`, ...).
+    pub fn log_config(&self) -> crate::log::LogConfig {
+        crate::log::LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_roll_ms,
+            index_interval_bytes: self.log_index_interval_bytes,
+            // The produce handler enforces max.message.bytes per topic (MESSAGE_TOO_LARGE before
+            // anything reaches a shard); the log only guards against frames no request can hold.
+            max_message_bytes: self.socket_request_max_bytes,
+            segment_index_bytes: self.log_index_size_max_bytes,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            flush_interval_messages: self.log_flush_interval_messages,
+            flush_interval_ms: self.log_flush_interval_ms,
+        }
     }
 
     /// A configuration for tests and embedding: ephemeral port on 127.0.0.1, the given data dir.
@@ -436,6 +727,24 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
             }
             if v.contains(',') {
                 return Err("only one log directory is supported".into());
+            }
+        }
+        Kind::Str if def.name == "kinesis.listener" => {
+            crate::kinesis::KinesisConfig::validate_listener(v)?;
+        }
+        Kind::Str if def.name == "kinesis.credentials" => {
+            crate::kinesis::sigv4::Credentials::parse(v)?;
+        }
+        Kind::Str if def.name == "group.consumer.assignors" => {
+            let names: Vec<&str> = v.split(',').map(str::trim).collect();
+            if names
+                .iter()
+                .any(|n| !crate::coordinator::assignor::ASSIGNORS.contains(n))
+            {
+                return Err(format!(
+                    "each assignor must be one of {}",
+                    crate::coordinator::assignor::ASSIGNORS.join(", ")
+                ));
             }
         }
         Kind::Str => {}
@@ -549,6 +858,40 @@ mod tests {
         assert_eq!(c.num_partitions, 5);
         assert_eq!(c.node_id, 7);
         assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn retention_units_follow_kafka_precedence() {
+        let c = Config::default();
+        assert_eq!(c.log_retention_ms, Some(604_800_000));
+        assert_eq!(c.log_retention_bytes, None);
+        assert_eq!(c.log_flush_interval_messages, None);
+        assert_eq!(c.log_flush_interval_ms, None);
+        let c = Config::load("log.retention.hours=2\n", &[]).unwrap();
+        assert_eq!(c.log_retention_ms, Some(7_200_000));
+        assert_eq!(c.values["log.retention.ms"], "7200000");
+        // ms wins over minutes over hours, in any order.
+        let c = Config::load(
+            "log.retention.ms=5000\nlog.retention.minutes=3\nlog.retention.hours=1\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.log_retention_ms, Some(5000));
+        let c = Config::load("log.retention.hours=1\nlog.retention.minutes=3\n", &[]).unwrap();
+        assert_eq!(c.log_retention_ms, Some(180_000));
+        let c = Config::load("log.retention.hours=-1\nlog.roll.hours=1\n", &[]).unwrap();
+        assert_eq!(c.log_retention_ms, None);
+        assert_eq!(c.log_roll_ms, 3_600_000);
+        let e = Config::load("log.retention.hours=soon\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("log.retention.hours"), "{e}");
+        let c = Config::load(
+            "log.flush.interval.messages=10\nlog.retention.bytes=4096\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.log_flush_interval_messages, Some(10));
+        assert_eq!(c.log_config().flush_interval_messages, Some(10));
+        assert_eq!(c.log_config().retention_bytes, Some(4096));
     }
 
     #[test]

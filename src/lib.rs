@@ -19,15 +19,22 @@
 //! - [`shard`]: shard threads and the partition state they own, with group-committed fsync.
 //! - [`topic_config`]: topic-level config keys, validation and storage.
 //! - [`log`]: the storage engine, usable without any network.
+//! - [`coordinator`]: consumer groups and committed offsets, one actor per `__consumer_offsets`
+//!   partition, durable in that topic.
+//! - [`kinesis`]: the Kinesis Data Streams API (HTTP, SigV4, one handler per operation) over
+//!   the same shards and logs: a stream is a topic, a shard a partition.
 
 #![warn(missing_docs)]
 
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod coordinator;
 pub mod kafka;
+pub mod kinesis;
 pub mod log;
 pub mod net;
+pub mod producer_ids;
 pub mod shard;
 pub mod topic_config;
 

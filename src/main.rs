@@ -42,27 +42,65 @@ fn main() -> anyhow::Result<()> {
         None => String::new(),
     };
     let config = esker::Config::load(&text, &args.overrides).context("invalid configuration")?;
+    raise_open_file_limit();
     // The control runtime only waits for signals; shards bring their own runtimes.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start runtime")?;
     rt.block_on(async move {
+        // Installed before start-up (which replays __consumer_offsets once the listeners are
+        // bound), so a signal that arrives meanwhile still means a clean shutdown.
+        let signals = wait_for_signal()?;
         let broker = esker::Broker::start(config)
             .await
             .context("cannot start broker")?;
-        wait_for_signal().await?;
+        signals.await;
         broker.shutdown().await.context("shutdown failed")?;
         anyhow::Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers now and returns a future resolving at the first
+/// of them (a signal received before it is awaited is not lost).
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot install SIGINT handler")?,
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+/// Raises the soft limit on open files to the hard limit, as the JVM and Go runtimes do: every
+/// partition keeps its active segment open, so the common default of 1024 caps a broker at
+/// about a thousand partitions.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let before = limit.rlim_cur;
+        if before >= limit.rlim_max {
+            return;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        (libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0).then_some(before)
+    };
+    match raised {
+        Some(before) => tracing::info!(
+            from = before,
+            to = limit.rlim_max,
+            "raised the open file limit"
+        ),
+        None => tracing::warn!("cannot raise the open file limit"),
     }
-    Ok(())
 }

@@ -316,6 +316,33 @@ pub fn load(log_dir: &Path, topic: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// A partition log's settings for a topic: the broker's defaults with the topic's log-level
+/// overrides (`segment.bytes`, `segment.ms`, `retention.*`, `flush.*`, index sizes) applied.
+/// `max.message.bytes` is left to the produce handler, which enforces it per request. As in
+/// Kafka, retention deletes nothing of a topic whose `cleanup.policy` lacks `delete`.
+pub fn log_config(broker: &Config, overrides: &BTreeMap<String, String>) -> crate::log::LogConfig {
+    let mut config = broker.log_config();
+    for (key, value) in overrides {
+        if key == "max.message.bytes" {
+            continue;
+        }
+        if let Ok(n) = value.trim().parse::<i64>() {
+            config.set_topic_config(key, n);
+        }
+    }
+    let deletes = def("cleanup.policy").map_or(true, |d| {
+        effective(d, overrides, broker)
+            .0
+            .split(',')
+            .any(|p| p.trim() == "delete")
+    });
+    if !deletes {
+        config.retention_ms = None;
+        config.retention_bytes = None;
+    }
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +373,31 @@ mod tests {
         );
         store(dir.path(), "t", &BTreeMap::new()).unwrap();
         assert!(load(dir.path(), "t").is_empty());
+    }
+
+    #[test]
+    fn log_config_layers_topic_overrides() {
+        let broker = Config::for_test("/tmp/unused");
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "-1".to_string());
+        o.insert("segment.bytes".to_string(), "4096".to_string());
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        o.insert("max.message.bytes".to_string(), "10".to_string());
+        let c = log_config(&broker, &o);
+        assert_eq!(c.retention_ms, None);
+        assert_eq!(c.segment_bytes, 4096);
+        assert_eq!(c.max_message_bytes, broker.log_config().max_message_bytes);
+        assert_eq!(log_config(&broker, &BTreeMap::new()), broker.log_config());
+        // A compacted topic is not trimmed by retention; "compact,delete" is.
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert("retention.bytes".to_string(), "1000".to_string());
+        let c = log_config(&broker, &o);
+        assert_eq!((c.retention_ms, c.retention_bytes), (None, None));
+        o.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let c = log_config(&broker, &o);
+        assert_eq!(
+            (c.retention_ms, c.retention_bytes),
+            (Some(1000), Some(1000))
+        );
     }
 }

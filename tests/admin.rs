@@ -209,3 +209,102 @@ async fn max_message_bytes_is_enforced_to_the_byte() {
     assert_eq!(ok.offset, 2);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_partitions_and_cluster_apis() {
+    use common::raw::Raw;
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        DescribeClusterRequest, DescribeClusterResponse, DescribeLogDirsRequest,
+        DescribeLogDirsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+        TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use rdkafka::admin::NewPartitions;
+
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let a = admin(&bootstrap);
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let res = a
+        .create_topics(
+            &[NewTopic::new("growing", 2, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .expect("create");
+    assert!(res[0].is_ok());
+    let res = a
+        .create_partitions(&[NewPartitions::new("growing", 5)], &opts)
+        .await
+        .expect("create partitions");
+    assert!(res[0].is_ok(), "{:?}", res[0]);
+    let res = a
+        .create_partitions(&[NewPartitions::new("growing", 3)], &opts)
+        .await
+        .expect("create partitions");
+    assert!(
+        matches!(res[0], Err((_, RDKafkaErrorCode::InvalidPartitions))),
+        "shrinking is refused: {:?}",
+        res[0]
+    );
+    // The new partitions take writes.
+    let producer: FutureProducer = producer_config(&bootstrap, "1").create().expect("producer");
+    for p in 0..5 {
+        let d = producer
+            .send(
+                FutureRecord::<(), _>::to("growing")
+                    .partition(p)
+                    .payload("x"),
+                TIMEOUT,
+            )
+            .await
+            .expect("produce to every partition");
+        assert_eq!((d.partition, d.offset), (p, 0));
+    }
+
+    let mut c = Raw::connect(&bootstrap).await;
+    let cluster: DescribeClusterResponse = c
+        .call(&DescribeClusterRequest::default().with_endpoint_type(1), 1)
+        .await;
+    assert_eq!(cluster.error_code, 0);
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(
+        cluster.brokers[0].port,
+        broker.broker.as_ref().unwrap().kafka_addrs()[0].port() as i32
+    );
+
+    let epochs: OffsetForLeaderEpochResponse = c
+        .call(
+            &OffsetForLeaderEpochRequest::default().with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("growing")))
+                    .with_partitions(vec![OffsetForLeaderPartition::default()
+                        .with_partition(4)
+                        .with_current_leader_epoch(0)
+                        .with_leader_epoch(0)]),
+            ]),
+            4,
+        )
+        .await;
+    let e = &epochs.topics[0].partitions[0];
+    assert_eq!((e.error_code, e.leader_epoch, e.end_offset), (0, 0, 1));
+
+    let dirs: DescribeLogDirsResponse = c
+        .call(
+            &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("growing")))
+                    .with_partitions(vec![0, 1, 2, 3, 4]),
+            ])),
+            4,
+        )
+        .await;
+    let parts = &dirs.results[0].topics[0].partitions;
+    assert_eq!(parts.len(), 5);
+    assert!(parts.iter().all(|p| p.partition_size > 0), "{parts:?}");
+    broker.stop().await;
+}

@@ -3,117 +3,17 @@
 
 mod common;
 
-use std::time::Duration;
-
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use common::raw::Raw;
 use common::TestBroker;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-struct Raw {
-    s: TcpStream,
-    corr: i32,
-}
-
-impl Raw {
-    async fn connect(addr: &str) -> Raw {
-        Raw {
-            s: TcpStream::connect(addr).await.expect("connect"),
-            corr: 0,
-        }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).await.expect("write");
-    }
-
-    /// Sends a request without reading the response; returns its correlation id.
-    async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
-        self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("raw")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.send_raw(&frame).await;
-        self.corr
-    }
-
-    /// Reads the next response and returns its correlation id and body.
-    async fn recv<Resp: Decodable + HeaderVersion>(&mut self, version: i16) -> (i32, Resp) {
-        let mut resp = self.read_frame().await.expect("response");
-        let h =
-            ResponseHeader::decode(&mut resp, Resp::header_version(version)).expect("resp header");
-        (
-            h.correlation_id,
-            Resp::decode(&mut resp, version).expect("resp body"),
-        )
-    }
-
-    /// Sends a request and decodes the response.
-    async fn call<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> Req::Response
-    where
-        Req::Response: Decodable + HeaderVersion,
-    {
-        self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("raw")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.send_raw(&frame).await;
-        let mut resp = self.read_frame().await.expect("response");
-        let h = ResponseHeader::decode(&mut resp, Req::Response::header_version(version))
-            .expect("resp header");
-        assert_eq!(h.correlation_id, self.corr);
-        Req::Response::decode(&mut resp, version).expect("resp body")
-    }
-
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let mut len = [0u8; 4];
-        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut len))
-            .await
-            .expect("no hang")
-            .ok()?;
-        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut buf).await.ok()?;
-        Some(Bytes::from(buf))
-    }
-
-    /// True when the broker closed the connection (EOF) within the timeout.
-    async fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), self.s.read(&mut b)).await,
-            Ok(Ok(0)) | Ok(Err(_))
-        )
-    }
-}
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 async fn still_serving(addr: &str) {
     let mut c = Raw::connect(addr).await;

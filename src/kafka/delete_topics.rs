@@ -40,6 +40,10 @@ pub async fn handle(
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
         match meta {
+            // The coordinator's internal topic cannot be deleted under it.
+            Some(m) if &*m.name == crate::coordinator::OFFSETS_TOPIC => {
+                r.error_code = Code::InvalidTopicException.code();
+            }
             Some(m) => {
                 ctx.delete_topic(&m.name).await;
                 r.name = Some(TopicName(StrBytes::from_string(m.name.to_string())));

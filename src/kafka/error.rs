@@ -11,6 +11,8 @@ pub fn storage_code(e: &StorageError) -> Code {
         StorageError::UnknownPartition => Code::UnknownTopicOrPartition,
         StorageError::Log(l) => log_code(l),
         StorageError::Io(_) => Code::KafkaStorageError,
+        StorageError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
     }
 }
 
@@ -27,4 +29,37 @@ pub fn log_code(e: &LogError) -> Code {
 /// A shard that cannot be reached is, to a client, a broker that is going away.
 pub fn shard_code(_e: &ShardError) -> Code {
     Code::NotLeaderOrFollower
+}
+
+/// Maps a group coordinator outcome to its Kafka error code.
+pub fn group_code(e: &crate::coordinator::GroupError) -> Code {
+    use crate::coordinator::GroupError as G;
+    match e {
+        G::InvalidGroupId => Code::InvalidGroupId,
+        G::CoordinatorLoadInProgress => Code::CoordinatorLoadInProgress,
+        G::CoordinatorNotAvailable => Code::CoordinatorNotAvailable,
+        G::NotCoordinator => Code::NotCoordinator,
+        G::UnknownMemberId => Code::UnknownMemberId,
+        G::IllegalGeneration => Code::IllegalGeneration,
+        G::RebalanceInProgress => Code::RebalanceInProgress,
+        G::MemberIdRequired => Code::MemberIdRequired,
+        G::FencedInstanceId => Code::FencedInstanceId,
+        G::InconsistentGroupProtocol => Code::InconsistentGroupProtocol,
+        G::InvalidSessionTimeout => Code::InvalidSessionTimeout,
+        G::GroupIdNotFound => Code::GroupIdNotFound,
+        G::NonEmptyGroup => Code::NonEmptyGroup,
+        G::GroupSubscribedToTopic => Code::GroupSubscribedToTopic,
+        G::OffsetMetadataTooLarge => Code::OffsetMetadataTooLarge,
+        G::UnknownTopicOrPartition => Code::UnknownTopicOrPartition,
+        G::FencedMemberEpoch => Code::FencedMemberEpoch,
+        G::StaleMemberEpoch => Code::StaleMemberEpoch,
+        G::UnsupportedAssignor => Code::UnsupportedAssignor,
+        G::UnreleasedInstanceId => Code::UnreleasedInstanceId,
+        G::InvalidRequest => Code::InvalidRequest,
+    }
+}
+
+/// The code of an optional group error (0 for none).
+pub fn group_error_code(e: Option<crate::coordinator::GroupError>) -> i16 {
+    e.map_or(0, |e| group_code(&e).code())
 }

@@ -10,14 +10,34 @@
 
 mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
+mod describe_log_dirs;
 pub mod error;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
+// Consumer groups and committed offsets (served by `crate::coordinator`).
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
+mod delete_groups;
+mod describe_groups;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
+mod sync_group;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -79,6 +99,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         delete_topics::VERSIONS.1,
     ),
     (
+        ApiKey::DeleteRecords,
+        delete_records::VERSIONS.0,
+        delete_records::VERSIONS.1,
+    ),
+    (
         ApiKey::DescribeConfigs,
         describe_configs::VERSIONS.0,
         describe_configs::VERSIONS.1,
@@ -93,6 +118,96 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         alter_configs::INCREMENTAL_VERSIONS.0,
         alter_configs::INCREMENTAL_VERSIONS.1,
     ),
+    (
+        ApiKey::CreatePartitions,
+        create_partitions::VERSIONS.0,
+        create_partitions::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeCluster,
+        describe_cluster::VERSIONS.0,
+        describe_cluster::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeLogDirs,
+        describe_log_dirs::VERSIONS.0,
+        describe_log_dirs::VERSIONS.1,
+    ),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS.0,
+        offset_for_leader_epoch::VERSIONS.1,
+    ),
+    (
+        ApiKey::InitProducerId,
+        init_producer_id::VERSIONS.0,
+        init_producer_id::VERSIONS.1,
+    ),
+    (
+        ApiKey::FindCoordinator,
+        find_coordinator::VERSIONS.0,
+        find_coordinator::VERSIONS.1,
+    ),
+    (
+        ApiKey::JoinGroup,
+        join_group::VERSIONS.0,
+        join_group::VERSIONS.1,
+    ),
+    (
+        ApiKey::SyncGroup,
+        sync_group::VERSIONS.0,
+        sync_group::VERSIONS.1,
+    ),
+    (
+        ApiKey::Heartbeat,
+        heartbeat::VERSIONS.0,
+        heartbeat::VERSIONS.1,
+    ),
+    (
+        ApiKey::LeaveGroup,
+        leave_group::VERSIONS.0,
+        leave_group::VERSIONS.1,
+    ),
+    (
+        ApiKey::OffsetCommit,
+        offset_commit::VERSIONS.0,
+        offset_commit::VERSIONS.1,
+    ),
+    (
+        ApiKey::OffsetFetch,
+        offset_fetch::VERSIONS.0,
+        offset_fetch::VERSIONS.1,
+    ),
+    (
+        ApiKey::ListGroups,
+        list_groups::VERSIONS.0,
+        list_groups::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeGroups,
+        describe_groups::VERSIONS.0,
+        describe_groups::VERSIONS.1,
+    ),
+    (
+        ApiKey::DeleteGroups,
+        delete_groups::VERSIONS.0,
+        delete_groups::VERSIONS.1,
+    ),
+    (
+        ApiKey::OffsetDelete,
+        offset_delete::VERSIONS.0,
+        offset_delete::VERSIONS.1,
+    ),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group_heartbeat::VERSIONS.0,
+        consumer_group_heartbeat::VERSIONS.1,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group_describe::VERSIONS.0,
+        consumer_group_describe::VERSIONS.1,
+    ),
 ];
 
 fn supported(key: ApiKey, version: i16) -> bool {
@@ -101,8 +216,35 @@ fn supported(key: ApiKey, version: i16) -> bool {
         .any(|(k, min, max)| *k == key && (*min..=*max).contains(&version))
 }
 
+/// Who sent a request, as group membership records it: the header's client id and the peer
+/// address in Kafka's `/ip` form.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Client id from the request header (empty if absent).
+    pub client_id: String,
+    /// `/ip` of the peer.
+    pub host: String,
+}
+
+impl Caller {
+    fn new(header: &RequestHeader, peer: std::net::SocketAddr) -> Caller {
+        Caller {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            host: format!("/{}", peer.ip()),
+        }
+    }
+}
+
 /// Decodes a frame and starts handling it.
-pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
+pub async fn dispatch(
+    mut frame: Bytes,
+    ctx: &Arc<BrokerContext>,
+    peer: std::net::SocketAddr,
+) -> Dispatch {
     // net guarantees at least 8 bytes: api key, version, correlation id.
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -160,6 +302,10 @@ pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
             let req = decode!(m::CreateTopicsRequest);
             respond!(create_topics::handle(ctx, req, version))
         }
+        ApiKey::DeleteRecords => {
+            let req = decode!(m::DeleteRecordsRequest);
+            respond!(delete_records::handle(ctx, req, version))
+        }
         ApiKey::DeleteTopics => {
             let req = decode!(m::DeleteTopicsRequest);
             respond!(delete_topics::handle(ctx, req, version))
@@ -183,6 +329,80 @@ pub async fn dispatch(mut frame: Bytes, ctx: &Arc<BrokerContext>) -> Dispatch {
         ApiKey::IncrementalAlterConfigs => {
             let req = decode!(m::IncrementalAlterConfigsRequest);
             respond!(alter_configs::handle_incremental(ctx, req, version))
+        }
+        ApiKey::CreatePartitions => {
+            let req = decode!(m::CreatePartitionsRequest);
+            respond!(create_partitions::handle(ctx, req, version))
+        }
+        ApiKey::DescribeCluster => {
+            let req = decode!(m::DescribeClusterRequest);
+            respond!(describe_cluster::handle(ctx, req, version))
+        }
+        ApiKey::DescribeLogDirs => {
+            let req = decode!(m::DescribeLogDirsRequest);
+            respond!(describe_log_dirs::handle(ctx, req, version))
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let req = decode!(m::OffsetForLeaderEpochRequest);
+            respond!(offset_for_leader_epoch::handle(ctx, req, version))
+        }
+        ApiKey::InitProducerId => {
+            let req = decode!(m::InitProducerIdRequest);
+            respond!(init_producer_id::handle(ctx, req, version))
+        }
+        ApiKey::FindCoordinator => {
+            let req = decode!(m::FindCoordinatorRequest);
+            respond!(find_coordinator::handle(ctx, req, version))
+        }
+        ApiKey::JoinGroup => {
+            let req = decode!(m::JoinGroupRequest);
+            let caller = Caller::new(&header, peer);
+            respond!(join_group::handle(ctx, req, version, caller))
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let req = decode!(m::ConsumerGroupHeartbeatRequest);
+            let caller = Caller::new(&header, peer);
+            respond!(consumer_group_heartbeat::handle(ctx, req, version, caller))
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let req = decode!(m::ConsumerGroupDescribeRequest);
+            respond!(consumer_group_describe::handle(ctx, req, version))
+        }
+        ApiKey::SyncGroup => {
+            let req = decode!(m::SyncGroupRequest);
+            respond!(sync_group::handle(ctx, req, version))
+        }
+        ApiKey::Heartbeat => {
+            let req = decode!(m::HeartbeatRequest);
+            respond!(heartbeat::handle(ctx, req, version))
+        }
+        ApiKey::LeaveGroup => {
+            let req = decode!(m::LeaveGroupRequest);
+            respond!(leave_group::handle(ctx, req, version))
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode!(m::OffsetCommitRequest);
+            respond!(offset_commit::handle(ctx, req, version))
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode!(m::OffsetFetchRequest);
+            respond!(offset_fetch::handle(ctx, req, version))
+        }
+        ApiKey::ListGroups => {
+            let req = decode!(m::ListGroupsRequest);
+            respond!(list_groups::handle(ctx, req, version))
+        }
+        ApiKey::DescribeGroups => {
+            let req = decode!(m::DescribeGroupsRequest);
+            respond!(describe_groups::handle(ctx, req, version))
+        }
+        ApiKey::DeleteGroups => {
+            let req = decode!(m::DeleteGroupsRequest);
+            respond!(delete_groups::handle(ctx, req, version))
+        }
+        ApiKey::OffsetDelete => {
+            let req = decode!(m::OffsetDeleteRequest);
+            respond!(offset_delete::handle(ctx, req, version))
         }
         ApiKey::Produce => {
             let req = decode!(m::ProduceRequest);

@@ -71,6 +71,11 @@ pub async fn dispatch(
                 (Some(m), _, _) if p.index < 0 || p.index >= m.partitions => {
                     Slot::Failed(Code::UnknownTopicOrPartition, None)
                 }
+                // Only the group coordinator writes its internal topic (as in Kafka).
+                (Some(m), _, _) if &*m.name == crate::coordinator::OFFSETS_TOPIC => Slot::Failed(
+                    Code::InvalidTopicException,
+                    Some("cannot append to internal topic".into()),
+                ),
                 (_, _, None) => Slot::Failed(Code::CorruptMessage, Some("no records".into())),
                 (Some(m), Some(durability), Some(records)) => {
                     let limits = TopicLimits::of(ctx, m);

@@ -107,6 +107,12 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// The entries, in order.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> &[OffsetIndexEntry] {
+        &self.entries
+    }
+
     /// Number of entries.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

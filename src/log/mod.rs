@@ -9,72 +9,226 @@
 //!   00000000000000000000.timeindex  sparse: (max timestamp i64 BE, relative offset u32 BE)
 //!   00000000000001048576.log        next segment, named by its base offset
 //!   …
+//!   log-start-offset                the log start offset, when DeleteRecords moved it inside
+//!                                   a segment (fsynced before DeleteRecords is answered)
+//!   recovery-point-offset           every offset below it was fsynced (written lazily)
 //! ```
 //!
 //! - **Produce** ([`PartitionLog::append`]): batches are validated ([`batch::validate`]), their
 //!   base offsets rewritten in place, and the bytes written to the active segment's file (the
-//!   page cache). Records are not decoded.
+//!   page cache). Records are not decoded. The active segment rolls when full (`segment.bytes`,
+//!   index full) and, via the retention pass, when older than `segment.ms`.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
-//!   offset index and read with positional reads.
+//!   offset index and read with positional reads; below the log start offset is
+//!   [`LogError::OffsetOutOfRange`].
+//! - **Retention** ([`PartitionLog::apply_retention`], run by the shard's maintenance tick):
+//!   rolls an aged or wholly expired active segment, then deletes whole segments from the oldest
+//!   on while they are past `retention.ms`, beyond `retention.bytes` or below the log start
+//!   offset. **DeleteRecords** ([`PartitionLog::delete_records_before`]) moves the log start
+//!   offset, durably, and deletes the segments wholly below it.
 //! - **Durability**: appends never fsync. [`PartitionLog::take_unsynced`] hands the files
-//!   written since its last call to the caller, which fsyncs them on a blocking thread and
-//!   answers `acks=-1` producers afterwards (group commit); a failed fsync must be reported
-//!   with [`PartitionLog::poison`], after which the log refuses appends. [`PartitionLog::close`]
-//!   writes the indexes and fsyncs everything for a clean shutdown.
-//! - **Recovery** ([`PartitionLog::open`]): after a crash every segment is scanned and CRC-checked
-//!   and a torn tail is truncated; after a clean shutdown the index files are trusted.
+//!   written since its last call to the caller, which fsyncs them on blocking threads and
+//!   answers `acks=-1` producers afterwards (group commit), then gives the [`SyncToken`] back to
+//!   [`PartitionLog::mark_synced`], which moves the recovery point. `flush.messages` /
+//!   `flush.ms` say when acks=1 data is due ([`PartitionLog::flush_due`]). A failed fsync must be
+//!   reported with [`PartitionLog::poison`], after which the log refuses appends.
+//!   [`PartitionLog::close`] writes the indexes, fsyncs everything and records the end as the
+//!   recovery point, for a clean shutdown.
+//! - **Recovery** ([`PartitionLog::open`]): after a clean shutdown the index files are trusted
+//!   and nothing is scanned; after a crash the segments wholly below the checkpointed recovery
+//!   point are trusted likewise, and every later one is scanned and CRC-checked, a torn or
+//!   corrupt tail truncated (and reported with its byte counts), later segments deleted.
 //!
 //! A `PartitionLog` is owned and used by one shard thread; there is no internal locking. Indexes
-//! are kept in memory and written whole when a segment rolls and on close. The active segment
-//! and the newest inactive one keep their files open; older segments are opened when read and
-//! closed again at the next roll.
+//! are kept in memory and written whole when a segment rolls and on close. Open files: the
+//! active segment's, plus inactive segments' while they are read; the newest inactive one stays
+//! open after a roll, and [`PartitionLog::close_idle_files`] closes those not read for a while.
+//! The partition directory is opened only to fsync it.
 
 pub mod batch;
+mod checkpoint;
 mod index;
 mod recovery;
 mod segment;
 mod time_index;
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod tests;
 
+use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tracing::{debug, error};
+use tracing::{debug, error, info, warn};
 
 use self::batch::BatchHeader;
-use self::recovery::push_once;
+use self::recovery::{push_once, Recovery};
 use self::segment::Segment;
 
-/// Per-partition storage settings (Kafka's topic configs of the same meaning).
+/// Per-partition storage settings (Kafka's topic configs of the same meaning). Every partition
+/// log holds its own copy, replaceable at run time with [`PartitionLog::set_config`]; the
+/// broker-wide defaults come from `Config::log_config` and a topic's overrides are layered on
+/// with [`LogConfig::set_topic_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: a new segment is started when an append would make the active segment
     /// larger than this (never for an empty segment). Capped at 4 GiB, the index's position range.
     pub segment_bytes: u64,
+    /// `segment.ms`: a non-empty active segment older than this (counted from its first append,
+    /// or the file's modification time after a restart) is rolled by the next retention pass.
+    pub segment_ms: u64,
     /// `index.interval.bytes`: bytes between sparse offset/time index entries.
     pub index_interval_bytes: u64,
     /// `max.message.bytes`: the largest batch accepted, in bytes including its 12-byte prefix.
     pub max_message_bytes: usize,
     /// `segment.index.bytes`: the largest index file; a segment whose index is full rolls.
     pub segment_index_bytes: u64,
+    /// `retention.ms`: inactive segments whose largest timestamp is older than this are
+    /// deleted (`None`: -1, kept forever).
+    pub retention_ms: Option<u64>,
+    /// `retention.bytes`: the oldest inactive segments are deleted while the log is larger than
+    /// this (`None`: -1, no limit).
+    pub retention_bytes: Option<u64>,
+    /// `flush.messages`: data not acknowledged with acks=-1 is fsynced once this many offsets
+    /// were appended since the last fsync (`None`: Long.MAX, never by count).
+    pub flush_interval_messages: Option<u64>,
+    /// `flush.ms`: such data is fsynced once this long has passed since the last fsync, checked
+    /// by the shard's maintenance tick (`None`: Long.MAX, never by time).
+    pub flush_interval_ms: Option<u64>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3_600_000,
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             segment_index_bytes: 10 * 1024 * 1024,
+            retention_ms: Some(7 * 24 * 3_600_000),
+            retention_bytes: None,
+            flush_interval_messages: None,
+            flush_interval_ms: None,
         }
     }
 }
+
+impl LogConfig {
+    /// Sets the field that the Kafka topic config `key` names from its integer value, with
+    /// Kafka's conventions (negative retention = unlimited, `Long.MAX` flush settings = never).
+    /// Returns false, changing nothing, if `key` is not a log setting.
+    pub fn set_topic_config(&mut self, key: &str, value: i64) -> bool {
+        let positive = u64::try_from(value.max(1)).unwrap_or(1);
+        let non_negative = u64::try_from(value.max(0)).unwrap_or(0);
+        let unless_max = |v: i64| (v != i64::MAX).then(|| u64::try_from(v.max(0)).unwrap_or(0));
+        match key {
+            "segment.bytes" => self.segment_bytes = positive,
+            "segment.ms" => self.segment_ms = positive,
+            "index.interval.bytes" => self.index_interval_bytes = non_negative,
+            "segment.index.bytes" => self.segment_index_bytes = positive,
+            "max.message.bytes" => {
+                self.max_message_bytes = usize::try_from(non_negative).unwrap_or(usize::MAX)
+            }
+            "retention.ms" => self.retention_ms = u64::try_from(value).ok(),
+            "retention.bytes" => self.retention_bytes = u64::try_from(value).ok(),
+            "flush.messages" => self.flush_interval_messages = unless_max(value.max(1)),
+            "flush.ms" => self.flush_interval_ms = unless_max(value),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Where a log reads the time (milliseconds since the epoch): the system clock, or a clock a
+/// test controls.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(segment::wall_clock_ms))
+    }
+
+    /// A clock reading `f`.
+    pub fn new(f: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    /// The current time in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// What opening a log found and did (after an unclean shutdown: how much was scanned).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenStats {
+    /// Segments in the log once opened.
+    pub segments: usize,
+    /// Segments scanned batch by batch (after a crash, those from the recovery point on, or any
+    /// whose index files were unusable).
+    pub segments_scanned: usize,
+    /// Bytes of those segments that were valid.
+    pub bytes_scanned: u64,
+    /// Bytes cut off torn or corrupt tails.
+    pub bytes_truncated: u64,
+    /// Segments deleted because an earlier one was truncated or they overlapped it.
+    pub segments_deleted: usize,
+}
+
+/// What a retention pass ([`PartitionLog::apply_retention`]) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Whether the active segment was rolled (past `segment.ms`, or wholly past `retention.ms`).
+    pub rolled: bool,
+    /// Segments deleted.
+    pub deleted_segments: usize,
+    /// Bytes deleted.
+    pub deleted_bytes: u64,
+}
+
+/// Proof that the data of one log up to an offset was handed out for fsync; give it back to
+/// [`PartitionLog::mark_synced`] once the files are synced to move the recovery point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncToken {
+    instance: u64,
+    up_to: i64,
+}
+
+impl SyncToken {
+    /// Every offset below this is durable once the files are synced.
+    pub fn up_to(&self) -> i64 {
+        self.up_to
+    }
+}
+
+/// Files to fsync, from [`PartitionLog::take_unsynced`].
+#[derive(Debug)]
+pub struct Unsynced {
+    /// The files (segments, indexes, the partition directory); possibly none.
+    pub files: Vec<Arc<File>>,
+    /// What the fsync makes durable.
+    pub token: SyncToken,
+}
+
+/// Distinguishes log instances, so a sync token of a deleted partition is not applied to a new
+/// partition of the same name.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -147,57 +301,154 @@ pub struct PartitionLog {
     config: LogConfig,
     /// Sorted by base offset; never empty; the last is the active segment.
     segments: Vec<Segment>,
+    /// The first offset readable: at least the first segment's base offset, moved further by
+    /// DeleteRecords (then persisted in the `log-start-offset` checkpoint).
+    log_start_offset: i64,
     log_end_offset: i64,
-    dir_handle: Arc<File>,
-    /// Files changed and not yet handed out by `take_unsynced` (rolled segments, their
-    /// indexes, the directory), besides the active segment.
+    /// Every offset below this is fsynced (persisted lazily in `recovery-point-offset`).
+    recovery_point: i64,
+    /// The recovery point last written to its checkpoint file.
+    recovery_point_written: Option<i64>,
+    instance: u64,
+    /// Files changed and not yet handed out by `take_unsynced` (rolled segments and their
+    /// indexes, segments recovered at open), besides the active segment.
     unsynced: Vec<Arc<File>>,
+    /// Whether files were created or deleted in the directory since the last `take_unsynced`.
+    dir_dirty: bool,
     /// Whether the active segment was written since the last `take_unsynced`.
     active_dirty: bool,
+    /// The log end offset at the last `take_unsynced` (for `flush.messages`).
+    flushed_offset: i64,
+    /// When `take_unsynced` was last called (for `flush.ms`).
+    last_flush_ms: i64,
+    clock: Clock,
+    open_stats: OpenStats,
+    /// Nothing changed since the last successful close (or a clean open): closing again has
+    /// nothing to write or fsync.
+    closed: bool,
     poisoned: bool,
 }
 
 impl PartitionLog {
     /// Opens (creating if absent) the partition directory `dir`.
     ///
-    /// If `clean_shutdown` is false, runs recovery: every segment is scanned batch by batch
-    /// (framing, magic, CRC-32C, increasing offsets); at the first torn or corrupt batch the
-    /// segment is truncated there and later segments deleted, with a warning giving the byte
-    /// counts; indexes are rebuilt and rewritten where they differ. If `clean_shutdown` is true,
-    /// the index files are trusted (only the tail of the last segment after its last index entry
-    /// is read, to find the log end offset); a segment whose index files are missing or
-    /// implausible is scanned as in recovery.
+    /// If `clean_shutdown` is true, the index files are trusted (only the tail of the last
+    /// segment after its last index entry is read, to find the log end offset); a segment whose
+    /// index files are missing or implausible is scanned. If it is false, recovery runs:
+    /// segments wholly below the recovery point (from the `recovery-point-offset` checkpoint) are
+    /// trusted in the same way, and every later segment is scanned batch by batch (framing,
+    /// magic, CRC-32C, increasing offsets); at the first torn or corrupt batch the segment is
+    /// truncated there and later segments deleted, with a warning giving the byte counts;
+    /// indexes are rebuilt and rewritten where they differ.
+    ///
+    /// The log start offset is the larger of the first segment's base offset and the
+    /// `log-start-offset` checkpoint. Should it lie beyond the recovered log end offset (records
+    /// deleted by DeleteRecords were also lost in the crash), the log is emptied and restarts at
+    /// the log start offset, so no offset is handed out twice.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<PartitionLog, LogError> {
-        let mut unsynced = Vec::new();
+        let mut dir_dirty = false;
         match std::fs::metadata(dir) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir)?;
+                // The new directory's entry in its parent must reach the disk too.
                 if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    unsynced.push(Arc::new(File::open(parent)?));
+                    File::open(parent)?.sync_all()?;
                 }
             }
             Err(e) => return Err(e.into()),
         }
-        let dir_handle = Arc::new(File::open(dir)?);
-        let opened = recovery::open_segments(dir, &config, clean_shutdown, &dir_handle)?;
-        for file in &opened.unsynced {
-            push_once(&mut unsynced, file);
-        }
-        Ok(PartitionLog {
+        let recovery = if clean_shutdown {
+            Recovery::Clean
+        } else {
+            Recovery::From(checkpoint::read(dir, checkpoint::RECOVERY_POINT_FILE)?.unwrap_or(0))
+        };
+        let opened = recovery::open_segments(dir, &config, recovery)?;
+        dir_dirty |= opened.dir_dirty;
+        let clock = Clock::system();
+        let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
+            log_start_offset: opened.segments.first().map_or(0, |s| s.base_offset),
             segments: opened.segments,
             log_end_offset: opened.log_end_offset,
-            dir_handle,
-            unsynced,
+            recovery_point: match recovery {
+                Recovery::Clean => opened.log_end_offset,
+                Recovery::From(point) => point.min(opened.log_end_offset),
+            },
+            recovery_point_written: None,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            unsynced: opened.unsynced,
+            dir_dirty,
             active_dirty: false,
+            flushed_offset: opened.log_end_offset,
+            last_flush_ms: clock.now_ms(),
+            clock,
+            open_stats: opened.stats,
+            closed: false,
             poisoned: false,
-        })
+        };
+        log.closed = clean_shutdown && !log.has_unsynced();
+        if let Some(start) = checkpoint::read(dir, checkpoint::LOG_START_FILE)? {
+            if start > log.log_end_offset {
+                log.restart_at(start)?;
+            }
+            log.log_start_offset = log.log_start_offset.max(start);
+        }
+        Ok(log)
+    }
+
+    /// Replaces the log's clock (tests drive time with it).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.last_flush_ms = clock.now_ms();
+        self.clock = clock;
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the log's settings (a topic config changed). Size limits apply from the next
+    /// append, index sizes to segments created from now on, retention and `segment.ms` from the
+    /// next retention pass.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// What opening the log found (how much recovery scanned and truncated).
+    pub fn open_stats(&self) -> OpenStats {
+        self.open_stats
+    }
+
+    /// Empties the log and starts it again at `offset`, above its end: every segment is deleted
+    /// and a new one created.
+    fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        warn!(
+            dir = %self.dir.display(),
+            log_end_offset = self.log_end_offset,
+            log_start_offset = offset,
+            "the log start offset lies beyond the recovered log; restarting the log there"
+        );
+        for segment in &mut self.segments {
+            segment.release_file();
+            segment.delete_files()?;
+        }
+        self.segments.clear();
+        self.segments
+            .push(Segment::create(&self.dir, offset, &self.config)?);
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = self.recovery_point.min(offset);
+        self.flushed_offset = offset;
+        self.unsynced.clear();
+        self.dir_dirty = true;
+        self.closed = false;
+        Ok(())
     }
 
     /// Appends one or more concatenated v2 batches, exactly as a producer sent them.
@@ -272,6 +523,7 @@ impl PartitionLog {
         }
 
         let interval = self.config.index_interval_bytes;
+        let now_ms = self.clock.now_ms();
         let segment = self.active_mut();
         let mut pos = 0;
         while pos < bytes {
@@ -282,9 +534,13 @@ impl PartitionLog {
             segment.on_batch(&header, position + pos as u64, interval);
             pos += header.total_size();
         }
+        if segment.size == 0 {
+            segment.roll_base_ms = Some(now_ms);
+        }
         segment.size += bytes as u64;
         self.log_end_offset = next_offset;
         self.active_dirty = true;
+        self.closed = false;
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
@@ -333,7 +589,7 @@ impl PartitionLog {
                 || active.time_index.is_full()
                 || active.relative(last_offset).is_none());
         if must_roll {
-            self.roll()?;
+            self.roll_active()?;
         }
         if self.active().relative(last_offset).is_none() {
             return Err(LogError::CorruptRecord(format!(
@@ -343,9 +599,22 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Rolls the active segment now unless it is empty; returns whether it rolled.
+    pub fn roll(&mut self) -> Result<bool, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if self.active().size == 0 {
+            return Ok(false);
+        }
+        self.roll_active()?;
+        Ok(true)
+    }
+
     /// Seals the active segment (final time index entry, index files written) and starts a new
-    /// one at the log end offset.
-    fn roll(&mut self) -> Result<(), LogError> {
+    /// one at the log end offset. The sealed segment's files join the unsynced set, so the next
+    /// fsync (acks=-1, `flush.*`, or the shard's background sync after a roll) makes it durable.
+    fn roll_active(&mut self) -> Result<(), LogError> {
         let new_base = self.log_end_offset;
         let active = self.active_mut();
         active.seal();
@@ -362,11 +631,12 @@ impl PartitionLog {
         for file in &index_files {
             push_once(&mut self.unsynced, file);
         }
-        let dir_handle = Arc::clone(&self.dir_handle);
-        push_once(&mut self.unsynced, &dir_handle);
+        self.dir_dirty = true;
+        self.closed = false;
         self.active_dirty = false;
         self.segments.push(segment);
-        // Keep files open for the active segment and the newest inactive one only.
+        // Keep files open for the active segment and the newest inactive one only; the idle
+        // policy (`close_idle_files`) closes the latter later.
         let keep_from = self.segments.len().saturating_sub(2);
         for old in &mut self.segments[..keep_from] {
             old.release_file();
@@ -387,7 +657,7 @@ impl PartitionLog {
     /// log end offset gives empty records; outside `[log start, log end]` gives
     /// [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let log_start = self.log_start_offset();
+        let log_start = self.log_start_offset;
         let log_end = self.log_end_offset;
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -431,15 +701,21 @@ impl PartitionLog {
         })
     }
 
-    /// The first offset held (the base offset of the first segment).
+    /// The first offset readable (Kafka's log start offset): the first segment's base offset,
+    /// or more after DeleteRecords.
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.first().map_or(0, |s| s.base_offset)
+        self.log_start_offset
     }
 
     /// The offset the next record will get: the last record's offset + 1 (the high watermark on
     /// a single node).
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset
+    }
+
+    /// Every offset below this is known to be fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     /// Total bytes of the segment files' batches.
@@ -452,22 +728,36 @@ impl PartitionLog {
         self.segments.len()
     }
 
+    /// The base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.iter().map(|s| s.base_offset).collect()
+    }
+
+    /// Number of segment files currently open (the active one and recently read ones).
+    pub fn open_file_count(&self) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| s.open_file().is_some())
+            .count()
+    }
+
     /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// ListOffsets by timestamp: `(offset, timestamp)` of the first record whose timestamp is
-    /// `>= ts`. Uncompressed CreateTime batches are walked record by record
-    /// for the exact answer; for compressed batches the answer is the batch's base offset and
-    /// `maxTimestamp`, and for LogAppendTime batches (where all records carry the append time)
-    /// the base offset. `None` if no record is that recent (Kafka answers offset -1).
+    /// ListOffsets by timestamp: `(offset, timestamp)` of the first record at or after the log
+    /// start offset whose timestamp is `>= ts`. Uncompressed CreateTime batches are walked
+    /// record by record for the exact answer; for compressed batches the answer is the batch's
+    /// base offset (or the log start offset, if larger) and `maxTimestamp`, and for
+    /// LogAppendTime batches (where all records carry the append time) the base offset. `None`
+    /// if no record is that recent (Kafka answers offset -1).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for segment in &self.segments {
             if segment.max_timestamp.map_or(true, |m| m.timestamp < ts) {
                 continue;
             }
-            if let Some(found) = segment.find_timestamp(ts)? {
+            if let Some(found) = segment.find_timestamp(ts, self.log_start_offset)? {
                 return Ok(Some(found));
             }
         }
@@ -495,19 +785,223 @@ impl PartitionLog {
             .map(|(offset, timestamp)| (timestamp, offset))
     }
 
+    /// One retention pass at time `now_ms`, as Kafka's log retention thread does it:
+    ///
+    /// 1. The active segment is rolled if it is non-empty and older than `segment.ms`, or if
+    ///    all of it is older than `retention.ms` (so idle partitions expire too).
+    /// 2. Inactive segments are deleted from the oldest on while any of these holds for the
+    ///    oldest: it lies wholly below the log start offset; its largest timestamp is more than
+    ///    `retention.ms` before `now_ms`; the log would still hold at least `retention.bytes`
+    ///    without it. The active segment is never deleted.
+    ///
+    /// The log start offset moves up to the new first segment's base offset.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let mut outcome = RetentionOutcome::default();
+        let active = self.active();
+        let aged = active.roll_base_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t) >= i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX)
+        });
+        let expired = active.size > 0 && self.is_expired(active, now_ms)?;
+        if active.size > 0 && (aged || expired) {
+            self.roll_active()?;
+            outcome.rolled = true;
+        }
+
+        let mut size = self.size_bytes();
+        let mut count = 0;
+        while count + 1 < self.segments.len() {
+            let segment = &self.segments[count];
+            let next_base = self.segments[count + 1].base_offset;
+            let below_start = next_base <= self.log_start_offset;
+            let too_big = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| size.saturating_sub(segment.size) >= limit);
+            if !(below_start || too_big || self.is_expired(segment, now_ms)?) {
+                break;
+            }
+            size -= segment.size;
+            count += 1;
+        }
+        if count > 0 {
+            outcome.deleted_segments = count;
+            outcome.deleted_bytes = self.delete_oldest(count, "retention")?;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether a segment's largest timestamp is more than `retention.ms` before `now_ms`.
+    fn is_expired(&self, segment: &Segment, now_ms: i64) -> Result<bool, LogError> {
+        let Some(retention) = self.config.retention_ms else {
+            return Ok(false);
+        };
+        let retention = i64::try_from(retention).unwrap_or(i64::MAX);
+        Ok(now_ms.saturating_sub(segment.largest_timestamp()?) > retention)
+    }
+
+    /// Deletes the `count` oldest segments (never the active one) and their files, moving the
+    /// log start offset to the new first segment if it was below; returns the bytes deleted.
+    fn delete_oldest(&mut self, count: usize, reason: &'static str) -> Result<u64, LogError> {
+        let count = count.min(self.segments.len() - 1);
+        let mut bytes = 0;
+        let first = self.segments.first().map_or(0, |s| s.base_offset);
+        for _ in 0..count {
+            let mut segment = self.segments.remove(0);
+            segment.release_file();
+            self.dir_dirty = true;
+            self.closed = false;
+            segment.delete_files()?;
+            bytes += segment.size;
+            self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
+        }
+        info!(
+            dir = %self.dir.display(),
+            reason,
+            segments = count,
+            first_base_offset = first,
+            bytes,
+            log_start_offset = self.log_start_offset,
+            "deleted old segments"
+        );
+        Ok(bytes)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (`-1`: the high watermark) and
+    /// deletes the segments wholly below it; returns the new log start offset (the low
+    /// watermark). An offset below the current start moves nothing; one above the high
+    /// watermark (or negative other than -1) is [`LogError::OffsetOutOfRange`]. The new start is
+    /// fsynced in the `log-start-offset` checkpoint before this returns.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let offset = if offset == -1 {
+            self.log_end_offset
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        if offset > self.log_start_offset {
+            checkpoint::write(&self.dir, checkpoint::LOG_START_FILE, offset, true)?;
+            self.log_start_offset = offset;
+        }
+        let start = self.log_start_offset;
+        let count = self
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset <= start)
+            .count();
+        if count > 0 {
+            self.delete_oldest(count, "DeleteRecords")?;
+        }
+        Ok(self.log_start_offset)
+    }
+
     /// The files written since the last call (the active segment if appended to, segments
-    /// rolled since and their index files, the directory after files were created or deleted),
-    /// for the caller to `fdatasync` on a blocking thread before acknowledging `acks=-1`
-    /// producers. If an fsync fails, call [`PartitionLog::poison`].
-    pub fn take_unsynced(&mut self) -> Vec<Arc<File>> {
-        let mut files = std::mem::take(&mut self.unsynced);
+    /// rolled or recovered since and their index files, the directory after files were created
+    /// or deleted), for the caller to `fdatasync` on a blocking thread before acknowledging
+    /// `acks=-1` producers; then [`PartitionLog::mark_synced`] with the token moves the recovery
+    /// point. If an fsync fails, call [`PartitionLog::poison`] instead.
+    pub fn take_unsynced(&mut self) -> Result<Unsynced, LogError> {
+        let mut files = Vec::new();
+        if self.dir_dirty {
+            files.push(Arc::new(File::open(&self.dir)?));
+            self.dir_dirty = false;
+        }
+        for file in std::mem::take(&mut self.unsynced) {
+            push_once(&mut files, &file);
+        }
         if self.active_dirty {
             if let Some(file) = self.active().open_file() {
                 push_once(&mut files, file);
             }
             self.active_dirty = false;
         }
-        files
+        self.flushed_offset = self.log_end_offset;
+        self.last_flush_ms = self.clock.now_ms();
+        Ok(Unsynced {
+            files,
+            token: SyncToken {
+                instance: self.instance,
+                up_to: self.log_end_offset,
+            },
+        })
+    }
+
+    /// Records that the files handed out with `token` were fsynced: the recovery point moves
+    /// up to the token's offset. Tokens of another log instance are ignored.
+    pub fn mark_synced(&mut self, token: SyncToken) {
+        if token.instance == self.instance && !self.poisoned {
+            self.recovery_point = self
+                .recovery_point
+                .max(token.up_to.min(self.log_end_offset));
+        }
+    }
+
+    /// Whether anything was written since the last [`PartitionLog::take_unsynced`].
+    pub fn has_unsynced(&self) -> bool {
+        self.active_dirty || self.dir_dirty || !self.unsynced.is_empty()
+    }
+
+    /// Whether files other than the active segment wait for an fsync (a segment rolled or
+    /// recovered, files created or deleted): Kafka flushes a rolled segment in the background
+    /// right away, so the recovery point moves past it.
+    pub fn needs_background_sync(&self) -> bool {
+        self.dir_dirty || !self.unsynced.is_empty()
+    }
+
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        if !self.has_unsynced() {
+            return false;
+        }
+        let by_count = self.config.flush_interval_messages.is_some_and(|n| {
+            u64::try_from(self.log_end_offset - self.flushed_offset).unwrap_or(0) >= n
+        });
+        let by_time = self.config.flush_interval_ms.is_some_and(|ms| {
+            now_ms.saturating_sub(self.last_flush_ms) >= i64::try_from(ms).unwrap_or(i64::MAX)
+        });
+        by_count || by_time
+    }
+
+    /// Writes the recovery point to its checkpoint file if it moved since the last write;
+    /// returns whether it wrote. Not fsynced (see the `checkpoint` module).
+    pub fn checkpoint_recovery_point(&mut self) -> Result<bool, LogError> {
+        if self.recovery_point_written == Some(self.recovery_point) {
+            return Ok(false);
+        }
+        checkpoint::write(
+            &self.dir,
+            checkpoint::RECOVERY_POINT_FILE,
+            self.recovery_point,
+            false,
+        )?;
+        self.recovery_point_written = Some(self.recovery_point);
+        Ok(true)
+    }
+
+    /// Closes the handles of inactive segments not read for `idle`; returns how many.
+    pub fn close_idle_files(&mut self, idle: Duration) -> usize {
+        let now = segment::monotonic_ms();
+        let idle_ms = idle.as_millis() as u64;
+        let last = self.segments.len() - 1;
+        let mut closed = 0;
+        for segment in &mut self.segments[..last] {
+            if segment.is_idle(now, idle_ms) {
+                segment.release_file();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Marks the log as failed after an fsync of its files failed: what was acknowledged may
@@ -522,32 +1016,42 @@ impl PartitionLog {
         self.poisoned
     }
 
-    /// Clean shutdown: writes the active segment's indexes and fsyncs every file written since
-    /// the last sync (and the directory). Only after this succeeds may the next open pass
-    /// `clean_shutdown = true`. The log stays usable afterwards.
+    /// Clean shutdown: writes the active segment's indexes, fsyncs every file written since
+    /// the last sync, and records the log end offset as the recovery point. Only after this
+    /// succeeds may the next open pass `clean_shutdown = true`. The log stays usable afterwards.
     pub fn close(&mut self) -> Result<(), LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
+        }
+        if self.closed {
+            return Ok(());
         }
         let active = self.active_mut();
         active.seal();
         let index_files = active.write_indexes()?;
         let active_file = active.open_file().cloned();
-        let mut files = self.take_unsynced();
+        let Unsynced { mut files, token } = self.take_unsynced()?;
         if let Some(file) = &active_file {
             push_once(&mut files, file);
         }
         for file in &index_files {
             push_once(&mut files, file);
         }
-        push_once(&mut files, &self.dir_handle);
-        for file in &files {
-            if let Err(e) = file.sync_all() {
-                error!(dir = %self.dir.display(), %e, "fsync failed on close; poisoning the log");
-                self.poisoned = true;
-                return Err(e.into());
-            }
+        let synced = files
+            .iter()
+            .try_for_each(|file| file.sync_all())
+            .and_then(|()| {
+                self.recovery_point = token.up_to;
+                self.checkpoint_recovery_point()
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                File::open(&self.dir)?.sync_all()
+            });
+        if let Err(e) = synced {
+            error!(dir = %self.dir.display(), %e, "fsync failed on close; poisoning the log");
+            self.poisoned = true;
+            return Err(e.into());
         }
+        self.closed = true;
         Ok(())
     }
 
@@ -559,5 +1063,77 @@ impl PartitionLog {
     fn active_mut(&mut self) -> &mut Segment {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
+    }
+
+    /// Checks the in-memory state against the files: every offset index entry points at the
+    /// start of a batch with that base offset, time index entries record running maxima of the
+    /// batches' timestamps, sizes and offsets are contiguous. Panics on a violation.
+    #[cfg(test)]
+    pub(crate) fn check_consistency(&self) {
+        let mut expected_next: Option<i64> = None;
+        for (i, segment) in self.segments.iter().enumerate() {
+            let file = segment.file().expect("segment file");
+            let len = file.metadata().expect("metadata").len();
+            assert_eq!(len, segment.size, "segment {} size", segment.base_offset);
+            let mut scanner =
+                segment::SegmentScanner::new(file, segment.size, segment::HEADER_SCAN_CHUNK);
+            let mut position = 0;
+            let mut max_ts = i64::MIN;
+            let mut batch_starts = std::collections::HashMap::new();
+            let mut running_max = Vec::new();
+            while position < segment.size {
+                let header = scanner.header_at(position).expect("header");
+                if let Some(next) = expected_next {
+                    assert_eq!(header.base_offset, next, "offsets are contiguous");
+                }
+                assert!(header.base_offset >= segment.base_offset);
+                expected_next = Some(header.next_offset());
+                max_ts = max_ts.max(header.max_timestamp);
+                running_max.push((header.base_offset, max_ts));
+                batch_starts.insert(position, header.base_offset);
+                position += header.total_size() as u64;
+            }
+            if i + 1 == self.segments.len() {
+                assert_eq!(
+                    expected_next
+                        .unwrap_or(segment.base_offset)
+                        .max(segment.base_offset),
+                    self.log_end_offset
+                );
+            }
+            for entry in segment.offset_index.entries() {
+                let base = batch_starts.get(&u64::from(entry.position));
+                assert_eq!(
+                    base.copied(),
+                    Some(segment.base_offset + i64::from(entry.relative_offset)),
+                    "offset index entry {entry:?} of segment {}",
+                    segment.base_offset
+                );
+            }
+            for entry in segment.time_index.entries() {
+                let offset = segment.base_offset + i64::from(entry.relative_offset);
+                let max_up_to = running_max
+                    .iter()
+                    .filter(|(base, _)| *base <= offset)
+                    .map(|(_, ts)| *ts)
+                    .max();
+                assert_eq!(
+                    max_up_to,
+                    Some(entry.timestamp),
+                    "time index entry {entry:?} of segment {}",
+                    segment.base_offset
+                );
+            }
+            if segment.size > 0 {
+                assert_eq!(
+                    segment.max_timestamp.map(|m| m.timestamp),
+                    Some(max_ts),
+                    "largest timestamp of segment {}",
+                    segment.base_offset
+                );
+            }
+        }
+        assert!(self.log_start_offset >= self.segments[0].base_offset);
+        assert!(self.log_start_offset <= self.log_end_offset);
     }
 }

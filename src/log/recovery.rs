@@ -3,9 +3,11 @@
 //!
 //! After a clean shutdown only the last segment's tail (from its last offset index entry) is
 //! read, to find the log end offset. Index files that are missing or implausible cause that one
-//! segment to be scanned. After an unclean shutdown every segment is scanned batch by batch
-//! (framing, magic, CRC-32C, offsets increasing and within the segment's `u32` range); at the
-//! first bad batch the segment is truncated there and all later segments are deleted.
+//! segment to be scanned. After an unclean shutdown the segments wholly below the recovery point
+//! (the offset up to which everything was fsynced) are loaded the same way; from the segment
+//! that holds the recovery point on, every segment is scanned batch by batch (framing, magic,
+//! CRC-32C, offsets increasing and within the segment's `u32` range); at the first bad batch the
+//! segment is truncated there and all later segments are deleted.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,39 +17,55 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::segment::{
-    parse_segment_file_name, segment_file, Segment, SegmentScanner, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
+    mtime_ms, parse_segment_file_name, segment_file, Segment, SegmentScanner, INDEX_SUFFIX,
+    LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
-use super::{LogConfig, LogError};
+use super::{LogConfig, LogError, OpenStats};
 
 /// Bytes read at a time by the recovery scan.
 const RECOVERY_CHUNK: usize = 1024 * 1024;
+
+/// How much of a partition directory can be trusted when opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// After a clean shutdown: every segment's index files are trusted.
+    Clean,
+    /// After a crash: segments wholly below this recovery point are trusted, the rest scanned.
+    From(i64),
+}
 
 /// The segments of an opened partition directory.
 pub(crate) struct Opened {
     /// Sorted by base offset, never empty; the last one has a writable handle.
     pub(crate) segments: Vec<Segment>,
     pub(crate) log_end_offset: i64,
-    /// Files changed while opening (truncated logs, rewritten indexes, the directory).
+    /// Files changed or scanned while opening (truncated and recovered segments, rewritten
+    /// indexes): once they are fsynced, the recovery point may move to the log end offset.
     pub(crate) unsynced: Vec<Arc<File>>,
+    /// Whether files were created or deleted in the directory.
+    pub(crate) dir_dirty: bool,
+    pub(crate) stats: OpenStats,
 }
 
 /// Opens the segments of `dir` (which exists), creating the first one if there is none.
 pub(crate) fn open_segments(
     dir: &Path,
     config: &LogConfig,
-    clean_shutdown: bool,
-    dir_handle: &Arc<File>,
+    recovery: Recovery,
 ) -> Result<Opened, LogError> {
     let mut unsynced = Vec::new();
-    let bases = list_segments(dir, dir_handle, &mut unsynced)?;
+    let mut dir_dirty = false;
+    let mut stats = OpenStats::default();
+    let bases = list_segments(dir, &mut dir_dirty)?;
     if bases.is_empty() {
         let segment = Segment::create(dir, 0, config)?;
-        unsynced.push(Arc::clone(dir_handle));
+        stats.segments = 1;
         return Ok(Opened {
             segments: vec![segment],
             log_end_offset: 0,
             unsynced,
+            dir_dirty: true,
+            stats,
         });
     }
 
@@ -59,22 +77,28 @@ pub(crate) fn open_segments(
     let mut i = 0;
     while i < segments.len() {
         let is_last = i + 1 == segments.len();
+        let trusted = match recovery {
+            Recovery::Clean => true,
+            Recovery::From(point) => segments
+                .get(i + 1)
+                .is_some_and(|next| next.base_offset <= point),
+        };
         let previous_end = if i == 0 { None } else { Some(log_end_offset) };
         let segment = &mut segments[i];
         if let Some(previous_end) = previous_end {
-            if !clean_shutdown && segment.base_offset < previous_end {
+            if !trusted && segment.base_offset < previous_end {
                 warn!(
                     dir = %dir.display(),
                     segment = segment.base_offset,
                     previous_end,
                     "segment starts below the end of the previous one; deleting it and later ones"
                 );
-                delete_from(&mut segments, i, dir_handle, &mut unsynced)?;
+                stats.segments_deleted += delete_from(&mut segments, i, &mut dir_dirty)?;
                 break;
             }
         }
 
-        let loaded = if clean_shutdown {
+        let loaded = if trusted {
             match load_clean(segment, config, is_last)? {
                 Ok(next) => Some(next),
                 Err(reason) => {
@@ -96,15 +120,21 @@ pub(crate) fn open_segments(
                 let min_offset =
                     previous_end.map_or(segment.base_offset, |e| e.max(segment.base_offset));
                 let recovered = recover_segment(segment, config, min_offset, dir)?;
-                if recovered.truncated {
-                    if let Some(file) = segment.open_file() {
-                        unsynced.push(Arc::clone(file));
-                    }
+                stats.segments_scanned += 1;
+                stats.bytes_scanned += segment.size;
+                stats.bytes_truncated += recovered.truncated_bytes;
+                if let Some(file) = segment.open_file() {
+                    push_once(&mut unsynced, file);
+                }
+                if !is_last && recovered.truncated_bytes == 0 {
+                    // A rolled segment: its time index ends with the entry for its largest
+                    // timestamp, as written when it rolled.
+                    segment.seal();
                 }
                 for file in segment.write_indexes_if_changed()? {
-                    unsynced.push(file);
+                    push_once(&mut unsynced, &file);
                 }
-                (recovered.next_offset, recovered.truncated)
+                (recovered.next_offset, recovered.truncated_bytes > 0)
             }
         };
         // Gaps between segments are legal; the end is the last batch's end or the base.
@@ -113,7 +143,7 @@ pub(crate) fn open_segments(
             segment.release_file();
         }
         if truncated && !is_last {
-            delete_from(&mut segments, i + 1, dir_handle, &mut unsynced)?;
+            stats.segments_deleted += delete_from(&mut segments, i + 1, &mut dir_dirty)?;
             break;
         }
         i += 1;
@@ -129,12 +159,20 @@ pub(crate) fn open_segments(
                 .open(last.path(LOG_SUFFIX))?;
             last.set_file(Arc::new(file));
         }
+        // `segment.ms` counts from the last write of a segment loaded from disk.
+        if last.size > 0 {
+            last.roll_base_ms = Some(mtime_ms(&std::fs::metadata(last.path(LOG_SUFFIX))?));
+        }
     }
-    if !clean_shutdown {
+    stats.segments = segments.len();
+    if stats.bytes_scanned > 0 || stats.bytes_truncated > 0 || stats.segments_deleted > 0 {
         info!(
             dir = %dir.display(),
             segments = segments.len(),
-            bytes = segments.iter().map(|s| s.size).sum::<u64>(),
+            scanned_segments = stats.segments_scanned,
+            scanned_bytes = stats.bytes_scanned,
+            truncated_bytes = stats.bytes_truncated,
+            deleted_segments = stats.segments_deleted,
             log_end_offset,
             "recovered partition log"
         );
@@ -143,15 +181,13 @@ pub(crate) fn open_segments(
         segments,
         log_end_offset,
         unsynced,
+        dir_dirty,
+        stats,
     })
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted. Deletes index files without a `.log`.
-fn list_segments(
-    dir: &Path,
-    dir_handle: &Arc<File>,
-    unsynced: &mut Vec<Arc<File>>,
-) -> Result<Vec<i64>, LogError> {
+fn list_segments(dir: &Path, dir_dirty: &mut bool) -> Result<Vec<i64>, LogError> {
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -171,21 +207,20 @@ fn list_segments(
         if bases.binary_search(&base).is_err() {
             warn!(path = %path.display(), "deleting index file without a segment");
             remove_if_exists(&path)?;
-            push_once(unsynced, dir_handle);
+            *dir_dirty = true;
         }
     }
     Ok(bases)
 }
 
-/// Deletes `segments[from..]` and their files.
+/// Deletes `segments[from..]` and their files; returns how many.
 fn delete_from(
     segments: &mut Vec<Segment>,
     from: usize,
-    dir_handle: &Arc<File>,
-    unsynced: &mut Vec<Arc<File>>,
-) -> Result<(), LogError> {
+    dir_dirty: &mut bool,
+) -> Result<usize, LogError> {
     if from >= segments.len() {
-        return Ok(());
+        return Ok(0);
     }
     let deleted = segments.split_off(from);
     let bytes: u64 = deleted.iter().map(|s| s.size).sum();
@@ -198,8 +233,8 @@ fn delete_from(
         bytes,
         "deleted segments after a corrupt or inconsistent segment"
     );
-    push_once(unsynced, dir_handle);
-    Ok(())
+    *dir_dirty = true;
+    Ok(deleted.len())
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
@@ -321,8 +356,8 @@ fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
 struct Recovered {
     /// Offset after the last valid batch (the base offset if none).
     next_offset: i64,
-    /// Whether bytes after the last valid batch were cut off.
-    truncated: bool,
+    /// Bytes cut off after the last valid batch.
+    truncated_bytes: u64,
 }
 
 /// Scans the whole segment validating every batch, rebuilds its indexes and largest
@@ -407,6 +442,6 @@ fn recover_segment(
     };
     Ok(Recovered {
         next_offset,
-        truncated,
+        truncated_bytes: file_size - position,
     })
 }

@@ -9,7 +9,9 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 
@@ -43,6 +45,29 @@ pub(crate) fn parse_segment_file_name(name: &str, suffix: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// Milliseconds on a process-wide monotonic clock, for recording when a segment file was last
+/// used (idle handles are closed).
+pub(crate) fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// A file's modification time in milliseconds since the epoch (0 if unknown).
+pub(crate) fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Milliseconds since the epoch by the system clock.
+pub(crate) fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A timestamp and the base offset of the batch whose `maxTimestamp` it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimestampOffset {
@@ -62,10 +87,15 @@ pub(crate) struct Segment {
     pub(crate) bytes_since_index: u64,
     /// Largest batch `maxTimestamp` in the segment.
     pub(crate) max_timestamp: Option<TimestampOffset>,
+    /// Wall-clock time (ms) the segment received its first batch, or for a segment loaded from
+    /// disk its file's modification time: `segment.ms` counts from here.
+    pub(crate) roll_base_ms: Option<i64>,
     dir: PathBuf,
     /// Open handle: read-write for the active segment, read-only (opened on first read) for
     /// the others.
     file: OnceLock<Arc<File>>,
+    /// [`monotonic_ms`] of the last use of `file`.
+    last_used_ms: AtomicU64,
 }
 
 impl Segment {
@@ -78,8 +108,10 @@ impl Segment {
             time_index: TimeIndex::new(config.segment_index_bytes),
             bytes_since_index: 0,
             max_timestamp: None,
+            roll_base_ms: None,
             dir: dir.to_path_buf(),
             file: OnceLock::new(),
+            last_used_ms: AtomicU64::new(monotonic_ms()),
         }
     }
 
@@ -109,6 +141,7 @@ impl Segment {
 
     /// The open handle, opening the `.log` read-only if it is not open yet.
     pub(crate) fn file(&self) -> io::Result<&Arc<File>> {
+        self.last_used_ms.store(monotonic_ms(), Ordering::Relaxed);
         if let Some(file) = self.file.get() {
             return Ok(file);
         }
@@ -127,6 +160,22 @@ impl Segment {
     /// Closes this segment's handle (the next read reopens it).
     pub(crate) fn release_file(&mut self) {
         self.file = OnceLock::new();
+    }
+
+    /// Whether the handle is open and unused for at least `idle_ms` as of `now_ms`
+    /// ([`monotonic_ms`]).
+    pub(crate) fn is_idle(&self, now_ms: u64, idle_ms: u64) -> bool {
+        self.file.get().is_some()
+            && now_ms.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)) >= idle_ms
+    }
+
+    /// The segment's largest timestamp as retention sees it (Kafka's `largestTimestamp`): the
+    /// largest record timestamp, or the file's modification time if no batch carries one.
+    pub(crate) fn largest_timestamp(&self) -> io::Result<i64> {
+        match self.max_timestamp {
+            Some(m) if m.timestamp >= 0 => Ok(m.timestamp),
+            _ => Ok(mtime_ms(&std::fs::metadata(self.path(LOG_SUFFIX))?)),
+        }
     }
 
     /// `offset - base_offset` if it fits the index's `u32`.
@@ -327,11 +376,15 @@ impl Segment {
         Ok(taken == available)
     }
 
-    /// The first record at or after the start of this segment whose timestamp is `>= target`,
-    /// as `(offset, timestamp)`. Starts at the batch named by the time index's last entry
-    /// older than `target`, then walks batch headers (and the records of the first
+    /// The first record at or after offset `min_offset` (the log start offset) whose timestamp
+    /// is `>= target`, as `(offset, timestamp)`. Starts at the batch named by the time index's
+    /// last entry older than `target`, then walks batch headers (and the records of the first
     /// uncompressed CreateTime batch whose `maxTimestamp >= target`).
-    pub(crate) fn find_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+    pub(crate) fn find_timestamp(
+        &self,
+        target: i64,
+        min_offset: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
         let mut position = 0;
         if let Some(entry) = self.time_index.last_below(target) {
             let offset = self.base_offset + i64::from(entry.relative_offset);
@@ -342,9 +395,11 @@ impl Segment {
         let mut scanner = SegmentScanner::new(self.file()?, self.size, HEADER_SCAN_CHUNK);
         while position < self.size {
             let header = scanner.header_at(position)?;
-            if header.max_timestamp >= target {
+            if header.max_timestamp >= target && header.last_offset() >= min_offset {
                 if let Some(found) =
-                    first_record_matching(&mut scanner, position, &header, |t| t >= target)?
+                    first_record_matching(&mut scanner, position, &header, min_offset, |t| {
+                        t >= target
+                    })?
                 {
                     return Ok(Some(found));
                 }
@@ -365,7 +420,9 @@ impl Segment {
                 return Ok(None);
             };
             let mut scanner = SegmentScanner::new(self.file()?, self.size, HEADER_SCAN_CHUNK);
-            first_record_matching(&mut scanner, position, &header, |t| t == max.timestamp)
+            first_record_matching(&mut scanner, position, &header, i64::MIN, |t| {
+                t == max.timestamp
+            })
         };
         match exact() {
             Ok(Some(found)) => Some(found),
@@ -374,18 +431,19 @@ impl Segment {
     }
 }
 
-/// In a batch at `position`: the first record whose timestamp satisfies `wanted`, as
-/// `(offset, timestamp)`. Compressed and LogAppendTime batches answer for the whole batch
-/// (base offset, maxTimestamp) if `maxTimestamp` is wanted; so does an uncompressed batch whose
-/// records do not decode.
+/// In a batch at `position`: the first record at or after `min_offset` whose timestamp
+/// satisfies `wanted`, as `(offset, timestamp)`. Compressed and LogAppendTime batches answer for
+/// the whole batch (base offset, or `min_offset` if larger, and maxTimestamp) if `maxTimestamp`
+/// is wanted; so does an uncompressed batch whose records do not decode.
 fn first_record_matching(
     scanner: &mut SegmentScanner<'_>,
     position: u64,
     header: &BatchHeader,
+    min_offset: i64,
     wanted: impl Fn(i64) -> bool,
 ) -> Result<Option<(i64, i64)>, LogError> {
     let whole_batch = if wanted(header.max_timestamp) {
-        Some((header.base_offset, header.max_timestamp))
+        Some((header.base_offset.max(min_offset), header.max_timestamp))
     } else {
         None
     };
@@ -401,11 +459,9 @@ fn first_record_matching(
             return Ok(whole_batch);
         };
         let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
-        if wanted(timestamp) {
-            return Ok(Some((
-                header.base_offset + i64::from(record.offset_delta),
-                timestamp,
-            )));
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if offset >= min_offset && wanted(timestamp) {
+            return Ok(Some((offset, timestamp)));
         }
     }
     Ok(None)

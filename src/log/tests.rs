@@ -30,6 +30,7 @@ fn small_config() -> LogConfig {
         index_interval_bytes: 300,
         max_message_bytes: 1_048_588,
         segment_index_bytes: 10 * 1024 * 1024,
+        ..LogConfig::default()
     }
 }
 
@@ -460,10 +461,22 @@ fn reopen_clean_keeps_state_without_scanning() -> TestResult {
         .map(|t| log.offset_for_timestamp(t))
         .collect::<Result<_, _>>()?;
     assert_eq!(again, ts_answers);
+    assert_eq!(log.open_stats().segments_scanned, 0);
     drop(log);
 
-    // The same directory opened after a "crash" finds the corruption and truncates.
+    // After a "crash", segments below the recovery point (written on close) are trusted too:
+    // only the last segment is scanned and the corruption in the first goes unnoticed.
+    let log = PartitionLog::open(dir.path(), config.clone(), false)?;
+    assert_eq!(log.open_stats().segments_scanned, 1);
+    assert_eq!(log.segment_count(), segments);
+    drop(log);
+
+    // Without a recovery point, everything is scanned: the corruption is found and truncated.
+    std::fs::remove_file(dir.path().join(checkpoint::RECOVERY_POINT_FILE))?;
     let log = PartitionLog::open(dir.path(), config, false)?;
+    assert_eq!(log.open_stats().segments_scanned, 1);
+    assert!(log.open_stats().bytes_truncated > 0);
+    assert_eq!(log.open_stats().segments_deleted, segments - 1);
     assert_eq!(log.segment_count(), 1);
     let kept = model
         .batches
@@ -651,34 +664,40 @@ fn index_full_rolls_segment() -> TestResult {
 fn take_unsynced_hands_out_written_files() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut log = PartitionLog::open(&dir.path().join("p-0"), small_config(), false)?;
-    let initial = log.take_unsynced();
+    let initial = log.take_unsynced()?.files;
     assert!(
         !initial.is_empty(),
-        "new directory and segment need syncing"
+        "new segment file needs its directory synced"
     );
-    assert!(log.take_unsynced().is_empty());
+    assert!(log.take_unsynced()?.files.is_empty());
     log.append(make_batch(1, 10, 0), None)?;
-    let files = log.take_unsynced();
-    assert_eq!(files.len(), 1);
-    for f in &files {
+    let unsynced = log.take_unsynced()?;
+    assert_eq!(unsynced.files.len(), 1);
+    assert_eq!(unsynced.token.up_to(), 1);
+    for f in &unsynced.files {
         f.sync_data()?;
     }
-    assert!(log.take_unsynced().is_empty());
+    assert_eq!(log.recovery_point(), 0);
+    log.mark_synced(unsynced.token);
+    assert_eq!(log.recovery_point(), 1);
+    assert!(log.take_unsynced()?.files.is_empty());
     // Roll a few times: old segments, their indexes and the directory come back.
     for _ in 0..10 {
         log.append(make_batch(3, 200, 0), None)?;
     }
     assert!(log.segment_count() > 1);
-    let files = log.take_unsynced();
+    assert!(log.needs_background_sync());
+    let files = log.take_unsynced()?.files;
     assert!(files.len() > 3, "{} files", files.len());
     for f in &files {
         f.sync_data()?;
     }
     log.close()?;
+    assert_eq!(log.recovery_point(), log.log_end_offset());
     // The log stays usable after close.
     let info = log.append(make_batch(1, 10, 0), None)?;
     assert_eq!(log.read(info.base_offset, 1)?.records.len(), info.bytes);
-    assert_eq!(log.take_unsynced().len(), 1);
+    assert_eq!(log.take_unsynced()?.files.len(), 1);
     log.close()?;
     Ok(())
 }

@@ -112,6 +112,12 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
+    /// The entries, in order.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> &[TimeIndexEntry] {
+        &self.entries
+    }
+
     /// Number of entries.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -25,7 +25,7 @@ pub struct Drain {
 }
 
 impl Drain {
-    fn enter(&self) -> DrainGuard {
+    pub(crate) fn enter(&self) -> DrainGuard {
         self.inner.0.fetch_add(1, Ordering::SeqCst);
         DrainGuard(self.clone())
     }
@@ -47,7 +47,7 @@ impl Drain {
     }
 }
 
-struct DrainGuard(Drain);
+pub(crate) struct DrainGuard(Drain);
 
 impl Drop for DrainGuard {
     fn drop(&mut self) {
@@ -183,7 +183,7 @@ async fn serve_connection(
                 break;
             }
         };
-        match kafka::dispatch(frame, &ctx).await {
+        match kafka::dispatch(frame, &ctx, peer).await {
             Dispatch::Respond(fut) => {
                 let handle = tokio::spawn(fut);
                 if tx.send(handle).await.is_err() {

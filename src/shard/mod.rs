@@ -5,9 +5,13 @@
 //!
 //! Connections are also spread over the shard runtimes, so every core accepts work.
 
+pub mod producer_state;
 mod state;
 
-pub use state::{Durability, PartitionSnapshot, ShardState, StorageError, SyncResult};
+pub use state::{
+    Durability, FlushPolicy, PartitionSnapshot, ShardConfig, ShardState, StorageError, SyncResult,
+    SyncStats, IDLE_FILE_TIMEOUT,
+};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -197,13 +201,14 @@ pub struct ShardSelf {
 }
 
 impl ShardSelf {
-    /// Queues `f` on this shard; silently dropped if the shard is stopping.
-    pub async fn send<F>(&self, f: F)
+    /// Queues `f` on this shard; returns false (dropping `f`) if the shard is stopping.
+    pub async fn send<F>(&self, f: F) -> bool
     where
         F: FnOnce(&mut ShardState) + Send + 'static,
     {
-        if let Some(tx) = self.tx.upgrade() {
-            let _ = tx.send(Box::new(f)).await;
+        match self.tx.upgrade() {
+            Some(tx) => tx.send(Box::new(f)).await.is_ok(),
+            None => false,
         }
     }
 }

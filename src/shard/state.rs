@@ -1,19 +1,24 @@
-//! A shard's state: the partition logs it owns and its group commit of fsyncs. Runs only on the
-//! shard's own thread (it is reached through `ShardHandle::call`).
+//! A shard's state: the partition logs it owns, its group commit of fsyncs and its maintenance
+//! tick (retention, `segment.ms`, `flush.*`, recovery-point checkpoints, idle file handles).
+//! Runs only on the shard's own thread (it is reached through `ShardHandle::call`).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use std::sync::Weak;
 
 use tokio::sync::{oneshot, Notify};
 
+use super::producer_state::{BatchMeta, ProducerState, Verdict};
 use super::ShardSelf;
-use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use crate::config::Config;
+use crate::log::{
+    AppendInfo, Clock, LogConfig, LogError, PartitionLog, ReadResult, SyncToken, Unsynced,
+};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +27,77 @@ pub enum Durability {
     PageCache,
     /// After the bytes are fsynced (acks=-1); fsyncs are group-committed per shard.
     Fsync,
+}
+
+/// How a shard fsyncs `acks=-1` appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Group commit: the first append waiting for an fsync schedules one after `linger`; every
+    /// file written by then, on any partition of the shard, is fsynced once and all waiters get
+    /// the one result. One group is synced at a time; appends arriving meanwhile form the next.
+    GroupCommit {
+        /// `log.flush.linger.ms`.
+        linger: Duration,
+    },
+    /// One fsync per append, inline on the shard thread: the baseline the benchmark compares
+    /// group commit against. Not reachable from the configuration file.
+    PerAppend,
+}
+
+/// Everything a shard needs to know from the broker configuration.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// `log.dirs`.
+    pub log_dir: PathBuf,
+    /// The log settings partitions are opened with (topic overrides are applied afterwards
+    /// with [`ShardState::set_log_config`]).
+    pub log: LogConfig,
+    /// How acks=-1 appends are fsynced.
+    pub flush: FlushPolicy,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval: Duration,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub recovery_point_checkpoint_interval: Duration,
+    /// Inactive segment files not read for this long are closed.
+    pub idle_file_timeout: Duration,
+}
+
+/// How long an inactive segment's file stays open after its last read.
+pub const IDLE_FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shortest maintenance tick.
+const MIN_TICK: Duration = Duration::from_millis(10);
+
+impl ShardConfig {
+    /// The shard settings of a broker configuration.
+    pub fn from_config(config: &Config) -> ShardConfig {
+        ShardConfig {
+            log_dir: config.log_dir.clone(),
+            log: config.log_config(),
+            flush: if config.fsync_per_append {
+                FlushPolicy::PerAppend
+            } else {
+                FlushPolicy::GroupCommit {
+                    linger: config.flush_linger,
+                }
+            },
+            retention_check_interval: config.log_retention_check_interval,
+            recovery_point_checkpoint_interval: config.log_flush_offset_checkpoint_interval,
+            idle_file_timeout: IDLE_FILE_TIMEOUT,
+        }
+    }
+
+    /// How often the maintenance job runs: often enough for every periodic duty.
+    fn tick(&self) -> Duration {
+        let mut tick = self
+            .retention_check_interval
+            .min(self.recovery_point_checkpoint_interval)
+            .min(self.idle_file_timeout);
+        if let Some(ms) = self.log.flush_interval_ms {
+            tick = tick.min(Duration::from_millis(ms));
+        }
+        tick.max(MIN_TICK)
+    }
 }
 
 /// Errors of storage operations on a shard.
@@ -36,10 +112,37 @@ pub enum StorageError {
     /// A file-system operation outside the log failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// An idempotent producer skipped sequence numbers.
+    #[error("out of order sequence number: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The batch's first sequence.
+        got: i32,
+    },
+    /// An idempotent producer wrote with an epoch older than its current one.
+    #[error("producer epoch {got} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer's current epoch.
+        current: i16,
+        /// The batch's epoch.
+        got: i16,
+    },
 }
 
 /// The outcome of a group-committed fsync, sent to every waiter.
 pub type SyncResult = Result<(), Arc<std::io::Error>>;
+
+/// Counters of a shard's fsyncs, for benchmarks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Fsync rounds: group commits, or single appends with [`FlushPolicy::PerAppend`].
+    pub flushes: u64,
+    /// `fdatasync` calls (one per file per round).
+    pub fsyncs: u64,
+    /// acks=-1 appends answered after an fsync.
+    pub waiters: u64,
+}
 
 /// What a fetch needs to know about a partition besides its records.
 #[derive(Debug, Clone)]
@@ -48,6 +151,8 @@ pub struct PartitionSnapshot {
     pub log_start_offset: i64,
     /// Offset after the last record.
     pub high_watermark: i64,
+    /// Bytes on disk in the partition's segments.
+    pub size_bytes: u64,
 }
 
 struct Partition {
@@ -55,13 +160,28 @@ struct Partition {
     /// Long-polling fetches to wake on the next append.
     waiters: Vec<Weak<Notify>>,
     dir: PathBuf,
+    /// Idempotent producers' sequences (duplicate and gap detection).
+    producers: ProducerState,
 }
+
+/// A recovery point to move once a group's files are synced.
+type Mark = (String, i32, SyncToken);
 
 #[derive(Default)]
 struct GroupCommit {
     files: Vec<Arc<File>>,
+    marks: Vec<Mark>,
     waiters: Vec<oneshot::Sender<SyncResult>>,
+    /// A flush job is queued (its linger timer may be running).
     scheduled: bool,
+    /// A group is being fsynced on the blocking pool.
+    in_flight: bool,
+}
+
+impl GroupCommit {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.marks.is_empty() && self.waiters.is_empty()
+    }
 }
 
 enum Lookup {
@@ -97,7 +217,10 @@ fn refine_in_compressed_batch(
         }
     };
     let found = match lookup {
-        Lookup::AtOrAfter(target) => set.records.iter().find(|r| r.timestamp >= target),
+        Lookup::AtOrAfter(target) => set
+            .records
+            .iter()
+            .find(|r| r.timestamp >= target && r.offset >= log.log_start_offset()),
         Lookup::Max => set.records.iter().fold(
             None::<&kafka_protocol::records::Record>,
             |best, r| match best {
@@ -113,32 +236,46 @@ fn refine_in_compressed_batch(
 pub struct ShardState {
     id: usize,
     me: ShardSelf,
-    log_dir: PathBuf,
-    log_config: LogConfig,
-    linger: Duration,
+    config: ShardConfig,
     /// topic name → partitions held here, indexed by partition number.
     partitions: HashMap<String, HashMap<i32, Partition>>,
     commit: GroupCommit,
+    stats: SyncStats,
+    next_retention: Instant,
+    next_checkpoint: Instant,
     stopped: bool,
 }
 
 impl ShardState {
-    /// A shard with no partitions yet.
-    pub fn new(
-        id: usize,
-        me: ShardSelf,
-        log_dir: PathBuf,
-        log_config: LogConfig,
-        linger: Duration,
-    ) -> ShardState {
+    /// A shard with no partitions yet. When called on a tokio runtime (the shard's own), it
+    /// starts the maintenance tick: a task that queues [`ShardState::maintenance`] on the
+    /// shard every [`ShardConfig`] tick until the shard stops.
+    pub fn new(id: usize, me: ShardSelf, config: ShardConfig) -> ShardState {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tick = config.tick();
+            let me = me.clone();
+            runtime.spawn(async move {
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    if !me.send(|s: &mut ShardState| s.maintenance()).await {
+                        break;
+                    }
+                }
+            });
+        }
+        let now = Instant::now();
         ShardState {
             id,
             me,
-            log_dir,
-            log_config,
-            linger,
+            next_retention: now + config.retention_check_interval,
+            next_checkpoint: now + config.recovery_point_checkpoint_interval,
+            config,
             partitions: HashMap::new(),
             commit: GroupCommit::default(),
+            stats: SyncStats::default(),
             stopped: false,
         }
     }
@@ -152,13 +289,18 @@ impl ShardState {
         self.stopped
     }
 
+    /// The shard's fsync counters.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.stats
+    }
+
     /// The directory of a partition, in Kafka's `<topic>-<partition>` layout.
     pub fn partition_dir(log_dir: &Path, topic: &str, partition: i32) -> PathBuf {
         log_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Opens a partition's log (running recovery unless `clean`). With `topic_id`, the partition
-    /// is being created: its directory and `partition.metadata` are written first.
+    /// Opens a partition's log with the shard's default log settings; see
+    /// [`ShardState::open_partition_with`].
     pub fn open_partition(
         &mut self,
         topic: &str,
@@ -166,23 +308,56 @@ impl ShardState {
         topic_id: Option<uuid::Uuid>,
         clean: bool,
     ) -> Result<(), StorageError> {
-        let dir = Self::partition_dir(&self.log_dir, topic, partition);
+        let config = self.config.log.clone();
+        self.open_partition_with(topic, partition, topic_id, clean, config)
+    }
+
+    /// Opens a partition's log with `config` (the topic's log settings), running recovery
+    /// unless `clean`. With `topic_id`, the partition is being created: its directory and
+    /// `partition.metadata` are written first. Files the open created or recovered are fsynced
+    /// in the background, which moves the recovery point.
+    pub fn open_partition_with(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        topic_id: Option<uuid::Uuid>,
+        clean: bool,
+        config: LogConfig,
+    ) -> Result<(), StorageError> {
+        let dir = Self::partition_dir(&self.config.log_dir, topic, partition);
         if let Some(id) = topic_id {
             std::fs::create_dir_all(&dir)?;
             crate::catalog::write_partition_metadata(&dir, id)?;
         }
-        let log = PartitionLog::open(&dir, self.log_config.clone(), clean)?;
+        let log = PartitionLog::open(&dir, config, clean)?;
+        let needs_sync = log.needs_background_sync();
         self.partitions
             .entry(topic.to_string())
             .or_default()
             .insert(
                 partition,
                 Partition {
+                    producers: rebuild_producer_state(&log, &dir, clean),
                     log,
                     waiters: Vec::new(),
                     dir,
                 },
             );
+        if needs_sync {
+            self.background_sync(topic, partition);
+        }
+        Ok(())
+    }
+
+    /// Replaces a partition's log settings (a topic config changed; see
+    /// [`LogConfig::set_topic_config`]). Takes effect from the next append or retention pass.
+    pub fn set_log_config(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<(), StorageError> {
+        self.get_mut(topic, partition)?.log.set_config(config);
         Ok(())
     }
 
@@ -210,8 +385,17 @@ impl ShardState {
             .ok_or(StorageError::UnknownPartition)
     }
 
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Result<&mut Partition, StorageError> {
+        self.partitions
+            .get_mut(topic)
+            .and_then(|t| t.get_mut(&partition))
+            .ok_or(StorageError::UnknownPartition)
+    }
+
     /// Appends producer batches. With [`Durability::Fsync`] the returned receiver completes
-    /// once the bytes are on disk (group commit).
+    /// once the bytes are on disk (group commit, or an inline fsync with
+    /// [`FlushPolicy::PerAppend`]). With [`Durability::PageCache`], a roll or `flush.messages`
+    /// schedules a background fsync that nobody waits for.
     pub fn append(
         &mut self,
         topic: &str,
@@ -220,72 +404,221 @@ impl ShardState {
         log_append_time: Option<i64>,
         durability: Durability,
     ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
-        let p = self
-            .partitions
-            .get_mut(topic)
-            .and_then(|t| t.get_mut(&partition))
-            .ok_or(StorageError::UnknownPartition)?;
+        let p = self.get_mut(topic, partition)?;
+        let idempotent = idempotent_batch(&records);
+        if let Some(b) = &idempotent {
+            match p
+                .producers
+                .check(b.producer_id, b.epoch, b.first_seq, b.count)
+            {
+                Verdict::Append => {}
+                Verdict::Duplicate(meta) => {
+                    // A retry of a batch already written: its original offsets, nothing stored.
+                    tracing::debug!(
+                        topic,
+                        partition,
+                        producer_id = b.producer_id,
+                        seq = b.first_seq,
+                        "duplicate batch"
+                    );
+                    let info = AppendInfo {
+                        base_offset: meta.first_offset,
+                        last_offset: meta.last_offset,
+                        max_timestamp: meta.max_timestamp,
+                        record_count: 0,
+                        bytes: 0,
+                    };
+                    return self.after_append(topic, partition, info, durability);
+                }
+                Verdict::OutOfOrder { expected } => {
+                    return Err(StorageError::OutOfOrderSequence {
+                        expected,
+                        got: b.first_seq,
+                    })
+                }
+                Verdict::StaleEpoch { current } => {
+                    return Err(StorageError::InvalidProducerEpoch {
+                        current,
+                        got: b.epoch,
+                    })
+                }
+            }
+        }
         let info = p.log.append(records, log_append_time)?;
+        if let Some(b) = idempotent {
+            let meta = BatchMeta {
+                first_seq: b.first_seq,
+                last_seq: b.first_seq.wrapping_add(b.count.max(1) - 1),
+                first_offset: info.base_offset,
+                last_offset: info.last_offset,
+                max_timestamp: info.max_timestamp,
+            };
+            p.producers
+                .record(b.producer_id, b.epoch, meta, wall_clock_ms());
+        }
+        self.after_append(topic, partition, info, durability)
+    }
+
+    /// Wakes long polls and arranges the durability the producer asked for.
+    fn after_append(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        info: AppendInfo,
+        durability: Durability,
+    ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
+        let p = self.get_mut(topic, partition)?;
         for w in p.waiters.drain(..) {
             if let Some(n) = w.upgrade() {
                 n.notify_one();
             }
         }
-        let wait = match durability {
-            Durability::PageCache => None,
-            Durability::Fsync => {
-                let files = p.log.take_unsynced();
-                Some(self.enqueue_sync(files))
+        match durability {
+            Durability::PageCache => {
+                if p.log.needs_background_sync() || p.log.flush_due(wall_clock_ms()) {
+                    self.background_sync(topic, partition);
+                }
+                Ok((info, None))
             }
-        };
-        Ok((info, wait))
-    }
-
-    fn enqueue_sync(&mut self, files: Vec<Arc<File>>) -> oneshot::Receiver<SyncResult> {
-        for f in files {
-            if !self.commit.files.iter().any(|g| Arc::ptr_eq(g, &f)) {
-                self.commit.files.push(f);
+            Durability::Fsync => {
+                let unsynced = match p.log.take_unsynced() {
+                    Ok(u) => u,
+                    Err(e) => {
+                        // The append is in the page cache but cannot be made durable.
+                        p.log.poison();
+                        return Err(e.into());
+                    }
+                };
+                let wait = match self.config.flush {
+                    FlushPolicy::GroupCommit { .. } => {
+                        let (tx, rx) = oneshot::channel();
+                        self.enqueue_sync(topic, partition, unsynced, Some(tx));
+                        rx
+                    }
+                    FlushPolicy::PerAppend => self.sync_inline(topic, partition, unsynced),
+                };
+                Ok((info, Some(wait)))
             }
         }
+    }
+
+    /// [`FlushPolicy::PerAppend`]: fsyncs one append's files right here.
+    fn sync_inline(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        unsynced: Unsynced,
+    ) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
-        self.commit.waiters.push(tx);
-        if !self.commit.scheduled {
-            self.commit.scheduled = true;
-            let me = self.me.clone();
-            let linger = self.linger;
-            tokio::spawn(async move {
-                if !linger.is_zero() {
-                    tokio::time::sleep(linger).await;
+        let result = unsynced.files.iter().try_for_each(|f| f.sync_data());
+        self.stats.flushes += 1;
+        self.stats.fsyncs += unsynced.files.len() as u64;
+        self.stats.waiters += 1;
+        match result {
+            Ok(()) => {
+                let mark = (topic.to_string(), partition, unsynced.token);
+                if self.commit.in_flight || !self.commit.marks.is_empty() {
+                    // Files taken earlier may still be in flight: move the recovery point
+                    // after them.
+                    self.commit.marks.push(mark);
                 } else {
-                    tokio::task::yield_now().await;
+                    self.apply_marks(vec![mark]);
                 }
-                me.send(|s: &mut ShardState| s.flush_group()).await;
-            });
+                let _ = tx.send(Ok(()));
+            }
+            Err(e) => {
+                tracing::error!(shard = self.id, error = %e, "fsync failed; poisoning this shard's logs");
+                self.poison_all();
+                let _ = tx.send(Err(Arc::new(e)));
+            }
         }
         rx
     }
 
+    /// Queues a partition's unsynced files for the next group commit without a waiter (a
+    /// rolled or recovered segment, `flush.messages`, `flush.ms`).
+    fn background_sync(&mut self, topic: &str, partition: i32) {
+        let Ok(p) = self.get_mut(topic, partition) else {
+            return;
+        };
+        match p.log.take_unsynced() {
+            Ok(unsynced) => self.enqueue_sync(topic, partition, unsynced, None),
+            Err(e) => {
+                tracing::warn!(shard = self.id, topic, partition, error = %e, "cannot prepare a background fsync");
+            }
+        }
+    }
+
+    fn enqueue_sync(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        unsynced: Unsynced,
+        waiter: Option<oneshot::Sender<SyncResult>>,
+    ) {
+        for f in unsynced.files {
+            if !self.commit.files.iter().any(|g| Arc::ptr_eq(g, &f)) {
+                self.commit.files.push(f);
+            }
+        }
+        self.commit
+            .marks
+            .push((topic.to_string(), partition, unsynced.token));
+        if let Some(tx) = waiter {
+            self.commit.waiters.push(tx);
+        }
+        self.schedule_flush(false);
+    }
+
+    /// Queues a flush job unless one is queued or a group is in flight (its completion
+    /// schedules the next). `now` skips the linger: the group gathered while the previous one
+    /// was being synced.
+    fn schedule_flush(&mut self, now: bool) {
+        if self.commit.scheduled || self.commit.in_flight || self.commit.is_empty() {
+            return;
+        }
+        self.commit.scheduled = true;
+        let me = self.me.clone();
+        let linger = match self.config.flush {
+            FlushPolicy::GroupCommit { linger } if !now => linger,
+            _ => Duration::ZERO,
+        };
+        tokio::spawn(async move {
+            if !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            me.send(|s: &mut ShardState| s.flush_group()).await;
+        });
+    }
+
     /// Takes everything gathered during the linger window and fsyncs it on a blocking thread,
-    /// then answers every waiter with the one result.
+    /// then answers every waiter with the one result and moves the recovery points.
     fn flush_group(&mut self) {
-        let files = std::mem::take(&mut self.commit.files);
-        let waiters = std::mem::take(&mut self.commit.waiters);
         self.commit.scheduled = false;
+        if self.commit.in_flight || self.commit.is_empty() {
+            return;
+        }
+        let files = std::mem::take(&mut self.commit.files);
+        let marks = std::mem::take(&mut self.commit.marks);
+        let waiters = std::mem::take(&mut self.commit.waiters);
+        self.stats.flushes += 1;
+        self.stats.fsyncs += files.len() as u64;
+        self.stats.waiters += waiters.len() as u64;
+        if files.is_empty() {
+            // Everything was synced by earlier groups, which have completed.
+            self.apply_marks(marks);
+            for w in waiters {
+                let _ = w.send(Ok(()));
+            }
+            return;
+        }
+        self.commit.in_flight = true;
         let shard = self.id;
         let me = self.me.clone();
         tokio::spawn(async move {
-            let synced = tokio::task::spawn_blocking(move || {
-                for f in &files {
-                    f.sync_data()?;
-                }
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
-            let result: SyncResult = match synced {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Arc::new(e)),
-                Err(e) => Err(Arc::new(std::io::Error::other(e.to_string()))),
-            };
+            let result = sync_concurrently(files).await;
             if let Err(e) = &result {
                 // The page cache may have dropped the data: the shard's logs stop taking
                 // writes until they are reopened (recovery), rather than retrying silently.
@@ -295,7 +628,94 @@ impl ShardState {
             for w in waiters {
                 let _ = w.send(result.clone());
             }
+            let ok = result.is_ok();
+            me.send(move |s: &mut ShardState| {
+                s.commit.in_flight = false;
+                if ok {
+                    s.apply_marks(marks);
+                }
+                s.schedule_flush(true);
+            })
+            .await;
         });
+    }
+
+    fn apply_marks(&mut self, marks: Vec<Mark>) {
+        for (topic, partition, token) in marks {
+            if let Ok(p) = self.get_mut(&topic, partition) {
+                p.log.mark_synced(token);
+            }
+        }
+    }
+
+    /// The periodic job: retention and `segment.ms` (every `log.retention.check.interval.ms`),
+    /// `flush.ms` / `flush.messages` and background fsyncs of rolled segments, recovery-point
+    /// checkpoints (every `log.flush.offset.checkpoint.interval.ms`), and closing idle segment
+    /// files.
+    pub fn maintenance(&mut self) {
+        let now = wall_clock_ms();
+        let tick = Instant::now();
+        let retention_due = tick >= self.next_retention;
+        if retention_due {
+            self.next_retention = tick + self.config.retention_check_interval;
+        }
+        let checkpoint_due = tick >= self.next_checkpoint;
+        if checkpoint_due {
+            self.next_checkpoint = tick + self.config.recovery_point_checkpoint_interval;
+        }
+        let idle = self.config.idle_file_timeout;
+        let mut to_sync = Vec::new();
+        for (topic, parts) in &mut self.partitions {
+            for (&partition, p) in parts.iter_mut() {
+                if p.log.is_poisoned() {
+                    continue;
+                }
+                if retention_due {
+                    if let Err(e) = p.log.apply_retention(now) {
+                        tracing::warn!(dir = %p.dir.display(), error = %e, "retention pass failed");
+                    }
+                }
+                if p.log.needs_background_sync() || p.log.flush_due(now) {
+                    to_sync.push((topic.clone(), partition));
+                }
+                if checkpoint_due {
+                    if let Err(e) = p.log.checkpoint_recovery_point() {
+                        tracing::warn!(dir = %p.dir.display(), error = %e, "cannot write the recovery point");
+                    }
+                }
+                p.log.close_idle_files(idle);
+            }
+        }
+        for (topic, partition) in to_sync {
+            self.background_sync(&topic, partition);
+        }
+    }
+
+    /// DeleteRecords: moves the partition's log start offset to `offset` (-1: the high
+    /// watermark) and returns the new low watermark (see
+    /// [`PartitionLog::delete_records_before`]).
+    pub fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        let low_watermark = p.log.delete_records_before(offset)?;
+        if p.log.needs_background_sync() {
+            self.background_sync(topic, partition);
+        }
+        Ok(low_watermark)
+    }
+
+    /// Runs `f` on a partition's log (tests and tools).
+    pub fn with_log<R>(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        f: impl FnOnce(&mut PartitionLog) -> R,
+    ) -> Result<R, StorageError> {
+        Ok(f(&mut self.get_mut(topic, partition)?.log))
     }
 
     /// Reads whole batches from `offset` (see [`PartitionLog::read`]). When nothing is there
@@ -327,6 +747,7 @@ impl ShardState {
         Ok(PartitionSnapshot {
             log_start_offset: p.log.log_start_offset(),
             high_watermark: p.log.log_end_offset(),
+            size_bytes: p.log.size_bytes(),
         })
     }
 
@@ -369,11 +790,120 @@ impl ShardState {
                 if let Err(e) = p.log.close() {
                     tracing::error!(dir = %p.dir.display(), error = %e, "closing log failed");
                     errors.push(e);
+                } else if let Err(e) = p.producers.write_snapshot(&p.dir, p.log.log_end_offset()) {
+                    // Not fatal: the next start rebuilds the state from the log.
+                    tracing::warn!(dir = %p.dir.display(), error = %e, "cannot write producer snapshot");
                 }
+            }
+        }
+        if errors.is_empty() {
+            // Closing fsynced every file, so appends still waiting for a group are durable.
+            for w in self.commit.waiters.drain(..) {
+                let _ = w.send(Ok(()));
             }
         }
         self.partitions.clear();
         self.stopped = true;
         errors
     }
+}
+
+/// Most files of one group fsynced on their own blocking thread; more share threads.
+const MAX_PARALLEL_FSYNCS: usize = 16;
+
+/// Fsyncs `files` on the blocking pool, several at once: a group's files are mostly different
+/// partitions' segments, and concurrent fsyncs share the file system's journal commit (ext4
+/// and XFS batch them), so a group costs about one fsync rather than one per file. The result
+/// is the first error, if any.
+async fn sync_concurrently(files: Vec<Arc<File>>) -> SyncResult {
+    let lanes = files.len().clamp(1, MAX_PARALLEL_FSYNCS);
+    let mut chunks: Vec<Vec<Arc<File>>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (i, f) in files.into_iter().enumerate() {
+        chunks[i % lanes].push(f);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in chunks {
+        set.spawn_blocking(move || chunk.iter().try_for_each(|f| f.sync_data()));
+    }
+    let mut result = Ok(());
+    while let Some(joined) = set.join_next().await {
+        let outcome = match joined {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        if let (Ok(()), Err(e)) = (&result, outcome) {
+            result = Err(Arc::new(e));
+        }
+    }
+    result
+}
+
+/// Milliseconds since the epoch by the system clock.
+fn wall_clock_ms() -> i64 {
+    Clock::system().now_ms()
+}
+
+/// The producer fields of an idempotent batch (producer id >= 0), read from the header of the
+/// first batch of a produce (clients send one batch per partition per request).
+struct IdempotentBatch {
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    count: i32,
+}
+
+fn idempotent_batch(records: &[u8]) -> Option<IdempotentBatch> {
+    let h = crate::log::batch::BatchHeader::parse(records).ok()?;
+    (h.producer_id >= 0).then_some(IdempotentBatch {
+        producer_id: h.producer_id,
+        epoch: h.producer_epoch,
+        first_seq: h.base_sequence,
+        count: h.last_offset_delta + 1,
+    })
+}
+
+/// Producer state after opening a partition: the snapshot written at a clean shutdown when it
+/// matches the log end, else a scan of the batch headers of the whole log.
+fn rebuild_producer_state(log: &PartitionLog, dir: &Path, clean: bool) -> ProducerState {
+    if clean {
+        if let Some(state) = ProducerState::read_snapshot(dir, log.log_end_offset()) {
+            return state;
+        }
+    } else {
+        let _ = std::fs::remove_file(dir.join(crate::shard::producer_state::SNAPSHOT_FILE));
+    }
+    let mut state = ProducerState::default();
+    let mut offset = log.log_start_offset();
+    let now = wall_clock_ms();
+    while offset < log.log_end_offset() {
+        let Ok(read) = log.read(offset, 1 << 20) else {
+            break;
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let mut next = offset;
+        for (h, _) in crate::log::batch::batches(&read.records).flatten() {
+            if h.producer_id >= 0 {
+                state.record(
+                    h.producer_id,
+                    h.producer_epoch,
+                    BatchMeta {
+                        first_seq: h.base_sequence,
+                        last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                        first_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                        max_timestamp: h.max_timestamp,
+                    },
+                    now,
+                );
+            }
+            next = h.next_offset();
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    state
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use esker::{Broker, Config};
@@ -70,6 +72,7 @@ fn config(dir: &std::path::Path, overrides: &[(String, String)], port: u16) -> C
         ),
         ("log.dirs".to_string(), dir.display().to_string()),
         ("num.shards".to_string(), "2".to_string()),
+        ("kinesis.listener".to_string(), "127.0.0.1:0".to_string()),
     ];
     pairs.extend(overrides.iter().cloned());
     Config::from_pairs(pairs).expect("valid test config")

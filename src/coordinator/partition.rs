@@ -1,0 +1,1086 @@
+//! One coordinator partition: the actor that owns the groups mapped to one `__consumer_offsets`
+//! partition. It runs as a task on the runtime of the shard that owns that partition's log and
+//! handles one message at a time, so the group state needs no lock.
+//!
+//! Writes go to the shard's job queue in the order the actor makes them; a spawned task waits
+//! for the group-committed fsync and sends the outcome back as [`Command::Written`], whose
+//! continuation applies the change (committed offsets become visible, assignments are
+//! delivered) and answers the client. Timers are a min-heap of `(deadline, group)`; a group
+//! remembers the deadline it armed, so superseded entries are skipped when they pop.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant};
+
+use super::consumer::ConsumerGroup;
+use super::group::{AfterGroupWrite, ClassicGroup, Clock, GroupState, Persist, StoredOffset};
+use super::records::{self, OffsetValue, Record};
+use super::{
+    CommitParams, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
+    ConsumerMemberDescription, FetchedOffset, GroupConfig, GroupDescription, GroupError,
+    GroupListing, JoinOutcome, JoinParams, Results, SyncOutcome, SyncParams, OFFSETS_TOPIC,
+};
+use crate::broker::BrokerContext;
+use crate::catalog::Catalog;
+use crate::log::batch::{self, BatchBuilder};
+use crate::shard::{Durability, ShardHandle, ShardState};
+
+/// Bytes read per step while replaying a partition.
+const LOAD_CHUNK: usize = 1 << 20;
+
+/// Messages to a coordinator partition.
+pub enum Command {
+    /// Replay the partition; answers the number of groups.
+    Load(oneshot::Sender<Result<usize, String>>),
+    /// JoinGroup.
+    Join(JoinParams, oneshot::Sender<JoinOutcome>),
+    /// SyncGroup.
+    Sync(SyncParams, oneshot::Sender<SyncOutcome>),
+    /// Heartbeat.
+    Heartbeat {
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    },
+    /// LeaveGroup.
+    Leave {
+        group_id: String,
+        members: Vec<(String, Option<String>)>,
+        reply: oneshot::Sender<Results>,
+    },
+    /// OffsetCommit.
+    Commit(CommitParams, oneshot::Sender<Results>),
+    /// OffsetFetch.
+    Fetch {
+        group_id: String,
+        partitions: Option<Vec<(String, i32)>>,
+        member: Option<(String, i32)>,
+        reply: oneshot::Sender<Result<Vec<FetchedOffset>, GroupError>>,
+    },
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat(ConsumerHeartbeat, oneshot::Sender<ConsumerHeartbeatOutcome>),
+    /// ConsumerGroupDescribe (KIP-848).
+    ConsumerDescribe {
+        group_id: String,
+        reply: oneshot::Sender<Result<ConsumerGroupDescription, GroupError>>,
+    },
+    /// ListGroups.
+    List(oneshot::Sender<Result<Vec<GroupListing>, GroupError>>),
+    /// DescribeGroups.
+    Describe {
+        group_id: String,
+        reply: oneshot::Sender<Result<Option<GroupDescription>, GroupError>>,
+    },
+    /// DeleteGroups.
+    Delete {
+        group_id: String,
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    },
+    /// OffsetDelete.
+    DeleteOffsets {
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+        reply: oneshot::Sender<Results>,
+    },
+    /// Answer every parked request with NOT_COORDINATOR and stop serving (broker shutdown).
+    Shutdown(oneshot::Sender<()>),
+    /// A write finished: its base offset in the partition, or why it failed.
+    Written(AfterWrite, Result<i64, GroupError>),
+}
+
+/// What to do once a write is durable.
+pub enum AfterWrite {
+    /// Group metadata of `group`.
+    Group {
+        group: String,
+        then: AfterGroupWrite,
+    },
+    /// Offset commits: `entries[i]` is record `i` of the batch and answers `results[index]`.
+    Commit {
+        group: String,
+        entries: Vec<(usize, String, i32, OffsetValue)>,
+        results: Vec<Result<(), GroupError>>,
+        reply: oneshot::Sender<Results>,
+    },
+    /// Tombstones (deleted group, deleted or expired offsets); answer with `results`.
+    Tombstones {
+        reply: Option<oneshot::Sender<Results>>,
+        results: Vec<Result<(), GroupError>>,
+    },
+}
+
+/// The actor of one `__consumer_offsets` partition.
+pub struct PartitionActor {
+    partition: i32,
+    shard: ShardHandle,
+    cfg: GroupConfig,
+    /// Classic groups, and the committed offsets of every group (a KIP-848 group's offsets
+    /// live in a member-less entry of the same id).
+    groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 consumer groups (membership only, in memory).
+    consumer_groups: HashMap<String, ConsumerGroup>,
+    catalog: Arc<Catalog>,
+    timers: BinaryHeap<Reverse<(Instant, String)>>,
+    me: mpsc::WeakSender<Command>,
+    loaded: bool,
+    stopped: bool,
+}
+
+fn clock() -> Clock {
+    Clock {
+        now: Instant::now(),
+        wall_ms: BrokerContext::now_ms(),
+    }
+}
+
+impl PartitionActor {
+    /// An actor for `partition`, writing through `shard`.
+    pub fn new(
+        partition: i32,
+        shard: ShardHandle,
+        catalog: Arc<Catalog>,
+        cfg: GroupConfig,
+        me: mpsc::WeakSender<Command>,
+    ) -> Self {
+        PartitionActor {
+            partition,
+            shard,
+            cfg,
+            groups: HashMap::new(),
+            consumer_groups: HashMap::new(),
+            catalog,
+            timers: BinaryHeap::new(),
+            me,
+            loaded: false,
+            stopped: false,
+        }
+    }
+
+    /// The actor's loop: requests, timers and the periodic offset expiry, one at a time.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let far = Duration::from_secs(86_400 * 365);
+        let sleep = tokio::time::sleep(far);
+        tokio::pin!(sleep);
+        let mut expiry = tokio::time::interval_at(
+            Instant::now() + self.cfg.retention_check_interval,
+            self.cfg
+                .retention_check_interval
+                .max(Duration::from_millis(1)),
+        );
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            if let Some(t) = next {
+                if sleep.deadline() != t {
+                    sleep.as_mut().reset(t);
+                }
+            }
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                _ = &mut sleep, if next.is_some() && !self.stopped => self.fire_timers().await,
+                _ = expiry.tick(), if self.loaded && !self.stopped => self.expire_offsets().await,
+            }
+        }
+        tracing::debug!(partition = self.partition, "coordinator partition stopped");
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        if let Command::Shutdown(reply) = cmd {
+            for g in self.groups.values_mut() {
+                g.release_parked(GroupError::NotCoordinator);
+            }
+            self.stopped = true;
+            let _ = reply.send(());
+            return;
+        }
+        if self.stopped && !matches!(cmd, Command::Written(..)) {
+            return reject(cmd, GroupError::NotCoordinator);
+        }
+        if !self.loaded {
+            if let Command::Load(reply) = cmd {
+                let r = self.load().await;
+                self.loaded = r.is_ok();
+                let _ = reply.send(r);
+            } else {
+                reject(cmd, GroupError::CoordinatorLoadInProgress);
+            }
+            return;
+        }
+        let clock = clock();
+        match cmd {
+            Command::Load(reply) => {
+                let _ = reply.send(Ok(self.groups.len()));
+            }
+            Command::Join(p, reply) => {
+                let id = p.group_id.clone();
+                if let Some(cg) = self.consumer_groups.get(&id) {
+                    if !cg.members.is_empty() {
+                        let _ = reply.send(JoinOutcome {
+                            error: Some(GroupError::InconsistentGroupProtocol),
+                            generation: -1,
+                            member_id: p.member_id,
+                            ..JoinOutcome::default()
+                        });
+                        return;
+                    }
+                    // An empty consumer group becomes a classic one (its offsets stay).
+                    self.consumer_groups.remove(&id);
+                }
+                if p.member_id.is_empty() {
+                    self.groups
+                        .entry(id.clone())
+                        .or_insert_with(|| ClassicGroup::new(id.clone(), clock));
+                }
+                let Some(g) = self.groups.get_mut(&id) else {
+                    let _ = reply.send(JoinOutcome {
+                        error: Some(GroupError::UnknownMemberId),
+                        generation: -1,
+                        member_id: p.member_id,
+                        ..JoinOutcome::default()
+                    });
+                    return;
+                };
+                let mut fx = Vec::new();
+                g.join(p, reply, &self.cfg, clock, &mut fx);
+                self.after(&id, fx).await;
+            }
+            Command::Sync(p, reply) => {
+                let id = p.group_id.clone();
+                let Some(g) = self.groups.get_mut(&id) else {
+                    let _ = reply.send(SyncOutcome::error(GroupError::UnknownMemberId));
+                    return;
+                };
+                let mut fx = Vec::new();
+                g.sync(p, reply, clock, &mut fx);
+                self.after(&id, fx).await;
+            }
+            Command::Heartbeat {
+                group_id,
+                member_id,
+                instance_id,
+                generation,
+                reply,
+            } => {
+                let r = match self.groups.get_mut(&group_id) {
+                    None => Err(GroupError::UnknownMemberId),
+                    Some(g) => g.heartbeat(&member_id, instance_id.as_deref(), generation, clock),
+                };
+                let _ = reply.send(r);
+                self.rearm(&group_id);
+            }
+            Command::Leave {
+                group_id,
+                members,
+                reply,
+            } => {
+                let Some(g) = self.groups.get_mut(&group_id) else {
+                    let _ = reply.send(Err(GroupError::UnknownMemberId));
+                    return;
+                };
+                let mut fx = Vec::new();
+                let results = members
+                    .iter()
+                    .map(|(m, i)| g.leave(m, i.as_deref(), &self.cfg, clock, &mut fx))
+                    .collect();
+                let _ = reply.send(Ok(results));
+                self.after(&group_id, fx).await;
+            }
+            Command::Commit(p, reply) => self.commit(p, reply, clock).await,
+            Command::Fetch {
+                group_id,
+                partitions,
+                member,
+                reply,
+            } => {
+                if let (Some(cg), Some((member_id, epoch))) =
+                    (self.consumer_groups.get(&group_id), &member)
+                {
+                    if *epoch >= 0 {
+                        if let Err(e) = cg.validate_member_epoch(member_id, *epoch) {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(self.fetch(&group_id, partitions)));
+            }
+            Command::ConsumerHeartbeat(p, reply) => {
+                let id = p.group_id.clone();
+                if self.groups.get(&id).is_some_and(|g| !g.members.is_empty()) {
+                    let _ = reply.send(ConsumerHeartbeatOutcome {
+                        error: Some(GroupError::GroupIdNotFound),
+                        error_message: Some(format!("group {id} is not a consumer group")),
+                        member_id: p.member_id,
+                        member_epoch: p.member_epoch,
+                        ..ConsumerHeartbeatOutcome::default()
+                    });
+                    return;
+                }
+                let catalog = self.catalog.clone();
+                let resolve = move |name: &str| catalog.get(name).map(|t| (t.id, t.partitions));
+                let cfg = &self.cfg;
+                let g = self
+                    .consumer_groups
+                    .entry(id.clone())
+                    .or_insert_with(|| ConsumerGroup::new(id.clone(), cfg, clock));
+                let out = g.heartbeat(p, &self.cfg, clock, &resolve);
+                let _ = reply.send(out);
+                if g.members.is_empty() && !self.groups.contains_key(&id) {
+                    self.consumer_groups.remove(&id);
+                }
+                self.rearm(&id);
+            }
+            Command::ConsumerDescribe { group_id, reply } => {
+                let _ = reply.send(self.consumer_describe(&group_id));
+            }
+            Command::List(reply) => {
+                let mut list: Vec<GroupListing> = self
+                    .groups
+                    .values()
+                    .filter(|g| g.state != GroupState::Dead)
+                    .filter(|g| !self.consumer_groups.contains_key(&g.id))
+                    .map(|g| GroupListing {
+                        group_id: g.id.clone(),
+                        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                        state: g.state.name(),
+                        group_type: "classic",
+                    })
+                    .collect();
+                list.extend(self.consumer_groups.values().map(|g| GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".into(),
+                    state: g.state(),
+                    group_type: "consumer",
+                }));
+                let _ = reply.send(Ok(list));
+            }
+            Command::Describe { group_id, reply } => {
+                if self.consumer_groups.contains_key(&group_id) {
+                    // Not a classic group: DescribeGroups does not know it.
+                    let _ = reply.send(Ok(None));
+                    return;
+                }
+                let d = self.groups.get(&group_id).map(|g| GroupDescription {
+                    state: g.state.name(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol: if g.state == GroupState::Stable {
+                        g.protocol.clone().unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                    members: g.describe_members(),
+                });
+                let _ = reply.send(Ok(d));
+            }
+            Command::Delete { group_id, reply } => self.delete_group(group_id, reply, clock).await,
+            Command::DeleteOffsets {
+                group_id,
+                partitions,
+                reply,
+            } => self.delete_offsets(group_id, partitions, reply).await,
+            Command::Written(after, result) => self.written(after, result, clock).await,
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    /// Runs a group's effects, re-arms its timer and forgets a group that never held anything.
+    async fn after(&mut self, id: &str, fx: Vec<Persist>) {
+        for p in fx {
+            let Persist::Group(then) = p;
+            let Some(g) = self.groups.get(id) else {
+                continue;
+            };
+            let value = records::group_value(&g.snapshot());
+            let key = records::group_key(id);
+            self.write(
+                vec![(key, Some(value))],
+                AfterWrite::Group {
+                    group: id.to_string(),
+                    then,
+                },
+            )
+            .await;
+        }
+        self.rearm(id);
+        if let Some(g) = self.groups.get(id) {
+            if g.state == GroupState::Empty
+                && g.is_removable()
+                && g.protocol_type.is_none()
+                && g.generation == 0
+            {
+                self.groups.remove(id);
+            }
+        }
+    }
+
+    fn rearm(&mut self, id: &str) {
+        if let Some(g) = self.groups.get_mut(id) {
+            if let Some(d) = g.next_deadline() {
+                if g.armed.is_none_or_later(d) {
+                    g.armed = Some(d);
+                    self.timers.push(Reverse((d, id.to_string())));
+                }
+            }
+        }
+        if let Some(g) = self.consumer_groups.get_mut(id) {
+            if let Some(d) = g.next_deadline() {
+                if g.armed.is_none_or_later(d) {
+                    g.armed = Some(d);
+                    self.timers.push(Reverse((d, id.to_string())));
+                }
+            }
+        }
+    }
+
+    async fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((t, id))) = self.timers.pop() else {
+                break;
+            };
+            let clock = clock();
+            if let Some(g) = self.consumer_groups.get_mut(&id) {
+                if g.armed == Some(t) {
+                    g.armed = None;
+                    g.on_timer(clock);
+                    self.rearm(&id);
+                }
+            }
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if g.armed != Some(t) {
+                continue;
+            }
+            g.armed = None;
+            let mut fx = Vec::new();
+            g.on_timer(&self.cfg, clock, &mut fx);
+            self.after(&id, fx).await;
+        }
+    }
+
+    /// Appends `records` as one batch with fsync; the outcome comes back as `Written`.
+    async fn write(&mut self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>, after: AfterWrite) {
+        let Some(me) = self.me.upgrade() else {
+            return; // shutting down
+        };
+        let now = BrokerContext::now_ms();
+        let mut b = BatchBuilder::new(now);
+        for (k, v) in &records {
+            b.record(Some(k), v.as_deref(), now);
+        }
+        let batch = b.build();
+        let partition = self.partition;
+        let submitted = self
+            .shard
+            .submit(move |s: &mut ShardState| {
+                s.append(OFFSETS_TOPIC, partition, batch, None, Durability::Fsync)
+            })
+            .await;
+        tokio::spawn(async move {
+            let result = match submitted {
+                Err(e) => Err(e.to_string()),
+                Ok(rx) => match rx.await {
+                    Err(_) => Err("shard stopped".to_string()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok((info, wait))) => match wait {
+                        None => Ok(info.base_offset),
+                        Some(w) => match w.await {
+                            Ok(Ok(())) => Ok(info.base_offset),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err("shard stopped before fsync".to_string()),
+                        },
+                    },
+                },
+            };
+            let result = result.map_err(|e| {
+                tracing::error!(partition, error = %e, "writing to {OFFSETS_TOPIC} failed");
+                GroupError::CoordinatorNotAvailable
+            });
+            let _ = me.send(Command::Written(after, result)).await;
+        });
+    }
+
+    async fn written(&mut self, after: AfterWrite, result: Result<i64, GroupError>, clock: Clock) {
+        match after {
+            AfterWrite::Group { group, then } => match then {
+                AfterGroupWrite::SyncDone { generation } => {
+                    let Some(g) = self.groups.get_mut(&group) else {
+                        return;
+                    };
+                    let mut fx = Vec::new();
+                    g.sync_persisted(generation, result.map(|_| ()), &self.cfg, clock, &mut fx);
+                    self.after(&group, fx).await;
+                }
+                AfterGroupWrite::StaticRejoin { reply, outcome } => {
+                    let _ = reply.send(match result {
+                        Ok(_) => outcome,
+                        Err(e) => JoinOutcome {
+                            error: Some(e),
+                            generation: -1,
+                            member_id: outcome.member_id,
+                            ..JoinOutcome::default()
+                        },
+                    });
+                }
+                AfterGroupWrite::Nothing => {}
+            },
+            AfterWrite::Commit {
+                group,
+                entries,
+                mut results,
+                reply,
+            } => {
+                match result {
+                    Ok(base) => {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            for (i, (_, topic, partition, value)) in entries.into_iter().enumerate()
+                            {
+                                let log_offset = base + i as i64;
+                                let key = (topic, partition);
+                                if g.offsets
+                                    .get(&key)
+                                    .is_some_and(|o| o.log_offset > log_offset)
+                                {
+                                    continue;
+                                }
+                                g.offsets.insert(key, StoredOffset { value, log_offset });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for (index, ..) in entries {
+                            results[index] = Err(e);
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(results));
+            }
+            AfterWrite::Tombstones { reply, results } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(match result {
+                        Ok(_) => Ok(results),
+                        Err(e) => Err(e),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, p: CommitParams, reply: oneshot::Sender<Results>, clock: Clock) {
+        let id = p.group_id.clone();
+        let consumer_group = self.consumer_groups.get(&id);
+        if let Some(cg) = consumer_group {
+            if let Err(e) = cg.validate_member_epoch(&p.member_id, p.generation) {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
+        let is_consumer_group = consumer_group.is_some();
+        if is_consumer_group && !self.groups.contains_key(&id) {
+            // The holder of a consumer group's offsets.
+            self.groups
+                .insert(id.clone(), ClassicGroup::new(id.clone(), clock));
+        }
+        if !self.groups.contains_key(&id) {
+            if p.generation >= 0 {
+                // A member commit for a group that does not exist (the handler reports it as
+                // ILLEGAL_GENERATION before OffsetCommit v9, as Kafka does).
+                let _ = reply.send(Err(GroupError::GroupIdNotFound));
+                return;
+            }
+            // A standalone or admin commit creates a group that only holds offsets.
+            self.groups
+                .insert(id.clone(), ClassicGroup::new(id.clone(), clock));
+        }
+        let Some(g) = self.groups.get_mut(&id) else {
+            return;
+        };
+        if !is_consumer_group {
+            if let Err(e) =
+                g.validate_offset_commit(&p.member_id, p.instance_id.as_deref(), p.generation)
+            {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
+        g.touch_member(&p.member_id, clock.now);
+        let mut results = Vec::with_capacity(p.offsets.len());
+        let mut entries = Vec::new();
+        let mut records = Vec::new();
+        for (index, o) in p.offsets.into_iter().enumerate() {
+            let metadata = o.metadata.unwrap_or_default();
+            if metadata.len() > self.cfg.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            let value = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata,
+                commit_timestamp: clock.wall_ms,
+            };
+            records.push((
+                records::offset_key(&id, &o.topic, o.partition),
+                Some(records::offset_value(&value)),
+            ));
+            entries.push((index, o.topic, o.partition, value));
+        }
+        if records.is_empty() {
+            let _ = reply.send(Ok(results));
+            return;
+        }
+        self.write(
+            records,
+            AfterWrite::Commit {
+                group: id.clone(),
+                entries,
+                results,
+                reply,
+            },
+        )
+        .await;
+        self.rearm(&id);
+    }
+
+    fn fetch(&self, group_id: &str, partitions: Option<Vec<(String, i32)>>) -> Vec<FetchedOffset> {
+        let g = self.groups.get(group_id);
+        let entry = |topic: &str, partition: i32, o: Option<&StoredOffset>| FetchedOffset {
+            topic: topic.to_string(),
+            partition,
+            offset: o.map_or(-1, |o| o.value.offset),
+            leader_epoch: o.map_or(-1, |o| o.value.leader_epoch),
+            metadata: o.map(|o| o.value.metadata.clone()),
+        };
+        match partitions {
+            Some(parts) => parts
+                .into_iter()
+                .map(|(t, p)| {
+                    let o = g.and_then(|g| g.offsets.get(&(t.clone(), p)));
+                    entry(&t, p, o)
+                })
+                .collect(),
+            None => g
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|((t, p), o)| entry(t, *p, Some(o)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn consumer_describe(&self, group_id: &str) -> Result<ConsumerGroupDescription, GroupError> {
+        let g = self
+            .consumer_groups
+            .get(group_id)
+            .ok_or(GroupError::GroupIdNotFound)?;
+        Ok(ConsumerGroupDescription {
+            state: g.state(),
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor: g.assignor.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| ConsumerMemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed: m.subscribed.clone(),
+                    assignment: m.assigned.clone(),
+                    target: g.target.get(&m.id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn delete_group(
+        &mut self,
+        group_id: String,
+        reply: oneshot::Sender<Result<(), GroupError>>,
+        clock: Clock,
+    ) {
+        if let Some(cg) = self.consumer_groups.get(&group_id) {
+            if !cg.members.is_empty() {
+                let _ = reply.send(Err(GroupError::NonEmptyGroup));
+                return;
+            }
+            self.consumer_groups.remove(&group_id);
+            if !self.groups.contains_key(&group_id) {
+                let _ = reply.send(Ok(()));
+                return;
+            }
+        }
+        let Some(g) = self.groups.get_mut(&group_id) else {
+            let _ = reply.send(Err(GroupError::GroupIdNotFound));
+            return;
+        };
+        match g.state {
+            GroupState::Dead => {
+                let _ = reply.send(Err(GroupError::GroupIdNotFound));
+                return;
+            }
+            GroupState::Empty => {}
+            _ => {
+                let _ = reply.send(Err(GroupError::NonEmptyGroup));
+                return;
+            }
+        }
+        g.kill(clock);
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
+            .offsets
+            .keys()
+            .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
+            .collect();
+        records.push((records::group_key(&group_id), None));
+        self.groups.remove(&group_id);
+        tracing::info!(group = %group_id, "group deleted");
+        // Answer through a one-result adapter once the tombstones are durable.
+        let (tx, rx) = oneshot::channel();
+        self.write(
+            records,
+            AfterWrite::Tombstones {
+                reply: Some(tx),
+                results: Vec::new(),
+            },
+        )
+        .await;
+        tokio::spawn(async move {
+            let r = match rx.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(GroupError::CoordinatorNotAvailable),
+            };
+            let _ = reply.send(r);
+        });
+    }
+
+    async fn delete_offsets(
+        &mut self,
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+        reply: oneshot::Sender<Results>,
+    ) {
+        let Some(g) = self.groups.get_mut(&group_id) else {
+            let _ = reply.send(Err(GroupError::GroupIdNotFound));
+            return;
+        };
+        if g.state == GroupState::Dead {
+            let _ = reply.send(Err(GroupError::GroupIdNotFound));
+            return;
+        }
+        let subscribed = match self.consumer_groups.get(&group_id) {
+            Some(cg) => Some(
+                cg.members
+                    .values()
+                    .flat_map(|m| m.subscribed.iter().cloned())
+                    .collect(),
+            ),
+            None if g.state == GroupState::Empty => Some(Default::default()),
+            None => g.subscribed_topics(),
+        };
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut records = Vec::new();
+        for (topic, partition) in partitions {
+            let busy = subscribed.as_ref().is_none_or_contains(&topic);
+            if busy {
+                results.push(Err(GroupError::GroupSubscribedToTopic));
+                continue;
+            }
+            if g.offsets.remove(&(topic.clone(), partition)).is_some() {
+                records.push((records::offset_key(&group_id, &topic, partition), None));
+            }
+            results.push(Ok(()));
+        }
+        if records.is_empty() {
+            let _ = reply.send(Ok(results));
+            return;
+        }
+        self.write(
+            records,
+            AfterWrite::Tombstones {
+                reply: Some(reply),
+                results,
+            },
+        )
+        .await;
+    }
+
+    /// Expires offsets past `offsets.retention.minutes` and removes empty groups left with
+    /// nothing, writing tombstones for both.
+    async fn expire_offsets(&mut self) {
+        let clock = clock();
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut gone = Vec::new();
+        for (id, g) in self.groups.iter_mut() {
+            let consumer_group = self.consumer_groups.get(id);
+            if consumer_group.is_some_and(|cg| !cg.members.is_empty()) {
+                continue;
+            }
+            let empty_since = consumer_group.map(|cg| cg.state_timestamp);
+            let expired =
+                g.expire_offsets(clock.wall_ms, self.cfg.offsets_retention_ms, empty_since);
+            if !expired.is_empty() {
+                tracing::info!(group = %id, offsets = expired.len(), "offsets expired");
+            }
+            for (t, p) in expired {
+                records.push((records::offset_key(id, &t, p), None));
+            }
+            if g.state == GroupState::Empty && g.is_removable() {
+                g.kill(clock);
+                records.push((records::group_key(id), None));
+                gone.push(id.clone());
+            }
+        }
+        for id in gone {
+            self.groups.remove(&id);
+            self.consumer_groups.remove(&id);
+        }
+        let groups = &self.groups;
+        self.consumer_groups
+            .retain(|id, cg| !cg.members.is_empty() || groups.contains_key(id));
+        if !records.is_empty() {
+            self.write(
+                records,
+                AfterWrite::Tombstones {
+                    reply: None,
+                    results: Vec::new(),
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Replays the partition from its log start offset.
+    async fn load(&mut self) -> Result<usize, String> {
+        let partition = self.partition;
+        let start = self
+            .shard
+            .call(move |s: &mut ShardState| s.snapshot(OFFSETS_TOPIC, partition))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .log_start_offset;
+        let clock = clock();
+        let mut offset = start;
+        let mut applied = 0usize;
+        let mut skipped = 0usize;
+        loop {
+            let read = self
+                .shard
+                .call(move |s: &mut ShardState| {
+                    s.read(OFFSETS_TOPIC, partition, offset, LOAD_CHUNK, None)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if read.records.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for item in batch::batches(&read.records) {
+                let (header, bytes) = item.map_err(|e| e.to_string())?;
+                let next = header.base_offset + i64::from(header.last_offset_delta) + 1;
+                if next <= offset {
+                    continue;
+                }
+                progressed = true;
+                offset = next;
+                if header.is_control() {
+                    continue;
+                }
+                let recs = match batch::records(bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(partition, error = %e, "skipping unreadable batch");
+                        skipped += 1;
+                        continue;
+                    }
+                };
+                for rec in recs {
+                    let rec = match rec {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(partition, error = %e, "skipping unreadable record");
+                            skipped += 1;
+                            break;
+                        }
+                    };
+                    let log_offset = header.base_offset + i64::from(rec.offset_delta);
+                    match records::decode(rec.key, rec.value) {
+                        Ok(r) => {
+                            self.apply(r, log_offset, clock);
+                            applied += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(partition, log_offset, error = %e, "skipping record");
+                            skipped += 1;
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for id in &ids {
+            self.rearm(id);
+        }
+        if applied > 0 || skipped > 0 {
+            tracing::debug!(
+                partition,
+                applied,
+                skipped,
+                groups = ids.len(),
+                "partition replayed"
+            );
+        }
+        Ok(self.groups.len())
+    }
+
+    fn apply(&mut self, rec: Record, log_offset: i64, clock: Clock) {
+        match rec {
+            Record::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => match value {
+                Some(value) => {
+                    let g = self
+                        .groups
+                        .entry(group.clone())
+                        .or_insert_with(|| ClassicGroup::new(group, clock));
+                    g.offsets
+                        .insert((topic, partition), StoredOffset { value, log_offset });
+                }
+                None => {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.offsets.remove(&(topic, partition));
+                        if g.is_removable() && g.protocol_type.is_none() {
+                            self.groups.remove(&group);
+                        }
+                    }
+                }
+            },
+            Record::Group { group, value } => match value {
+                Some(value) => {
+                    let offsets = self
+                        .groups
+                        .remove(&group)
+                        .map(|g| g.offsets)
+                        .unwrap_or_default();
+                    let mut g = ClassicGroup::restore(group.clone(), value, clock);
+                    g.offsets = offsets;
+                    self.groups.insert(group, g);
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+        }
+    }
+}
+
+/// Small helpers that keep the call sites readable.
+trait OptionExt<T> {
+    fn is_none_or_later(&self, t: T) -> bool;
+}
+
+impl OptionExt<Instant> for Option<Instant> {
+    /// `None`, or a deadline later than `t`.
+    fn is_none_or_later(&self, t: Instant) -> bool {
+        match self {
+            None => true,
+            Some(a) => t < *a,
+        }
+    }
+}
+
+trait SubscribedExt {
+    fn is_none_or_contains(&self, topic: &str) -> bool;
+}
+
+impl SubscribedExt for Option<&std::collections::HashSet<String>> {
+    /// Unknown subscriptions count as subscribed (the safe answer for OffsetDelete).
+    fn is_none_or_contains(&self, topic: &str) -> bool {
+        match self {
+            None => true,
+            Some(s) => s.contains(topic),
+        }
+    }
+}
+
+/// Answers a request that cannot be served now.
+fn reject(cmd: Command, e: GroupError) {
+    match cmd {
+        Command::Load(r) => {
+            let _ = r.send(Err(e.to_string()));
+        }
+        Command::Join(p, r) => {
+            let _ = r.send(JoinOutcome {
+                error: Some(e),
+                generation: -1,
+                member_id: p.member_id,
+                ..JoinOutcome::default()
+            });
+        }
+        Command::Sync(_, r) => {
+            let _ = r.send(SyncOutcome::error(e));
+        }
+        Command::Heartbeat { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Leave { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Commit(_, r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Fetch { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::ConsumerHeartbeat(p, r) => {
+            let _ = r.send(ConsumerHeartbeatOutcome {
+                error: Some(e),
+                member_id: p.member_id,
+                member_epoch: p.member_epoch,
+                ..ConsumerHeartbeatOutcome::default()
+            });
+        }
+        Command::ConsumerDescribe { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::List(r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Describe { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Delete { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::DeleteOffsets { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Command::Written(..) | Command::Shutdown(_) => {}
+    }
+}

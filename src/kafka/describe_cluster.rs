@@ -1,0 +1,43 @@
+//! DescribeCluster (key 60), versions 0..=2: this broker as the whole cluster and controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::error::Code;
+use crate::broker::BrokerContext;
+
+/// Supported versions.
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+/// Endpoint type 1 = brokers (2 = controllers, which a client cannot reach here).
+const BROKERS: i8 = 1;
+
+/// Handles a DescribeCluster request.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
+    let node = BrokerId(ctx.config.node_id);
+    let mut resp = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(ctx.cluster_id.clone()))
+        .with_controller_id(node)
+        .with_endpoint_type(req.endpoint_type)
+        .with_cluster_authorized_operations(i32::MIN);
+    if req.endpoint_type != BROKERS {
+        resp.error_code = Code::UnsupportedEndpointType.code();
+        resp.error_message = Some(StrBytes::from_static_str(
+            "only broker endpoints are served",
+        ));
+        return resp;
+    }
+    let (host, port) = ctx.advertised.clone();
+    resp.brokers = vec![DescribeClusterBroker::default()
+        .with_broker_id(node)
+        .with_host(StrBytes::from_string(host))
+        .with_port(port)];
+    resp
+}

@@ -1,0 +1,74 @@
+//! OffsetForLeaderEpoch (key 23), versions 2..=4. A single broker has only ever had leader
+//! epoch 0, so the end offset of any epoch up to 0 is the high watermark; clients call this to
+//! validate their positions after a metadata change.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use super::error::{shard_code, storage_code, Code};
+use crate::broker::BrokerContext;
+use crate::shard::ShardState;
+
+/// Supported versions.
+pub const VERSIONS: (i16, i16) = (2, 4);
+
+/// Handles an OffsetForLeaderEpoch request.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: OffsetForLeaderEpochRequest,
+    _version: i16,
+) -> OffsetForLeaderEpochResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let meta = ctx.catalog.get(t.topic.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let mut r = EpochEndOffset::default()
+                .with_partition(p.partition)
+                .with_leader_epoch(-1)
+                .with_end_offset(-1);
+            let result = match &meta {
+                Some(m) if p.partition >= 0 && p.partition < m.partitions => {
+                    if p.current_leader_epoch > 0 {
+                        Err(Code::UnknownLeaderEpoch)
+                    } else if p.leader_epoch > 0 {
+                        // An epoch this broker never had: the answer is "undefined".
+                        Ok(None)
+                    } else {
+                        let topic = m.name.clone();
+                        let index = p.partition;
+                        match ctx
+                            .shard(&m.name, index)
+                            .call(move |s: &mut ShardState| s.snapshot(&topic, index))
+                            .await
+                        {
+                            Ok(Ok(snap)) => Ok(Some(snap.high_watermark)),
+                            Ok(Err(e)) => Err(storage_code(&e)),
+                            Err(e) => Err(shard_code(&e)),
+                        }
+                    }
+                }
+                _ => Err(Code::UnknownTopicOrPartition),
+            };
+            match result {
+                Ok(Some(end)) => {
+                    r.leader_epoch = 0;
+                    r.end_offset = end;
+                }
+                Ok(None) => {}
+                Err(code) => r.error_code = code.code(),
+            }
+            partitions.push(r);
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions),
+        );
+    }
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,174 @@
+//! Kinesis errors as data: each variant is one AWS exception, with the `__type` clients match on
+//! and the HTTP status AWS answers it with.
+//!
+//! Status codes follow what Kinesis Data Streams itself answers (the AWS Java SDK's
+//! `Status Code: 400; Error Code: UnrecognizedClientException` / `InvalidSignatureException`
+//! reports): every client-side problem, signature problems included, is 400; only
+//! `InternalFailure` and `ServiceUnavailable` are 5xx.
+
+/// One Kinesis exception; the message is the text AWS would put in `message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KinesisError {
+    /// The stream or shard does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The resource is not in a state that allows the operation (e.g. the stream exists).
+    #[error("{0}")]
+    ResourceInUse(String),
+    /// A parameter is not valid for the operation (semantic check).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A parameter breaks the API's constraints (length, range, pattern).
+    #[error("{0}")]
+    Validation(String),
+    /// An account or stream limit would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The shard iterator is older than its time to live.
+    #[error("{0}")]
+    ExpiredIterator(String),
+    /// The ListShards / ListStreams `NextToken` is older than its time to live.
+    #[error("{0}")]
+    ExpiredNextToken(String),
+    /// A shard's throughput limit is exceeded (`kinesis.enforce.limits`).
+    #[error("{0}")]
+    ProvisionedThroughputExceeded(String),
+    /// The body is not valid JSON / CBOR or does not match the operation's shape.
+    #[error("{0}")]
+    Serialization(String),
+    /// `X-Amz-Target` names no Kinesis operation.
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// The access key is not known.
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// The signature does not match, or the request is too old or too new.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// The `Authorization` header lacks a part.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// No `Authorization` header while signatures are required.
+    #[error("{0}")]
+    MissingAuthenticationToken(String),
+    /// The operation is understood but not offered by this broker.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// Storage failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KinesisError {
+    /// The `__type` of the error body (and of `x-amzn-ErrorType`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            KinesisError::ResourceNotFound(_) => "ResourceNotFoundException",
+            KinesisError::ResourceInUse(_) => "ResourceInUseException",
+            KinesisError::InvalidArgument(_) => "InvalidArgumentException",
+            KinesisError::Validation(_) => "ValidationException",
+            KinesisError::LimitExceeded(_) => "LimitExceededException",
+            KinesisError::ExpiredIterator(_) => "ExpiredIteratorException",
+            KinesisError::ExpiredNextToken(_) => "ExpiredNextTokenException",
+            KinesisError::ProvisionedThroughputExceeded(_) => {
+                "ProvisionedThroughputExceededException"
+            }
+            KinesisError::Serialization(_) => "SerializationException",
+            KinesisError::UnknownOperation(_) => "UnknownOperationException",
+            KinesisError::UnrecognizedClient(_) => "UnrecognizedClientException",
+            KinesisError::InvalidSignature(_) => "InvalidSignatureException",
+            KinesisError::IncompleteSignature(_) => "IncompleteSignatureException",
+            KinesisError::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            KinesisError::NotImplemented(_) => "NotImplemented",
+            KinesisError::Internal(_) => "InternalFailure",
+        }
+    }
+
+    /// The HTTP status AWS answers the error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            KinesisError::Internal(_) => 500,
+            KinesisError::NotImplemented(_) => 501,
+            _ => 400,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            KinesisError::ResourceNotFound(m)
+            | KinesisError::ResourceInUse(m)
+            | KinesisError::InvalidArgument(m)
+            | KinesisError::Validation(m)
+            | KinesisError::LimitExceeded(m)
+            | KinesisError::ExpiredIterator(m)
+            | KinesisError::ExpiredNextToken(m)
+            | KinesisError::ProvisionedThroughputExceeded(m)
+            | KinesisError::Serialization(m)
+            | KinesisError::UnknownOperation(m)
+            | KinesisError::UnrecognizedClient(m)
+            | KinesisError::InvalidSignature(m)
+            | KinesisError::IncompleteSignature(m)
+            | KinesisError::MissingAuthenticationToken(m)
+            | KinesisError::NotImplemented(m)
+            | KinesisError::Internal(m) => m,
+        }
+    }
+
+    /// `ResourceNotFoundException` for a stream, in AWS's words.
+    pub fn stream_not_found(stream: &str) -> KinesisError {
+        KinesisError::ResourceNotFound(format!(
+            "Stream {stream} under account {} not found.",
+            super::ACCOUNT_ID
+        ))
+    }
+
+    /// `ResourceNotFoundException` for a shard, in AWS's words.
+    pub fn shard_not_found(stream: &str, shard: &str) -> KinesisError {
+        KinesisError::ResourceNotFound(format!(
+            "Shard {shard} in stream {stream} under account {} does not exist",
+            super::ACCOUNT_ID
+        ))
+    }
+
+    /// `ValidationException` in AWS's "1 validation error detected" form.
+    pub fn validation(
+        value: impl std::fmt::Display,
+        field: &str,
+        constraint: &str,
+    ) -> KinesisError {
+        KinesisError::Validation(format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ))
+    }
+}
+
+impl From<crate::shard::ShardError> for KinesisError {
+    fn from(e: crate::shard::ShardError) -> Self {
+        KinesisError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::shard::StorageError> for KinesisError {
+    fn from(e: crate::shard::StorageError) -> Self {
+        KinesisError::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_and_statuses() {
+        let e = KinesisError::stream_not_found("s");
+        assert_eq!(e.type_name(), "ResourceNotFoundException");
+        assert_eq!(e.status(), 400);
+        assert!(e.message().contains("Stream s under account"));
+        assert_eq!(KinesisError::Internal("x".into()).status(), 500);
+        assert_eq!(
+            KinesisError::InvalidSignature("x".into()).type_name(),
+            "InvalidSignatureException"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! The Kinesis Data Streams API, a second front end on the same storage as Kafka.
+//!
+//! ```text
+//! AWS SDK ──HTTP/1.1 or h2c──▶ server (accept loop on shard 0, connections spread over the
+//!                               shard runtimes, hyper)
+//!            ──▶ router: X-Amz-Target → operation, JSON body, SigV4 (sigv4), errors (error)
+//!                  ──▶ ops/<operation>.rs: one handler per operation, speaking the model
+//!                        ──▶ BrokerContext (create/delete topic, add partitions) and the
+//!                            shards (append / read / list_offset / snapshot), as Kafka does
+//! ```
+//!
+//! The mapping: a stream is a topic of the same name, shard `shardId-00000000000k` is partition
+//! `k`, a record is a Kafka record (partition key = key, data = value). What Kafka has no place
+//! for (hash-key ranges, parent shards, tags, stream mode) lives in [`store`]. Sequence numbers
+//! ([`sequence`]) and shard iterators ([`iterator`]) encode partition and offset. Handlers run
+//! on the runtime of the shard that accepted the connection and reach partitions only by
+//! message passing to their owning shards. `docs/kinesis.md` has the user-facing description.
+
+pub mod error;
+pub mod hash;
+pub mod iterator;
+pub mod model;
+mod ops;
+pub mod records;
+pub mod sequence;
+mod server;
+pub mod sigv4;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use error::KinesisError;
+pub use server::accept_loop;
+
+use crate::broker::BrokerContext;
+use iterator::IteratorKey;
+use sigv4::{AuthMode, Credentials};
+use store::StreamStore;
+
+/// The account id in ARNs and messages.
+pub const ACCOUNT_ID: &str = "000000000000";
+
+/// The Kinesis settings of the broker configuration (`kinesis.*` keys).
+#[derive(Clone, PartialEq, Eq)]
+pub struct KinesisConfig {
+    /// `kinesis.listener` as `host:port`; `None` when empty (disabled).
+    pub listener: Option<String>,
+    /// Whether `kinesis.listener` was set explicitly: then failing to bind it stops start-up;
+    /// the default listener is best effort (a warning when its port is taken).
+    pub listener_explicit: bool,
+    /// `kinesis.auth`.
+    pub auth: AuthMode,
+    /// `kinesis.credentials`.
+    pub credentials: Credentials,
+    /// `kinesis.shard.iterator.ttl.ms`.
+    pub iterator_ttl_ms: i64,
+    /// `kinesis.shard.limit`.
+    pub shard_limit: i64,
+}
+
+impl std::fmt::Debug for KinesisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KinesisConfig")
+            .field("listener", &self.listener)
+            .field("auth", &self.auth)
+            .field("credentials", &"<redacted>")
+            .field("iterator_ttl_ms", &self.iterator_ttl_ms)
+            .field("shard_limit", &self.shard_limit)
+            .finish()
+    }
+}
+
+impl KinesisConfig {
+    /// Builds the settings from the validated key values (`get(key)` returns the effective
+    /// value as text; `explicit(key)` whether it was set).
+    pub fn from_values(
+        get: impl Fn(&str) -> String,
+        explicit: impl Fn(&str) -> bool,
+    ) -> KinesisConfig {
+        let listener = get("kinesis.listener").trim().to_string();
+        KinesisConfig {
+            listener: (!listener.is_empty()).then_some(listener),
+            listener_explicit: explicit("kinesis.listener"),
+            auth: if get("kinesis.auth") == "sigv4" {
+                AuthMode::SigV4
+            } else {
+                AuthMode::None
+            },
+            credentials: Credentials::parse(&get("kinesis.credentials")).unwrap_or_default(),
+            iterator_ttl_ms: get("kinesis.shard.iterator.ttl.ms")
+                .parse()
+                .unwrap_or(300_000),
+            shard_limit: get("kinesis.shard.limit").parse().unwrap_or(500),
+        }
+    }
+
+    /// Checks a `kinesis.listener` value: empty, or `host:port`.
+    pub fn validate_listener(v: &str) -> Result<(), String> {
+        if v.trim().is_empty() {
+            return Ok(());
+        }
+        let (host, port) = v
+            .trim()
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{v}` is not host:port"))?;
+        port.parse::<u16>()
+            .map_err(|_| format!("`{port}` is not a port number"))?;
+        if host.is_empty() {
+            return Err(format!("`{v}` has no host"));
+        }
+        Ok(())
+    }
+}
+
+/// The Kinesis front end's state, shared by its connections.
+pub struct Kinesis {
+    pub(crate) ctx: Arc<BrokerContext>,
+    pub(crate) streams: StreamStore,
+    pub(crate) iterators: IteratorKey,
+    pub(crate) config: KinesisConfig,
+}
+
+impl Kinesis {
+    /// Loads the stream metadata and the iterator key from the log directory.
+    pub fn open(ctx: Arc<BrokerContext>) -> std::io::Result<Kinesis> {
+        let dir = StreamStore::dir_of(&ctx.config.log_dir);
+        let streams = StreamStore::open(dir.clone())?;
+        let iterators = IteratorKey::load_or_create(&dir)?;
+        let config = ctx.config.kinesis.clone();
+        Ok(Kinesis {
+            ctx,
+            streams,
+            iterators,
+            config,
+        })
+    }
+}
+
+/// Parses `host:port` of `kinesis.listener` into the addresses to bind.
+pub fn resolve_listener(v: &str) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    let host_port = v.trim();
+    let (host, port) = host_port
+        .rsplit_once(':')
+        .ok_or_else(|| std::io::Error::other(format!("`{v}` is not host:port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("`{port}` is not a port number")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
+    addrs.dedup();
+    Ok(addrs)
+}

@@ -1,0 +1,27 @@
+//! DeleteStream: deletes the topic (and its data) and the stream's metadata.
+
+use super::stream_name_of;
+use crate::kinesis::error::KinesisError;
+use crate::kinesis::model::{DeleteStreamInput, Empty};
+use crate::kinesis::sigv4::Caller;
+use crate::kinesis::Kinesis;
+
+/// Handles DeleteStream.
+pub async fn handle(
+    k: &Kinesis,
+    req: DeleteStreamInput,
+    _caller: &Caller,
+) -> Result<Empty, KinesisError> {
+    let name = stream_name_of(&req)?;
+    let _admin = k.streams.admin.lock().await;
+    let stream = k.stream(&name)?;
+    k.ctx
+        .delete_topic(&stream.name)
+        .await
+        .ok_or_else(|| KinesisError::stream_not_found(&name))?;
+    if let Err(e) = k.streams.remove(&name) {
+        tracing::warn!(stream = %name, error = %e, "cannot remove kinesis stream metadata");
+    }
+    tracing::info!(stream = %name, "kinesis stream deleted");
+    Ok(Empty {})
+}

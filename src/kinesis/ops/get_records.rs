@@ -1,0 +1,171 @@
+//! GetRecords: reads whole batches from the iterator's offset through the owning shard,
+//! decodes their records (compressed batches of Kafka producers too) up to Limit (≤ 10 000)
+//! records or 10 MiB, and answers them with the next iterator. A shard closed by resharding
+//! answers no NextShardIterator once drained, but its ChildShards.
+
+use bytes::Bytes;
+
+use super::{limit, shard_id};
+use crate::broker::BrokerContext;
+use crate::kinesis::error::KinesisError;
+use crate::kinesis::iterator::ShardPosition;
+use crate::kinesis::model::{
+    Blob, ChildShard, GetRecordsInput, GetRecordsOutput, HashKeyRange, Record, Timestamp,
+};
+use crate::kinesis::records::{decode_records, StoredRecord};
+use crate::kinesis::sequence::SequenceNumber;
+use crate::kinesis::sigv4::Caller;
+use crate::kinesis::Kinesis;
+use crate::log::ReadResult;
+use crate::shard::ShardState;
+
+/// Bytes of data one GetRecords returns at most.
+pub const MAX_BYTES: usize = 10 << 20;
+
+/// The PartitionKey of a record: its key as UTF-8; a stand-in for keys Kinesis could not
+/// have written (`kafka:null` for a null key, `kafka:base64:<key>` for one that is not UTF-8).
+fn partition_key(key: Option<&Bytes>) -> String {
+    use base64::Engine;
+    match key {
+        None => "kafka:null".into(),
+        Some(k) if k.is_empty() => "kafka:empty".into(),
+        Some(k) => match std::str::from_utf8(k) {
+            Ok(s) => s.to_string(),
+            Err(_) => format!(
+                "kafka:base64:{}",
+                base64::engine::general_purpose::STANDARD.encode(k)
+            ),
+        },
+    }
+}
+
+/// Handles GetRecords.
+pub async fn handle(
+    k: &Kinesis,
+    req: GetRecordsInput,
+    _caller: &Caller,
+) -> Result<GetRecordsOutput, KinesisError> {
+    let token = super::required(req.shard_iterator, "shardIterator")?;
+    let max_records = limit(req.limit, 10_000, 10_000, "limit")?;
+    let now = BrokerContext::now_ms();
+    let pos = k.iterators.decode(&token, now, k.config.iterator_ttl_ms)?;
+    let stream = k.stream(&pos.stream)?;
+    if stream.topic.id != pos.topic_id {
+        return Err(KinesisError::stream_not_found(&pos.stream));
+    }
+    let shard = stream
+        .meta
+        .shard(pos.partition)
+        .ok_or_else(|| KinesisError::shard_not_found(&pos.stream, &shard_id(pos.partition)))?
+        .clone();
+    let topic = stream.topic.name.clone();
+    let partition = pos.partition;
+    let mut offset = pos.offset;
+    let mut out: Vec<StoredRecord> = Vec::new();
+    let mut bytes = 0usize;
+    let mut high_watermark;
+    loop {
+        let t = topic.clone();
+        let budget = MAX_BYTES.saturating_sub(bytes).max(1);
+        let read: ReadResult = k
+            .ctx
+            .shard(&topic, partition)
+            .call(move |s: &mut ShardState| {
+                let snap = s.snapshot(&t, partition)?;
+                // Data below the log start is gone (retention, DeleteRecords): resume at it.
+                let from = offset.max(snap.log_start_offset).min(snap.high_watermark);
+                s.read(&t, partition, from, budget, None).map(|r| (from, r))
+            })
+            .await?
+            .map(|(from, r)| {
+                offset = from;
+                r
+            })?;
+        high_watermark = read.high_watermark;
+        if read.records.is_empty() {
+            break;
+        }
+        let decoded = decode_records(
+            &read.records,
+            offset,
+            max_records,
+            MAX_BYTES,
+            &mut bytes,
+            &mut out,
+        )
+        .map_err(KinesisError::Internal)?;
+        if decoded.next_offset <= offset {
+            break;
+        }
+        offset = decoded.next_offset;
+        if decoded.limited || offset >= high_watermark {
+            break;
+        }
+    }
+    let millis_behind = match out.last() {
+        Some(last) if offset < high_watermark => (now - last.timestamp).max(0),
+        _ => 0,
+    };
+    let drained = shard.closed.is_some() && offset >= high_watermark;
+    let (next_shard_iterator, child_shards) = if drained {
+        let children = stream
+            .meta
+            .children_of(partition)
+            .into_iter()
+            .map(|c| ChildShard {
+                shard_id: shard_id(c.partition),
+                parent_shards: c
+                    .parent
+                    .into_iter()
+                    .chain(c.adjacent_parent)
+                    .map(shard_id)
+                    .collect(),
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: c.start.clone(),
+                    ending_hash_key: c.end.clone(),
+                },
+            })
+            .collect();
+        (None, Some(children))
+    } else {
+        let next = k.iterators.encode(&ShardPosition {
+            offset,
+            created_ms: now,
+            ..pos
+        });
+        (Some(next), None)
+    };
+    let records = out
+        .into_iter()
+        .map(|r| Record {
+            sequence_number: SequenceNumber::new(partition, r.offset).encode(),
+            approximate_arrival_timestamp: Timestamp(r.timestamp),
+            partition_key: partition_key(r.key.as_ref()),
+            data: Blob(r.value.unwrap_or_default()),
+        })
+        .collect();
+    Ok(GetRecordsOutput {
+        records,
+        next_shard_iterator,
+        millis_behind_latest: millis_behind,
+        child_shards,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_key_stand_ins() {
+        assert_eq!(
+            partition_key(Some(&Bytes::from_static(b"user-1"))),
+            "user-1"
+        );
+        assert_eq!(partition_key(None), "kafka:null");
+        assert_eq!(
+            partition_key(Some(&Bytes::from_static(&[0xff]))),
+            "kafka:base64:/w=="
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! One handler per Kinesis operation, and the dispatch table from operation name to handler.
+//! A handler takes the decoded request and answers the response model or a [`KinesisError`];
+//! it reaches storage only through [`crate::broker::BrokerContext`] and shard calls.
+
+mod create_stream;
+mod delete_stream;
+mod describe_limits;
+mod describe_stream;
+mod describe_stream_summary;
+mod get_records;
+mod get_shard_iterator;
+mod list_shards;
+mod list_streams;
+mod monitoring;
+mod put_record;
+mod put_records;
+mod retention;
+mod tags;
+
+use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::KinesisError;
+use super::model::{self, StreamRef};
+use super::sequence::SequenceNumber;
+use super::server::Encoding;
+use super::sigv4::Caller;
+use super::store::{ShardMeta, StreamMeta};
+use super::Kinesis;
+use crate::broker::BrokerContext;
+use crate::catalog::TopicMeta;
+use crate::shard::{Durability, ShardState};
+
+/// Operations of the Kinesis API that this broker does not offer.
+const NOT_OFFERED: &[&str] = &[
+    "DeregisterStreamConsumer",
+    "DescribeStreamConsumer",
+    "ListStreamConsumers",
+    "RegisterStreamConsumer",
+    "SubscribeToShard",
+    "MergeShards",
+    "SplitShard",
+    "UpdateShardCount",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "UpdateStreamMode",
+    "GetResourcePolicy",
+    "PutResourcePolicy",
+    "DeleteResourcePolicy",
+    "ListTagsForResource",
+    "TagResource",
+    "UntagResource",
+    "DescribeAccountSettings",
+    "UpdateAccountSettings",
+    "UpdateMaxRecordSize",
+    "UpdateStreamWarmThroughput",
+];
+
+fn decode<T: DeserializeOwned>(body: &[u8], encoding: Encoding) -> Result<T, KinesisError> {
+    match encoding {
+        Encoding::Json => {
+            let body = if body.iter().all(u8::is_ascii_whitespace) {
+                &b"{}"[..]
+            } else {
+                body
+            };
+            serde_json::from_slice(body).map_err(|e| KinesisError::Serialization(e.to_string()))
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, KinesisError> {
+    match encoding {
+        Encoding::Json => serde_json::to_vec(value)
+            .map(Bytes::from)
+            .map_err(|e| KinesisError::Internal(e.to_string())),
+    }
+}
+
+/// Decodes the body, runs the operation's handler and encodes its answer.
+pub async fn dispatch(
+    k: &Kinesis,
+    operation: &str,
+    body: &[u8],
+    encoding: Encoding,
+    caller: &Caller,
+) -> Result<Bytes, KinesisError> {
+    macro_rules! run {
+        ($handler:path) => {{
+            let req = decode(body, encoding)?;
+            let resp = $handler(k, req, caller).await?;
+            encode(&resp, encoding)
+        }};
+    }
+    match operation {
+        "AddTagsToStream" => run!(tags::add),
+        "CreateStream" => run!(create_stream::handle),
+        "DecreaseStreamRetentionPeriod" => run!(retention::decrease),
+        "DeleteStream" => run!(delete_stream::handle),
+        "DescribeLimits" => run!(describe_limits::handle),
+        "DescribeStream" => run!(describe_stream::handle),
+        "DescribeStreamSummary" => run!(describe_stream_summary::handle),
+        "DisableEnhancedMonitoring" => run!(monitoring::disable),
+        "EnableEnhancedMonitoring" => run!(monitoring::enable),
+        "GetRecords" => run!(get_records::handle),
+        "GetShardIterator" => run!(get_shard_iterator::handle),
+        "IncreaseStreamRetentionPeriod" => run!(retention::increase),
+        "ListShards" => run!(list_shards::handle),
+        "ListStreams" => run!(list_streams::handle),
+        "ListTagsForStream" => run!(tags::list),
+        "PutRecord" => run!(put_record::handle),
+        "PutRecords" => run!(put_records::handle),
+        "RemoveTagsFromStream" => run!(tags::remove),
+        other if NOT_OFFERED.contains(&other) => Err(KinesisError::NotImplemented(format!(
+            "{other} is not supported by this broker yet"
+        ))),
+        other => Err(KinesisError::UnknownOperation(format!(
+            "Operation {other} is not a Kinesis_20131202 operation"
+        ))),
+    }
+}
+
+/// A required field, or AWS's "must not be null" validation error.
+pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, KinesisError> {
+    value.ok_or_else(|| KinesisError::validation("null", field, "Member must not be null"))
+}
+
+/// Checks a stream name against the API's constraints.
+pub(crate) fn validate_stream_name(name: &str) -> Result<(), KinesisError> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(KinesisError::validation(
+            name,
+            "streamName",
+            "Member must have length between 1 and 128",
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    {
+        return Err(KinesisError::validation(
+            name,
+            "streamName",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        ));
+    }
+    Ok(())
+}
+
+/// The stream an operation names, by `StreamName` or `StreamARN`.
+pub(crate) fn stream_name_of(req: &impl StreamRef) -> Result<String, KinesisError> {
+    let name = match (req.stream_name(), req.stream_arn()) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(arn)) => arn
+            .split_once(":stream/")
+            .map(|(_, n)| n.to_string())
+            .filter(|_| arn.starts_with("arn:"))
+            .ok_or_else(|| {
+                KinesisError::validation(arn, "streamARN", "Member must be a Kinesis stream ARN")
+            })?,
+        (None, None) => {
+            return Err(KinesisError::InvalidArgument(
+                "Either StreamName or StreamARN should be provided.".into(),
+            ))
+        }
+    };
+    validate_stream_name(&name)?;
+    Ok(name)
+}
+
+/// A stream as handlers see it.
+pub(crate) struct Stream {
+    /// Its name.
+    pub name: String,
+    /// Its topic.
+    pub topic: TopicMeta,
+    /// Its Kinesis metadata.
+    pub meta: std::sync::Arc<StreamMeta>,
+}
+
+impl Kinesis {
+    /// Looks an existing stream up; internal topics (`__…`) are not streams.
+    pub(crate) fn stream(&self, name: &str) -> Result<Stream, KinesisError> {
+        let topic = self
+            .ctx
+            .catalog
+            .get(name)
+            .filter(|t| !t.name.starts_with("__"))
+            .ok_or_else(|| KinesisError::stream_not_found(name))?;
+        let meta = self.streams.get(&topic, BrokerContext::now_ms());
+        Ok(Stream {
+            name: name.to_string(),
+            topic,
+            meta,
+        })
+    }
+
+    /// Every stream, sorted by name.
+    pub(crate) fn all_streams(&self) -> Vec<Stream> {
+        let now = BrokerContext::now_ms();
+        self.ctx
+            .catalog
+            .all()
+            .into_iter()
+            .filter(|t| !t.name.starts_with("__"))
+            .map(|topic| Stream {
+                name: topic.name.to_string(),
+                meta: self.streams.get(&topic, now),
+                topic,
+            })
+            .collect()
+    }
+
+    /// The stream's retention in hours, from the topic's effective `retention.ms` (-1, keep
+    /// forever, is reported as the Kinesis maximum of 8760 hours).
+    pub(crate) fn retention_hours(&self, topic: &TopicMeta) -> i64 {
+        let ms =
+            crate::topic_config::effective_i64("retention.ms", &topic.configs, &self.ctx.config);
+        if ms < 0 {
+            MAX_RETENTION_HOURS
+        } else {
+            (ms + 3_599_999) / 3_600_000
+        }
+    }
+
+    /// Appends one batch to each of several partitions (queued on their shards first, so
+    /// they share group-committed fsyncs) and waits until each is fsynced (acks=-1
+    /// durability). Answers each batch's base offset, in the order given.
+    pub(crate) async fn append(
+        &self,
+        topic: &TopicMeta,
+        batches: Vec<(i32, BytesMut)>,
+    ) -> Vec<Result<i64, KinesisError>> {
+        type Reply = Result<
+            (
+                crate::log::AppendInfo,
+                Option<tokio::sync::oneshot::Receiver<crate::shard::SyncResult>>,
+            ),
+            crate::shard::StorageError,
+        >;
+        let log_append_time = crate::topic_config::def("message.timestamp.type")
+            .map(|d| crate::topic_config::effective(d, &topic.configs, &self.ctx.config).0)
+            .is_some_and(|t| t == "LogAppendTime")
+            .then(BrokerContext::now_ms);
+        let mut pending = Vec::with_capacity(batches.len());
+        for (partition, batch) in batches {
+            let name = topic.name.clone();
+            let job = move |s: &mut ShardState| -> Reply {
+                s.append(&name, partition, batch, log_append_time, Durability::Fsync)
+            };
+            pending.push(self.ctx.shard(&topic.name, partition).submit(job).await);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for rx in pending {
+            let result = async {
+                let (info, wait) = rx?
+                    .await
+                    .map_err(|_| KinesisError::Internal("shard stopped".into()))??;
+                if let Some(wait) = wait {
+                    match wait.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            return Err(KinesisError::Internal(format!("fsync failed: {e}")))
+                        }
+                        Err(_) => {
+                            return Err(KinesisError::Internal("shard stopped before fsync".into()))
+                        }
+                    }
+                }
+                Ok(info.base_offset)
+            }
+            .await;
+            out.push(result);
+        }
+        out
+    }
+}
+
+/// The longest retention Kinesis allows (365 days).
+pub(crate) const MAX_RETENTION_HOURS: i64 = 8760;
+/// The shortest retention Kinesis allows, and that of new streams.
+pub(crate) const MIN_RETENTION_HOURS: i64 = 24;
+/// Shards of an ON_DEMAND stream.
+pub(crate) const ON_DEMAND_SHARDS: i32 = 4;
+
+/// `shardId-000000000007`.
+pub(crate) fn shard_id(partition: i32) -> String {
+    format!("shardId-{partition:012}")
+}
+
+/// The partition of a shard id (`shardId-000000000007`, or just `7`).
+pub(crate) fn parse_shard_id(id: &str) -> Option<i32> {
+    let digits = id.strip_prefix("shardId-").unwrap_or(id);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The stream's ARN.
+pub(crate) fn stream_arn(region: &str, name: &str) -> String {
+    format!(
+        "arn:aws:kinesis:{region}:{}:stream/{name}",
+        super::ACCOUNT_ID
+    )
+}
+
+/// The Shard model of a shard.
+pub(crate) fn shard_model(s: &ShardMeta) -> model::Shard {
+    model::Shard {
+        shard_id: shard_id(s.partition),
+        parent_shard_id: s.parent.map(shard_id),
+        adjacent_parent_shard_id: s.adjacent_parent.map(shard_id),
+        hash_key_range: model::HashKeyRange {
+            starting_hash_key: s.start.clone(),
+            ending_hash_key: s.end.clone(),
+        },
+        sequence_number_range: model::SequenceNumberRange {
+            starting_sequence_number: SequenceNumber::new(s.partition, 0).encode(),
+            ending_sequence_number: s
+                .closed
+                .map(|c| SequenceNumber::new(s.partition, (c.end_offset - 1).max(0)).encode()),
+        },
+    }
+}
+
+/// The StreamModeDetails model.
+pub(crate) fn mode_model(meta: &StreamMeta) -> model::StreamModeDetails {
+    model::StreamModeDetails {
+        stream_mode: meta.mode.clone(),
+    }
+}
+
+/// The EnhancedMonitoring model.
+pub(crate) fn monitoring_model(meta: &StreamMeta) -> Vec<model::EnhancedMetrics> {
+    vec![model::EnhancedMetrics {
+        shard_level_metrics: meta.shard_level_metrics.clone(),
+    }]
+}
+
+/// The shard of a stream named by a request, or ResourceNotFoundException.
+pub(crate) fn find_shard<'a>(stream: &'a Stream, id: &str) -> Result<&'a ShardMeta, KinesisError> {
+    parse_shard_id(id)
+        .and_then(|p| stream.meta.shard(p))
+        .ok_or_else(|| KinesisError::shard_not_found(&stream.name, id))
+}
+
+/// A limit parameter within `[1, max]`, or its default.
+pub(crate) fn limit(
+    value: Option<i64>,
+    default: i64,
+    max: i64,
+    field: &str,
+) -> Result<usize, KinesisError> {
+    match value {
+        None => Ok(default as usize),
+        Some(v) if (1..=max).contains(&v) => Ok(v as usize),
+        Some(v) => Err(KinesisError::validation(
+            v,
+            field,
+            &format!("Member must have value between 1 and {max}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ids() {
+        assert_eq!(shard_id(7), "shardId-000000000007");
+        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("shardId-x"), None);
+        assert_eq!(parse_shard_id(""), None);
+    }
+
+    #[test]
+    fn names_and_arns() {
+        assert!(validate_stream_name("orders.v1_x-2").is_ok());
+        assert!(validate_stream_name("a b").is_err());
+        assert!(validate_stream_name(&"a".repeat(129)).is_err());
+        let req = model::StreamOnlyInput {
+            stream_name: None,
+            stream_arn: Some(stream_arn("eu-west-1", "orders")),
+        };
+        assert_eq!(stream_name_of(&req).unwrap(), "orders");
+    }
+}

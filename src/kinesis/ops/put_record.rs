@@ -1,0 +1,96 @@
+//! PutRecord: one record, appended to the open shard whose hash-key range holds
+//! MD5(PartitionKey) or the ExplicitHashKey, and answered once fsynced.
+//! SequenceNumberForOrdering is accepted: records of one partition key are already in order.
+
+use super::{required, shard_id, stream_name_of};
+use crate::broker::BrokerContext;
+use crate::kinesis::error::KinesisError;
+use crate::kinesis::hash::{hash_key, parse_hash_key, HashKeyError};
+use crate::kinesis::model::{PutRecordInput, PutRecordOutput};
+use crate::kinesis::records::{build_batch, NewRecord};
+use crate::kinesis::sequence::SequenceNumber;
+use crate::kinesis::sigv4::Caller;
+use crate::kinesis::store::StreamMeta;
+use crate::kinesis::Kinesis;
+
+/// The largest data blob of one record (1 MiB).
+pub const MAX_DATA_BYTES: usize = 1 << 20;
+
+/// Checks one record and answers the partition it goes to. `field` prefixes the field names
+/// in messages (`records.3.member.` for PutRecords).
+pub(crate) fn route(
+    meta: &StreamMeta,
+    partition_key: &str,
+    data: &[u8],
+    explicit_hash_key: Option<&str>,
+    field: &str,
+) -> Result<i32, KinesisError> {
+    let chars = partition_key.chars().count();
+    if chars == 0 || chars > 256 {
+        return Err(KinesisError::validation(
+            partition_key,
+            &format!("{field}partitionKey"),
+            "Member must have length between 1 and 256",
+        ));
+    }
+    if data.len() > MAX_DATA_BYTES {
+        return Err(KinesisError::validation(
+            "java.nio.HeapByteBuffer",
+            &format!("{field}data"),
+            &format!("Member must have length less than or equal to {MAX_DATA_BYTES}"),
+        ));
+    }
+    let hash = match explicit_hash_key {
+        Some(h) => parse_hash_key(h).map_err(|e| match e {
+            HashKeyError::Pattern => KinesisError::validation(
+                h,
+                &format!("{field}explicitHashKey"),
+                "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
+            ),
+            HashKeyError::OutOfRange => KinesisError::InvalidArgument(format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
+                 Specified value was {h}"
+            )),
+        })?,
+        None => hash_key(partition_key.as_bytes()),
+    };
+    meta.open_shard_for(hash)
+        .ok_or_else(|| KinesisError::Internal(format!("no open shard owns hash key {hash}")))
+}
+
+/// Handles PutRecord.
+pub async fn handle(
+    k: &Kinesis,
+    req: PutRecordInput,
+    _caller: &Caller,
+) -> Result<PutRecordOutput, KinesisError> {
+    let name = stream_name_of(&req)?;
+    let data = required(req.data, "data")?;
+    let partition_key = required(req.partition_key, "partitionKey")?;
+    let stream = k.stream(&name)?;
+    let partition = route(
+        &stream.meta,
+        &partition_key,
+        &data.0,
+        req.explicit_hash_key.as_deref(),
+        "",
+    )?;
+    let batch = build_batch(
+        &[NewRecord {
+            partition_key: &partition_key,
+            data: &data.0,
+            explicit_hash_key: req.explicit_hash_key.as_deref(),
+        }],
+        BrokerContext::now_ms(),
+    );
+    let offset = k
+        .append(&stream.topic, vec![(partition, batch)])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(KinesisError::Internal("no append result".into())))?;
+    Ok(PutRecordOutput {
+        shard_id: shard_id(partition),
+        sequence_number: SequenceNumber::new(partition, offset).encode(),
+        encryption_type: "NONE".into(),
+    })
+}

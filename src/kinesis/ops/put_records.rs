@@ -1,0 +1,118 @@
+//! PutRecords: up to 500 records and 5 MiB, grouped into one batch per shard (in request
+//! order within each), appended to all shards at once and answered once fsynced. A shard whose
+//! append fails fails only its own records (ErrorCode InternalFailure); FailedRecordCount
+//! counts them.
+
+use std::collections::BTreeMap;
+
+use super::put_record::route;
+use super::{required, shard_id, stream_name_of};
+use crate::broker::BrokerContext;
+use crate::kinesis::error::KinesisError;
+use crate::kinesis::model::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
+use crate::kinesis::records::{build_batch, NewRecord};
+use crate::kinesis::sequence::SequenceNumber;
+use crate::kinesis::sigv4::Caller;
+use crate::kinesis::Kinesis;
+
+/// Records per request.
+pub const MAX_RECORDS: usize = 500;
+/// Data and partition keys per request (5 MiB).
+pub const MAX_REQUEST_BYTES: usize = 5 << 20;
+
+/// Handles PutRecords.
+pub async fn handle(
+    k: &Kinesis,
+    req: PutRecordsInput,
+    _caller: &Caller,
+) -> Result<PutRecordsOutput, KinesisError> {
+    let name = stream_name_of(&req)?;
+    let records = required(req.records, "records")?;
+    if records.is_empty() || records.len() > MAX_RECORDS {
+        return Err(KinesisError::validation(
+            format!("{} records", records.len()),
+            "records",
+            &format!("Member must have length between 1 and {MAX_RECORDS}"),
+        ));
+    }
+    let stream = k.stream(&name)?;
+    let mut size = 0usize;
+    let mut routed = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let field = format!("records.{}.member.", i + 1);
+        let data = r.data.as_ref().ok_or_else(|| {
+            KinesisError::validation("null", &format!("{field}data"), "Member must not be null")
+        })?;
+        let key = r.partition_key.as_deref().ok_or_else(|| {
+            KinesisError::validation(
+                "null",
+                &format!("{field}partitionKey"),
+                "Member must not be null",
+            )
+        })?;
+        size += data.0.len() + key.len();
+        routed.push(route(
+            &stream.meta,
+            key,
+            &data.0,
+            r.explicit_hash_key.as_deref(),
+            &field,
+        )?);
+    }
+    if size > MAX_REQUEST_BYTES {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Records size exceeds 5 MB limit: the request holds {size} bytes of data and partition keys."
+        )));
+    }
+    // partition → indexes of its records, in request order.
+    let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, p) in routed.iter().enumerate() {
+        by_partition.entry(*p).or_default().push(i);
+    }
+    let now = BrokerContext::now_ms();
+    let mut batches = Vec::with_capacity(by_partition.len());
+    for (p, idx) in &by_partition {
+        let recs: Vec<NewRecord<'_>> = idx
+            .iter()
+            .map(|&i| NewRecord {
+                partition_key: records[i].partition_key.as_deref().unwrap_or_default(),
+                data: records[i]
+                    .data
+                    .as_ref()
+                    .map(|d| &d.0[..])
+                    .unwrap_or_default(),
+                explicit_hash_key: records[i].explicit_hash_key.as_deref(),
+            })
+            .collect();
+        batches.push((*p, build_batch(&recs, now)));
+    }
+    let results = k.append(&stream.topic, batches).await;
+    let mut out: Vec<PutRecordsResultEntry> = (0..records.len())
+        .map(|_| PutRecordsResultEntry::default())
+        .collect();
+    let mut failed = 0i64;
+    for ((p, idx), result) in by_partition.iter().zip(results) {
+        match result {
+            Ok(base) => {
+                for (n, &i) in idx.iter().enumerate() {
+                    out[i].shard_id = Some(shard_id(*p));
+                    out[i].sequence_number =
+                        Some(SequenceNumber::new(*p, base + n as i64).encode());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(stream = %name, partition = p, error = %e, "PutRecords append failed");
+                for &i in idx {
+                    failed += 1;
+                    out[i].error_code = Some(e.type_name().to_string());
+                    out[i].error_message = Some(e.message().to_string());
+                }
+            }
+        }
+    }
+    Ok(PutRecordsOutput {
+        failed_record_count: failed,
+        records: out,
+        encryption_type: "NONE".into(),
+    })
+}

@@ -1,0 +1,67 @@
+//! Increase/DecreaseStreamRetentionPeriod: set the topic's `retention.ms` (stored with the
+//! other topic configs and pushed to every partition log, as AlterConfigs does).
+
+use super::{required, stream_name_of, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS};
+use crate::kinesis::error::KinesisError;
+use crate::kinesis::model::{Empty, RetentionInput};
+use crate::kinesis::sigv4::Caller;
+use crate::kinesis::Kinesis;
+
+async fn set(k: &Kinesis, req: RetentionInput, increase: bool) -> Result<Empty, KinesisError> {
+    let name = stream_name_of(&req)?;
+    let hours = required(req.retention_period_hours, "retentionPeriodHours")?;
+    if !(1..=MAX_RETENTION_HOURS).contains(&hours) {
+        return Err(KinesisError::validation(
+            hours,
+            "retentionPeriodHours",
+            &format!("Member must have value between 1 and {MAX_RETENTION_HOURS}"),
+        ));
+    }
+    let _admin = k.streams.admin.lock().await;
+    let stream = k.stream(&name)?;
+    let current = k.retention_hours(&stream.topic);
+    if hours < MIN_RETENTION_HOURS {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention \
+             period ({hours} hours) is too short."
+        )));
+    }
+    if increase && hours < current {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Requested retention period ({hours} hours) for stream {name} can not be shorter \
+             than existing retention period ({current} hours). Use DecreaseRetentionPeriod API."
+        )));
+    }
+    if !increase && hours > current {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Requested retention period ({hours} hours) for stream {name} can not be longer \
+             than existing retention period ({current} hours). Use IncreaseRetentionPeriod API."
+        )));
+    }
+    let mut configs = (*stream.topic.configs).clone();
+    configs.insert("retention.ms".into(), (hours * 3_600_000).to_string());
+    crate::topic_config::store(&k.ctx.config.log_dir, &name, &configs)
+        .map_err(|e| KinesisError::Internal(format!("cannot store topic configs: {e}")))?;
+    k.ctx.catalog.set_configs(&name, configs);
+    k.ctx.apply_topic_configs(&name).await;
+    tracing::info!(stream = %name, hours, "kinesis retention changed");
+    Ok(Empty {})
+}
+
+/// Handles IncreaseStreamRetentionPeriod.
+pub async fn increase(
+    k: &Kinesis,
+    req: RetentionInput,
+    _caller: &Caller,
+) -> Result<Empty, KinesisError> {
+    set(k, req, true).await
+}
+
+/// Handles DecreaseStreamRetentionPeriod.
+pub async fn decrease(
+    k: &Kinesis,
+    req: RetentionInput,
+    _caller: &Caller,
+) -> Result<Empty, KinesisError> {
+    set(k, req, false).await
+}

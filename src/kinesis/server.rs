@@ -1,0 +1,237 @@
+//! The HTTP side: an accept loop that spreads connections over the shard runtimes, hyper
+//! serving HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge) on each, and the router that
+//! turns a request into an operation call: body limit, SigV4, `X-Amz-Target`, content type,
+//! and errors in AWS's shape (`{"__type", "message"}` with the error's status and
+//! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::error::KinesisError;
+use super::sigv4::{self, SignedRequest};
+use super::{ops, Kinesis};
+use crate::broker::BrokerContext;
+use crate::net::Drain;
+
+/// The largest request body accepted: a PutRecords of 5 MiB of data, base64-encoded, with room
+/// for the JSON around it.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The prefix of every `X-Amz-Target`.
+pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// How a body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-amz-json-1.1`.
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/x-amz-json-1.1",
+        }
+    }
+}
+
+/// Accepts Kinesis connections until shutdown and serves each on a shard runtime.
+pub async fn accept_loop(
+    listener: TcpListener,
+    kinesis: Arc<Kinesis>,
+    mut stop: watch::Receiver<bool>,
+    drain: Drain,
+) {
+    let mut next = 0usize;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "kinesis accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand over kinesis connection");
+                continue;
+            }
+        };
+        let shards = &kinesis.ctx.shards;
+        let shard = &shards[next % shards.len()];
+        next = next.wrapping_add(1);
+        let kinesis = kinesis.clone();
+        let stop = stop.clone();
+        let guard = drain.enter();
+        shard.spawn(async move {
+            let _guard = guard;
+            match tokio::net::TcpStream::from_std(std_stream) {
+                Ok(stream) => serve_connection(stream, kinesis, stop).await,
+                Err(e) => tracing::warn!(error = %e, "cannot register kinesis connection"),
+            }
+        });
+    }
+}
+
+/// Resolves once shutdown is signalled (without holding the watch's lock guard).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    kinesis: Arc<Kinesis>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let kinesis = kinesis.clone();
+        async move { Ok::<_, Infallible>(handle(&kinesis, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "kinesis connection ended");
+            }
+        }
+        _ = stopped(&mut stop) => {
+            // Finish in-flight requests, accept no new ones.
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Serves one request.
+pub async fn handle(kinesis: &Kinesis, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (encoding, result) = route(kinesis, req).await;
+    let (status, body, error_type) = match result {
+        Ok(body) => (StatusCode::OK, body, None),
+        Err(e) => {
+            if e.status() >= 500 {
+                tracing::warn!(error = %e, kind = e.type_name(), "kinesis request failed");
+            }
+            let body = serde_json::json!({"__type": e.type_name(), "message": e.message()});
+            (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                Bytes::from(body.to_string()),
+                Some(e.type_name()),
+            )
+        }
+    };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(encoding.content_type()),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    if let Some(t) = error_type {
+        headers.insert(
+            "x-amzn-ErrorType",
+            hyper::header::HeaderValue::from_static(t),
+        );
+    }
+    resp
+}
+
+async fn route(
+    kinesis: &Kinesis,
+    req: Request<Incoming>,
+) -> (Encoding, Result<Bytes, KinesisError>) {
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let encoding = Encoding::Json;
+    if content_type.starts_with("application/x-amz-cbor") {
+        return (
+            encoding,
+            Err(KinesisError::Serialization(
+                "CBOR (application/x-amz-cbor-1.1) is not supported yet; use JSON \
+                 (for the Java SDK: -Daws.cborEnabled=false / CBOR_ENABLED=false)"
+                    .into(),
+            )),
+        );
+    }
+    if parts.method != hyper::Method::POST {
+        return (
+            encoding,
+            Err(KinesisError::UnknownOperation(format!(
+                "{} is not a Kinesis operation; send POST / with X-Amz-Target",
+                parts.method
+            ))),
+        );
+    }
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return (
+                encoding,
+                Err(KinesisError::Serialization(format!(
+                    "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"
+                ))),
+            )
+        }
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        authority: parts.uri.authority().map(|a| a.as_str()),
+        body: &body,
+    };
+    let caller = match sigv4::authenticate(
+        kinesis.config.auth,
+        &kinesis.config.credentials,
+        &signed,
+        BrokerContext::now_ms(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return (encoding, Err(e)),
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
+        return (
+            encoding,
+            Err(KinesisError::UnknownOperation(format!(
+                "X-Amz-Target `{target}` is not a Kinesis_20131202 operation"
+            ))),
+        );
+    };
+    tracing::trace!(operation, principal = %caller.principal, "kinesis request");
+    (
+        encoding,
+        ops::dispatch(kinesis, operation, &body, encoding, &caller).await,
+    )
+}

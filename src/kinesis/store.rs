@@ -1,0 +1,303 @@
+//! Stream metadata: what Kinesis knows about a stream beyond its topic — each shard's hash-key
+//! range, parents and closing point, the stream mode, creation time, tags and enhanced
+//! monitoring settings. Stored as one JSON file per stream in
+//! `<log.dirs>/.esker-config/kinesis/<stream>.json` (written atomically: temporary file, fsync,
+//! rename, directory fsync) and loaded at start.
+//!
+//! A topic created by Kafka clients has no file: its metadata is derived (even hash ranges over
+//! its partitions, no parents) and kept in memory only, until a Kinesis operation changes
+//! something (tags, resharding), which stores it. Stored metadata whose topic id no longer
+//! matches the topic (deleted and recreated through Kafka) is ignored and derived afresh.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::{even_ranges, HashRange};
+use crate::catalog::TopicMeta;
+
+/// When and where a shard was closed by resharding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    /// The partition's log end offset when it closed: its last record is at `end_offset - 1`.
+    pub end_offset: i64,
+    /// When it closed (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// One shard (partition) of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMeta {
+    /// The partition, also the number in `shardId-000000000000`.
+    pub partition: i32,
+    /// StartingHashKey, decimal.
+    pub start: String,
+    /// EndingHashKey, decimal.
+    pub end: String,
+    /// ParentShardId's partition.
+    #[serde(default)]
+    pub parent: Option<i32>,
+    /// AdjacentParentShardId's partition (merges).
+    #[serde(default)]
+    pub adjacent_parent: Option<i32>,
+    /// Creation time (ms since the epoch).
+    pub created_ms: i64,
+    /// Set once resharding closed the shard.
+    #[serde(default)]
+    pub closed: Option<Closed>,
+}
+
+impl ShardMeta {
+    /// A new open shard owning `range`.
+    pub fn new(partition: i32, range: HashRange, created_ms: i64) -> ShardMeta {
+        ShardMeta {
+            partition,
+            start: range.start.to_string(),
+            end: range.end.to_string(),
+            parent: None,
+            adjacent_parent: None,
+            created_ms,
+            closed: None,
+        }
+    }
+
+    /// The hash-key range.
+    pub fn range(&self) -> HashRange {
+        HashRange {
+            start: self.start.parse().unwrap_or(0),
+            end: self.end.parse().unwrap_or(0),
+        }
+    }
+
+    /// Whether new records may go to this shard.
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+}
+
+/// A stream's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The topic id this metadata belongs to.
+    pub topic_id: uuid::Uuid,
+    /// StreamCreationTimestamp (ms).
+    pub created_ms: i64,
+    /// PROVISIONED or ON_DEMAND.
+    pub mode: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Shards by partition, in partition order.
+    pub shards: Vec<ShardMeta>,
+    /// Enhanced monitoring's shard-level metrics (accepted and echoed).
+    #[serde(default)]
+    pub shard_level_metrics: Vec<String>,
+    /// Derived from a Kafka topic and never stored.
+    #[serde(skip)]
+    pub derived: bool,
+}
+
+impl StreamMeta {
+    /// Metadata of a new stream of `shards` shards splitting the hash-key space evenly.
+    pub fn new(topic_id: uuid::Uuid, shards: i32, mode: &str, now_ms: i64) -> StreamMeta {
+        StreamMeta {
+            topic_id,
+            created_ms: now_ms,
+            mode: mode.to_string(),
+            tags: BTreeMap::new(),
+            shards: even_ranges(shards.max(1) as u32)
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ShardMeta::new(i as i32, r, now_ms))
+                .collect(),
+            shard_level_metrics: Vec::new(),
+            derived: false,
+        }
+    }
+
+    /// The shard of a partition.
+    pub fn shard(&self, partition: i32) -> Option<&ShardMeta> {
+        self.shards.iter().find(|s| s.partition == partition)
+    }
+
+    /// The open shard whose range holds `hash_key`.
+    pub fn open_shard_for(&self, hash_key: u128) -> Option<i32> {
+        self.shards
+            .iter()
+            .find(|s| s.is_open() && s.range().contains(hash_key))
+            .map(|s| s.partition)
+    }
+
+    /// The shards created from `partition` by a split or merge.
+    pub fn children_of(&self, partition: i32) -> Vec<&ShardMeta> {
+        self.shards
+            .iter()
+            .filter(|s| s.parent == Some(partition) || s.adjacent_parent == Some(partition))
+            .collect()
+    }
+
+    /// Number of open shards.
+    pub fn open_shards(&self) -> usize {
+        self.shards.iter().filter(|s| s.is_open()).count()
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Every stream's metadata, cached in memory.
+pub struct StreamStore {
+    dir: PathBuf,
+    cache: Mutex<HashMap<String, Arc<StreamMeta>>>,
+    /// Serializes operations that change a stream (create, delete, reshard, tags, retention),
+    /// which span storage calls and a metadata write.
+    pub admin: tokio::sync::Mutex<()>,
+}
+
+impl StreamStore {
+    /// The directory of the metadata files under a log directory.
+    pub fn dir_of(log_dir: &Path) -> PathBuf {
+        log_dir.join(".esker-config").join("kinesis")
+    }
+
+    /// Loads every stored stream from `dir` (created if missing).
+    pub fn open(dir: PathBuf) -> std::io::Result<StreamStore> {
+        std::fs::create_dir_all(&dir)?;
+        let mut cache = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<StreamMeta>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(meta) => {
+                    cache.insert(name.to_string(), Arc::new(meta));
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable Kinesis stream metadata")
+                }
+            }
+        }
+        Ok(StreamStore {
+            dir,
+            cache: Mutex::new(cache),
+            admin: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamMeta>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The metadata of an existing topic: stored, or derived from its partitions.
+    pub fn get(&self, topic: &TopicMeta, now_ms: i64) -> Arc<StreamMeta> {
+        let mut cache = self.lock();
+        if let Some(m) = cache.get(&*topic.name) {
+            let current = m.topic_id == topic.id;
+            if current && m.shards.len() as i32 == topic.partitions {
+                return m.clone();
+            }
+            if current && !m.derived {
+                // Partitions added through Kafka (CreatePartitions) after Kinesis stored the
+                // stream: they own no hash range, so they are listed as closed shards (still
+                // readable with GetRecords).
+                let mut meta = (**m).clone();
+                for p in meta.shards.len() as i32..topic.partitions {
+                    let mut s = ShardMeta::new(p, HashRange { start: 0, end: 0 }, now_ms);
+                    s.closed = Some(Closed {
+                        end_offset: 0,
+                        at_ms: now_ms,
+                    });
+                    meta.shards.push(s);
+                }
+                return Arc::new(meta);
+            }
+        }
+        let mut meta = StreamMeta::new(topic.id, topic.partitions, "PROVISIONED", now_ms);
+        meta.derived = true;
+        let meta = Arc::new(meta);
+        cache.insert(topic.name.to_string(), meta.clone());
+        meta
+    }
+
+    /// Stores a stream's metadata (file first, then the cache).
+    pub fn put(&self, name: &str, mut meta: StreamMeta) -> std::io::Result<Arc<StreamMeta>> {
+        meta.derived = false;
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+        write_atomically(&self.dir.join(format!("{name}.json")), &bytes)?;
+        let meta = Arc::new(meta);
+        self.lock().insert(name.to_string(), meta.clone());
+        Ok(meta)
+    }
+
+    /// Forgets a stream (its file and cache entry).
+    pub fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.lock().remove(name);
+        match std::fs::remove_file(self.dir.join(format!("{name}.json"))) {
+            Ok(()) => std::fs::File::open(&self.dir)?.sync_all(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, id: uuid::Uuid, partitions: i32) -> TopicMeta {
+        TopicMeta {
+            name: name.into(),
+            id,
+            partitions,
+            configs: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn stored_derived_and_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StreamStore::open(dir.path().join("k")).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let t = topic("s", id, 3);
+        let derived = store.get(&t, 5);
+        assert!(derived.derived);
+        assert_eq!(derived.shards.len(), 3);
+        let mut meta = (*derived).clone();
+        meta.tags.insert("a".into(), "b".into());
+        store.put("s", meta.clone()).unwrap();
+        // Reloaded from disk.
+        let store = StreamStore::open(dir.path().join("k")).unwrap();
+        let got = store.get(&t, 9);
+        assert_eq!(got.tags.get("a").map(String::as_str), Some("b"));
+        assert!(!got.derived);
+        // Kafka added a partition: listed as closed.
+        let got = store.get(&topic("s", id, 4), 9);
+        assert_eq!(got.shards.len(), 4);
+        assert!(!got.shards[3].is_open());
+        // Recreated topic: the stored metadata is stale.
+        let got = store.get(&topic("s", uuid::Uuid::new_v4(), 2), 9);
+        assert!(got.derived && got.tags.is_empty() && got.shards.len() == 2);
+        store.remove("s").unwrap();
+    }
+}

@@ -1,0 +1,238 @@
+"""Shared helpers of the Python compatibility scenarios: the message set, the checks of what a
+consumer read back, and a small check recorder that keeps going after a failure and exits
+non-zero at the end."""
+
+import os
+import sys
+import time
+import traceback
+import uuid
+
+BOOTSTRAP = os.environ.get("BOOTSTRAP", "127.0.0.1:9092")
+# COMPAT_CODECS=gzip,none narrows a debugging run ("none" = uncompressed); the suite runs all four.
+CODECS = [x for x in os.environ.get("COMPAT_CODECS", "gzip,snappy,lz4,zstd").split(",") if x]
+N_MESSAGES = 1000
+N_PARTITIONS = 3
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+def topic_name(prefix, codec):
+    return f"{prefix}-{codec}-{uuid.uuid4().hex[:8]}"
+
+
+class Msg:
+    """The i-th message of a run: key, value, headers and an explicit CreateTime timestamp.
+
+    Timestamps are base_ts + 2*i, so every message has its own millisecond and a lookup of
+    base_ts + 2*i + 1 falls strictly between message i and message i+1."""
+
+    __slots__ = ("i", "key", "value", "headers", "ts")
+
+    def __init__(self, codec, i, base_ts):
+        self.i = i
+        self.key = f"{codec}-key-{i:04d}".encode()
+        # Compressible and of varying length; every 50th value is empty, a few are binary.
+        if i % 50 == 49:
+            self.value = b""
+        elif i % 97 == 0:
+            self.value = bytes(range(256)) * 3
+        else:
+            self.value = (f"value {i} of {codec}: " + "lorem ipsum " * (i % 23)).encode()
+        self.headers = [
+            ("idx", str(i).encode()),
+            ("codec", codec.encode()),
+            ("bin", bytes([i % 256, 0, 255, (i * 7) % 256])),
+        ]
+        if i % 10 == 0:
+            self.headers.append(("dup", b"first"))
+            self.headers.append(("dup", b"second"))  # repeated header keys keep their order
+        self.ts = base_ts + 2 * i
+
+
+def make_messages(codec, n=N_MESSAGES):
+    # An hour ago, so the timestamps cannot collide with anything the broker assigns itself.
+    base_ts = now_ms() - 3_600_000
+    return [Msg(codec, i, base_ts) for i in range(n)], base_ts
+
+
+class Checks:
+    """Records named checks; a failure is printed at once and counted, and the run goes on."""
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, cond, what, detail=""):
+        if cond:
+            self.passed += 1
+            print(f"  ok   - {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"  FAIL - {what}" + (f": {detail}" if detail else ""), flush=True)
+        return cond
+
+    def eq(self, actual, expected, what):
+        return self.ok(actual == expected, what, f"expected {expected!r}, got {actual!r}")
+
+    def crash(self, what):
+        self.failed += 1
+        print(f"  FAIL - {what} raised:", flush=True)
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+
+    def finish(self):
+        print(f"{self.scenario}: {self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def check_consumed(c, codec, msgs, delivered, records):
+    """Checks what a consumer read back.
+
+    msgs: the produced Msg list; delivered: {i: (partition, offset)} from the producer's
+    acknowledgements; records: list of (partition, offset, key, value, headers, timestamp) in
+    the order the consumer returned them, headers as a list of (str, bytes) pairs."""
+    by_key = {m.key: m for m in msgs}
+    seen = {}
+    problems = []
+    last_offset = {}
+    for part, off, key, value, headers, ts in records:
+        m = by_key.get(key)
+        if m is None:
+            problems.append(f"unknown key {key!r} at {part}/{off}")
+            continue
+        if m.i in seen:
+            problems.append(f"key {key!r} read twice: {seen[m.i]} and {(part, off)}")
+            continue
+        seen[m.i] = (part, off)
+        if (part, off) != delivered.get(m.i):
+            problems.append(f"key {key!r} at {(part, off)}, acknowledged at {delivered.get(m.i)}")
+        if value != m.value:
+            problems.append(f"key {key!r}: value {value[:40]!r}..., expected {m.value[:40]!r}...")
+        if headers != m.headers:
+            problems.append(f"key {key!r}: headers {headers!r}, expected {m.headers!r}")
+        if ts != m.ts:
+            problems.append(f"key {key!r}: timestamp {ts}, expected {m.ts}")
+        if part in last_offset and off <= last_offset[part][0]:
+            problems.append(f"partition {part}: offset {off} after {last_offset[part][0]}")
+        if part in last_offset and m.i <= last_offset[part][1]:
+            problems.append(f"partition {part}: message {m.i} read after message {last_offset[part][1]}")
+        last_offset[part] = (off, m.i)
+    missing = sorted(set(range(len(msgs))) - set(seen))
+    if missing:
+        problems.append(f"{len(missing)} message(s) never read, e.g. {missing[:10]}")
+    c.ok(
+        not problems,
+        f"{codec}: {len(records)} records read back; every key/value/header/timestamp exactly "
+        f"once, in per-partition order",
+        "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""),
+    )
+    return not problems
+
+
+def partition_layout(delivered, n_partitions=N_PARTITIONS):
+    """{partition: [message index in offset order]} from the acknowledgements."""
+    layout = {p: [] for p in range(n_partitions)}
+    for i, (p, off) in sorted(delivered.items(), key=lambda kv: (kv[1][0], kv[1][1])):
+        layout[p].append(i)
+    return layout
+
+
+def check_layout(c, codec, delivered, n, n_partitions=N_PARTITIONS):
+    """The acknowledged offsets of each partition are 0..count-1, in produce order; returns
+    {partition: [message indexes in offset order]}."""
+    layout = partition_layout(delivered, n_partitions)
+    problems = []
+    if len(delivered) != n:
+        problems.append(f"{n - len(delivered)} message(s) not acknowledged")
+    for p, idx in layout.items():
+        offs = sorted(delivered[i][1] for i in idx)
+        if offs != list(range(len(idx))):
+            problems.append(f"partition {p}: acknowledged offsets {offs[:5]}... are not 0..{len(idx) - 1}")
+        if idx != sorted(idx):
+            problems.append(f"partition {p}: offsets not in produce order")
+        if not idx:
+            problems.append(f"partition {p}: received no message (the keys should spread over all partitions)")
+    counts = {p: len(v) for p, v in layout.items()}
+    c.ok(not problems, f"{codec}: {n} acknowledged, offsets 0..count-1 per partition in produce order {counts}",
+         "; ".join(problems))
+    return layout
+
+
+def timestamp_probes(msgs, layout):
+    """Per partition, four lookups by timestamp as (query_ts, expected_offset, expected_ts):
+    before the first message, exactly a middle message's timestamp, between two of its
+    messages (a timestamp that no message of the partition carries), and past the last message
+    (Kafka answers offset -1, timestamp -1). Kafka semantics: the first record whose timestamp is
+    >= query_ts, whatever the batch or its compression."""
+    probes = {}
+    for p, idx in layout.items():
+        if not idx:
+            continue
+        ts = [msgs[i].ts for i in idx]
+        mid = len(idx) // 2
+        after = (mid + 1, ts[mid + 1]) if mid + 1 < len(idx) else (-1, -1)
+        probes[p] = [
+            (ts[0] - 1000, 0, ts[0]),
+            (ts[mid], mid, ts[mid]),
+            (ts[mid] + 1, after[0], after[1]),
+            (ts[-1] + 1000, -1, -1),
+        ]
+    return probes
+
+
+PROBE_NAMES = ["before first", "exact ts of a middle record", "between two records", "past last"]
+
+
+# ---------------------------------------------------------------------------------------------
+# What the broker stored. A client may silently fall back to no compression (librdkafka does so
+# for lz4 when the broker does not advertise FindCoordinator), which would make a codec round
+# test nothing; the batches on disk tell. The broker keeps record batches verbatim in
+# <log.dirs>/<topic>-<partition>/*.log (run.sh exports ESKER_DATA_DIR).
+# ---------------------------------------------------------------------------------------------
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
+
+
+def stored_batches(topic, n_partitions):
+    """[(partition, base_offset, record_count, codec_name)] of the batches on disk, or None when
+    ESKER_DATA_DIR is not set."""
+    import glob
+    import struct
+
+    data_dir = os.environ.get("ESKER_DATA_DIR")
+    if not data_dir:
+        return None
+    out = []
+    for p in range(n_partitions):
+        for path in sorted(glob.glob(os.path.join(data_dir, f"{topic}-{p}", "*.log"))):
+            with open(path, "rb") as f:
+                data = f.read()
+            pos = 0
+            # Batch v2 header: baseOffset i64, batchLength i32, partitionLeaderEpoch i32,
+            # magic i8, crc u32, attributes i16, ..., recordCount i32 at byte 57.
+            while pos + 61 <= len(data):
+                base, length = struct.unpack_from(">qi", data, pos)
+                if length <= 0:
+                    break
+                attrs = struct.unpack_from(">h", data, pos + 21)[0]
+                count = struct.unpack_from(">i", data, pos + 57)[0]
+                out.append((p, base, count, CODEC_NAMES.get(attrs & 7, f"codec#{attrs & 7}")))
+                pos += 12 + length
+    return out
+
+
+def check_stored_codec(c, codec, topic, n_messages, n_partitions=N_PARTITIONS):
+    batches = stored_batches(topic, n_partitions)
+    if batches is None:
+        print(f"  skip - {codec}: ESKER_DATA_DIR not set, stored compression not checked", flush=True)
+        return
+    codecs = {}
+    for _, _, count, name in batches:
+        codecs[name] = codecs.get(name, 0) + count
+    c.ok(codecs == {codec: n_messages},
+         f"{codec}: the broker stored {len(batches)} batches, all {codec}-compressed (records per codec: {codecs})",
+         f"expected all {n_messages} records in {codec} batches; the client did not compress as configured")

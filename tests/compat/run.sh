@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka, kafka-python)
+# against a freshly built esker broker.
+#
+#   tests/compat/run.sh                 # every scenario
+#   tests/compat/run.sh kcat.sh         # only the named scenario(s)
+#
+# It installs what it needs (kcat from Debian, a venv in tests/compat/.venv from
+# requirements.txt), builds the broker (`cargo build --release`), starts it on a free port with a
+# temporary data directory, runs each scenario against it, stops it with SIGTERM and checks that
+# it exited 0 after a clean shutdown. Exit status is non-zero if anything failed.
+#
+# Environment: COMPAT_KEEP=1 keeps the work directory (broker log, scenario output, data);
+# COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"); COMPAT_SKIP_BUILD=1 uses the
+# existing target/release/esker.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+VENV="$HERE/.venv"
+SCENARIO_TIMEOUT=120      # seconds per scenario (each is expected to take well under a minute)
+
+log() { printf '[compat] %s\n' "$*"; }
+die() { printf '[compat] FATAL: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies
+# ---------------------------------------------------------------------------------------------
+install_kcat() {
+    if command -v kcat >/dev/null 2>&1; then
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "kcat is missing and apt-get is not available"
+    log "installing kcat with apt-get"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+    command -v kcat >/dev/null 2>&1 || die "kcat still missing after apt-get install"
+}
+
+install_venv() {
+    local req="$HERE/requirements.txt" stamp="$VENV/.requirements.stamp"
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating venv $VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            rm -rf "$VENV"
+            log "python3 -m venv failed; installing python3-venv"
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$VENV"
+        fi
+    fi
+    local want
+    want="$(sha256sum "$req" | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard' 2>/dev/null; then
+        return
+    fi
+    log "installing Python clients into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard' ||
+        die "Python client imports fail after pip install"
+    echo "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Broker
+# ---------------------------------------------------------------------------------------------
+WORK=""
+BROKER_PID=""
+KEEP_WORK="${COMPAT_KEEP:-0}"
+
+cleanup() {
+    local rc=$?
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "$KEEP_WORK" = 1 ]; then
+            log "work directory kept: $WORK"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+wait_for_port() { # port timeout_s
+    local port=$1 deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py kafka_python_test.py)
+if [ $# -gt 0 ]; then
+    SCENARIOS=("$@")
+else
+    SCENARIOS=("${ALL_SCENARIOS[@]}")
+fi
+for s in "${SCENARIOS[@]}"; do
+    [ -f "$HERE/$s" ] || die "unknown scenario $s (known: ${ALL_SCENARIOS[*]})"
+done
+
+install_kcat
+install_venv
+log "kcat: $(kcat -V 2>&1 | sed -n 's/^Version //p')"
+log "python clients: $("$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + ")", "kafka-python", kafka.__version__)')"
+
+if [ "${COMPAT_SKIP_BUILD:-0}" != 1 ]; then
+    log "building the broker (cargo build --release)"
+    (cd "$ROOT" && cargo build --release)
+fi
+BROKER_BIN="$ROOT/target/release/esker"
+[ -x "$BROKER_BIN" ] || die "$BROKER_BIN not found"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/esker-compat.XXXXXX")"
+PORT="$(free_port)"
+BOOTSTRAP="127.0.0.1:$PORT"
+BROKER_LOG="$WORK/broker.log"
+log "starting broker on $BOOTSTRAP (data in $WORK/data, log $BROKER_LOG)"
+RUST_LOG="${COMPAT_RUST_LOG:-info}" NO_COLOR=1 "$BROKER_BIN" \
+    -o "listeners=PLAINTEXT://$BOOTSTRAP" \
+    -o "log.dirs=$WORK/data" \
+    -o num.partitions=1 \
+    >"$BROKER_LOG" 2>&1 &
+BROKER_PID=$!
+if ! wait_for_port "$PORT" 30; then
+    sed 's/\x1b\[[0-9;]*m//g' "$BROKER_LOG" >&2
+    die "broker did not open $BOOTSTRAP within 30 s"
+fi
+log "broker up (pid $BROKER_PID)"
+
+export BOOTSTRAP COMPAT_PY="$VENV/bin/python" ESKER_DATA_DIR="$WORK/data" PYTHONUNBUFFERED=1
+declare -a RESULTS=()
+PASSED=0
+FAILED=0
+record() { # name status detail
+    RESULTS+=("$(printf '%-28s %s  %s' "$1" "$2" "$3")")
+    if [ "$2" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+}
+
+for s in "${SCENARIOS[@]}"; do
+    log "=== scenario $s ==="
+    out="$WORK/${s%.*}.out"
+    start=$SECONDS
+    case "$s" in
+        *.py) cmd=("$VENV/bin/python" "$HERE/$s") ;;
+        *) cmd=(bash "$HERE/$s") ;;
+    esac
+    set +e
+    timeout --kill-after=10 "$SCENARIO_TIMEOUT" "${cmd[@]}" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    took=$((SECONDS - start))
+    if [ "$rc" -eq 0 ]; then
+        record "$s" PASS "${took}s"
+    elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        record "$s" FAIL "timed out after ${SCENARIO_TIMEOUT}s"
+    else
+        record "$s" FAIL "exit $rc after ${took}s"
+    fi
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        log "broker died during $s"
+        break
+    fi
+done
+
+# Graceful shutdown: SIGTERM, then the broker must exit 0 after a clean shutdown.
+if kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -TERM "$BROKER_PID"
+    deadline=$((SECONDS + 30))
+    while kill -0 "$BROKER_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+        record "broker shutdown (SIGTERM)" FAIL "still running 30 s after SIGTERM; killed"
+    else
+        set +e
+        wait "$BROKER_PID"
+        brc=$?
+        set -e
+        if [ "$brc" -ne 0 ]; then
+            record "broker shutdown (SIGTERM)" FAIL "exit status $brc"
+        elif ! grep -q "clean shutdown complete" "$BROKER_LOG"; then
+            record "broker shutdown (SIGTERM)" FAIL "exit 0 but no 'clean shutdown complete' in the log"
+        else
+            record "broker shutdown (SIGTERM)" PASS "exit 0, clean shutdown"
+        fi
+    fi
+else
+    set +e
+    wait "$BROKER_PID"
+    brc=$?
+    set -e
+    record "broker shutdown (SIGTERM)" FAIL "broker exited on its own (status $brc) before SIGTERM"
+fi
+BROKER_PID=""
+
+# The broker must not have logged an ERROR while serving the clients.
+errors="$(sed 's/\x1b\[[0-9;]*m//g' "$BROKER_LOG" | grep -E '^\S+\s+ERROR' || true)"
+warnings="$(sed 's/\x1b\[[0-9;]*m//g' "$BROKER_LOG" | grep -E '^\S+\s+WARN' || true)"
+if [ -n "$errors" ]; then
+    record "broker log has no ERROR" FAIL "$(printf '%s\n' "$errors" | wc -l) ERROR line(s)"
+else
+    record "broker log has no ERROR" PASS ""
+fi
+
+echo
+if [ -n "$errors$warnings" ]; then
+    log "broker ERROR/WARN lines (first 40):"
+    printf '%s\n%s\n' "$errors" "$warnings" | sed '/^$/d' | head -40 | sed 's/^/    /'
+fi
+if [ "$FAILED" -ne 0 ]; then
+    KEEP_WORK=1
+    log "last 40 lines of the broker log:"
+    sed 's/\x1b\[[0-9;]*m//g' "$BROKER_LOG" | tail -40 | sed 's/^/    /'
+fi
+echo
+echo "================ esker client-compatibility summary ================"
+for r in "${RESULTS[@]}"; do echo "  $r"; done
+echo "===================================================================="
+echo "compat: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
