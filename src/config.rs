@@ -647,7 +647,7 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            kinesis: crate::kinesis::KinesisConfig::from_values(&get, |k| explicit.contains(k)),
+            kinesis: crate::kinesis::KinesisConfig::from_values(get, |k| explicit.contains(k)),
             values,
             explicit,
         })
