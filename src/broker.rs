@@ -90,8 +90,12 @@ pub struct BrokerContext {
     pub advertised: (String, i32),
     /// Producer id allocation (InitProducerId).
     pub producer_ids: crate::producer_ids::ProducerIds,
+    /// Client quotas (DescribeClientQuotas / AlterClientQuotas) and their rate meters.
+    pub quotas: crate::quota::Quotas,
     /// The group coordinator (consumer groups and committed offsets).
     pub coordinator: crate::coordinator::Coordinator,
+    /// SASL settings, SCRAM credentials and the ACL authorizer.
+    pub security: crate::auth::Security,
 }
 
 impl BrokerContext {
@@ -351,12 +355,12 @@ impl Broker {
                 })?;
                 // A name bound on several addresses shares the port picked for the first.
                 port = local.port();
-                listeners.push(sock);
+                listeners.push((l.name.clone(), sock));
             }
         }
         let addrs: Vec<SocketAddr> = listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(_, l)| l.local_addr().ok())
             .collect();
         let kinesis_listener = bind_kinesis(&config)?;
         let kinesis_addr = kinesis_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -380,6 +384,7 @@ impl Broker {
             }
         };
         let producer_ids = crate::producer_ids::ProducerIds::open(&dir).map_err(data_err(&dir))?;
+        let quotas = crate::quota::Quotas::open(&dir).map_err(data_err(&dir))?;
         // An existing __consumer_offsets keeps its partition count (it decides where groups live).
         let coordinator = crate::coordinator::Coordinator::start(
             &shards,
@@ -389,6 +394,37 @@ impl Broker {
                 .get(crate::coordinator::OFFSETS_TOPIC)
                 .map_or(config.offsets_topic_num_partitions, |t| t.partitions),
         );
+        let security = crate::auth::Security::open(&dir, config.security.clone())
+            .map_err(|e| data_err(&dir)(std::io::Error::other(e.to_string())))?;
+        // What each listener advertises: its advertised.listeners entry (by name), else the
+        // address it is bound to (the broker-wide default host for wildcard binds).
+        let mut infos = Vec::new();
+        for (name, sock) in &listeners {
+            let bound = sock.local_addr().ok();
+            let adv = match config.advertised_listeners.iter().find(|a| a.name == *name) {
+                Some(a) => (a.host.clone(), i32::from(a.port)),
+                None if config.advertised_listeners.is_empty() => {
+                    let host = config
+                        .listeners
+                        .iter()
+                        .find(|l| l.name == *name)
+                        .map(|l| l.host.clone())
+                        .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
+                        .unwrap_or_else(|| advertised.0.clone());
+                    (host, bound.map_or(advertised.1, |b| i32::from(b.port())))
+                }
+                None => advertised.clone(),
+            };
+            let protocol = config
+                .security
+                .protocol_of(name)
+                .unwrap_or(crate::auth::SecurityProtocol::Plaintext);
+            infos.push(Arc::new(crate::auth::ListenerInfo {
+                name: name.clone(),
+                protocol,
+                advertised: adv,
+            }));
+        }
         let ctx = Arc::new(BrokerContext {
             config,
             catalog,
@@ -396,32 +432,35 @@ impl Broker {
             cluster_id,
             advertised,
             producer_ids,
+            quotas,
             coordinator,
+            security,
         });
         // Groups and offsets are replayed before any connection is accepted.
         crate::coordinator::start_up(&ctx).await?;
         let (stop, stop_rx) = watch::channel(false);
         let drain = Drain::default();
-        for sock in listeners {
+        for ((_, sock), info) in listeners.into_iter().zip(infos) {
             let ctx = ctx.clone();
             let stop_rx = stop_rx.clone();
             let drain = drain.clone();
             shards[0].spawn(async move {
                 match tokio::net::TcpListener::from_std(sock) {
-                    Ok(l) => net::accept_loop(l, ctx, stop_rx, drain).await,
+                    Ok(l) => net::accept_loop(l, info, ctx, stop_rx, drain).await,
                     Err(e) => tracing::error!(error = %e, "cannot register listener"),
                 }
             });
         }
         if let Some(sock) = kinesis_listener {
-            let kinesis = crate::kinesis::Kinesis::open(ctx.clone()).map_err(|source| {
-                BrokerError::DataDir {
-                    path: crate::kinesis::store::StreamStore::dir_of(&ctx.config.log_dir)
-                        .display()
-                        .to_string(),
-                    source,
-                }
-            })?;
+            let kinesis =
+                crate::kinesis::Kinesis::open(ctx.clone(), stop_rx.clone()).map_err(|source| {
+                    BrokerError::DataDir {
+                        path: crate::kinesis::store::StreamStore::dir_of(&ctx.config.log_dir)
+                            .display()
+                            .to_string(),
+                        source,
+                    }
+                })?;
             let kinesis = Arc::new(kinesis);
             let stop_rx = stop_rx.clone();
             let drain = drain.clone();

@@ -85,16 +85,60 @@ pub const KEYS: &[KeyDef] = &[
         name: "listeners",
         default: "PLAINTEXT://127.0.0.1:9092",
         kind: Kind::Listeners,
-        doc: "Comma-separated Kafka listeners, `NAME://host:port`. Only PLAINTEXT is served so far. \
-              A host name that resolves to several addresses (e.g. localhost) is bound on each of them; \
+        doc: "Comma-separated Kafka listeners, `NAME://host:port`; the name is a security protocol \
+              (PLAINTEXT, SASL_PLAINTEXT) or mapped to one by listener.security.protocol.map. SSL and \
+              SASL_SSL are not served yet. A host name that resolves to several addresses (e.g. localhost) is bound on each of them; \
               port 0 picks a free port.",
     },
     KeyDef {
         name: "advertised.listeners",
         default: "",
         kind: Kind::Str,
-        doc: "Listeners advertised to clients in Metadata, `NAME://host:port`. Empty means the bound \
-              listeners.",
+        doc: "Listeners advertised to clients in Metadata, `NAME://host:port`; a client is told the \
+              advertised address of the listener it connected through (matched by name). Empty means \
+              the bound listeners.",
+    },
+    KeyDef {
+        name: "listener.security.protocol.map",
+        default: "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL",
+        kind: Kind::Str,
+        doc: "Listener name to security protocol, `NAME:PROTOCOL,...`, so listeners can have names \
+              of their own (e.g. `INTERNAL:SASL_PLAINTEXT`).",
+    },
+    KeyDef {
+        name: "sasl.enabled.mechanisms",
+        default: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        kind: Kind::Str,
+        doc: "SASL mechanisms offered on SASL listeners: any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. \
+              A SaslHandshake for another answers UNSUPPORTED_SASL_MECHANISM with this list.",
+    },
+    KeyDef {
+        name: "sasl.plain.users",
+        default: "",
+        kind: Kind::Str,
+        doc: "Users accepted by SASL/PLAIN, `user:password,...` (the password may contain `:`). \
+              Sensitive: never returned by DescribeConfigs. SCRAM users are managed with \
+              AlterUserScramCredentials instead and stored salted.",
+    },
+    KeyDef {
+        name: "authorizer.class.name",
+        default: "",
+        kind: Kind::Str,
+        doc: "Any non-empty value (e.g. org.apache.kafka.metadata.authorizer.StandardAuthorizer) \
+              switches on ACL authorization of every request; empty allows everything.",
+    },
+    KeyDef {
+        name: "super.users",
+        default: "",
+        kind: Kind::Str,
+        doc: "Principals allowed everything whatever the ACLs, `User:admin;User:ops` (`;` as in Kafka; \
+              `,` also accepted).",
+    },
+    KeyDef {
+        name: "allow.everyone.if.no.acl.found",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "With the authorizer on: allow an operation on a resource that no ACL covers at all.",
     },
     KeyDef {
         name: "log.dirs",
@@ -161,10 +205,11 @@ pub const KEYS: &[KeyDef] = &[
     },
     KeyDef {
         name: "log.flush.linger.ms",
-        default: "1",
+        default: "0",
         kind: Kind::Int { min: 0, max: 1000 },
         doc: "Group commit: an fsync for acks=-1 waits at most this long to gather the writes of every \
-              partition on its shard, so concurrent producers share one fsync.",
+              partition on its shard. With 0, writes that arrive while an fsync runs share the next \
+              one; a linger only pays off where an fsync is expensive (see docs/performance.md).",
     },
     KeyDef {
         name: "log.flush.interval.messages",
@@ -342,6 +387,13 @@ pub const KEYS: &[KeyDef] = &[
               in AWS.",
     },
     KeyDef {
+        name: "kinesis.enforce.limits",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "Enforce Kinesis's per-shard throughput limits (1 MiB/s or 1000 records/s in, 2 MiB/s \
+              and 5 GetRecords/s out), answering ProvisionedThroughputExceededException beyond them.",
+    },
+    KeyDef {
         name: "kinesis.shard.limit",
         default: "500",
         kind: Kind::Int { min: 1, max: 100_000 },
@@ -349,6 +401,9 @@ pub const KEYS: &[KeyDef] = &[
               LimitExceededException beyond; reported by DescribeLimits).",
     },
 ];
+
+/// Keys holding secrets: DescribeConfigs flags them sensitive and never returns their values.
+pub const SENSITIVE_KEYS: &[&str] = &["kinesis.credentials", "sasl.plain.users"];
 
 /// Keys that Kafka users write under another name; mapped before validation.
 const SYNONYMS: &[(&str, &str)] = &[("broker.id", "node.id"), ("log.dir", "log.dirs")];
@@ -365,7 +420,8 @@ const UNIT_SYNONYMS: &[(&str, &str, i64, u8)] = &[
 /// Precedence of a key written in its millisecond form (see [`UNIT_SYNONYMS`]).
 const MS_PRECEDENCE: u8 = 2;
 
-/// A listener: a name (which is also its security protocol for now) and an address.
+/// A listener: a name (a security protocol, or mapped to one by
+/// `listener.security.protocol.map`) and an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     /// `PLAINTEXT`, ...
@@ -481,6 +537,8 @@ pub struct Config {
     pub group_consumer_session_timeout_ms: i32,
     /// `group.consumer.assignors`, the default first.
     pub group_consumer_assignors: Vec<String>,
+    /// Listeners, SASL and authorizer settings.
+    pub security: crate::auth::SecurityConfig,
     /// The `kinesis.*` keys.
     pub kinesis: crate::kinesis::KinesisConfig,
     /// Every key's effective value as text (defaults included), for DescribeConfigs and for
@@ -585,6 +643,7 @@ impl Config {
                 }
             })?
         };
+        let security = security_config(&get, &listeners)?;
         let shards = match int("num.shards") {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -647,6 +706,7 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            security,
             kinesis: crate::kinesis::KinesisConfig::from_values(get, |k| explicit.contains(k)),
             values,
             explicit,
@@ -696,15 +756,56 @@ fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
     if v.is_empty() {
         return Err("at least one listener is required".into());
     }
-    for l in &v {
-        if l.name != "PLAINTEXT" {
-            return Err(format!(
-                "listener `{}` is not supported yet (only PLAINTEXT)",
-                l.name
-            ));
+    for (i, l) in v.iter().enumerate() {
+        if v[..i].iter().any(|o| o.name == l.name) {
+            return Err(format!("listener name `{}` is used twice", l.name));
         }
     }
     Ok(v)
+}
+
+/// Builds the security settings and checks every listener's protocol.
+fn security_config(
+    get: &dyn Fn(&str) -> String,
+    listeners: &[Listener],
+) -> Result<crate::auth::SecurityConfig, ConfigError> {
+    use crate::auth::{AuthorizerConfig, SecurityConfig, SecurityProtocol};
+    let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
+        key: key.into(),
+        value: if key == "sasl.plain.users" {
+            "<hidden>".into()
+        } else {
+            get(key)
+        },
+        reason,
+    };
+    let sec = SecurityConfig {
+        protocol_map: SecurityConfig::parse_protocol_map(&get("listener.security.protocol.map"))
+            .map_err(|r| invalid("listener.security.protocol.map", r))?,
+        mechanisms: SecurityConfig::parse_mechanisms(&get("sasl.enabled.mechanisms"))
+            .map_err(|r| invalid("sasl.enabled.mechanisms", r))?,
+        plain_users: SecurityConfig::parse_plain_users(&get("sasl.plain.users"))
+            .map_err(|r| invalid("sasl.plain.users", r))?,
+        authorizer: AuthorizerConfig {
+            enabled: !get("authorizer.class.name").trim().is_empty(),
+            super_users: SecurityConfig::parse_super_users(&get("super.users"))
+                .map_err(|r| invalid("super.users", r))?,
+            allow_if_no_acl: get("allow.everyone.if.no.acl.found") == "true",
+        },
+    };
+    for l in listeners {
+        match sec.protocol_of(&l.name) {
+            Ok(SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) => {
+                return Err(invalid(
+                    "listeners",
+                    format!("listener `{}`: SSL and SASL_SSL are not supported yet", l.name),
+                ))
+            }
+            Ok(_) => {}
+            Err(r) => return Err(invalid("listeners", r)),
+        }
+    }
+    Ok(sec)
 }
 
 fn validate(def: &KeyDef, v: &str) -> Result<(), String> {

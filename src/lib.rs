@@ -9,8 +9,10 @@
 //!                               ──▶ shard router: (topic, partition) → owning shard (message passing)
 //!                                     ──▶ shard (one thread, own runtime, owns its partitions)
 //!                                           ──▶ log (segments + offset/time indexes on disk)
+//! Kinesis SDK ──HTTP──▶ kinesis (SigV4, JSON/CBOR, one handler per operation) ──▶ shard router
 //! ```
 //!
+//! - [`auth`]: principals, SASL (PLAIN, SCRAM), the ACL authorizer and its durable stores.
 //! - [`config`]: the table of every configuration key; parses `server.properties`.
 //! - [`broker`]: start-up (recovery, listeners) and graceful shutdown; the shared context.
 //! - [`catalog`]: which topics exist (names, ids, partition counts).
@@ -26,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod config;
@@ -35,6 +38,7 @@ pub mod kinesis;
 pub mod log;
 pub mod net;
 pub mod producer_ids;
+pub mod quota;
 pub mod shard;
 pub mod topic_config;
 

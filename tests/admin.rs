@@ -72,6 +72,20 @@ async fn topic_configs_are_validated_described_altered_and_durable() {
         topic_config(&a, "configured", "retention.ms").await,
         (Some("3600000".into()), src(ConfigSource::DynamicTopic))
     );
+    let collide = a
+        .create_topics(&[NewTopic::new("my.topic", 1, TopicReplication::Fixed(1))], &opts)
+        .await
+        .expect("create");
+    assert!(collide[0].is_ok());
+    let collide = a
+        .create_topics(&[NewTopic::new("my_topic", 1, TopicReplication::Fixed(1))], &opts)
+        .await
+        .expect("create");
+    assert!(
+        matches!(collide[0], Err((_, RDKafkaErrorCode::InvalidTopic))),
+        "'.'/'_' collision refused: {:?}",
+        collide[0]
+    );
     assert_eq!(
         topic_config(&a, "configured", "max.message.bytes").await,
         (Some("1048588".into()), src(ConfigSource::Default))

@@ -248,5 +248,24 @@ async fn epochs_sequences_and_ids_across_restart() {
         again.producer_id.0 > pid,
         "producer ids are not reused after a restart"
     );
+
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+    let described: DescribeProducersResponse = c
+        .call(
+            &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("idem")))
+                .with_partition_indexes(vec![0])]),
+            0,
+        )
+        .await;
+    let p = &described.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let ours = p
+        .active_producers
+        .iter()
+        .find(|s| s.producer_id.0 == pid)
+        .expect("the producer is described");
+    assert_eq!((ours.producer_epoch, ours.last_sequence), (1, 1));
     broker.stop().await;
 }

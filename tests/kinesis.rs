@@ -655,6 +655,23 @@ async fn sigv4_is_verified_when_required() -> TestResult {
         body.contains("MissingAuthenticationTokenException"),
         "{body}"
     );
+    // The secrets are not readable through Kafka's DescribeConfigs.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        common::consumer_config(&b.bootstrap()).create()?;
+    let res = admin
+        .describe_configs(
+            &[rdkafka::admin::ResourceSpecifier::Broker(0)],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await?;
+    let broker = res.into_iter().next().ok_or("no result")??;
+    let creds = broker
+        .entries
+        .iter()
+        .find(|e| e.name == "kinesis.credentials")
+        .ok_or("kinesis.credentials listed")?;
+    assert!(creds.is_sensitive);
+    assert_eq!(creds.value, None);
     b.stop().await;
     Ok(())
 }
@@ -847,5 +864,609 @@ async fn kafka_messages_are_read_by_get_records() -> TestResult {
         assert_eq!(got[30].1, b"no key");
     }
     b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_merge_and_update_shard_count() -> TestResult {
+    let b = TestBroker::start().await;
+    let c = client(&b);
+    create(&c, "reshard", 1).await?;
+    let key = "stable-key";
+    let before = c
+        .put_record()
+        .stream_name("reshard")
+        .partition_key(key)
+        .data(Blob::new("old"))
+        .send()
+        .await?;
+    assert_eq!(before.shard_id(), "shardId-000000000000");
+    let half = (1u128 << 127).to_string();
+    c.split_shard()
+        .stream_name("reshard")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key(&half)
+        .send()
+        .await?;
+    let shards = c.list_shards().stream_name("reshard").send().await?;
+    let shards = shards.shards();
+    assert_eq!(shards.len(), 3);
+    let parent = &shards[0];
+    let ending = parent
+        .sequence_number_range()
+        .and_then(|r| r.ending_sequence_number())
+        .expect("parent closed");
+    assert_eq!(ending, before.sequence_number());
+    assert_eq!(shards[1].parent_shard_id(), Some("shardId-000000000000"));
+    assert_eq!(
+        shards[2].hash_key_range().map(|r| r.starting_hash_key()),
+        Some(half.as_str())
+    );
+    let open = c
+        .list_shards()
+        .stream_name("reshard")
+        .shard_filter(
+            ShardFilter::builder()
+                .r#type(ShardFilterType::AtLatest)
+                .build()?,
+        )
+        .send()
+        .await?;
+    assert_eq!(open.shards().len(), 2);
+
+    // The same key now lands on the child whose range holds MD5(key).
+    let after = c
+        .put_record()
+        .stream_name("reshard")
+        .partition_key(key)
+        .data(Blob::new("new"))
+        .send()
+        .await?;
+    let expected = if md5_hash(key) < (1u128 << 127) {
+        "shardId-000000000001"
+    } else {
+        "shardId-000000000002"
+    };
+    assert_eq!(after.shard_id(), expected);
+    // Kafka sees the new partitions.
+    let consumer: StreamConsumer = common::consumer_config(&b.bootstrap()).create()?;
+    let md = consumer.fetch_metadata(Some("reshard"), common::TIMEOUT)?;
+    assert_eq!(md.topics()[0].partitions().len(), 3);
+
+    // The drained parent answers no next iterator, but its children.
+    let it = iterator(
+        &c,
+        "reshard",
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await?;
+    let r = c.get_records().shard_iterator(&it).send().await?;
+    assert_eq!(r.records().len(), 1);
+    assert!(r.next_shard_iterator().is_none());
+    assert_eq!(r.child_shards().len(), 2);
+    let e = c
+        .split_shard()
+        .stream_name("reshard")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("5")
+        .send()
+        .await
+        .expect_err("closed");
+    assert_eq!(code(&e), "InvalidArgumentException");
+
+    // Merge the two children back.
+    c.merge_shards()
+        .stream_name("reshard")
+        .shard_to_merge("shardId-000000000001")
+        .adjacent_shard_to_merge("shardId-000000000002")
+        .send()
+        .await?;
+    let shards = c.list_shards().stream_name("reshard").send().await?;
+    let merged = &shards.shards()[3];
+    assert_eq!(merged.parent_shard_id(), Some("shardId-000000000001"));
+    assert_eq!(
+        merged.adjacent_parent_shard_id(),
+        Some("shardId-000000000002")
+    );
+    assert_eq!(
+        merged
+            .hash_key_range()
+            .map(|r| r.ending_hash_key().to_string()),
+        Some(u128::MAX.to_string())
+    );
+
+    // UpdateShardCount 1 → 2 → 3.
+    let u = c
+        .update_shard_count()
+        .stream_name("reshard")
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await?;
+    assert_eq!(u.current_shard_count(), Some(1));
+    assert_eq!(u.target_shard_count(), Some(2));
+    c.update_shard_count()
+        .stream_name("reshard")
+        .target_shard_count(3)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await?;
+    let s = c
+        .describe_stream_summary()
+        .stream_name("reshard")
+        .send()
+        .await?;
+    assert_eq!(
+        s.stream_description_summary().map(|s| s.open_shard_count()),
+        Some(3)
+    );
+    let e = c
+        .update_shard_count()
+        .stream_name("reshard")
+        .target_shard_count(7)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .expect_err("more than double");
+    assert_eq!(code(&e), "LimitExceededException");
+    // Every record is still readable, and the open shards cover the whole space.
+    let r = ranges(&c, "reshard").await?;
+    assert_eq!(r.len(), 9);
+    let mut total = 0;
+    for (id, _, _) in &r {
+        total += drain(
+            &c,
+            iterator(&c, "reshard", id, ShardIteratorType::TrimHorizon).await?,
+        )
+        .await?
+        .len();
+    }
+    assert_eq!(total, 2);
+    b.stop().await;
+    Ok(())
+}
+
+/// POSTs `body` with a content type over HTTP/1.1; answers (status, body bytes).
+async fn raw_bytes(
+    addr: std::net::SocketAddr,
+    target: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         X-Amz-Target: {target}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await??;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no header end")?;
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-type: {content_type}")),
+        "{head}"
+    );
+    let status = head.split(' ').nth(1).unwrap_or("0").parse()?;
+    Ok((status, out[split + 4..].to_vec()))
+}
+
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).expect("encodes");
+    out
+}
+
+fn field<'a>(v: &'a ciborium::Value, name: &str) -> Option<&'a ciborium::Value> {
+    v.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(name))
+        .map(|(_, v)| v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbor_requests_as_the_java_sdk_sends_them() -> TestResult {
+    use ciborium::Value;
+    let b = TestBroker::start().await;
+    let c = client(&b);
+    create(&c, "cbor", 1).await?;
+    let addr = kinesis_addr(&b);
+    let ct = "application/x-amz-cbor-1.1";
+    let text = |s: &str| Value::Text(s.to_string());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let put = Value::Map(vec![
+        (text("StreamName"), text("cbor")),
+        (text("PartitionKey"), text("k")),
+        (text("Data"), Value::Bytes(vec![0, 1, 2, 255])),
+    ]);
+    let (status, body) = raw_bytes(addr, "Kinesis_20131202.PutRecord", ct, &cbor(&put)).await?;
+    assert_eq!(status, 200);
+    let out: Value = ciborium::from_reader(&body[..])?;
+    assert_eq!(
+        field(&out, "ShardId").and_then(Value::as_text),
+        Some("shardId-000000000000")
+    );
+
+    // AT_TIMESTAMP with a tag-1 epoch-milliseconds timestamp, as the Java SDK writes it.
+    let gsi = Value::Map(vec![
+        (text("StreamName"), text("cbor")),
+        (text("ShardId"), text("shardId-000000000000")),
+        (text("ShardIteratorType"), text("AT_TIMESTAMP")),
+        (
+            text("Timestamp"),
+            Value::Tag(1, Box::new(Value::Integer((now_ms - 60_000).into()))),
+        ),
+    ]);
+    let (status, body) =
+        raw_bytes(addr, "Kinesis_20131202.GetShardIterator", ct, &cbor(&gsi)).await?;
+    assert_eq!(status, 200);
+    let out: Value = ciborium::from_reader(&body[..])?;
+    let it = field(&out, "ShardIterator")
+        .and_then(Value::as_text)
+        .ok_or("iterator")?
+        .to_string();
+    let gr = Value::Map(vec![(text("ShardIterator"), text(&it))]);
+    let (status, body) = raw_bytes(addr, "Kinesis_20131202.GetRecords", ct, &cbor(&gr)).await?;
+    assert_eq!(status, 200);
+    let out: Value = ciborium::from_reader(&body[..])?;
+    let records = field(&out, "Records")
+        .and_then(Value::as_array)
+        .ok_or("records")?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        field(&records[0], "Data").and_then(Value::as_bytes),
+        Some(&vec![0u8, 1, 2, 255])
+    );
+    match field(&records[0], "ApproximateArrivalTimestamp") {
+        Some(Value::Tag(1, v)) => {
+            let ms: i128 = v.as_integer().ok_or("integer")?.into();
+            assert!((ms as i64 - now_ms).abs() < 60_000, "{ms}");
+        }
+        other => panic!("timestamp {other:?}"),
+    }
+    // Errors come back in CBOR too.
+    let bad = Value::Map(vec![(text("ShardIterator"), text("AAAA"))]);
+    let (status, body) = raw_bytes(addr, "Kinesis_20131202.GetRecords", ct, &cbor(&bad)).await?;
+    assert_eq!(status, 400);
+    let out: Value = ciborium::from_reader(&body[..])?;
+    assert_eq!(
+        field(&out, "__type").and_then(Value::as_text),
+        Some("InvalidArgumentException")
+    );
+    let (status, _) = raw_bytes(addr, "Kinesis_20131202.ListStreams", ct, &[0xff, 0x00]).await?;
+    assert_eq!(status, 400);
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_without_tls_is_served() -> TestResult {
+    use http_body_util::{BodyExt, Full};
+    let b = TestBroker::start().await;
+    let addr = kinesis_addr(&b);
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("http://{addr}/"))
+        .header("x-amz-target", "Kinesis_20131202.ListStreams")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(bytes::Bytes::from_static(b"{}")))?;
+    let resp = sender.send_request(req).await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert!(resp.headers().contains_key("x-amzn-requestid"));
+    let body = resp.into_body().collect().await?.to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("StreamNames"));
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_limits_are_enforced_when_asked() -> TestResult {
+    let b = TestBroker::start_with(&[("kinesis.enforce.limits", "true")]).await;
+    let c = client(&b);
+    create(&c, "limited", 2).await?;
+    let batch =
+        |n: usize, hash: &str| -> Result<Vec<PutRecordsRequestEntry>, Box<dyn std::error::Error>> {
+            Ok((0..n)
+                .map(|i| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(format!("k{i}"))
+                        .explicit_hash_key(hash)
+                        .data(Blob::new(vec![7u8; 10]))
+                        .build()
+                })
+                .collect::<Result<_, _>>()?)
+        };
+    // 1000 records/s per shard: two batches of 500 fit, the next 200 do not (on shard 0),
+    // while shard 1 still takes records.
+    for _ in 0..2 {
+        let out = c
+            .put_records()
+            .stream_name("limited")
+            .set_records(Some(batch(500, "0")?))
+            .send()
+            .await?;
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+    let mut entries = batch(200, "0")?;
+    entries.extend(batch(1, &u128::MAX.to_string())?);
+    let out = c
+        .put_records()
+        .stream_name("limited")
+        .set_records(Some(entries))
+        .send()
+        .await?;
+    assert_eq!(out.failed_record_count(), Some(200));
+    assert_eq!(
+        out.records()[0].error_code(),
+        Some("ProvisionedThroughputExceededException")
+    );
+    assert_eq!(out.records()[200].shard_id(), Some("shardId-000000000001"));
+    // 1 MiB/s per shard: one record of 1 000 000 bytes fits, a second one right after does not.
+    let big = || {
+        c.put_record()
+            .stream_name("limited")
+            .partition_key("k")
+            .explicit_hash_key(u128::MAX.to_string())
+            .data(Blob::new(vec![0u8; 1_000_000]))
+            .send()
+    };
+    big().await?;
+    let e = big().await.expect_err("over 1 MiB/s");
+    assert_eq!(code(&e), "ProvisionedThroughputExceededException");
+    // 5 GetRecords/s per shard.
+    let it = iterator(
+        &c,
+        "limited",
+        "shardId-000000000001",
+        ShardIteratorType::Latest,
+    )
+    .await?;
+    let mut throttled = false;
+    for _ in 0..6 {
+        match c.get_records().shard_iterator(&it).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(code(&e), "ProvisionedThroughputExceededException");
+                throttled = true;
+            }
+        }
+    }
+    assert!(throttled);
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_fan_out_pushes_records_put_after_subscribing() -> TestResult {
+    use aws_sdk_kinesis::types::{StartingPosition, SubscribeToShardEventStream};
+    let b = TestBroker::start().await;
+    let c = client(&b);
+    create(&c, "fanout", 1).await?;
+    let stream_arn = c
+        .describe_stream_summary()
+        .stream_name("fanout")
+        .send()
+        .await?
+        .stream_description_summary()
+        .map(|s| s.stream_arn().to_string())
+        .ok_or("summary")?;
+    let reg = c
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("app")
+        .send()
+        .await?;
+    let consumer = reg.consumer().ok_or("consumer")?;
+    let consumer_arn = consumer.consumer_arn().to_string();
+    assert!(consumer_arn.starts_with(&format!("{stream_arn}/consumer/app:")));
+    let e = c
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("app")
+        .send()
+        .await
+        .expect_err("dup");
+    assert_eq!(code(&e), "ResourceInUseException");
+    let d = c
+        .describe_stream_consumer()
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await?;
+    assert_eq!(
+        d.consumer_description().map(|d| d.consumer_name()),
+        Some("app")
+    );
+    let l = c
+        .list_stream_consumers()
+        .stream_arn(&stream_arn)
+        .send()
+        .await?;
+    assert_eq!(l.consumers().len(), 1);
+    let s = c
+        .describe_stream_summary()
+        .stream_name("fanout")
+        .send()
+        .await?;
+    assert_eq!(
+        s.stream_description_summary()
+            .and_then(|s| s.consumer_count()),
+        Some(1)
+    );
+
+    c.put_record()
+        .stream_name("fanout")
+        .partition_key("k")
+        .data(Blob::new("before"))
+        .send()
+        .await?;
+    let mut sub = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::Latest)
+                .build()?,
+        )
+        .send()
+        .await?;
+    // A second subscription of the same consumer and shard is refused while the first lives.
+    let e = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::Latest)
+                .build()?,
+        )
+        .send()
+        .await
+        .expect_err("in use");
+    assert_eq!(code(&e), "ResourceInUseException");
+
+    let writer = client(&b);
+    let put = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..5 {
+            writer
+                .put_record()
+                .stream_name("fanout")
+                .partition_key("k")
+                .data(Blob::new(format!("pushed-{i}")))
+                .send()
+                .await
+                .expect("put");
+        }
+    });
+    let mut got = Vec::new();
+    let mut continuation = String::new();
+    while got.len() < 5 {
+        let ev = tokio::time::timeout(common::TIMEOUT, sub.event_stream.recv())
+            .await??
+            .ok_or("stream ended")?;
+        if let SubscribeToShardEventStream::SubscribeToShardEvent(ev) = ev {
+            for r in ev.records() {
+                got.push(String::from_utf8(r.data().as_ref().to_vec())?);
+            }
+            continuation = ev.continuation_sequence_number().to_string();
+        }
+    }
+    put.await?;
+    assert_eq!(
+        got,
+        ["pushed-0", "pushed-1", "pushed-2", "pushed-3", "pushed-4"]
+    );
+    drop(sub);
+    // Resubscribing after the continuation point gives nothing new; a record put now arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut sub = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(&continuation)
+                .build()?,
+        )
+        .send()
+        .await?;
+    c.put_record()
+        .stream_name("fanout")
+        .partition_key("k")
+        .data(Blob::new("later"))
+        .send()
+        .await?;
+    let mut next = Vec::new();
+    while next.is_empty() {
+        let ev = tokio::time::timeout(common::TIMEOUT, sub.event_stream.recv())
+            .await??
+            .ok_or("stream ended")?;
+        if let SubscribeToShardEventStream::SubscribeToShardEvent(ev) = ev {
+            next.extend(ev.records().iter().map(|r| r.data().as_ref().to_vec()));
+        }
+    }
+    assert_eq!(next, [b"later".to_vec()]);
+    drop(sub);
+
+    let e = c
+        .delete_stream()
+        .stream_name("fanout")
+        .send()
+        .await
+        .expect_err("has consumers");
+    assert_eq!(code(&e), "ResourceInUseException");
+    c.deregister_stream_consumer()
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await?;
+    let e = c
+        .describe_stream_consumer()
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(code(&e), "ResourceNotFoundException");
+    c.delete_stream().stream_name("fanout").send().await?;
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_subscriptions() -> TestResult {
+    use aws_sdk_kinesis::types::StartingPosition;
+    let b = TestBroker::start().await;
+    let c = client(&b);
+    create(&c, "live", 1).await?;
+    let arn = "arn:aws:kinesis:eu-west-1:000000000000:stream/live";
+    let reg = c
+        .register_stream_consumer()
+        .stream_arn(arn)
+        .consumer_name("app")
+        .send()
+        .await?;
+    let consumer_arn = reg.consumer().ok_or("consumer")?.consumer_arn().to_string();
+    let mut sub = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::TrimHorizon)
+                .build()?,
+        )
+        .send()
+        .await?;
+    let first = tokio::time::timeout(common::TIMEOUT, sub.event_stream.recv()).await??;
+    assert!(first.is_some());
+    let started = std::time::Instant::now();
+    b.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stream ends (or fails) rather than hanging.
+    let end = tokio::time::timeout(common::TIMEOUT, async {
+        while let Ok(Some(_)) = sub.event_stream.recv().await {}
+    })
+    .await;
+    assert!(end.is_ok());
     Ok(())
 }

@@ -333,7 +333,10 @@ impl PartitionActor {
                     .or_insert_with(|| ConsumerGroup::new(id.clone(), cfg, clock));
                 let out = g.heartbeat(p, &self.cfg, clock, &resolve);
                 let _ = reply.send(out);
-                if g.members.is_empty() && !self.groups.contains_key(&id) {
+                // Only a group that no member ever joined (the creating heartbeat failed) goes
+                // at once; a group whose members left stays Empty, as in Kafka, until the
+                // periodic offsets cleanup removes it.
+                if g.members.is_empty() && g.group_epoch == 0 && !self.groups.contains_key(&id) {
                     self.consumer_groups.remove(&id);
                 }
                 self.rearm(&id);

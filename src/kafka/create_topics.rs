@@ -78,6 +78,18 @@ pub async fn handle(
                     format!("topic '{name}' already exists"),
                 ));
             }
+            // '.' and '_' map to the same metric names, so Kafka refuses names that differ
+            // from an existing topic only in those characters.
+            if name.contains(['.', '_']) {
+                let norm = |n: &str| n.replace('.', "_");
+                if let Some(other) = ctx.catalog.all().into_iter().find(|m| norm(&m.name) == norm(&name)) {
+                    return Err((
+                        Code::InvalidTopicException,
+                        format!("topic '{name}' collides with existing topic '{}'", other.name),
+                    ));
+                }
+                tracing::warn!(topic = %name, "topic names with '.' or '_' can collide in metric names; avoid mixing them");
+            }
             Ok(())
         })();
         let outcome = match check {

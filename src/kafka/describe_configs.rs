@@ -108,6 +108,14 @@ pub async fn handle(
                         }
                         // Broker configs cannot be changed at runtime yet.
                         e.read_only = true;
+                        if crate::config::SENSITIVE_KEYS.contains(&d.name) {
+                            // As Kafka does for passwords: flagged, never shown.
+                            e.value = None;
+                            e.is_sensitive = true;
+                            for s in &mut e.synonyms {
+                                s.value = None;
+                            }
+                        }
                         e
                     })
                     .collect();

@@ -10,6 +10,14 @@
 
 mod alter_configs;
 mod api_versions;
+mod authz;
+mod create_acls;
+mod delete_acls;
+mod describe_acls;
+mod sasl_authenticate;
+mod sasl_handshake;
+mod scram_credentials;
+mod client_quotas;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -17,6 +25,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_producers;
 pub mod error;
 mod fetch;
 mod init_producer_id;
@@ -47,7 +56,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+pub use authz::Access;
+use crate::auth::acl::Operation;
+use crate::auth::Session;
 use crate::broker::BrokerContext;
+use crate::quota;
 
 /// The rest of a request's work, yielding what to write back.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -208,6 +221,32 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         consumer_group_describe::VERSIONS.0,
         consumer_group_describe::VERSIONS.1,
     ),
+    (ApiKey::DescribeProducers, describe_producers::VERSIONS.0, describe_producers::VERSIONS.1),
+    (ApiKey::DescribeClientQuotas, client_quotas::VERSIONS.0, client_quotas::VERSIONS.1),
+    (ApiKey::AlterClientQuotas, client_quotas::VERSIONS.0, client_quotas::VERSIONS.1),
+    (
+        ApiKey::SaslHandshake,
+        sasl_handshake::VERSIONS.0,
+        sasl_handshake::VERSIONS.1,
+    ),
+    (
+        ApiKey::SaslAuthenticate,
+        sasl_authenticate::VERSIONS.0,
+        sasl_authenticate::VERSIONS.1,
+    ),
+    (ApiKey::CreateAcls, create_acls::VERSIONS.0, create_acls::VERSIONS.1),
+    (ApiKey::DescribeAcls, describe_acls::VERSIONS.0, describe_acls::VERSIONS.1),
+    (ApiKey::DeleteAcls, delete_acls::VERSIONS.0, delete_acls::VERSIONS.1),
+    (
+        ApiKey::DescribeUserScramCredentials,
+        scram_credentials::VERSIONS.0,
+        scram_credentials::VERSIONS.1,
+    ),
+    (
+        ApiKey::AlterUserScramCredentials,
+        scram_credentials::VERSIONS.0,
+        scram_credentials::VERSIONS.1,
+    ),
 ];
 
 fn supported(key: ApiKey, version: i16) -> bool {
@@ -244,6 +283,7 @@ pub async fn dispatch(
     mut frame: Bytes,
     ctx: &Arc<BrokerContext>,
     peer: std::net::SocketAddr,
+    session: &mut Session,
 ) -> Dispatch {
     // net guarantees at least 8 bytes: api key, version, correlation id.
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
@@ -268,6 +308,18 @@ pub async fn dispatch(
         Err(e) => return Dispatch::Close(format!("malformed {key:?} v{version} header: {e}")),
     };
     tracing::trace!(api = ?key, version, correlation_id, client = ?header.client_id, "request");
+    if !session.authenticated()
+        && !matches!(
+            key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        return Dispatch::Close(format!(
+            "{key:?} before SASL authentication on listener {}",
+            session.listener.name
+        ));
+    }
+    let access = session.access();
     let ctx = ctx.clone();
     macro_rules! decode {
         ($ty:ty) => {
@@ -288,6 +340,16 @@ pub async fn dispatch(
             }))
         }};
     }
+    // A whole request denied: answer its response type with one error code.
+    macro_rules! deny {
+        ($allowed:expr, $resp:expr, $code:expr) => {
+            if !$allowed {
+                let resp = $resp.with_error_code($code.code());
+                return ready(encode(correlation_id, version, &resp));
+            }
+        };
+    }
+    use error::Code as C;
     use kafka_protocol::messages as m;
     match key {
         ApiKey::ApiVersions => {
@@ -295,12 +357,67 @@ pub async fn dispatch(
             ready(encode(correlation_id, version, &api_versions::response(0)))
         }
         ApiKey::Metadata => {
-            let req = decode!(m::MetadataRequest);
-            respond!(metadata::handle(ctx, req, version))
+            let mut req = decode!(m::MetadataRequest);
+            let denials = authz::metadata_before(&ctx, &access, &mut req, version);
+            respond!(async move {
+                let mut resp = metadata::handle(ctx.clone(), req, version).await;
+                authz::metadata_after(&ctx, &access, &mut resp, denials);
+                resp
+            })
+        }
+        ApiKey::SaslHandshake => {
+            let req = decode!(m::SaslHandshakeRequest);
+            let resp = sasl_handshake::handle(session, &ctx.security, &req);
+            ready(encode(correlation_id, version, &resp))
+        }
+        ApiKey::SaslAuthenticate => {
+            let req = decode!(m::SaslAuthenticateRequest);
+            let resp = sasl_authenticate::handle(session, &ctx.security, &req);
+            ready(encode(correlation_id, version, &resp))
+        }
+        ApiKey::CreateAcls => {
+            let req = decode!(m::CreateAclsRequest);
+            respond!(create_acls::handle(ctx, req, access))
+        }
+        ApiKey::DescribeAcls => {
+            let req = decode!(m::DescribeAclsRequest);
+            respond!(describe_acls::handle(ctx, req, access))
+        }
+        ApiKey::DeleteAcls => {
+            let req = decode!(m::DeleteAclsRequest);
+            respond!(delete_acls::handle(ctx, req, access))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let req = decode!(m::DescribeUserScramCredentialsRequest);
+            respond!(scram_credentials::describe(ctx, req, access))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = decode!(m::AlterUserScramCredentialsRequest);
+            respond!(scram_credentials::alter(ctx, req, access))
         }
         ApiKey::CreateTopics => {
-            let req = decode!(m::CreateTopicsRequest);
-            respond!(create_topics::handle(ctx, req, version))
+            let mut req = decode!(m::CreateTopicsRequest);
+            let mut denied = Vec::new();
+            if ctx.security.authorizer.enabled() && !access.cluster(&ctx, Operation::Create) {
+                req.topics.retain(|t| {
+                    let ok = access.topic(&ctx, Operation::Create, t.name.as_str());
+                    if !ok {
+                        denied.push(
+                            m::create_topics_response::CreatableTopicResult::default()
+                                .with_name(t.name.clone())
+                                .with_error_code(C::TopicAuthorizationFailed.code())
+                                .with_num_partitions(-1)
+                                .with_replication_factor(-1),
+                        );
+                    }
+                    ok
+                });
+            }
+            respond!(async move {
+                let mut resp = create_topics::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::DeleteRecords => {
             let req = decode!(m::DeleteRecordsRequest);
@@ -315,8 +432,30 @@ pub async fn dispatch(
             respond!(list_offsets::handle(ctx, req, version))
         }
         ApiKey::Fetch => {
-            let req = decode!(m::FetchRequest);
-            respond!(fetch::handle(ctx, req, version))
+            let mut req = decode!(m::FetchRequest);
+            let denied = authz::fetch(&ctx, &access, &mut req, version);
+            let caller = Caller::new(&header, peer);
+            let quotas = ctx.clone();
+            respond!(async move {
+                let mut resp = fetch::handle(ctx, req, version).await;
+                resp.responses.extend(denied);
+                let bytes: usize = resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                    .sum();
+                resp.throttle_time_ms = throttle(&quotas, &caller, quota::Kind::Fetch, bytes).await;
+                resp
+            })
+        }
+        ApiKey::DescribeClientQuotas => {
+            let req = decode!(m::DescribeClientQuotasRequest);
+            respond!(client_quotas::describe(ctx, req, version))
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = decode!(m::AlterClientQuotasRequest);
+            respond!(client_quotas::alter(ctx, req, version))
         }
         ApiKey::DescribeConfigs => {
             let req = decode!(m::DescribeConfigsRequest);
@@ -346,8 +485,24 @@ pub async fn dispatch(
             let req = decode!(m::OffsetForLeaderEpochRequest);
             respond!(offset_for_leader_epoch::handle(ctx, req, version))
         }
+        ApiKey::DescribeProducers => {
+            let req = decode!(m::DescribeProducersRequest);
+            respond!(describe_producers::handle(ctx, req, version))
+        }
         ApiKey::InitProducerId => {
             let req = decode!(m::InitProducerIdRequest);
+            match req.transactional_id.as_ref() {
+                Some(t) => deny!(
+                    access.allowed(&ctx, Operation::Write, crate::auth::ResourceType::TransactionalId, t.as_str()),
+                    m::InitProducerIdResponse::default().with_producer_id((-1).into()).with_producer_epoch(-1),
+                    C::TransactionalIdAuthorizationFailed
+                ),
+                None => deny!(
+                    access.cluster(&ctx, Operation::IdempotentWrite),
+                    m::InitProducerIdResponse::default().with_producer_id((-1).into()).with_producer_epoch(-1),
+                    C::ClusterAuthorizationFailed
+                ),
+            }
             respond!(init_producer_id::handle(ctx, req, version))
         }
         ApiKey::FindCoordinator => {
@@ -356,6 +511,11 @@ pub async fn dispatch(
         }
         ApiKey::JoinGroup => {
             let req = decode!(m::JoinGroupRequest);
+            deny!(
+                access.group(&ctx, Operation::Read, req.group_id.as_str()),
+                m::JoinGroupResponse::default(),
+                C::GroupAuthorizationFailed
+            );
             let caller = Caller::new(&header, peer);
             respond!(join_group::handle(ctx, req, version, caller))
         }
@@ -370,14 +530,29 @@ pub async fn dispatch(
         }
         ApiKey::SyncGroup => {
             let req = decode!(m::SyncGroupRequest);
+            deny!(
+                access.group(&ctx, Operation::Read, req.group_id.as_str()),
+                m::SyncGroupResponse::default(),
+                C::GroupAuthorizationFailed
+            );
             respond!(sync_group::handle(ctx, req, version))
         }
         ApiKey::Heartbeat => {
             let req = decode!(m::HeartbeatRequest);
+            deny!(
+                access.group(&ctx, Operation::Read, req.group_id.as_str()),
+                m::HeartbeatResponse::default(),
+                C::GroupAuthorizationFailed
+            );
             respond!(heartbeat::handle(ctx, req, version))
         }
         ApiKey::LeaveGroup => {
             let req = decode!(m::LeaveGroupRequest);
+            deny!(
+                access.group(&ctx, Operation::Read, req.group_id.as_str()),
+                m::LeaveGroupResponse::default(),
+                C::GroupAuthorizationFailed
+            );
             respond!(leave_group::handle(ctx, req, version))
         }
         ApiKey::OffsetCommit => {
@@ -402,15 +577,31 @@ pub async fn dispatch(
         }
         ApiKey::OffsetDelete => {
             let req = decode!(m::OffsetDeleteRequest);
+            deny!(
+                access.group(&ctx, Operation::Delete, req.group_id.as_str()),
+                m::OffsetDeleteResponse::default(),
+                C::GroupAuthorizationFailed
+            );
             respond!(offset_delete::handle(ctx, req, version))
         }
         ApiKey::Produce => {
-            let req = decode!(m::ProduceRequest);
+            let mut req = decode!(m::ProduceRequest);
+            let denied = authz::produce(&ctx, &access, &mut req, version);
             let acks = req.acks;
+            let bytes: usize = req
+                .topic_data
+                .iter()
+                .flat_map(|t| t.partition_data.iter())
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            let caller = Caller::new(&header, peer);
+            let quotas = ctx.clone();
             // Phase one, in the read loop: queue the appends in request order.
             let pending = produce::dispatch(&ctx, req, version).await;
             Dispatch::Respond(Box::pin(async move {
-                let resp = pending.complete().await;
+                let mut resp = pending.complete().await;
+                resp.responses.extend(denied);
+                resp.throttle_time_ms = throttle(&quotas, &caller, quota::Kind::Produce, bytes).await;
                 if acks == 0 {
                     Reply::Nothing
                 } else {
@@ -420,6 +611,20 @@ pub async fn dispatch(
         }
         _ => Dispatch::Close(format!("api {key:?} is not implemented")),
     }
+}
+
+/// Meters a Produce or Fetch against the caller's quota and, when it is over, holds the
+/// response back for the throttle time (which mutes the connection, as Kafka does) and returns
+/// it for `throttle_time_ms`.
+async fn throttle(ctx: &BrokerContext, caller: &Caller, kind: quota::Kind, bytes: usize) -> i32 {
+    // Principals arrive with authentication; until then every client is `ANONYMOUS`.
+    let delay = ctx.quotas.record("ANONYMOUS", &caller.client_id, kind, bytes);
+    if delay.is_zero() {
+        return 0;
+    }
+    tracing::debug!(client_id = %caller.client_id, ?kind, delay_ms = delay.as_millis() as u64, "throttled");
+    tokio::time::sleep(delay).await;
+    delay.as_millis().min(i32::MAX as u128) as i32
 }
 
 fn ready(frame: Reply) -> Dispatch {

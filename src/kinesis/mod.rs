@@ -17,8 +17,10 @@
 //! message passing to their owning shards. `docs/kinesis.md` has the user-facing description.
 
 pub mod error;
+pub mod eventstream;
 pub mod hash;
 pub mod iterator;
+pub mod limits;
 pub mod model;
 mod ops;
 pub mod records;
@@ -56,6 +58,8 @@ pub struct KinesisConfig {
     pub iterator_ttl_ms: i64,
     /// `kinesis.shard.limit`.
     pub shard_limit: i64,
+    /// `kinesis.enforce.limits`.
+    pub enforce_limits: bool,
 }
 
 impl std::fmt::Debug for KinesisConfig {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for KinesisConfig {
             .field("credentials", &"<redacted>")
             .field("iterator_ttl_ms", &self.iterator_ttl_ms)
             .field("shard_limit", &self.shard_limit)
+            .field("enforce_limits", &self.enforce_limits)
             .finish()
     }
 }
@@ -91,6 +96,7 @@ impl KinesisConfig {
                 .parse()
                 .unwrap_or(300_000),
             shard_limit: get("kinesis.shard.limit").parse().unwrap_or(500),
+            enforce_limits: get("kinesis.enforce.limits") == "true",
         }
     }
 
@@ -118,13 +124,24 @@ pub struct Kinesis {
     pub(crate) streams: StreamStore,
     pub(crate) iterators: IteratorKey,
     pub(crate) config: KinesisConfig,
+    pub(crate) limits: limits::Limits,
+    /// Set to true at shutdown (ends SubscribeToShard streams).
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
+    /// Active SubscribeToShard subscriptions: (topic id, consumer, partition).
+    pub(crate) subscriptions:
+        std::sync::Mutex<std::collections::HashSet<(uuid::Uuid, String, i32)>>,
 }
 
 impl Kinesis {
-    /// Loads the stream metadata and the iterator key from the log directory.
-    pub fn open(ctx: Arc<BrokerContext>) -> std::io::Result<Kinesis> {
+    /// Loads the stream metadata and the iterator key from the log directory. `stop` turns
+    /// true when the broker shuts down.
+    pub fn open(
+        ctx: Arc<BrokerContext>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<Kinesis> {
         let dir = StreamStore::dir_of(&ctx.config.log_dir);
         let streams = StreamStore::open(dir.clone())?;
+        streams.prune(|name, id| ctx.catalog.get(name).is_some_and(|t| t.id == id));
         let iterators = IteratorKey::load_or_create(&dir)?;
         let config = ctx.config.kinesis.clone();
         Ok(Kinesis {
@@ -132,6 +149,9 @@ impl Kinesis {
             streams,
             iterators,
             config,
+            limits: limits::Limits::default(),
+            stop,
+            subscriptions: Default::default(),
         })
     }
 }

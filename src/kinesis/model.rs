@@ -55,7 +55,19 @@ pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.0 as f64 / 1000.0)
+        if s.is_human_readable() {
+            // JSON: epoch seconds with a fraction.
+            s.serialize_f64(self.0 as f64 / 1000.0)
+        } else {
+            // CBOR: tag 1 around epoch milliseconds, as the AWS SDKs for Java write and read
+            // them. (`@@TAG@@` / `@@TAGGED@@` is how serde formats such as ciborium are told
+            // to emit a tag.)
+            use serde::ser::SerializeTupleVariant;
+            let mut tagged = s.serialize_tuple_variant("@@TAG@@", 0, "@@TAGGED@@", 2)?;
+            tagged.serialize_field(&1u64)?;
+            tagged.serialize_field(&self.0)?;
+            tagged.end()
+        }
     }
 }
 
@@ -67,18 +79,40 @@ impl<'de> Deserialize<'de> for Timestamp {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("epoch seconds")
             }
+            // Floored to the millisecond: AT_TIMESTAMP then includes every record stamped in
+            // that millisecond rather than missing one.
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                Ok(Timestamp((v * 1000.0).round() as i64))
+                Ok(Timestamp((v * 1000.0).floor() as i64))
             }
+            // Integers are epoch seconds, or milliseconds (the Java SDKs' CBOR) when too large
+            // to be seconds of this era (10^11 s is in the year 5138).
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                Ok(Timestamp(v.saturating_mul(1000)))
+                Ok(Timestamp(if v.abs() >= 100_000_000_000 {
+                    v
+                } else {
+                    v.saturating_mul(1000)
+                }))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                Ok(Timestamp((v as i64).saturating_mul(1000)))
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            // A CBOR tag reaches serde as an enum (`@@TAGGED@@` with (tag, value), or
+            // `@@UNTAGGED@@` with the value).
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                self,
+                data: A,
+            ) -> Result<Timestamp, A::Error> {
+                use serde::de::VariantAccess;
+                let (name, variant): (String, _) = data.variant()?;
+                if name == "@@TAGGED@@" {
+                    variant.tuple_variant(2, self)
+                } else {
+                    variant.newtype_variant::<Timestamp>()
+                }
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
                 v.parse::<f64>()
-                    .map(|s| Timestamp((s * 1000.0).round() as i64))
+                    .map(|s| Timestamp((s * 1000.0).floor() as i64))
                     .map_err(|_| E::custom("timestamp is not a number of epoch seconds"))
             }
             // A CBOR tag (1: epoch seconds) reaches us as a newtype or a (tag, value) sequence.
@@ -767,6 +801,147 @@ pub struct UpdateShardCountOutput {
     pub current_shard_count: i64,
     /// TargetShardCount.
     pub target_shard_count: i64,
+}
+
+/// RegisterStreamConsumer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterConsumerInput {
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    /// ConsumerName.
+    pub consumer_name: Option<String>,
+}
+
+/// DescribeStreamConsumer and DeregisterStreamConsumer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerRefInput {
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    /// ConsumerName.
+    pub consumer_name: Option<String>,
+    /// ConsumerARN.
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: Option<String>,
+}
+
+/// ListStreamConsumers.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListConsumersInput {
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    /// NextToken.
+    pub next_token: Option<String>,
+    /// MaxResults.
+    pub max_results: Option<i64>,
+    /// StreamCreationTimestamp.
+    pub stream_creation_timestamp: Option<Timestamp>,
+}
+
+/// Consumer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Consumer {
+    /// ConsumerName.
+    pub consumer_name: String,
+    /// ConsumerARN.
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    /// ConsumerStatus.
+    pub consumer_status: String,
+    /// ConsumerCreationTimestamp.
+    pub consumer_creation_timestamp: Timestamp,
+}
+
+/// ConsumerDescription.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerDescription {
+    /// ConsumerName.
+    pub consumer_name: String,
+    /// ConsumerARN.
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    /// ConsumerStatus.
+    pub consumer_status: String,
+    /// ConsumerCreationTimestamp.
+    pub consumer_creation_timestamp: Timestamp,
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+}
+
+/// RegisterStreamConsumer output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterConsumerOutput {
+    /// Consumer.
+    pub consumer: Consumer,
+}
+
+/// DescribeStreamConsumer output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeConsumerOutput {
+    /// ConsumerDescription.
+    pub consumer_description: ConsumerDescription,
+}
+
+/// ListStreamConsumers output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListConsumersOutput {
+    /// Consumers.
+    pub consumers: Vec<Consumer>,
+    /// NextToken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// StartingPosition of SubscribeToShard.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartingPosition {
+    /// Type (an iterator type).
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    /// SequenceNumber.
+    pub sequence_number: Option<String>,
+    /// Timestamp.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// SubscribeToShard.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardInput {
+    /// ConsumerARN.
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: Option<String>,
+    /// ShardId.
+    pub shard_id: Option<String>,
+    /// StartingPosition.
+    pub starting_position: Option<StartingPosition>,
+}
+
+/// SubscribeToShardEvent, one message of the event stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardEvent {
+    /// Records.
+    pub records: Vec<Record>,
+    /// ContinuationSequenceNumber.
+    pub continuation_sequence_number: String,
+    /// MillisBehindLatest.
+    pub millis_behind_latest: i64,
+    /// ChildShards (once a closed shard is drained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_shards: Option<Vec<ChildShard>>,
 }
 
 #[cfg(test)]

@@ -5,19 +5,25 @@
 //!
 //! ```text
 //!  bit 126      bits 40..=102         bits 8..=39        bits 0..=7
-//!  marker 1  |  offset (63 bits)  |  partition (32)  |  format version (0)
+//!  marker 1  |  offset (63 bits)  |  partition (32)  |  kind: 1 record, 0 gap
 //! ```
 //!
 //! so it is always 38 decimal digits long (2^126 ≤ n < 2^127), compares as a big integer (and,
 //! having a fixed width, as a string) in offset order within a shard, and carries its shard so
 //! that a sequence number of another shard is refused. Offsets are the Kafka offsets of the
 //! partition, so a Kafka consumer and a Kinesis reader agree on positions.
+//!
+//! A record's sequence number has kind 1. Kind 0 names the gap just before an offset: it sorts
+//! after the previous record and before the record at that offset. Gaps are what a shard's
+//! StartingSequenceNumber and SubscribeToShard's ContinuationSequenceNumber name when no
+//! record does (an empty shard), so `AFTER_SEQUENCE_NUMBER` of a gap starts at its offset.
 
 /// Bit 126: makes every sequence number 38 digits long.
 const MARKER: u128 = 1 << 126;
 const OFFSET_SHIFT: u32 = 40;
 const PARTITION_SHIFT: u32 = 8;
-const VERSION: u128 = 0;
+const KIND_RECORD: u128 = 1;
+const KIND_GAP: u128 = 0;
 
 /// A decoded sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,12 +32,41 @@ pub struct SequenceNumber {
     pub partition: i32,
     /// The Kafka offset.
     pub offset: i64,
+    /// `false` for the gap just before `offset` rather than the record at it.
+    pub record: bool,
 }
 
 impl SequenceNumber {
-    /// The sequence number of `offset` in `partition`.
+    /// The sequence number of the record at `offset` in `partition`.
     pub fn new(partition: i32, offset: i64) -> SequenceNumber {
-        SequenceNumber { partition, offset }
+        SequenceNumber {
+            partition,
+            offset,
+            record: true,
+        }
+    }
+
+    /// The position just before `offset` (after the record before it, if any).
+    pub fn gap(partition: i32, offset: i64) -> SequenceNumber {
+        SequenceNumber {
+            partition,
+            offset,
+            record: false,
+        }
+    }
+
+    /// The offset an iterator `AT_SEQUENCE_NUMBER` of this starts at.
+    pub fn at(&self) -> i64 {
+        self.offset
+    }
+
+    /// The offset an iterator `AFTER_SEQUENCE_NUMBER` of this starts at.
+    pub fn after(&self) -> i64 {
+        if self.record {
+            self.offset.saturating_add(1)
+        } else {
+            self.offset
+        }
     }
 
     /// The decimal string form.
@@ -39,7 +74,7 @@ impl SequenceNumber {
         let n = MARKER
             | (u128::from(self.offset.max(0) as u64) << OFFSET_SHIFT)
             | (u128::from(self.partition as u32) << PARTITION_SHIFT)
-            | VERSION;
+            | if self.record { KIND_RECORD } else { KIND_GAP };
         n.to_string()
     }
 
@@ -49,12 +84,17 @@ impl SequenceNumber {
             return None;
         }
         let n: u128 = s.parse().ok()?;
-        if n >> 126 != 1 || n & 0xff != VERSION {
+        let kind = n & 0xff;
+        if n >> 126 != 1 || (kind != KIND_RECORD && kind != KIND_GAP) {
             return None;
         }
         let offset = ((n >> OFFSET_SHIFT) & ((1u128 << 63) - 1)) as i64;
         let partition = ((n >> PARTITION_SHIFT) & 0xffff_ffff) as u32 as i32;
-        Some(SequenceNumber { partition, offset })
+        Some(SequenceNumber {
+            partition,
+            offset,
+            record: kind == KIND_RECORD,
+        })
     }
 }
 
@@ -83,6 +123,14 @@ mod tests {
             SequenceNumber::decode(&s),
             Some(SequenceNumber::new(i32::MAX, 5))
         );
+        // Gaps sort between records.
+        let gap = SequenceNumber::gap(7, 5).encode().parse::<u128>().unwrap();
+        let r4 = SequenceNumber::new(7, 4).encode().parse::<u128>().unwrap();
+        let r5 = SequenceNumber::new(7, 5).encode().parse::<u128>().unwrap();
+        assert!(r4 < gap && gap < r5);
+        let g = SequenceNumber::decode(&SequenceNumber::gap(7, 0).encode()).unwrap();
+        assert_eq!((g.at(), g.after(), g.record), (0, 0, false));
+        assert_eq!(SequenceNumber::new(7, 0).after(), 1);
         assert_eq!(SequenceNumber::decode("12"), None);
         assert_eq!(SequenceNumber::decode("abc"), None);
         assert_eq!(

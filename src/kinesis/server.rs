@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::error::KinesisError;
 use super::sigv4::{self, SignedRequest};
@@ -32,14 +32,18 @@ pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
 /// How a body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// `application/x-amz-json-1.1`.
+    /// `application/x-amz-json-1.1` (boto3, the AWS CLI, the Rust and Go SDKs).
     Json,
+    /// `application/x-amz-cbor-1.1` (the Java SDKs' default, the KPL and KCL).
+    Cbor,
 }
 
 impl Encoding {
-    fn content_type(self) -> &'static str {
+    /// The `Content-Type` of bodies in this encoding.
+    pub fn content_type(self) -> &'static str {
         match self {
             Encoding::Json => "application/x-amz-json-1.1",
+            Encoding::Cbor => "application/x-amz-cbor-1.1",
         }
     }
 }
@@ -120,30 +124,85 @@ async fn serve_connection(
     }
 }
 
+/// What an operation answers: a whole body, or an event stream (SubscribeToShard) whose
+/// messages arrive on a channel and end when it closes.
+pub enum Reply {
+    /// The encoded response.
+    Body(Bytes),
+    /// Event-stream messages.
+    Events(mpsc::Receiver<Bytes>),
+}
+
+/// A response body: whole (with its length), or streamed from a channel.
+pub enum ResponseBody {
+    /// Sent at once.
+    Full(Option<Bytes>),
+    /// Sent as the messages arrive.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(b) => {
+                std::task::Poll::Ready(b.take().map(|b| Ok(hyper::body::Frame::data(b))))
+            }
+            ResponseBody::Stream(rx) => rx
+                .poll_recv(cx)
+                .map(|m| m.map(|b| Ok(hyper::body::Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ResponseBody::Full(Some(b)) => hyper::body::SizeHint::with_exact(b.len() as u64),
+            ResponseBody::Full(None) => hyper::body::SizeHint::with_exact(0),
+            ResponseBody::Stream(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+/// The content type of an event stream.
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+
 /// Serves one request.
-pub async fn handle(kinesis: &Kinesis, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (encoding, result) = route(kinesis, req).await;
+    let mut content_type = encoding.content_type();
     let (status, body, error_type) = match result {
-        Ok(body) => (StatusCode::OK, body, None),
+        Ok(Reply::Body(body)) => (StatusCode::OK, ResponseBody::Full(Some(body)), None),
+        Ok(Reply::Events(rx)) => {
+            content_type = EVENT_STREAM;
+            (StatusCode::OK, ResponseBody::Stream(rx), None)
+        }
         Err(e) => {
             if e.status() >= 500 {
                 tracing::warn!(error = %e, kind = e.type_name(), "kinesis request failed");
             }
-            let body = serde_json::json!({"__type": e.type_name(), "message": e.message()});
             (
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                Bytes::from(body.to_string()),
+                ResponseBody::Full(Some(error_body(&e, encoding))),
                 Some(e.type_name()),
             )
         }
     };
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(encoding.content_type()),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-RequestId", v);
@@ -157,10 +216,25 @@ pub async fn handle(kinesis: &Kinesis, req: Request<Incoming>) -> Response<Full<
     resp
 }
 
+/// `{"__type": ..., "message": ...}` in the request's encoding.
+fn error_body(e: &KinesisError, encoding: Encoding) -> Bytes {
+    let body = serde_json::json!({"__type": e.type_name(), "message": e.message()});
+    match encoding {
+        Encoding::Json => Bytes::from(body.to_string()),
+        Encoding::Cbor => {
+            let mut out = Vec::new();
+            match ciborium::into_writer(&body, &mut out) {
+                Ok(()) => Bytes::from(out),
+                Err(_) => Bytes::new(),
+            }
+        }
+    }
+}
+
 async fn route(
-    kinesis: &Kinesis,
+    kinesis: &Arc<Kinesis>,
     req: Request<Incoming>,
-) -> (Encoding, Result<Bytes, KinesisError>) {
+) -> (Encoding, Result<Reply, KinesisError>) {
     let (parts, body) = req.into_parts();
     let content_type = parts
         .headers
@@ -168,17 +242,11 @@ async fn route(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let encoding = Encoding::Json;
-    if content_type.starts_with("application/x-amz-cbor") {
-        return (
-            encoding,
-            Err(KinesisError::Serialization(
-                "CBOR (application/x-amz-cbor-1.1) is not supported yet; use JSON \
-                 (for the Java SDK: -Daws.cborEnabled=false / CBOR_ENABLED=false)"
-                    .into(),
-            )),
-        );
-    }
+    let encoding = if content_type.starts_with("application/x-amz-cbor") {
+        Encoding::Cbor
+    } else {
+        Encoding::Json
+    };
     if parts.method != hyper::Method::POST {
         return (
             encoding,

@@ -78,6 +78,15 @@ impl ShardMeta {
     }
 }
 
+/// An enhanced fan-out consumer (RegisterStreamConsumer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    /// ConsumerName.
+    pub name: String,
+    /// ConsumerCreationTimestamp (ms); its seconds end the ConsumerARN.
+    pub created_ms: i64,
+}
+
 /// A stream's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamMeta {
@@ -95,6 +104,9 @@ pub struct StreamMeta {
     /// Enhanced monitoring's shard-level metrics (accepted and echoed).
     #[serde(default)]
     pub shard_level_metrics: Vec<String>,
+    /// Registered enhanced fan-out consumers.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
     /// Derived from a Kafka topic and never stored.
     #[serde(skip)]
     pub derived: bool,
@@ -114,6 +126,7 @@ impl StreamMeta {
                 .map(|(i, r)| ShardMeta::new(i as i32, r, now_ms))
                 .collect(),
             shard_level_metrics: Vec::new(),
+            consumers: Vec::new(),
             derived: false,
         }
     }
@@ -250,6 +263,25 @@ impl StreamStore {
         Ok(meta)
     }
 
+    /// Removes the stored metadata of streams whose topic is gone or was recreated (deleted
+    /// through Kafka): `current(name, topic id)` tells whether a stream's topic still exists.
+    pub fn prune(&self, current: impl Fn(&str, uuid::Uuid) -> bool) {
+        let stale: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(name, m)| !current(name, m.topic_id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            match self.remove(&name) {
+                Ok(()) => tracing::info!(stream = %name, "removed metadata of a deleted stream"),
+                Err(e) => {
+                    tracing::warn!(stream = %name, error = %e, "cannot remove stale stream metadata")
+                }
+            }
+        }
+    }
+
     /// Forgets a stream (its file and cache entry).
     pub fn remove(&self, name: &str) -> std::io::Result<()> {
         self.lock().remove(name);
@@ -299,5 +331,16 @@ mod tests {
         let got = store.get(&topic("s", uuid::Uuid::new_v4(), 2), 9);
         assert!(got.derived && got.tags.is_empty() && got.shards.len() == 2);
         store.remove("s").unwrap();
+        // Pruning drops the metadata of topics that are gone.
+        store
+            .put("gone", StreamMeta::new(id, 1, "PROVISIONED", 1))
+            .unwrap();
+        store
+            .put("kept", StreamMeta::new(id, 1, "PROVISIONED", 1))
+            .unwrap();
+        store.prune(|name, _| name == "kept");
+        let store = StreamStore::open(dir.path().join("k")).unwrap();
+        assert!(!store.get(&topic("kept", id, 1), 9).derived);
+        assert!(store.get(&topic("gone", id, 1), 9).derived);
     }
 }

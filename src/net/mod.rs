@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::auth::{ListenerInfo, Session};
 use crate::broker::BrokerContext;
 use crate::kafka::{self, Dispatch, Reply};
 
@@ -60,6 +61,7 @@ impl Drop for DrainGuard {
 /// Accepts connections until shutdown and spreads them over the shards.
 pub async fn accept_loop(
     listener: TcpListener,
+    info: Arc<ListenerInfo>,
     ctx: Arc<BrokerContext>,
     mut stop: watch::Receiver<bool>,
     drain: Drain,
@@ -92,10 +94,11 @@ pub async fn accept_loop(
         let ctx = ctx.clone();
         let stop = stop.clone();
         let guard = drain.enter();
+        let info = info.clone();
         shard.spawn(async move {
             let _guard = guard;
             match TcpStream::from_std(std_stream) {
-                Ok(stream) => serve_connection(stream, peer, ctx, stop).await,
+                Ok(stream) => serve_connection(stream, peer, info, ctx, stop).await,
                 Err(e) => tracing::warn!(error = %e, "cannot register connection"),
             }
         });
@@ -156,10 +159,12 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    info: Arc<ListenerInfo>,
     ctx: Arc<BrokerContext>,
     mut stop: watch::Receiver<bool>,
 ) {
-    tracing::debug!(%peer, "connection opened");
+    tracing::debug!(%peer, listener = %info.name, "connection opened");
+    let mut session = Session::new(info, peer.ip().to_string());
     let (read_half, write_half) = stream.into_split();
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<JoinHandle<Reply>>(ctx.config.max_inflight_per_connection);
@@ -183,10 +188,15 @@ async fn serve_connection(
                 break;
             }
         };
-        match kafka::dispatch(frame, &ctx, peer).await {
+        match kafka::dispatch(frame, &ctx, peer, &mut session).await {
             Dispatch::Respond(fut) => {
                 let handle = tokio::spawn(fut);
                 if tx.send(handle).await.is_err() {
+                    break;
+                }
+                if session.close_after_response {
+                    // A failed SASL authentication: answer, then close.
+                    tracing::info!(%peer, principal = %session.principal, "closing connection after failed authentication");
                     break;
                 }
             }

@@ -16,9 +16,7 @@ use tokio::sync::{oneshot, Notify};
 use super::producer_state::{BatchMeta, ProducerState, Verdict};
 use super::ShardSelf;
 use crate::config::Config;
-use crate::log::{
-    AppendInfo, Clock, LogConfig, LogError, PartitionLog, ReadResult, SyncToken, Unsynced,
-};
+use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult, SyncToken, Unsynced};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -603,8 +601,6 @@ impl ShardState {
         let files = std::mem::take(&mut self.commit.files);
         let marks = std::mem::take(&mut self.commit.marks);
         let waiters = std::mem::take(&mut self.commit.waiters);
-        self.stats.flushes += 1;
-        self.stats.fsyncs += files.len() as u64;
         self.stats.waiters += waiters.len() as u64;
         if files.is_empty() {
             // Everything was synced by earlier groups, which have completed.
@@ -614,6 +610,8 @@ impl ShardState {
             }
             return;
         }
+        self.stats.flushes += 1;
+        self.stats.fsyncs += files.len() as u64;
         self.commit.in_flight = true;
         let shard = self.id;
         let me = self.me.clone();
@@ -716,6 +714,23 @@ impl ShardState {
         f: impl FnOnce(&mut PartitionLog) -> R,
     ) -> Result<R, StorageError> {
         Ok(f(&mut self.get_mut(topic, partition)?.log))
+    }
+
+    /// The idempotent producers of a partition: (producer id, epoch, last sequence, last
+    /// timestamp), for DescribeProducers.
+    pub fn producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<(i64, i16, i32, i64)>, StorageError> {
+        let p = self.get(topic, partition)?;
+        Ok(p.producers
+            .producers()
+            .filter_map(|(id, e)| {
+                let last = e.batches.back()?;
+                Some((*id, e.epoch, last.last_seq, last.max_timestamp))
+            })
+            .collect())
     }
 
     /// Reads whole batches from `offset` (see [`PartitionLog::read`]). When nothing is there
@@ -840,7 +855,9 @@ async fn sync_concurrently(files: Vec<Arc<File>>) -> SyncResult {
 
 /// Milliseconds since the epoch by the system clock.
 fn wall_clock_ms() -> i64 {
-    Clock::system().now_ms()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The producer fields of an idempotent batch (producer id >= 0), read from the header of the

@@ -197,8 +197,24 @@ CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 
 
+class StoredBatch:
+    """One record batch as stored on disk (the v2 batch header fields the suite checks)."""
+
+    __slots__ = ("partition", "base_offset", "count", "codec", "producer_id", "producer_epoch",
+                 "base_sequence")
+
+    def __init__(self, partition, base_offset, count, codec, producer_id, producer_epoch, base_sequence):
+        self.partition = partition
+        self.base_offset = base_offset
+        self.count = count
+        self.codec = codec
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.base_sequence = base_sequence
+
+
 def stored_batches(topic, n_partitions):
-    """[(partition, base_offset, record_count, codec_name)] of the batches on disk, or None when
+    """[StoredBatch] of the batches on disk in (partition, offset) order, or None when
     ESKER_DATA_DIR is not set."""
     import glob
     import struct
@@ -213,16 +229,51 @@ def stored_batches(topic, n_partitions):
                 data = f.read()
             pos = 0
             # Batch v2 header: baseOffset i64, batchLength i32, partitionLeaderEpoch i32,
-            # magic i8, crc u32, attributes i16, ..., recordCount i32 at byte 57.
+            # magic i8, crc u32, attributes i16 (at 21), lastOffsetDelta i32, baseTimestamp i64,
+            # maxTimestamp i64, producerId i64 (at 43), producerEpoch i16 (at 51),
+            # baseSequence i32 (at 53), recordCount i32 (at 57).
             while pos + 61 <= len(data):
                 base, length = struct.unpack_from(">qi", data, pos)
                 if length <= 0:
                     break
                 attrs = struct.unpack_from(">h", data, pos + 21)[0]
-                count = struct.unpack_from(">i", data, pos + 57)[0]
-                out.append((p, base, count, CODEC_NAMES.get(attrs & 7, f"codec#{attrs & 7}")))
+                pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+                out.append(StoredBatch(p, base, count, CODEC_NAMES.get(attrs & 7, f"codec#{attrs & 7}"),
+                                       pid, epoch, seq))
                 pos += 12 + length
     return out
+
+
+def check_stored_producer(c, label, topic, n_partitions, idempotent):
+    """What the broker stored tells whether the client really produced idempotently: with
+    idempotence every batch carries the one producer id the broker handed out (InitProducerId)
+    and, per partition, base sequences that continue exactly where the previous batch ended,
+    from 0; without it the producer id is -1 and sequences are -1."""
+    batches = stored_batches(topic, n_partitions)
+    if batches is None:
+        print(f"  skip - {label}: ESKER_DATA_DIR not set, producer ids not checked", flush=True)
+        return
+    problems = []
+    pids = sorted({(b.producer_id, b.producer_epoch) for b in batches})
+    if not batches:
+        problems.append("no batch stored")
+    if idempotent:
+        if len(pids) != 1 or pids[0][0] < 0 or pids[0][1] < 0:
+            problems.append(f"(producer id, epoch) of the batches: {pids}, expected one id >= 0")
+        next_seq = {}
+        for b in batches:
+            want = next_seq.get(b.partition, 0)
+            if b.base_sequence != want:
+                problems.append(f"partition {b.partition} batch at offset {b.base_offset}: base sequence "
+                                f"{b.base_sequence}, expected {want}")
+            next_seq[b.partition] = b.base_sequence + b.count
+        what = (f"{label}: idempotent producer: all {len(batches)} stored batches carry producer id "
+                f"{pids[0][0] if len(pids) == 1 else pids} and gap-free sequences from 0 per partition")
+    else:
+        if any(b.producer_id != -1 for b in batches):
+            problems.append(f"(producer id, epoch) of the batches: {pids}, expected producer id -1")
+        what = f"{label}: non-idempotent producer: all {len(batches)} stored batches have producer id -1"
+    c.ok(not problems, what, "; ".join(problems[:5]))
 
 
 def check_stored_codec(c, codec, topic, n_messages, n_partitions=N_PARTITIONS):
@@ -231,8 +282,74 @@ def check_stored_codec(c, codec, topic, n_messages, n_partitions=N_PARTITIONS):
         print(f"  skip - {codec}: ESKER_DATA_DIR not set, stored compression not checked", flush=True)
         return
     codecs = {}
-    for _, _, count, name in batches:
-        codecs[name] = codecs.get(name, 0) + count
+    for b in batches:
+        codecs[b.codec] = codecs.get(b.codec, 0) + b.count
     c.ok(codecs == {codec: n_messages},
          f"{codec}: the broker stored {len(batches)} batches, all {codec}-compressed (records per codec: {codecs})",
          f"expected all {n_messages} records in {codec} batches; the client did not compress as configured")
+
+
+# ---------------------------------------------------------------------------------------------
+# Consumer groups: consume part of a topic in a group, commit, close; a new consumer of the same
+# group must resume exactly at the committed offsets and read the rest, nothing twice.
+# ---------------------------------------------------------------------------------------------
+def end_offsets_of(delivered):
+    """{partition: high watermark} from {key: (partition, offset)} acknowledgements."""
+    ends = {}
+    for p, off in delivered.values():
+        ends[p] = max(ends.get(p, 0), off + 1)
+    return ends
+
+
+def check_group_resume(c, label, delivered, first, committed, second, n_partitions=N_PARTITIONS):
+    """delivered: {key: (partition, offset)} of everything produced (offsets 0..n-1 per
+    partition); first / second: [(partition, offset, key)] in the order the first and the second
+    consumer of the group read them; committed: {partition: offset} the group held after the
+    first consumer committed and closed (partitions it never read may be absent).
+
+    Checks that the first consumer read, per partition, a prefix from offset 0; that the commit
+    is exactly the next offset to read after that prefix; that the second consumer started each
+    partition exactly at the committed offset (0 where nothing was committed) and read to the
+    end in order; and that every message was read exactly once by the two together."""
+    ends = end_offsets_of(delivered)
+
+    def per_partition(reads):
+        out = {p: [] for p in range(n_partitions)}
+        problems = []
+        for p, off, key in reads:
+            if delivered.get(key) != (p, off):
+                problems.append(f"key {key!r} read at {p}/{off}, acknowledged at {delivered.get(key)}")
+            out.setdefault(p, []).append(off)
+        return out, problems
+
+    got1, problems1 = per_partition(first)
+    prefix = {p: len(offs) for p, offs in got1.items()}
+    for p, offs in got1.items():
+        if offs != list(range(len(offs))):
+            problems1.append(f"partition {p}: read offsets {offs[:6]}... (not 0..{len(offs) - 1} in order)")
+    c.ok(not problems1 and first,
+         f"{label}: first consumer read {len(first)} records, per partition offsets 0..k-1 in order "
+         f"(k = {prefix})", "; ".join(problems1[:5]) or "read nothing")
+
+    want_commit = {p: k for p, k in prefix.items() if k > 0}
+    c.eq({p: o for p, o in committed.items() if o >= 0 or p in want_commit}, want_commit,
+         f"{label}: committed offsets after the first consumer closed == next offset to read")
+
+    got2, problems2 = per_partition(second)
+    for p in range(n_partitions):
+        start = committed.get(p, 0) if committed.get(p, -1) >= 0 else 0
+        want = list(range(start, ends.get(p, 0)))
+        if got2.get(p, []) != want:
+            offs = got2.get(p, [])
+            problems2.append(f"partition {p}: second consumer read {len(offs)} offsets "
+                             f"{offs[:3]}...{offs[-2:]}, expected {start}..{ends.get(p, 0) - 1}")
+    keys = [k for _, _, k in first] + [k for _, _, k in second]
+    dups = len(keys) - len(set(keys))
+    missing = len(set(delivered) - set(keys))
+    if dups or missing:
+        problems2.append(f"{dups} message(s) read twice, {missing} never read")
+    c.ok(not problems2,
+         f"{label}: second consumer of the group resumed exactly at the committed offsets and read "
+         f"the other {len(second)}; all {len(delivered)} read exactly once",
+         "; ".join(problems2[:5]))
+    return not problems1 and not problems2

@@ -1,21 +1,34 @@
 """confluent-kafka (librdkafka) against the broker at $BOOTSTRAP.
 
 For each of gzip, snappy, lz4 and zstd: create a fresh 3-partition topic with AdminClient,
-produce 1000 keyed messages with headers and explicit timestamps (acks=all, idempotence off),
-flush, then read everything back with assign() from OFFSET_BEGINNING (no group membership, no
-commits) and check every key/value/header/timestamp arrives exactly once and in per-partition
-order; then check get_watermark_offsets, Consumer.offsets_for_times and AdminClient.list_offsets
-(earliest, latest, max_timestamp, for_timestamp); finally delete the topic."""
+produce 1000 keyed messages with headers and explicit timestamps (acks=all,
+enable.idempotence=true: the stored batches must carry the producer id and gap-free sequences),
+flush, then read everything back with assign() from OFFSET_BEGINNING (no group membership; the
+default auto-commit commits the final positions on close, which the broker must accept from a
+consumer outside the group) and check every key/value/header/timestamp arrives exactly once and
+in per-partition order; then check get_watermark_offsets, Consumer.offsets_for_times and
+AdminClient.list_offsets (earliest, latest, max_timestamp, for_timestamp); finally delete the
+topic.
+
+Consumer groups, once with each of the classic protocol's range and cooperative-sticky
+assignors and with the KIP-848 consumer protocol (group.protocol=consumer): a subscribe()d
+consumer reads half of a 3-partition topic, commits synchronously and closes; a second consumer
+of the group resumes exactly at the committed offsets and reads the rest (nothing twice), and its
+auto-commit on close leaves the group's offsets at the end of every partition."""
 
 import time
+import uuid
 
 import confluent_kafka
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+from confluent_kafka import ConsumerGroupTopicPartitions
+
 from compat_common import (
-    BOOTSTRAP, CODECS, N_MESSAGES, N_PARTITIONS, Checks, check_consumed, check_layout, check_stored_codec,
-    PROBE_NAMES, make_messages, timestamp_probes, topic_name,
+    BOOTSTRAP, CODECS, N_MESSAGES, N_PARTITIONS, Checks, check_consumed, check_group_resume, check_layout,
+    check_stored_codec, check_stored_producer, end_offsets_of, PROBE_NAMES, make_messages,
+    timestamp_probes, topic_name,
 )
 
 TIMEOUT = 15
@@ -48,7 +61,7 @@ def produce(c, codec, topic, msgs):
 
     p = Producer({
         "bootstrap.servers": BOOTSTRAP,
-        "enable.idempotence": False,
+        "enable.idempotence": True,
         "acks": "all",
         "compression.type": codec,
         "linger.ms": 20,
@@ -68,13 +81,12 @@ def produce(c, codec, topic, msgs):
     return delivered
 
 
-def consume_all(codec, topic, n):
+def consume_all(codec, topic, n, group):
     cons = Consumer({
         "bootstrap.servers": BOOTSTRAP,
-        # librdkafka requires a group.id; with assign() and no commits the group is never joined.
-        "group.id": "esker-compat-unused",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
+        # With assign() the group is never joined; the default auto-commit still commits the
+        # positions (OffsetCommit with generation -1 and no member id) when the consumer closes.
+        "group.id": group,
         "enable.partition.eof": True,
         "check.crcs": True,
         "max.partition.fetch.bytes": 16 * 1024,  # several fetches per partition
@@ -153,6 +165,125 @@ def check_offsets_admin(c, codec, admin, topic, msgs, layout):
              f"{codec}: AdminClient.list_offsets(for_timestamp, {name}) == (offset, ts) of first record with ts >= query")
 
 
+def group_offsets(admin, group):
+    """{partition: committed offset} of a group, through AdminClient.list_consumer_group_offsets."""
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                            request_timeout=TIMEOUT)[group].result(timeout=TIMEOUT)
+    return {tp.partition: tp.offset for tp in res.topic_partitions if tp.error is None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Consumer groups
+# ---------------------------------------------------------------------------------------------
+N_GROUP_MESSAGES = 300
+GROUP_VARIANTS = [
+    # (label, consumer settings)
+    ("classic-range", {"partition.assignment.strategy": "range"}),
+    ("classic-cooperative-sticky", {"partition.assignment.strategy": "cooperative-sticky"}),
+    ("consumer-protocol", {"group.protocol": "consumer"}),
+]
+
+
+def produce_for_groups(c, admin, topic):
+    """Produces N_GROUP_MESSAGES keyed messages (idempotent, lz4); returns {key: (partition, offset)}."""
+    create_topic(c, admin, topic)
+    delivered, errors = {}, []
+
+    def on_delivery(err, m):
+        if err is not None:
+            errors.append(err)
+        else:
+            delivered[m.key()] = (m.partition(), m.offset())
+
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "compression.type": "lz4",
+                  "linger.ms": 5, "batch.num.messages": 40, "error_cb": lambda e: errors.append(e)})
+    for i in range(N_GROUP_MESSAGES):
+        p.produce(topic, key=f"group-{i:04d}".encode(), value=f"value {i}".encode(), on_delivery=on_delivery)
+        p.poll(0)
+    left = p.flush(TIMEOUT)
+    counts = {}
+    for part, _ in delivered.values():
+        counts[part] = counts.get(part, 0) + 1
+    c.ok(left == 0 and not errors and len(delivered) == N_GROUP_MESSAGES and len(counts) == N_PARTITIONS,
+         f"groups: produced {N_GROUP_MESSAGES} messages with enable.idempotence=true (per partition {counts})",
+         f"left {left}, errors {errors[:5]}")
+    check_stored_producer(c, "groups", topic, N_PARTITIONS, idempotent=True)
+    return delivered
+
+
+def group_consumer(group, settings, **extra):
+    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest"}
+    conf.update(settings)
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def poll_group(cons, want, deadline_s, errors):
+    """Polls until `want` records were read (or the deadline); [(partition, offset, key)]."""
+    reads = []
+    deadline = time.monotonic() + deadline_s
+    while len(reads) < want and time.monotonic() < deadline:
+        m = cons.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            errors.append(m.error())
+            continue
+        reads.append((m.partition(), m.offset(), m.key()))
+    return reads
+
+
+def run_group(c, admin, label, settings, topic, delivered):
+    group = f"ck-{label}-{uuid.uuid4().hex[:8]}"
+    half = N_GROUP_MESSAGES // 2
+    errors = []
+    t0 = time.monotonic()
+    # First consumer: reads half, commits synchronously what it read, closes.
+    cons = group_consumer(group, settings, **{"enable.auto.commit": False})
+    try:
+        cons.subscribe([topic])
+        first = poll_group(cons, half, 30, errors)
+        joined = time.monotonic() - t0
+        assignment = sorted(tp.partition for tp in cons.assignment())
+        commit_res = cons.commit(asynchronous=False)
+        commit_errors = [(tp.partition, tp.error) for tp in commit_res or [] if tp.error is not None]
+    finally:
+        cons.close()
+    c.ok(len(first) == half and not errors and assignment == list(range(N_PARTITIONS)) and not commit_errors,
+         f"{label}: subscribe() joined {group}, assigned partitions {assignment}, read {len(first)} "
+         f"({joined:.2f}s), Consumer.commit(asynchronous=False) succeeded",
+         f"errors {errors[:5]}, commit errors {commit_errors}")
+    committed = group_offsets(admin, group)
+    # Second consumer: default auto-commit, reads the rest; close() commits the final positions.
+    t1 = time.monotonic()
+    cons = group_consumer(group, settings)
+    try:
+        cons.subscribe([topic])
+        second = poll_group(cons, N_GROUP_MESSAGES - len(first), 30, errors)
+        second += poll_group(cons, 1, 1.0, errors)  # nothing more may arrive
+    finally:
+        cons.close()
+    c.ok(not errors, f"{label}: second consumer of {group} read {len(second)} ({time.monotonic() - t1:.2f}s)",
+         f"errors {errors[:5]}")
+    check_group_resume(c, label, delivered, first, committed, second)
+    c.eq(group_offsets(admin, group), end_offsets_of(delivered),
+         f"{label}: after the second consumer closed (auto-commit) the group's offsets are the end offsets")
+    futs = admin.delete_consumer_groups([group], request_timeout=TIMEOUT)
+    futs[group].result(timeout=TIMEOUT)
+    print(f"  ({label} took {time.monotonic() - t0:.2f}s)", flush=True)
+
+
+def run_groups(c, admin):
+    topic = topic_name("ck-groups", "lz4")
+    delivered = produce_for_groups(c, admin, topic)
+    for label, settings in GROUP_VARIANTS:
+        try:
+            run_group(c, admin, label, settings, topic, delivered)
+        except Exception:  # noqa: BLE001 - reported, then the next variant runs
+            c.crash(f"group round {label}")
+    admin.delete_topics([topic], operation_timeout=10, request_timeout=TIMEOUT)[topic].result(timeout=TIMEOUT)
+
+
 def run_codec(c, admin, codec):
     topic = topic_name("ck", codec)
     msgs, _ = make_messages(codec, N_MESSAGES)
@@ -160,8 +291,10 @@ def run_codec(c, admin, codec):
     delivered = produce(c, codec, topic, msgs)
     layout = check_layout(c, codec, delivered, len(msgs))
     check_stored_codec(c, codec, topic, len(msgs))
+    check_stored_producer(c, codec, topic, N_PARTITIONS, idempotent=True)
     t0 = time.monotonic()
-    cons, records, errors, eof = consume_all(codec, topic, len(msgs))
+    group = f"ck-assign-{codec}-{uuid.uuid4().hex[:8]}"
+    cons, records, errors, eof = consume_all(codec, topic, len(msgs), group)
     try:
         c.ok(not errors and len(eof) == N_PARTITIONS,
              f"{codec}: consumed to end of all {N_PARTITIONS} partitions in {time.monotonic() - t0:.2f}s",
@@ -170,6 +303,8 @@ def run_codec(c, admin, codec):
         check_offsets_consumer(c, codec, cons, topic, msgs, layout)
     finally:
         cons.close()
+    c.eq(group_offsets(admin, group), {p: len(idx) for p, idx in layout.items()},
+         f"{codec}: the assign() consumer's auto-commit on close stored the end offsets in {group}")
     check_offsets_admin(c, codec, admin, topic, msgs, layout)
     futs = admin.delete_topics([topic], operation_timeout=10, request_timeout=TIMEOUT)
     futs[topic].result(timeout=TIMEOUT)
@@ -189,6 +324,12 @@ def main():
         except (KafkaException, Exception):
             c.crash(f"{codec} round")
         print(f"  ({codec} round took {time.monotonic() - t0:.2f}s)", flush=True)
+    t0 = time.monotonic()
+    try:
+        run_groups(c, admin)
+    except Exception:  # noqa: BLE001 - reported as a failure
+        c.crash("consumer groups")
+    print(f"  (consumer groups took {time.monotonic() - t0:.2f}s)", flush=True)
     c.finish()
 
 

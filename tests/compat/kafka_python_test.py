@@ -2,22 +2,31 @@
 
 For each of gzip, snappy, lz4 and zstd: create a fresh 3-partition topic with KafkaAdminClient,
 produce 1000 keyed messages with headers and explicit timestamps (KafkaProducer with
-compression_type, acks=all, enable_idempotence=False), flush, then read everything back with
+compression_type, acks=all and its default enable_idempotence=True: the stored batches must carry
+the producer id and gap-free sequences), flush, then read everything back with
 KafkaConsumer(group_id=None) + assign() + seek_to_beginning() and check every
 key/value/header/timestamp arrives exactly once and in per-partition order; then check
 beginning_offsets, end_offsets, offsets_for_times and KafkaAdminClient.list_partition_offsets
-(EARLIEST, LATEST, MAX_TIMESTAMP, by timestamp); finally delete the topic."""
+(EARLIEST, LATEST, MAX_TIMESTAMP, by timestamp); finally delete the topic.
+
+Consumer group: a subscribe()d KafkaConsumer reads half of a 3-partition topic, commits exactly
+what it processed (commit(offsets)) and closes; a second consumer of the group resumes exactly at
+the committed offsets and reads the rest (nothing twice), and its auto-commit on close leaves the
+group at the end offsets (KafkaAdminClient.list_group_offsets); describe_groups and
+delete_groups."""
 
 import logging
 import time
+import uuid
 
 import kafka
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import OffsetSpec, OffsetTimestamp
 
 from compat_common import (
-    BOOTSTRAP, CODECS, N_MESSAGES, N_PARTITIONS, PROBE_NAMES, Checks, check_consumed,
-    check_layout, check_stored_codec, make_messages, timestamp_probes, topic_name,
+    BOOTSTRAP, CODECS, N_MESSAGES, N_PARTITIONS, PROBE_NAMES, Checks, check_consumed, check_group_resume,
+    check_layout, check_stored_codec, check_stored_producer, end_offsets_of, make_messages,
+    timestamp_probes, topic_name,
 )
 
 TIMEOUT_MS = 15_000
@@ -39,12 +48,13 @@ def produce(c, codec, topic, msgs):
     p = KafkaProducer(
         bootstrap_servers=BOOTSTRAP,
         compression_type=None if codec == "none" else codec,
-        enable_idempotence=False,
         acks="all",
         linger_ms=20,
         batch_size=16 * 1024,  # several batches per partition
     )
-    c.ok(True, f"{codec}: KafkaProducer auto-detected api_version {p.config['api_version']}")
+    c.ok(p.config["enable_idempotence"],
+         f"{codec}: KafkaProducer auto-detected api_version {p.config['api_version']}, idempotence on by default",
+         f"enable_idempotence was turned off: {p.config['enable_idempotence']}")
     t0 = time.monotonic()
     futures = [(m.i, p.send(topic, key=m.key, value=m.value, headers=m.headers, timestamp_ms=m.ts))
                for m in msgs]
@@ -136,6 +146,7 @@ def run_codec(c, admin, codec):
     delivered = produce(c, codec, topic, msgs)
     layout = check_layout(c, codec, delivered, len(msgs))
     check_stored_codec(c, codec, topic, len(msgs))
+    check_stored_producer(c, codec, topic, N_PARTITIONS, idempotent=True)
     cons = KafkaConsumer(
         bootstrap_servers=BOOTSTRAP,
         group_id=None,
@@ -156,6 +167,90 @@ def run_codec(c, admin, codec):
     c.ok(topic not in set(admin.list_topics()), f"{codec}: KafkaAdminClient.delete_topics; topic gone from metadata")
 
 
+# ---------------------------------------------------------------------------------------------
+# Consumer group
+# ---------------------------------------------------------------------------------------------
+N_GROUP_MESSAGES = 300
+
+
+def group_offsets(admin, group):
+    res = admin.list_group_offsets([group])[group]
+    return {tp.partition: om.offset for tp, om in res.items()}
+
+
+def poll_group(cons, want, deadline_s):
+    """Reads until `want` records were read (records past that are left unprocessed);
+    [(partition, offset, key)] and {partition: next offset to read after what was processed}."""
+    reads, positions = [], {}
+    deadline = time.monotonic() + deadline_s
+    while len(reads) < want and time.monotonic() < deadline:
+        for tp, recs in cons.poll(timeout_ms=200).items():
+            for r in recs:
+                if len(reads) >= want:
+                    break
+                reads.append((r.partition, r.offset, r.key))
+                positions[tp] = r.offset + 1
+    return reads, positions
+
+
+def run_group(c, admin):
+    t0 = time.monotonic()
+    topic = topic_name("kp-group", "gzip")
+    group = f"kp-group-{uuid.uuid4().hex[:8]}"
+    create_topic(c, admin, topic)
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type="gzip", linger_ms=5, batch_size=2048)
+    futures = [p.send(topic, key=f"group-{i:04d}".encode(), value=f"value {i}".encode())
+               for i in range(N_GROUP_MESSAGES)]
+    p.flush(timeout=TIMEOUT_MS / 1000)
+    delivered = {}
+    for i, f in enumerate(futures):
+        md = f.get(timeout=TIMEOUT_MS / 1000)
+        delivered[f"group-{i:04d}".encode()] = (md.partition, md.offset)
+    p.close(timeout=10)
+    c.eq(len(delivered), N_GROUP_MESSAGES, f"group: produced {N_GROUP_MESSAGES} messages")
+    check_stored_producer(c, "group", topic, N_PARTITIONS, idempotent=True)
+
+    def consumer(**extra):
+        cons = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+                             max_poll_records=40, request_timeout_ms=TIMEOUT_MS + 5000, **extra)
+        cons.subscribe([topic])
+        return cons
+
+    # First consumer: processes half and commits exactly what it processed.
+    half = N_GROUP_MESSAGES // 2
+    cons = consumer(enable_auto_commit=False)
+    try:
+        first, positions = poll_group(cons, half, 30)
+        assignment = sorted(tp.partition for tp in cons.assignment())
+        cons.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in positions.items()})
+        committed_by_consumer = {tp.partition: cons.committed(tp) for tp in positions}
+    finally:
+        cons.close(autocommit=False)
+    c.ok(len(first) == half and assignment == list(range(N_PARTITIONS)),
+         f"group: subscribe() joined {group}, assigned {assignment}, processed {len(first)}, "
+         f"commit({{tp: OffsetAndMetadata}}); committed() == {committed_by_consumer}")
+    committed = group_offsets(admin, group)
+    d = admin.describe_groups([group])[group]
+    states = [(d["group_id"], d["group_state"], d["protocol_type"], len(d["members"]))]
+    c.eq(states, [(group, "Empty", "consumer", 0)],
+         "group: KafkaAdminClient.describe_groups after close: Empty, protocol type consumer, no members")
+    # Second consumer: auto-commit, reads the rest, commits on close.
+    cons = consumer(enable_auto_commit=True)
+    try:
+        second, _ = poll_group(cons, N_GROUP_MESSAGES - len(first), 30)
+        extra, _ = poll_group(cons, 1, 1.0)  # nothing more may arrive
+        second += extra
+    finally:
+        cons.close()
+    check_group_resume(c, "group", delivered, first, committed, second)
+    c.eq(group_offsets(admin, group), end_offsets_of(delivered),
+         "group: after the second consumer closed (auto-commit) the group's offsets are the end offsets")
+    c.eq(admin.delete_groups([group]), {group: "OK"}, "group: KafkaAdminClient.delete_groups")
+    c.eq(group_offsets(admin, group), {}, "group: no committed offsets left after delete_groups")
+    admin.delete_topics([topic], timeout_ms=TIMEOUT_MS)
+    print(f"  (consumer group round took {time.monotonic() - t0:.2f}s)", flush=True)
+
+
 def main():
     logging.basicConfig(level=logging.WARNING, format="    kafka-python %(levelname)s %(name)s: %(message)s")
     c = Checks("kafka-python")
@@ -169,6 +264,10 @@ def main():
             except Exception:  # noqa: BLE001 - reported, then the next codec runs
                 c.crash(f"{codec} round")
             print(f"  ({codec} round took {time.monotonic() - t0:.2f}s)", flush=True)
+        try:
+            run_group(c, admin)
+        except Exception:  # noqa: BLE001 - reported as a failure
+            c.crash("consumer group round")
     finally:
         admin.close()
     c.finish()

@@ -6,7 +6,11 @@
 #   - kcat -C -e -o beginning reads back exactly what was produced, in order;
 #   - kcat -C -e -o -10 returns exactly the last 10;
 #   - kcat -C -e -o s@T starts exactly at the first message of the second group, and
-#     -o s@<timestamp of a message> starts at the first message with a timestamp >= it.
+#     -o s@<timestamp of a message> starts at the first message with a timestamp >= it;
+#   - consumer group (kcat -G, balanced consumer, auto-commit on exit) on a 3-partition topic:
+#     a first member reads 40 of 90 messages (-c 40) and exits, a second resumes exactly at the
+#     committed offsets and reads the other 50 (-e), a third finds nothing left; every message
+#     once. (The topic is created with the venv's confluent-kafka AdminClient: kcat cannot.)
 # Every check runs even when an earlier one failed; the exit status is 1 if any failed.
 set -euo pipefail
 
@@ -186,6 +190,81 @@ if [ -s "${TMP}/ts.txt" ]; then
     done
 else
     fail "no timestamps read back; s@<message timestamp> checks skipped"
+fi
+
+# --- Consumer group: kcat -G reads part, commits on exit; the next member resumes -------------
+GTOPIC="kcat-group-$$-$RANDOM"
+GGROUP="kcat-group-$$-$RANDOM"
+GPARTS=3
+GPER=30
+GFIRST=40
+if "$PY" - "$BOOTSTRAP" "$GTOPIC" "$GPARTS" <<'EOF' >"$TMP/gcreate.err" 2>&1; then
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap, topic, parts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = AdminClient({"bootstrap.servers": bootstrap})
+admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=1)])[topic].result(timeout=15)
+EOF
+    pass "created $GTOPIC with $GPARTS partitions"
+else
+    fail "could not create $GTOPIC: $(tail -3 "$TMP/gcreate.err")"
+fi
+gproduce_ok=1
+for ((p = 0; p < GPARTS; p++)); do
+    for ((i = 0; i < GPER; i++)); do printf 'g%d-%03d:group value %d of partition %d\n' "$p" "$i" "$i" "$p"; done |
+        timeout "$KCAT_TIMEOUT" "${K[@]}" -P -t "$GTOPIC" -p "$p" -K: 2>"$TMP/gp.err" || {
+        gproduce_ok=0
+        fail "kcat -P -p $p to $GTOPIC failed: $(head -3 "$TMP/gp.err")"
+    }
+done
+[ "$gproduce_ok" = 1 ] && pass "kcat -P produced $GPER messages into each of the $GPARTS partitions of $GTOPIC"
+# auto.offset.reset=earliest: only a missing commit would make a member start at 0. (Not -o
+# beginning: in -G mode kcat applies -o to every assigned partition, overriding the commits.)
+G=(-G "$GGROUP" -X auto.offset.reset=earliest -f '%p|%o|%k\n')
+if kc "$TMP/g1.txt" "${G[@]}" -c "$GFIRST" "$GTOPIC"; then
+    pass "kcat -G $GGROUP -c $GFIRST: first member read $(wc -l <"$TMP/g1.txt") messages and exited (commit on close)"
+else
+    fail "kcat -G -c $GFIRST failed or hung (exit $?): $(head -3 "$TMP/g1.txt.err")"
+fi
+if kc "$TMP/g2.txt" "${G[@]}" -e "$GTOPIC"; then
+    pass "kcat -G $GGROUP -e: second member read $(wc -l <"$TMP/g2.txt") messages to the end and exited"
+else
+    fail "kcat -G -e (second member) failed or hung (exit $?): $(head -3 "$TMP/g2.txt.err")"
+fi
+if kc "$TMP/g3.txt" "${G[@]}" -e "$GTOPIC"; then
+    if [ ! -s "$TMP/g3.txt" ]; then
+        pass "kcat -G $GGROUP -e: a third member finds nothing left (the second one's offsets were committed)"
+    else
+        fail "kcat -G -e (third member) read $(wc -l <"$TMP/g3.txt") messages again: $(head -3 "$TMP/g3.txt" | tr '\n' ' ')"
+    fi
+else
+    fail "kcat -G -e (third member) failed or hung (exit $?): $(head -3 "$TMP/g3.txt.err")"
+fi
+if "$PY" - "$TMP/g1.txt" "$TMP/g2.txt" "$GPARTS" "$GPER" "$GFIRST" >"$TMP/gcheck.txt" 2>&1 <<'EOF'; then
+import sys
+first_f, second_f = sys.argv[1], sys.argv[2]
+parts, per, want_first = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+def read(path):
+    out = {p: [] for p in range(parts)}
+    for line in open(path):
+        p, off, key = line.rstrip("\n").split("|")
+        p, off = int(p), int(off)
+        assert key == f"g{p}-{off:03d}", f"{path}: key {key} at {p}/{off}"
+        out[p].append(off)
+    return out
+first, second = read(first_f), read(second_f)
+n_first = sum(map(len, first.values()))
+assert n_first == want_first, f"first member read {n_first}, expected {want_first}"
+for p in range(parts):
+    k = len(first[p])
+    assert first[p] == list(range(k)), f"partition {p}: first member read {first[p]}, not 0..{k - 1}"
+    assert second[p] == list(range(k, per)), \
+        f"partition {p}: first member stopped at {k}, second read {second[p][:3]}..{second[p][-2:]}, expected {k}..{per - 1}"
+print({p: len(first[p]) for p in range(parts)})
+EOF
+    pass "kcat -G: the second member resumed each partition exactly after the first one's commit (first read per partition $(cat "$TMP/gcheck.txt")); all $((GPARTS * GPER)) messages exactly once"
+else
+    fail "kcat -G resume: $(tail -2 "$TMP/gcheck.txt")"
 fi
 
 echo "kcat: $((CHECKS - FAILS)) passed, $FAILS failed"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka, kafka-python)
-# against a freshly built esker broker.
+# Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka and its AdminClient,
+# kafka-python, aiokafka, kafkajs) and Kinesis clients (boto3, the AWS CLI) against a freshly
+# built esker broker.
 #
 #   tests/compat/run.sh                 # every scenario
 #   tests/compat/run.sh kcat.sh         # only the named scenario(s)
 #
 # It installs what it needs (kcat from Debian, a venv in tests/compat/.venv from
-# requirements.txt), builds the broker (`cargo build --release`), starts it on a free port with a
-# temporary data directory, runs each scenario against it, stops it with SIGTERM and checks that
-# it exited 0 after a clean shutdown. Exit status is non-zero if anything failed.
+# requirements.txt, tests/compat/node_modules from package-lock.json with `npm ci`), builds the
+# broker (`cargo build --release`), starts it on a free port with a temporary data directory,
+# runs each scenario against it, stops it with SIGTERM and checks that it exited 0 after a clean
+# shutdown and logged no ERROR. Exit status is non-zero if anything failed.
 #
 # Environment: COMPAT_KEEP=1 keeps the work directory (broker log, scenario output, data);
 # COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"); COMPAT_SKIP_BUILD=1 uses the
@@ -19,6 +21,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 VENV="$HERE/.venv"
 SCENARIO_TIMEOUT=120      # seconds per scenario (each is expected to take well under a minute)
+# A static broker setting that topics inherit (confluent_admin_test.py checks how DescribeConfigs
+# reports it); 100 GiB, so it never deletes anything here.
+LOG_RETENTION_BYTES=107374182400
 
 log() { printf '[compat] %s\n' "$*"; }
 die() { printf '[compat] FATAL: %s\n' "$*" >&2; exit 1; }
@@ -54,13 +59,32 @@ install_venv() {
     local want
     want="$(sha256sum "$req" | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard' 2>/dev/null; then
+        "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard, boto3, aiokafka' 2>/dev/null; then
         return
     fi
     log "installing Python clients into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
-    "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard' ||
+    "$VENV/bin/python" -c 'import confluent_kafka, kafka, snappy, lz4.frame, zstandard, boto3, aiokafka' ||
         die "Python client imports fail after pip install"
+    echo "$want" >"$stamp"
+}
+
+# kafkajs: node_modules from package-lock.json (`npm ci`), redone when the lock file or the Node
+# version changed since the last install.
+install_node_modules() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || die "node/npm are missing and apt-get is not available"
+        log "installing nodejs and npm with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    local stamp="$HERE/node_modules/.compat.stamp" want
+    want="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$HERE/node_modules/kafkajs/package.json" ]; then
+        return
+    fi
+    log "installing Node clients (npm ci) into $HERE/node_modules"
+    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
     echo "$want" >"$stamp"
 }
 
@@ -117,7 +141,8 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
-ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py kafka_python_test.py)
+ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
+    kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
 else
@@ -130,7 +155,13 @@ done
 install_kcat
 install_venv
 log "kcat: $(kcat -V 2>&1 | sed -n 's/^Version //p')"
-log "python clients: $("$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + ")", "kafka-python", kafka.__version__)')"
+log "python clients: $("$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka; print("confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + "),", "kafka-python", kafka.__version__ + ",", "aiokafka", aiokafka.__version__)')"
+case " ${SCENARIOS[*]} " in
+    *.mjs\ *)
+        install_node_modules
+        log "node clients: kafkajs $(node -p "require('$HERE/node_modules/kafkajs/package.json').version") (node $(node --version))"
+        ;;
+esac
 
 if [ "${COMPAT_SKIP_BUILD:-0}" != 1 ]; then
     log "building the broker (cargo build --release)"
@@ -142,12 +173,18 @@ BROKER_BIN="$ROOT/target/release/esker"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/esker-compat.XXXXXX")"
 PORT="$(free_port)"
 BOOTSTRAP="127.0.0.1:$PORT"
+KINESIS_PORT="$(free_port)"
+KINESIS_ENDPOINT="http://127.0.0.1:$KINESIS_PORT"
 BROKER_LOG="$WORK/broker.log"
 log "starting broker on $BOOTSTRAP (data in $WORK/data, log $BROKER_LOG)"
+# group.initial.rebalance.delay.ms=0: a group's first rebalance does not wait Kafka's 3 s.
 RUST_LOG="${COMPAT_RUST_LOG:-info}" NO_COLOR=1 "$BROKER_BIN" \
     -o "listeners=PLAINTEXT://$BOOTSTRAP" \
     -o "log.dirs=$WORK/data" \
     -o num.partitions=1 \
+    -o group.initial.rebalance.delay.ms=0 \
+    -o "log.retention.bytes=$LOG_RETENTION_BYTES" \
+    -o "kinesis.listener=127.0.0.1:$KINESIS_PORT" \
     >"$BROKER_LOG" 2>&1 &
 BROKER_PID=$!
 if ! wait_for_port "$PORT" 30; then
@@ -157,6 +194,8 @@ fi
 log "broker up (pid $BROKER_PID)"
 
 export BOOTSTRAP COMPAT_PY="$VENV/bin/python" ESKER_DATA_DIR="$WORK/data" PYTHONUNBUFFERED=1
+export COMPAT_LOG_RETENTION_BYTES="$LOG_RETENTION_BYTES"
+export KINESIS_ENDPOINT COMPAT_AWS="$VENV/bin/aws"
 declare -a RESULTS=()
 PASSED=0
 FAILED=0
@@ -171,6 +210,7 @@ for s in "${SCENARIOS[@]}"; do
     start=$SECONDS
     case "$s" in
         *.py) cmd=("$VENV/bin/python" "$HERE/$s") ;;
+        *.mjs) cmd=(node "$HERE/$s") ;;
         *) cmd=(bash "$HERE/$s") ;;
     esac
     set +e

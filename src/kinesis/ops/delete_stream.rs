@@ -15,6 +15,13 @@ pub async fn handle(
     let name = stream_name_of(&req)?;
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&name)?;
+    if !stream.meta.consumers.is_empty() && req.enforce_consumer_deletion != Some(true) {
+        return Err(KinesisError::ResourceInUse(format!(
+            "Stream {name} under account {} has registered consumers; deregister them or set \
+             EnforceConsumerDeletion.",
+            crate::kinesis::ACCOUNT_ID
+        )));
+    }
     k.ctx
         .delete_topic(&stream.name)
         .await

@@ -27,7 +27,7 @@ pub async fn handle(
             enhanced_monitoring: monitoring_model(&stream.meta),
             encryption_type: "NONE".into(),
             open_shard_count: stream.meta.open_shards() as i64,
-            consumer_count: 0,
+            consumer_count: stream.meta.consumers.len() as i64,
         },
     })
 }

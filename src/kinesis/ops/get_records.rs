@@ -3,9 +3,12 @@
 //! records or 10 MiB, and answers them with the next iterator. A shard closed by resharding
 //! answers no NextShardIterator once drained, but its ChildShards.
 
-use bytes::Bytes;
+use std::sync::Arc;
 
-use super::{limit, shard_id};
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::{limit, shard_id, Stream};
 use crate::broker::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::iterator::ShardPosition;
@@ -39,6 +42,122 @@ fn partition_key(key: Option<&Bytes>) -> String {
     }
 }
 
+/// What a read of a shard found.
+pub(crate) struct ShardRead {
+    /// The records, in offset order.
+    pub records: Vec<StoredRecord>,
+    /// The offset to read next.
+    pub next_offset: i64,
+    /// The partition's log end offset.
+    pub high_watermark: i64,
+    /// Bytes of keys and data in `records`.
+    pub bytes: usize,
+}
+
+/// Reads `partition` from `offset` (moved up to the log start if retention removed data) up
+/// to `max_records` / `max_bytes`. With `wake`, a read that finds nothing registers it to be
+/// notified by the next append.
+pub(crate) async fn read_shard(
+    k: &Kinesis,
+    stream: &Stream,
+    partition: i32,
+    mut offset: i64,
+    max_records: usize,
+    max_bytes: usize,
+    wake: Option<&Arc<Notify>>,
+) -> Result<ShardRead, KinesisError> {
+    let topic = stream.topic.name.clone();
+    let mut out: Vec<StoredRecord> = Vec::new();
+    let mut bytes = 0usize;
+    let mut high_watermark;
+    loop {
+        let t = topic.clone();
+        let budget = max_bytes.saturating_sub(bytes).max(1);
+        let wake = wake.cloned();
+        let (from, read): (i64, ReadResult) = k
+            .ctx
+            .shard(&topic, partition)
+            .call(move |s: &mut ShardState| {
+                let snap = s.snapshot(&t, partition)?;
+                // Data below the log start is gone (retention, DeleteRecords): resume at it.
+                let from = offset.max(snap.log_start_offset).min(snap.high_watermark);
+                s.read(&t, partition, from, budget, wake.as_ref())
+                    .map(|r| (from, r))
+            })
+            .await??;
+        offset = from;
+        high_watermark = read.high_watermark;
+        if read.records.is_empty() {
+            break;
+        }
+        let decoded = decode_records(
+            &read.records,
+            offset,
+            max_records,
+            max_bytes,
+            &mut bytes,
+            &mut out,
+        )
+        .map_err(KinesisError::Internal)?;
+        if decoded.next_offset <= offset {
+            break;
+        }
+        offset = decoded.next_offset;
+        if decoded.limited || offset >= high_watermark {
+            break;
+        }
+    }
+    Ok(ShardRead {
+        records: out,
+        next_offset: offset,
+        high_watermark,
+        bytes,
+    })
+}
+
+/// The Record models of stored records.
+pub(crate) fn record_models(partition: i32, records: Vec<StoredRecord>) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|r| Record {
+            sequence_number: SequenceNumber::new(partition, r.offset).encode(),
+            approximate_arrival_timestamp: Timestamp(r.timestamp),
+            partition_key: partition_key(r.key.as_ref()),
+            data: Blob(r.value.unwrap_or_default()),
+        })
+        .collect()
+}
+
+/// How far behind the log end a read is: the age of its last record while records remain.
+pub(crate) fn millis_behind(read: &ShardRead, now_ms: i64) -> i64 {
+    match read.records.last() {
+        Some(last) if read.next_offset < read.high_watermark => (now_ms - last.timestamp).max(0),
+        _ => 0,
+    }
+}
+
+/// The ChildShards of a drained closed shard.
+pub(crate) fn child_shards(stream: &Stream, partition: i32) -> Vec<ChildShard> {
+    stream
+        .meta
+        .children_of(partition)
+        .into_iter()
+        .map(|c| ChildShard {
+            shard_id: shard_id(c.partition),
+            parent_shards: c
+                .parent
+                .into_iter()
+                .chain(c.adjacent_parent)
+                .map(shard_id)
+                .collect(),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: c.start.clone(),
+                ending_hash_key: c.end.clone(),
+            },
+        })
+        .collect()
+}
+
 /// Handles GetRecords.
 pub async fn handle(
     k: &Kinesis,
@@ -53,101 +172,44 @@ pub async fn handle(
     if stream.topic.id != pos.topic_id {
         return Err(KinesisError::stream_not_found(&pos.stream));
     }
+    let partition = pos.partition;
     let shard = stream
         .meta
-        .shard(pos.partition)
-        .ok_or_else(|| KinesisError::shard_not_found(&pos.stream, &shard_id(pos.partition)))?
+        .shard(partition)
+        .ok_or_else(|| KinesisError::shard_not_found(&pos.stream, &shard_id(partition)))?
         .clone();
-    let topic = stream.topic.name.clone();
-    let partition = pos.partition;
-    let mut offset = pos.offset;
-    let mut out: Vec<StoredRecord> = Vec::new();
-    let mut bytes = 0usize;
-    let mut high_watermark;
-    loop {
-        let t = topic.clone();
-        let budget = MAX_BYTES.saturating_sub(bytes).max(1);
-        let read: ReadResult = k
-            .ctx
-            .shard(&topic, partition)
-            .call(move |s: &mut ShardState| {
-                let snap = s.snapshot(&t, partition)?;
-                // Data below the log start is gone (retention, DeleteRecords): resume at it.
-                let from = offset.max(snap.log_start_offset).min(snap.high_watermark);
-                s.read(&t, partition, from, budget, None).map(|r| (from, r))
-            })
-            .await?
-            .map(|(from, r)| {
-                offset = from;
-                r
-            })?;
-        high_watermark = read.high_watermark;
-        if read.records.is_empty() {
-            break;
-        }
-        let decoded = decode_records(
-            &read.records,
-            offset,
-            max_records,
-            MAX_BYTES,
-            &mut bytes,
-            &mut out,
-        )
-        .map_err(KinesisError::Internal)?;
-        if decoded.next_offset <= offset {
-            break;
-        }
-        offset = decoded.next_offset;
-        if decoded.limited || offset >= high_watermark {
-            break;
-        }
+    if k.config.enforce_limits && !k.limits.try_read(stream.topic.id, partition) {
+        return Err(super::throttled(&pos.stream, partition));
     }
-    let millis_behind = match out.last() {
-        Some(last) if offset < high_watermark => (now - last.timestamp).max(0),
-        _ => 0,
-    };
-    let drained = shard.closed.is_some() && offset >= high_watermark;
+    let read = read_shard(
+        k,
+        &stream,
+        partition,
+        pos.offset,
+        max_records,
+        MAX_BYTES,
+        None,
+    )
+    .await?;
+    if k.config.enforce_limits {
+        k.limits.charge_read(stream.topic.id, partition, read.bytes);
+    }
+    let millis_behind_latest = millis_behind(&read, now);
+    let drained = shard.closed.is_some() && read.next_offset >= read.high_watermark;
     let (next_shard_iterator, child_shards) = if drained {
-        let children = stream
-            .meta
-            .children_of(partition)
-            .into_iter()
-            .map(|c| ChildShard {
-                shard_id: shard_id(c.partition),
-                parent_shards: c
-                    .parent
-                    .into_iter()
-                    .chain(c.adjacent_parent)
-                    .map(shard_id)
-                    .collect(),
-                hash_key_range: HashKeyRange {
-                    starting_hash_key: c.start.clone(),
-                    ending_hash_key: c.end.clone(),
-                },
-            })
-            .collect();
-        (None, Some(children))
+        (None, Some(child_shards(&stream, partition)))
     } else {
         let next = k.iterators.encode(&ShardPosition {
-            offset,
+            offset: read.next_offset,
             created_ms: now,
             ..pos
         });
         (Some(next), None)
     };
-    let records = out
-        .into_iter()
-        .map(|r| Record {
-            sequence_number: SequenceNumber::new(partition, r.offset).encode(),
-            approximate_arrival_timestamp: Timestamp(r.timestamp),
-            partition_key: partition_key(r.key.as_ref()),
-            data: Blob(r.value.unwrap_or_default()),
-        })
-        .collect();
     Ok(GetRecordsOutput {
-        records,
+        records: record_models(partition, read.records),
         next_shard_iterator,
-        millis_behind_latest: millis_behind,
+        millis_behind_latest,
         child_shards,
     })
 }

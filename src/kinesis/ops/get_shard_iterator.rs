@@ -3,25 +3,25 @@
 //! number's offset (or the next), AT_TIMESTAMP the first record at or after the time (the
 //! ListOffsets lookup of the time index) — and issues a signed iterator for it.
 
-use super::{find_shard, required, shard_id, stream_name_of};
+use super::{find_shard, required, shard_id, stream_name_of, Stream};
 use crate::broker::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::iterator::ShardPosition;
-use crate::kinesis::model::{GetShardIteratorInput, GetShardIteratorOutput};
+use crate::kinesis::model::{GetShardIteratorInput, GetShardIteratorOutput, Timestamp};
 use crate::kinesis::sequence::SequenceNumber;
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::Kinesis;
 use crate::shard::ShardState;
 
-/// Handles GetShardIterator.
-pub async fn handle(
+/// The offset a starting position of `kind` (an iterator type) names in `partition`.
+pub(crate) async fn resolve(
     k: &Kinesis,
-    req: GetShardIteratorInput,
-    _caller: &Caller,
-) -> Result<GetShardIteratorOutput, KinesisError> {
-    let name = stream_name_of(&req)?;
-    let shard = required(req.shard_id.clone(), "shardId")?;
-    let kind = required(req.shard_iterator_type.clone(), "shardIteratorType")?;
+    stream: &Stream,
+    partition: i32,
+    kind: &str,
+    sequence_number: Option<&str>,
+    timestamp: Option<Timestamp>,
+) -> Result<i64, KinesisError> {
     let kinds = [
         "AT_SEQUENCE_NUMBER",
         "AFTER_SEQUENCE_NUMBER",
@@ -29,15 +29,14 @@ pub async fn handle(
         "LATEST",
         "AT_TIMESTAMP",
     ];
-    if !kinds.contains(&kind.as_str()) {
+    if !kinds.contains(&kind) {
         return Err(KinesisError::validation(
-            &kind,
+            kind,
             "shardIteratorType",
             &format!("Member must satisfy enum value set: [{}]", kinds.join(", ")),
         ));
     }
-    let stream = k.stream(&name)?;
-    let partition = find_shard(&stream, &shard)?.partition;
+    let name = &stream.name;
     let topic = stream.topic.name.clone();
     let (start, end) = {
         let topic = topic.clone();
@@ -48,11 +47,11 @@ pub async fn handle(
             .await??;
         (snap.log_start_offset, snap.high_watermark)
     };
-    let offset = match kind.as_str() {
+    Ok(match kind {
         "TRIM_HORIZON" => start,
         "LATEST" => end,
         "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
-            let raw = req.starting_sequence_number.as_deref().ok_or_else(|| {
+            let raw = sequence_number.ok_or_else(|| {
                 KinesisError::InvalidArgument(format!(
                     "StartingSequenceNumber must be provided for ShardIteratorType {kind}."
                 ))
@@ -62,17 +61,17 @@ pub async fn handle(
                 .ok_or_else(|| {
                     KinesisError::InvalidArgument(format!(
                         "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in \
-                     stream {name} under account {} is invalid.",
+                         stream {name} under account {} is invalid.",
                         shard_id(partition),
                         crate::kinesis::ACCOUNT_ID
                     ))
                 })?;
             let at = if kind == "AFTER_SEQUENCE_NUMBER" {
-                seq.offset.saturating_add(1)
+                seq.after()
             } else {
-                seq.offset
+                seq.at()
             };
-            if at > end + i64::from(kind == "AFTER_SEQUENCE_NUMBER") {
+            if at > end + i64::from(kind == "AFTER_SEQUENCE_NUMBER" && seq.record) {
                 return Err(KinesisError::InvalidArgument(format!(
                     "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in \
                      stream {name} under account {} is beyond the last record of the shard.",
@@ -84,12 +83,11 @@ pub async fn handle(
             at.clamp(start, end)
         }
         _ => {
-            let ts = req.timestamp.ok_or_else(|| {
+            let ts = timestamp.ok_or_else(|| {
                 KinesisError::InvalidArgument(
                     "Timestamp must be provided for ShardIteratorType AT_TIMESTAMP.".into(),
                 )
             })?;
-            let topic = topic.clone();
             let (found, _) = k
                 .ctx
                 .shard(&topic, partition)
@@ -101,7 +99,29 @@ pub async fn handle(
                 found.max(start)
             }
         }
-    };
+    })
+}
+
+/// Handles GetShardIterator.
+pub async fn handle(
+    k: &Kinesis,
+    req: GetShardIteratorInput,
+    _caller: &Caller,
+) -> Result<GetShardIteratorOutput, KinesisError> {
+    let name = stream_name_of(&req)?;
+    let shard = required(req.shard_id.clone(), "shardId")?;
+    let kind = required(req.shard_iterator_type.clone(), "shardIteratorType")?;
+    let stream = k.stream(&name)?;
+    let partition = find_shard(&stream, &shard)?.partition;
+    let offset = resolve(
+        k,
+        &stream,
+        partition,
+        &kind,
+        req.starting_sequence_number.as_deref(),
+        req.timestamp,
+    )
+    .await?;
     let token = k.iterators.encode(&ShardPosition {
         stream: name,
         topic_id: stream.topic.id,

@@ -2,6 +2,7 @@
 //! A handler takes the decoded request and answers the response model or a [`KinesisError`];
 //! it reaches storage only through [`crate::broker::BrokerContext`] and shard calls.
 
+mod consumers;
 mod create_stream;
 mod delete_stream;
 mod describe_limits;
@@ -14,8 +15,12 @@ mod list_streams;
 mod monitoring;
 mod put_record;
 mod put_records;
+mod reshard;
 mod retention;
+mod subscribe_to_shard;
 mod tags;
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -24,7 +29,7 @@ use serde::Serialize;
 use super::error::KinesisError;
 use super::model::{self, StreamRef};
 use super::sequence::SequenceNumber;
-use super::server::Encoding;
+use super::server::{Encoding, Reply};
 use super::sigv4::Caller;
 use super::store::{ShardMeta, StreamMeta};
 use super::Kinesis;
@@ -34,14 +39,6 @@ use crate::shard::{Durability, ShardState};
 
 /// Operations of the Kinesis API that this broker does not offer.
 const NOT_OFFERED: &[&str] = &[
-    "DeregisterStreamConsumer",
-    "DescribeStreamConsumer",
-    "ListStreamConsumers",
-    "RegisterStreamConsumer",
-    "SubscribeToShard",
-    "MergeShards",
-    "SplitShard",
-    "UpdateShardCount",
     "StartStreamEncryption",
     "StopStreamEncryption",
     "UpdateStreamMode",
@@ -67,30 +64,44 @@ fn decode<T: DeserializeOwned>(body: &[u8], encoding: Encoding) -> Result<T, Kin
             };
             serde_json::from_slice(body).map_err(|e| KinesisError::Serialization(e.to_string()))
         }
+        Encoding::Cbor => {
+            if body.is_empty() {
+                // An empty map.
+                return ciborium::from_reader(&[0xa0u8][..])
+                    .map_err(|e| KinesisError::Serialization(e.to_string()));
+            }
+            ciborium::from_reader(body).map_err(|e| KinesisError::Serialization(e.to_string()))
+        }
     }
 }
 
-fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, KinesisError> {
+pub(crate) fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, KinesisError> {
     match encoding {
         Encoding::Json => serde_json::to_vec(value)
             .map(Bytes::from)
             .map_err(|e| KinesisError::Internal(e.to_string())),
+        Encoding::Cbor => {
+            let mut out = Vec::new();
+            ciborium::into_writer(value, &mut out)
+                .map(|()| Bytes::from(out))
+                .map_err(|e| KinesisError::Internal(e.to_string()))
+        }
     }
 }
 
 /// Decodes the body, runs the operation's handler and encodes its answer.
 pub async fn dispatch(
-    k: &Kinesis,
+    k: &Arc<Kinesis>,
     operation: &str,
     body: &[u8],
     encoding: Encoding,
     caller: &Caller,
-) -> Result<Bytes, KinesisError> {
+) -> Result<Reply, KinesisError> {
     macro_rules! run {
         ($handler:path) => {{
             let req = decode(body, encoding)?;
             let resp = $handler(k, req, caller).await?;
-            encode(&resp, encoding)
+            encode(&resp, encoding).map(Reply::Body)
         }};
     }
     match operation {
@@ -112,6 +123,17 @@ pub async fn dispatch(
         "PutRecord" => run!(put_record::handle),
         "PutRecords" => run!(put_records::handle),
         "RemoveTagsFromStream" => run!(tags::remove),
+        "MergeShards" => run!(reshard::merge),
+        "SplitShard" => run!(reshard::split),
+        "UpdateShardCount" => run!(reshard::update_shard_count),
+        "RegisterStreamConsumer" => run!(consumers::register),
+        "DescribeStreamConsumer" => run!(consumers::describe),
+        "ListStreamConsumers" => run!(consumers::list),
+        "DeregisterStreamConsumer" => run!(consumers::deregister),
+        "SubscribeToShard" => {
+            let req = decode(body, encoding)?;
+            subscribe_to_shard::handle(k, req, caller, encoding).await
+        }
         other if NOT_OFFERED.contains(&other) => Err(KinesisError::NotImplemented(format!(
             "{other} is not supported by this broker yet"
         ))),
@@ -277,6 +299,15 @@ impl Kinesis {
     }
 }
 
+/// ProvisionedThroughputExceededException for a shard, in AWS's words.
+pub(crate) fn throttled(stream: &str, partition: i32) -> KinesisError {
+    KinesisError::ProvisionedThroughputExceeded(format!(
+        "Rate exceeded for shard {} in stream {stream} under account {}.",
+        shard_id(partition),
+        super::ACCOUNT_ID
+    ))
+}
+
 /// The longest retention Kinesis allows (365 days).
 pub(crate) const MAX_RETENTION_HOURS: i64 = 8760;
 /// The shortest retention Kinesis allows, and that of new streams.
@@ -317,7 +348,7 @@ pub(crate) fn shard_model(s: &ShardMeta) -> model::Shard {
             ending_hash_key: s.end.clone(),
         },
         sequence_number_range: model::SequenceNumberRange {
-            starting_sequence_number: SequenceNumber::new(s.partition, 0).encode(),
+            starting_sequence_number: SequenceNumber::gap(s.partition, 0).encode(),
             ending_sequence_number: s
                 .closed
                 .map(|c| SequenceNumber::new(s.partition, (c.end_offset - 1).max(0)).encode()),

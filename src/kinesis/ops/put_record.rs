@@ -75,6 +75,16 @@ pub async fn handle(
         req.explicit_hash_key.as_deref(),
         "",
     )?;
+    if k.config.enforce_limits
+        && !k.limits.try_write(
+            stream.topic.id,
+            partition,
+            1,
+            data.0.len() + partition_key.len(),
+        )
+    {
+        return Err(super::throttled(&name, partition));
+    }
     let batch = build_batch(
         &[NewRecord {
             partition_key: &partition_key,

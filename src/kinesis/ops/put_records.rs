@@ -69,6 +69,32 @@ pub async fn handle(
     for (i, p) in routed.iter().enumerate() {
         by_partition.entry(*p).or_default().push(i);
     }
+    let mut out: Vec<PutRecordsResultEntry> = (0..records.len())
+        .map(|_| PutRecordsResultEntry::default())
+        .collect();
+    let mut failed = 0i64;
+    if k.config.enforce_limits {
+        // A shard over its write rate fails its records; the others go ahead.
+        by_partition.retain(|p, idx| {
+            let bytes: usize = idx
+                .iter()
+                .map(|&i| {
+                    records[i].data.as_ref().map_or(0, |d| d.0.len())
+                        + records[i].partition_key.as_deref().map_or(0, str::len)
+                })
+                .sum();
+            if k.limits.try_write(stream.topic.id, *p, idx.len(), bytes) {
+                return true;
+            }
+            let e = super::throttled(&name, *p);
+            for &i in idx.iter() {
+                failed += 1;
+                out[i].error_code = Some(e.type_name().to_string());
+                out[i].error_message = Some(e.message().to_string());
+            }
+            false
+        });
+    }
     let now = BrokerContext::now_ms();
     let mut batches = Vec::with_capacity(by_partition.len());
     for (p, idx) in &by_partition {
@@ -87,10 +113,6 @@ pub async fn handle(
         batches.push((*p, build_batch(&recs, now)));
     }
     let results = k.append(&stream.topic, batches).await;
-    let mut out: Vec<PutRecordsResultEntry> = (0..records.len())
-        .map(|_| PutRecordsResultEntry::default())
-        .collect();
-    let mut failed = 0i64;
     for ((p, idx), result) in by_partition.iter().zip(results) {
         match result {
             Ok(base) => {

@@ -1,0 +1,266 @@
+//! Client quotas: the configured byte rates per user and client id (Kafka's entity model with
+//! `<default>` entries and its precedence), stored durably in
+//! `<log.dirs>/.esker-config/quotas`, and the per-entity token buckets that turn a rate into a
+//! throttle time for Produce and Fetch responses.
+//!
+//! Shared by every connection; the map of quotas is read-mostly and the buckets sit behind one
+//! short mutex per quota kind (produce, fetch), touched once per request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The quota keys the broker accepts.
+pub const KEYS: &[&str] = &[
+    "producer_byte_rate",
+    "consumer_byte_rate",
+    "request_percentage",
+    "controller_mutation_rate",
+];
+
+/// One side of an entity: absent, `<default>` (name `None`), or a name.
+pub type Part = Option<Option<String>>;
+
+/// A quota entity: (user, client-id), each absent, default or named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entity {
+    /// The `user` component.
+    pub user: Part,
+    /// The `client-id` component.
+    pub client_id: Part,
+}
+
+/// Which rate a request is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `producer_byte_rate`.
+    Produce,
+    /// `consumer_byte_rate`.
+    Fetch,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Produce => "producer_byte_rate",
+            Kind::Fetch => "consumer_byte_rate",
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The quota store and the rate meters.
+pub struct Quotas {
+    path: PathBuf,
+    entries: RwLock<BTreeMap<Entity, BTreeMap<String, f64>>>,
+    buckets: Mutex<HashMap<(Entity, Kind), Bucket>>,
+}
+
+impl Quotas {
+    /// Loads the stored quotas (none if the file is absent).
+    pub fn open(log_dir: &Path) -> std::io::Result<Quotas> {
+        let dir = log_dir.join(".esker-config");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("quotas");
+        let mut entries = BTreeMap::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines() {
+                // user<TAB>client<TAB>key<TAB>value, with "-" absent and "<default>" default.
+                let f: Vec<&str> = line.split('\t').collect();
+                let [user, client, key, value] = f[..] else { continue };
+                let Ok(value) = value.parse::<f64>() else { continue };
+                let entity = Entity {
+                    user: decode_part(user),
+                    client_id: decode_part(client),
+                };
+                entries
+                    .entry(entity)
+                    .or_insert_with(BTreeMap::new)
+                    .insert(key.to_string(), value);
+            }
+        }
+        Ok(Quotas {
+            path,
+            entries: RwLock::new(entries),
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every entity with its values.
+    pub fn all(&self) -> Vec<(Entity, BTreeMap<String, f64>)> {
+        self.read()
+            .iter()
+            .map(|(e, v)| (e.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Applies changes to one entity (`None` removes the key) and stores the result durably.
+    pub fn alter(&self, entity: Entity, ops: &[(String, Option<f64>)]) -> std::io::Result<()> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let values = entries.entry(entity.clone()).or_default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => {
+                    values.insert(k.clone(), *v);
+                }
+                None => {
+                    values.remove(k);
+                }
+            }
+        }
+        if values.is_empty() {
+            entries.remove(&entity);
+        }
+        let mut text = String::new();
+        for (e, values) in entries.iter() {
+            for (k, v) in values {
+                text.push_str(&format!(
+                    "{}\t{}\t{k}\t{v}\n",
+                    encode_part(&e.user),
+                    encode_part(&e.client_id)
+                ));
+            }
+        }
+        let tmp = self.path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        drop(entries);
+        // Rates changed: start the meters afresh.
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
+    }
+
+    /// The quota entity and rate (bytes/s) that apply to `user`/`client_id` for `kind`, in
+    /// Kafka's order of precedence.
+    fn lookup(&self, user: &str, client_id: &str, kind: Kind) -> Option<(Entity, f64)> {
+        let entries = self.read();
+        if entries.is_empty() {
+            return None;
+        }
+        let named = |s: &str| Some(Some(s.to_string()));
+        let default: Part = Some(None);
+        let order = [
+            (named(user), named(client_id)),
+            (named(user), default.clone()),
+            (named(user), None),
+            (default.clone(), named(client_id)),
+            (default.clone(), default.clone()),
+            (default.clone(), None),
+            (None, named(client_id)),
+            (None, default.clone()),
+        ];
+        for (u, c) in order {
+            let e = Entity {
+                user: u,
+                client_id: c,
+            };
+            if let Some(rate) = entries.get(&e).and_then(|v| v.get(kind.key())) {
+                return Some((e, *rate));
+            }
+        }
+        None
+    }
+
+    /// Records `bytes` for the caller and returns how long its next response must be held back
+    /// so that it stays within its rate (zero when no quota applies).
+    pub fn record(&self, user: &str, client_id: &str, kind: Kind, bytes: usize) -> Duration {
+        let Some((entity, rate)) = self.lookup(user, client_id, kind) else {
+            return Duration::ZERO;
+        };
+        if rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        // A token bucket with one second of burst: sustained throughput converges on `rate`.
+        let b = buckets.entry((entity, kind)).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
+        let elapsed = now.duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(rate) - bytes as f64;
+        b.last = now;
+        if b.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((-b.tokens / rate).min(30.0))
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Entity, BTreeMap<String, f64>>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn encode_part(p: &Part) -> String {
+    match p {
+        None => "-".into(),
+        Some(None) => "<default>".into(),
+        Some(Some(n)) => n.replace(['\t', '\n'], " "),
+    }
+}
+
+fn decode_part(s: &str) -> Part {
+    match s {
+        "-" => None,
+        "<default>" => Some(None),
+        n => Some(Some(n.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_storage_and_throttle() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Quotas::open(dir.path()).unwrap();
+        assert_eq!(q.record("u", "c", Kind::Produce, 1 << 30), Duration::ZERO);
+        q.alter(
+            Entity {
+                user: None,
+                client_id: Some(None),
+            },
+            &[("producer_byte_rate".into(), Some(1000.0))],
+        )
+        .unwrap();
+        q.alter(
+            Entity {
+                user: None,
+                client_id: Some(Some("fast".into())),
+            },
+            &[("producer_byte_rate".into(), Some(1e9))],
+        )
+        .unwrap();
+        // The default client quota applies to "slow": 1000 bytes of burst, then 2 s of debt.
+        assert_eq!(q.record("u", "slow", Kind::Produce, 1000), Duration::ZERO);
+        let t = q.record("u", "slow", Kind::Produce, 2000);
+        assert!(t > Duration::from_millis(1900) && t <= Duration::from_millis(2000), "{t:?}");
+        assert_eq!(q.record("u", "fast", Kind::Produce, 100_000), Duration::ZERO);
+        assert_eq!(q.record("u", "slow", Kind::Fetch, 1 << 30), Duration::ZERO);
+        let reopened = Quotas::open(dir.path()).unwrap();
+        assert_eq!(reopened.all().len(), 2);
+        reopened
+            .alter(
+                Entity {
+                    user: None,
+                    client_id: Some(None),
+                },
+                &[("producer_byte_rate".into(), None)],
+            )
+            .unwrap();
+        assert_eq!(Quotas::open(dir.path()).unwrap().all().len(), 1);
+    }
+}

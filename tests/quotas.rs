@@ -1,0 +1,106 @@
+//! Client quotas: AlterClientQuotas / DescribeClientQuotas, and a producer_byte_rate of 1 MB/s
+//! on one client id slows that producer to about 1 MB/s (with throttle_time_ms in its
+//! responses) while another client is not slowed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw::Raw;
+use common::{producer_config, TestBroker, TIMEOUT};
+use futures::future::join_all;
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+async fn set_rate(c: &mut Raw, client_id: &str, rate: f64) {
+    let r: AlterClientQuotasResponse = c
+        .call(
+            &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+                .with_entity(vec![EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_string(client_id.into())))])
+                .with_ops(vec![OpData::default()
+                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                    .with_value(rate)])]),
+            1,
+        )
+        .await;
+    assert_eq!(r.entries[0].error_code, 0, "{:?}", r.entries[0].error_message);
+}
+
+/// Produces `total` bytes in 1 KiB messages with `client.id` and returns the time taken.
+async fn produce_as(bootstrap: &str, client_id: &str, total: usize) -> Duration {
+    let mut cfg = producer_config(bootstrap, "1");
+    cfg.set("client.id", client_id).set("linger.ms", "5").set("batch.size", "65536");
+    let producer: FutureProducer = cfg.create().expect("producer");
+    let value = vec![b'q'; 1024];
+    let start = Instant::now();
+    let sends = (0..total / 1024).map(|_| {
+        let p = &producer;
+        let v = &value;
+        async move {
+            p.send(FutureRecord::<(), _>::to("quota-topic").payload(v), TIMEOUT * 2)
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered")
+        }
+    });
+    join_all(sends).await;
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_byte_rate_slows_only_its_client() {
+    let broker = TestBroker::start_with(&[("num.partitions", "1")]).await;
+    let bootstrap = broker.bootstrap();
+    let mut c = Raw::connect(&bootstrap).await;
+    set_rate(&mut c, "slow", 1_000_000.0).await;
+
+    let described: DescribeClientQuotasResponse = c
+        .call(
+            &DescribeClientQuotasRequest::default().with_components(vec![ComponentData::default()
+                .with_entity_type(StrBytes::from_static_str("client-id"))
+                .with_match_type(0)
+                .with_match(Some(StrBytes::from_static_str("slow")))]),
+            1,
+        )
+        .await;
+    let entries = described.entries.expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].values[0].key.as_str(), "producer_byte_rate");
+    assert_eq!(entries[0].values[0].value, 1_000_000.0);
+
+    // 11 MB at 1 MB/s with one second of burst: about 10 s.
+    let slow = produce_as(&bootstrap, "slow", 11_000_000).await;
+    let fast = produce_as(&bootstrap, "fast", 11_000_000).await;
+    let slow_rate = 11.0 / slow.as_secs_f64();
+    assert!(
+        (0.7..=1.3).contains(&slow_rate),
+        "throttled client ran at {slow_rate:.2} MB/s over {slow:?}"
+    );
+    assert!(
+        fast < slow / 3,
+        "unthrottled client is not slowed: {fast:?} vs {slow:?}"
+    );
+
+    // A raw request over quota carries throttle_time_ms.
+    set_rate(&mut c, "raw", 100_000.0).await;
+    let big = vec![7u8; 200_000];
+    let records = esker::log::batch::build_batch(&[(None, Some(&big[..]))], 1_700_000_000_000).freeze();
+    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("quota-topic")))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
+    ]);
+    let r: ProduceResponse = c.call(&req, 9).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    assert!(r.throttle_time_ms > 500, "throttle_time_ms = {}", r.throttle_time_ms);
+    broker.stop().await;
+}
