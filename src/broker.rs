@@ -96,6 +96,8 @@ pub struct BrokerContext {
     pub coordinator: crate::coordinator::Coordinator,
     /// SASL settings, SCRAM credentials and the ACL authorizer.
     pub security: crate::auth::Security,
+    /// Every exported metric (see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl BrokerContext {
@@ -197,6 +199,7 @@ impl BrokerContext {
     /// Deletes a topic and its data; `None` if it does not exist.
     pub async fn delete_topic(&self, name: &str) -> Option<TopicMeta> {
         let meta = self.catalog.remove(name)?;
+        self.metrics.remove_topic(name);
         if let Err(e) = crate::topic_config::store(&self.config.log_dir, name, &BTreeMap::new()) {
             tracing::warn!(topic = name, error = %e, "removing topic configs failed");
         }
@@ -246,6 +249,52 @@ impl BrokerContext {
         }
     }
 
+    /// Sets (`Some`) or removes (`None`) dynamic broker configs: validated, stored durably in
+    /// `<log.dirs>/.esker-config/broker.properties`, then applied to every topic's partitions.
+    pub async fn alter_broker_configs(
+        &self,
+        changes: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<(), String> {
+        for (k, v) in changes {
+            match v {
+                Some(v) => Config::validate_dynamic(k, v)?,
+                None if crate::config::DYNAMIC_KEYS.contains(&k.as_str()) => {}
+                None => return Err(format!("`{k}` cannot be changed at runtime")),
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let next = {
+            let mut next = self
+                .config
+                .dynamic
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for (k, v) in changes {
+                match v {
+                    Some(v) => next.insert(k.clone(), v.trim().to_string()),
+                    None => next.remove(k),
+                };
+            }
+            next
+        };
+        store_dynamic(&self.config.log_dir, &next)
+            .map_err(|e| format!("cannot store broker configs: {e}"))?;
+        *self
+            .config
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next;
+        for t in self.catalog.all() {
+            self.apply_topic_configs(&t.name).await;
+        }
+        tracing::info!(changes = changes.len(), "dynamic broker configs changed");
+        Ok(())
+    }
+
     /// Milliseconds since the Unix epoch.
     pub fn now_ms() -> i64 {
         SystemTime::now()
@@ -261,6 +310,8 @@ pub struct Broker {
     pool: ShardPool,
     addrs: Vec<SocketAddr>,
     kinesis_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    metrics_stop: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     drain: Drain,
 }
@@ -275,6 +326,7 @@ impl Broker {
         };
         std::fs::create_dir_all(&dir).map_err(data_err(&dir))?;
         let cluster_id = load_meta_properties(&dir, config.node_id).map_err(data_err(&dir))?;
+        load_dynamic(&dir, &config);
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         let topics = catalog::scan_log_dir(&dir).map_err(data_err(&dir))?;
@@ -364,6 +416,13 @@ impl Broker {
             .collect();
         let kinesis_listener = bind_kinesis(&config)?;
         let kinesis_addr = kinesis_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics_listener =
+            crate::metrics::server::bind(&config.metrics).map_err(|source| BrokerError::Bind {
+                addr: config.metrics.listener.clone().unwrap_or_default(),
+                source,
+            })?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.clone()));
         let advertised = match config.advertised_listeners.first() {
             Some(a) => (a.host.clone(), i32::from(a.port)),
             None => {
@@ -435,6 +494,7 @@ impl Broker {
             quotas,
             coordinator,
             security,
+            metrics,
         });
         // Groups and offsets are replayed before any connection is accepted.
         crate::coordinator::start_up(&ctx).await?;
@@ -472,12 +532,26 @@ impl Broker {
             });
             tracing::info!(addr = ?kinesis_addr, "kinesis endpoint listening");
         }
+        let (metrics_stop, metrics_stop_rx) = watch::channel(false);
+        if let Some(sock) = metrics_listener {
+            let ctx = ctx.clone();
+            shards[0].spawn(async move {
+                match tokio::net::TcpListener::from_std(sock) {
+                    Ok(l) => crate::metrics::server::accept_loop(l, ctx, metrics_stop_rx).await,
+                    Err(e) => tracing::error!(error = %e, "cannot register metrics listener"),
+                }
+            });
+            tracing::info!(addr = ?metrics_addr, "metrics endpoint listening");
+        }
+        ctx.metrics.set_ready(true);
         tracing::info!(addrs = ?addrs, shards = shards.len(), "esker broker started");
         Ok(Broker {
             ctx,
             pool,
             addrs,
             kinesis_addr,
+            metrics_addr,
+            metrics_stop,
             stop,
             drain,
         })
@@ -491,6 +565,11 @@ impl Broker {
     /// The address the Kinesis endpoint is bound to (`None` when disabled or not bound).
     pub fn kinesis_addr(&self) -> Option<SocketAddr> {
         self.kinesis_addr
+    }
+
+    /// The address the metrics endpoint is bound to (`None` when disabled or not bound).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `host:port` of the first Kafka listener, for clients' `bootstrap.servers`.
@@ -510,6 +589,7 @@ impl Broker {
     /// every log (flush, fsync) and write the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         tracing::info!("shutting down");
+        self.ctx.metrics.set_ready(false);
         let _ = self.stop.send(true);
         // Parked JoinGroup/SyncGroup requests are answered now rather than holding the drain.
         self.ctx.coordinator.shutdown().await;
@@ -524,6 +604,8 @@ impl Broker {
             );
         }
         let dir = self.ctx.config.log_dir.clone();
+        // The metrics endpoint answered `/readyz` 503 during the drain; it closes now.
+        let _ = self.metrics_stop.send(true);
         drop(self.ctx);
         let errors = self.pool.stop().await;
         if errors.is_empty() {
@@ -600,4 +682,45 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> std::io::Result<String> {
     std::fs::rename(&tmp, &path)?;
     sync_dir(dir)?;
     Ok(id)
+}
+
+fn dynamic_path(log_dir: &Path) -> std::path::PathBuf {
+    log_dir.join(".esker-config").join("broker.properties")
+}
+
+/// Writes the dynamic broker configs atomically.
+fn store_dynamic(log_dir: &Path, values: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let path = dynamic_path(log_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let text: String = values.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Loads the stored dynamic broker configs into `config.dynamic`; invalid entries are dropped
+/// with a warning (a key may have stopped being dynamic).
+fn load_dynamic(log_dir: &Path, config: &Config) {
+    let Ok(text) = std::fs::read_to_string(dynamic_path(log_dir)) else {
+        return;
+    };
+    let mut map = config.dynamic.write().unwrap_or_else(|e| e.into_inner());
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match Config::validate_dynamic(k, v) {
+            Ok(()) => {
+                map.insert(k.to_string(), v.to_string());
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring stored dynamic broker config"),
+        }
+    }
 }

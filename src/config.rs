@@ -400,6 +400,21 @@ pub const KEYS: &[KeyDef] = &[
         doc: "The most open Kinesis shards all streams may have together (CreateStream answers \
               LimitExceededException beyond; reported by DescribeLimits).",
     },
+    KeyDef {
+        name: "metrics.listener",
+        default: "127.0.0.1:9644",
+        kind: Kind::Str,
+        doc: "The HTTP endpoint serving `/metrics` (Prometheus text format), `/healthz` and \
+              `/readyz`, `host:port`; empty disables it. Port 0 picks a free port. When left at its \
+              default and the port is taken, the broker warns and runs without it.",
+    },
+    KeyDef {
+        name: "metrics.partition.labels.enabled",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "Export per-partition series (`kafka_log_log_size`, `kafka_log_log_logstartoffset`, \
+              `kafka_log_log_logendoffset`); turn off when the partition count makes them too many.",
+    },
 ];
 
 /// Keys holding secrets: DescribeConfigs flags them sensitive and never returns their values.
@@ -541,11 +556,56 @@ pub struct Config {
     pub security: crate::auth::SecurityConfig,
     /// The `kinesis.*` keys.
     pub kinesis: crate::kinesis::KinesisConfig,
+    /// The `metrics.*` keys.
+    pub metrics: crate::metrics::MetricsConfig,
     /// Every key's effective value as text (defaults included), for DescribeConfigs and for
     /// topic configs that default to a broker key.
     pub values: BTreeMap<&'static str, String>,
     /// The keys set explicitly (file or overrides) rather than left at their default.
     pub explicit: std::collections::BTreeSet<&'static str>,
+    /// Dynamic broker configs (IncrementalAlterConfigs / AlterConfigs on the broker), shared by
+    /// every clone of this config; they win over `values` for the keys in [`DYNAMIC_KEYS`].
+    pub dynamic: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
+}
+
+/// Broker keys that can be changed at runtime (they are the defaults of topic configs, read
+/// through [`crate::topic_config`] whenever they are used).
+pub const DYNAMIC_KEYS: &[&str] = &[
+    "message.max.bytes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+];
+
+impl Config {
+    /// The dynamic value of a broker key, if one is set.
+    pub fn dynamic_value(&self, key: &str) -> Option<String> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Validates a value for a dynamic broker key.
+    pub fn validate_dynamic(key: &str, value: &str) -> Result<(), String> {
+        if !DYNAMIC_KEYS.contains(&key) {
+            return Err(format!(
+                "`{key}` cannot be changed at runtime; set it in server.properties"
+            ));
+        }
+        let def = KEYS
+            .iter()
+            .find(|d| d.name == key)
+            .ok_or_else(|| format!("unknown configuration key `{key}`"))?;
+        validate(def, value)
+            .map_err(|reason| format!("invalid value `{value}` for `{key}`: {reason}"))
+    }
 }
 
 impl Default for Config {
@@ -708,8 +768,10 @@ impl Config {
                 .collect(),
             security,
             kinesis: crate::kinesis::KinesisConfig::from_values(get, |k| explicit.contains(k)),
+            metrics: crate::metrics::MetricsConfig::from_values(get, |k| explicit.contains(k)),
             values,
             explicit,
+            dynamic: Default::default(),
         })
     }
 
@@ -798,7 +860,10 @@ fn security_config(
             Ok(SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) => {
                 return Err(invalid(
                     "listeners",
-                    format!("listener `{}`: SSL and SASL_SSL are not supported yet", l.name),
+                    format!(
+                        "listener `{}`: SSL and SASL_SSL are not supported yet",
+                        l.name
+                    ),
                 ))
             }
             Ok(_) => {}
@@ -830,7 +895,7 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
                 return Err("only one log directory is supported".into());
             }
         }
-        Kind::Str if def.name == "kinesis.listener" => {
+        Kind::Str if def.name == "kinesis.listener" || def.name == "metrics.listener" => {
             crate::kinesis::KinesisConfig::validate_listener(v)?;
         }
         Kind::Str if def.name == "kinesis.credentials" => {

@@ -23,6 +23,8 @@
 //! - [`log`]: the storage engine, usable without any network.
 //! - [`coordinator`]: consumer groups and committed offsets, one actor per `__consumer_offsets`
 //!   partition, durable in that topic.
+//! - [`metrics`]: every exported metric (Kafka's JMX-exporter names) and the `/metrics`,
+//!   `/healthz`, `/readyz` endpoint.
 //! - [`kinesis`]: the Kinesis Data Streams API (HTTP, SigV4, one handler per operation) over
 //!   the same shards and logs: a stream is a topic, a shard a partition.
 
@@ -36,6 +38,7 @@ pub mod coordinator;
 pub mod kafka;
 pub mod kinesis;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod producer_ids;
 pub mod quota;

@@ -73,8 +73,12 @@ impl Quotas {
             for line in text.lines() {
                 // user<TAB>client<TAB>key<TAB>value, with "-" absent and "<default>" default.
                 let f: Vec<&str> = line.split('\t').collect();
-                let [user, client, key, value] = f[..] else { continue };
-                let Ok(value) = value.parse::<f64>() else { continue };
+                let [user, client, key, value] = f[..] else {
+                    continue;
+                };
+                let Ok(value) = value.parse::<f64>() else {
+                    continue;
+                };
                 let entity = Entity {
                     user: decode_part(user),
                     client_id: decode_part(client),
@@ -247,8 +251,14 @@ mod tests {
         // The default client quota applies to "slow": 1000 bytes of burst, then 2 s of debt.
         assert_eq!(q.record("u", "slow", Kind::Produce, 1000), Duration::ZERO);
         let t = q.record("u", "slow", Kind::Produce, 2000);
-        assert!(t > Duration::from_millis(1900) && t <= Duration::from_millis(2000), "{t:?}");
-        assert_eq!(q.record("u", "fast", Kind::Produce, 100_000), Duration::ZERO);
+        assert!(
+            t > Duration::from_millis(1900) && t <= Duration::from_millis(2000),
+            "{t:?}"
+        );
+        assert_eq!(
+            q.record("u", "fast", Kind::Produce, 100_000),
+            Duration::ZERO
+        );
         assert_eq!(q.record("u", "slow", Kind::Fetch, 1 << 30), Duration::ZERO);
         let reopened = Quotas::open(dir.path()).unwrap();
         assert_eq!(reopened.all().len(), 2);

@@ -231,6 +231,9 @@ pub fn effective(
         return (v.clone(), Source::Topic);
     }
     if let Some(bk) = key.broker_key {
+        if let Some(v) = broker.dynamic_value(bk) {
+            return (v, Source::DynamicBroker);
+        }
         if let Some(v) = broker.values.get(bk) {
             let source = if broker.explicit.contains(bk) {
                 Source::StaticBroker
@@ -248,6 +251,8 @@ pub fn effective(
 pub enum Source {
     /// DYNAMIC_TOPIC_CONFIG.
     Topic = 1,
+    /// DYNAMIC_BROKER_CONFIG.
+    DynamicBroker = 2,
     /// STATIC_BROKER_CONFIG.
     StaticBroker = 4,
     /// DEFAULT_CONFIG.
@@ -322,6 +327,17 @@ pub fn load(log_dir: &Path, topic: &str) -> BTreeMap<String, String> {
 /// Kafka, retention deletes nothing of a topic whose `cleanup.policy` lacks `delete`.
 pub fn log_config(broker: &Config, overrides: &BTreeMap<String, String>) -> crate::log::LogConfig {
     let mut config = broker.log_config();
+    // Dynamic broker values first (they replace the static defaults), then topic overrides.
+    for d in TOPIC_KEYS {
+        let Some(value) = d.broker_key.and_then(|bk| broker.dynamic_value(bk)) else {
+            continue;
+        };
+        if d.name != "max.message.bytes" {
+            if let Ok(n) = value.trim().parse::<i64>() {
+                config.set_topic_config(d.name, n);
+            }
+        }
+    }
     for (key, value) in overrides {
         if key == "max.message.bytes" {
             continue;

@@ -73,12 +73,18 @@ async fn topic_configs_are_validated_described_altered_and_durable() {
         (Some("3600000".into()), src(ConfigSource::DynamicTopic))
     );
     let collide = a
-        .create_topics(&[NewTopic::new("my.topic", 1, TopicReplication::Fixed(1))], &opts)
+        .create_topics(
+            &[NewTopic::new("my.topic", 1, TopicReplication::Fixed(1))],
+            &opts,
+        )
         .await
         .expect("create");
     assert!(collide[0].is_ok());
     let collide = a
-        .create_topics(&[NewTopic::new("my_topic", 1, TopicReplication::Fixed(1))], &opts)
+        .create_topics(
+            &[NewTopic::new("my_topic", 1, TopicReplication::Fixed(1))],
+            &opts,
+        )
         .await
         .expect("create");
     assert!(
@@ -320,5 +326,63 @@ async fn create_partitions_and_cluster_apis() {
     let parts = &dirs.results[0].topics[0].partitions;
     assert_eq!(parts.len(), 5);
     assert!(parts.iter().all(|p| p.partition_size > 0), "{parts:?}");
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_apply_to_topics_and_survive_a_restart() {
+    let mut broker = TestBroker::start().await;
+    let a = admin(&broker.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let res = a
+        .create_topics(
+            &[NewTopic::new("inherits", 1, TopicReplication::Fixed(1))],
+            &opts,
+        )
+        .await
+        .expect("create");
+    assert!(res[0].is_ok());
+    a.alter_configs(
+        &[AlterConfig::new(ResourceSpecifier::Broker(0)).set("log.retention.ms", "123456")],
+        &opts,
+    )
+    .await
+    .expect("alter broker");
+    // The topic inherits the new broker default, reported as a dynamic broker config.
+    assert_eq!(
+        topic_config(&a, "inherits", "retention.ms").await,
+        (Some("123456".into()), src(ConfigSource::DynamicBroker))
+    );
+    // A static-only key is refused (the value stays as it was).
+    a.alter_configs(
+        &[AlterConfig::new(ResourceSpecifier::Broker(0))
+            .set("log.retention.ms", "123456")
+            .set("num.partitions", "7")],
+        &opts,
+    )
+    .await
+    .expect("alter broker");
+    let described = a
+        .describe_configs(&[ResourceSpecifier::Broker(0)], &AdminOptions::new())
+        .await
+        .expect("describe broker");
+    let b = described[0].as_ref().expect("broker described");
+    assert_eq!(
+        b.get("num.partitions").and_then(|e| e.value.clone()),
+        Some("1".into())
+    );
+    let retention = b.get("log.retention.ms").expect("described");
+    assert_eq!(retention.value.as_deref(), Some("123456"));
+    assert!(!retention.is_read_only);
+    assert!(b.get("listeners").expect("listeners").is_read_only);
+
+    drop(a);
+    broker.restart().await;
+    let a = admin(&broker.bootstrap());
+    assert_eq!(
+        topic_config(&a, "inherits", "retention.ms").await,
+        (Some("123456".into()), src(ConfigSource::DynamicBroker)),
+        "dynamic broker config survives a restart"
+    );
     broker.stop().await;
 }

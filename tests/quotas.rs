@@ -32,13 +32,19 @@ async fn set_rate(c: &mut Raw, client_id: &str, rate: f64) {
             1,
         )
         .await;
-    assert_eq!(r.entries[0].error_code, 0, "{:?}", r.entries[0].error_message);
+    assert_eq!(
+        r.entries[0].error_code, 0,
+        "{:?}",
+        r.entries[0].error_message
+    );
 }
 
 /// Produces `total` bytes in 1 KiB messages with `client.id` and returns the time taken.
 async fn produce_as(bootstrap: &str, client_id: &str, total: usize) -> Duration {
     let mut cfg = producer_config(bootstrap, "1");
-    cfg.set("client.id", client_id).set("linger.ms", "5").set("batch.size", "65536");
+    cfg.set("client.id", client_id)
+        .set("linger.ms", "5")
+        .set("batch.size", "65536");
     let producer: FutureProducer = cfg.create().expect("producer");
     let value = vec![b'q'; 1024];
     let start = Instant::now();
@@ -46,10 +52,13 @@ async fn produce_as(bootstrap: &str, client_id: &str, total: usize) -> Duration 
         let p = &producer;
         let v = &value;
         async move {
-            p.send(FutureRecord::<(), _>::to("quota-topic").payload(v), TIMEOUT * 2)
-                .await
-                .map_err(|(e, _)| e)
-                .expect("delivered")
+            p.send(
+                FutureRecord::<(), _>::to("quota-topic").payload(v),
+                TIMEOUT * 2,
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered")
         }
     });
     join_all(sends).await;
@@ -93,14 +102,22 @@ async fn producer_byte_rate_slows_only_its_client() {
     // A raw request over quota carries throttle_time_ms.
     set_rate(&mut c, "raw", 100_000.0).await;
     let big = vec![7u8; 200_000];
-    let records = esker::log::batch::build_batch(&[(None, Some(&big[..]))], 1_700_000_000_000).freeze();
-    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
-        TopicProduceData::default()
+    let records =
+        esker::log::batch::build_batch(&[(None, Some(&big[..]))], 1_700_000_000_000).freeze();
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_static_str("quota-topic")))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
-    ]);
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
     let r: ProduceResponse = c.call(&req, 9).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    assert!(r.throttle_time_ms > 500, "throttle_time_ms = {}", r.throttle_time_ms);
+    assert!(
+        r.throttle_time_ms > 500,
+        "throttle_time_ms = {}",
+        r.throttle_time_ms
+    );
     broker.stop().await;
 }

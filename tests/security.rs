@@ -38,7 +38,10 @@ fn s(v: &str) -> StrBytes {
 async fn login(addr: &str, user: &str, pass: &str) -> (Raw, SaslAuthenticateResponse) {
     let mut raw = Raw::connect(addr).await;
     let hs = raw
-        .call(&SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1)
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+            1,
+        )
         .await;
     assert_eq!(hs.error_code, 0);
     let token = format!("\0{user}\0{pass}");
@@ -97,7 +100,10 @@ async fn sasl_plain_produce_consume_with_rdkafka() {
     sasl_client(&mut pc, "alice", "alice-secret");
     let producer: FutureProducer = pc.create().expect("producer");
     producer
-        .send(FutureRecord::to("sasl-topic").key("k").payload("v"), TIMEOUT)
+        .send(
+            FutureRecord::to("sasl-topic").key("k").payload("v"),
+            TIMEOUT,
+        )
         .await
         .expect("delivered");
     let mut cc = common::consumer_config(&bootstrap);
@@ -135,7 +141,10 @@ async fn sasl_errors_and_out_of_order_requests() {
     // Unsupported mechanism: UNSUPPORTED_SASL_MECHANISM with the enabled list.
     let mut raw = Raw::connect(&addr).await;
     let hs = raw
-        .call(&SaslHandshakeRequest::default().with_mechanism(s("GSSAPI")), 1)
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(s("GSSAPI")),
+            1,
+        )
         .await;
     assert_eq!(hs.error_code, 33);
     assert_eq!(hs.mechanisms.len(), 3);
@@ -163,8 +172,16 @@ async fn acls_prefixed_write_deny_super_user_metadata_and_restart() {
 
     // alice without ACLs can do nothing (allow.everyone.if.no.acl.found=false).
     let (mut alice, _) = login(&addr, "alice", "alice-secret").await;
-    let resp = alice.call(&CreateAclsRequest::default().with_creations(vec![acl(2, "x", 3, "User:alice", 2, 3)]), 3).await;
-    assert_eq!(resp.results[0].error_code, 31, "CreateAcls needs ALTER on the cluster");
+    let resp = alice
+        .call(
+            &CreateAclsRequest::default().with_creations(vec![acl(2, "x", 3, "User:alice", 2, 3)]),
+            3,
+        )
+        .await;
+    assert_eq!(
+        resp.results[0].error_code, 31,
+        "CreateAcls needs ALTER on the cluster"
+    );
 
     // WRITE on prefix orders-, DENY ALL on orders-secret (topic 2, prefixed 4 / literal 3,
     // WRITE 4, ALL 2, ALLOW 3, DENY 2). One invalid binding is refused on its own.
@@ -203,7 +220,9 @@ async fn acls_prefixed_write_deny_super_user_metadata_and_restart() {
     }
 
     // Metadata: listing hides undescribable topics; a named one answers 29.
-    let md = alice.call(&MetadataRequest::default().with_topics(None), 12).await;
+    let md = alice
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
     let names: Vec<String> = md
         .topics
         .iter()
@@ -212,21 +231,32 @@ async fn acls_prefixed_write_deny_super_user_metadata_and_restart() {
     assert_eq!(names, vec!["orders-1".to_string()]);
     let named = alice
         .call(
-            &MetadataRequest::default().with_topics(Some(vec![
-                metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("payments")))),
-            ])),
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(s("payments"))))])),
             12,
         )
         .await;
     assert_eq!(named.topics[0].error_code, 29);
     // Group APIs need READ on the group.
     let hb = alice
-        .call(&HeartbeatRequest::default().with_group_id(GroupId(s("g"))).with_member_id(s("m")), 4)
+        .call(
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s("m")),
+            4,
+        )
         .await;
     assert_eq!(hb.error_code, 30);
     // Super user sees everything.
-    let md = admin.call(&MetadataRequest::default().with_topics(None), 12).await;
-    assert!(md.topics.len() >= 3, "the three topics and __consumer_offsets");
+    let md = admin
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert!(
+        md.topics.len() >= 3,
+        "the three topics and __consumer_offsets"
+    );
 
     // ACLs survive a restart.
     let acls = std::fs::read_to_string(broker.dir.path().join(".esker-config/acls")).unwrap();
@@ -270,8 +300,14 @@ async fn acls_prefixed_write_deny_super_user_metadata_and_restart() {
 async fn plaintext_listener_is_anonymous_and_unchanged() {
     // Two listeners at once: PLAINTEXT (anonymous) next to SASL_PLAINTEXT.
     let broker = TestBroker::start_with(&[
-        ("listeners", "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0"),
-        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT"),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+        ),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT",
+        ),
         ("sasl.plain.users", USERS),
     ])
     .await;
@@ -282,6 +318,10 @@ async fn plaintext_listener_is_anonymous_and_unchanged() {
     let (mut raw, r) = login(&addrs[1].to_string(), "alice", "alice-secret").await;
     assert_eq!(r.error_code, 0);
     let md = raw.call(&MetadataRequest::default(), 12).await;
-    assert_eq!(md.brokers[0].port, i32::from(addrs[1].port()), "advertises its own listener");
+    assert_eq!(
+        md.brokers[0].port,
+        i32::from(addrs[1].port()),
+        "advertises its own listener"
+    );
     broker.stop().await;
 }

@@ -157,7 +157,6 @@ pub struct AclBinding {
 
 impl AclBinding {
     /// Builds a binding from wire values, refusing filter-only values and malformed principals.
-    #[expect(clippy::too_many_arguments, reason = "mirrors the wire fields one to one")]
     pub fn from_wire(
         resource_type: i8,
         resource_name: &str,
@@ -172,7 +171,9 @@ impl AclBinding {
         let operation = Operation::from_code(operation)?;
         let permission = Permission::from_code(permission)?;
         if resource_type == ResourceType::Any {
-            return Err(AuthError::InvalidAcl("resource type ANY is for filters only".into()));
+            return Err(AuthError::InvalidAcl(
+                "resource type ANY is for filters only".into(),
+            ));
         }
         if !matches!(pattern_type, PatternType::Literal | PatternType::Prefixed) {
             return Err(AuthError::InvalidAcl(format!(
@@ -190,7 +191,10 @@ impl AclBinding {
                 "the cluster resource is named `{CLUSTER_NAME}`"
             )));
         }
-        if !principal.split_once(':').is_some_and(|(t, n)| !t.is_empty() && !n.is_empty()) {
+        if !principal
+            .split_once(':')
+            .is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())
+        {
             return Err(AuthError::InvalidAcl(format!(
                 "principal `{principal}` is not `Type:name`"
             )));
@@ -200,7 +204,11 @@ impl AclBinding {
             pattern_type,
             resource_name: resource_name.to_string(),
             principal: principal.to_string(),
-            host: if host.is_empty() { "*".into() } else { host.to_string() },
+            host: if host.is_empty() {
+                "*".into()
+            } else {
+                host.to_string()
+            },
             operation,
             permission,
         })
@@ -238,7 +246,6 @@ pub struct AclFilter {
 
 impl AclFilter {
     /// Builds a filter from wire values.
-    #[expect(clippy::too_many_arguments, reason = "mirrors the wire fields one to one")]
     pub fn from_wire(
         resource_type: i8,
         resource_name: Option<&str>,

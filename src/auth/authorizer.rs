@@ -79,7 +79,7 @@ impl Authorizer {
             return true;
         }
         let p = principal.to_string();
-        if self.config.super_users.iter().any(|s| *s == p) {
+        if self.config.super_users.contains(&p) {
             return true;
         }
         let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
@@ -166,7 +166,8 @@ impl Authorizer {
         let mut copy = self.acls.read().unwrap_or_else(|e| e.into_inner()).clone();
         f(&mut copy);
         let list: Vec<&AclBinding> = copy.iter().collect();
-        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| AuthError::Store(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&list).map_err(|e| AuthError::Store(e.to_string()))?;
         super::write_atomically(&self.path, &bytes)
             .map_err(|e| AuthError::Store(format!("{}: {e}", self.path.display())))?;
         *self.acls.write().unwrap_or_else(|e| e.into_inner()) = copy;
@@ -179,7 +180,14 @@ mod tests {
     use super::*;
     use crate::auth::acl::PatternType;
 
-    fn binding(rt: ResourceType, pt: PatternType, name: &str, p: &str, op: Operation, perm: Permission) -> AclBinding {
+    fn binding(
+        rt: ResourceType,
+        pt: PatternType,
+        name: &str,
+        p: &str,
+        op: Operation,
+        perm: Permission,
+    ) -> AclBinding {
         AclBinding {
             resource_type: rt,
             pattern_type: pt,
@@ -212,29 +220,80 @@ mod tests {
         use Operation::*;
         use ResourceType::*;
         a.create(vec![
-            binding(Topic, PatternType::Prefixed, "orders-", "User:alice", Read, Permission::Allow),
-            binding(Topic, PatternType::Literal, "orders-secret", "User:alice", All, Permission::Deny),
-            binding(Topic, PatternType::Literal, "*", "User:*", Describe, Permission::Allow),
-            binding(Group, PatternType::Literal, "g", "User:alice", Read, Permission::Allow),
+            binding(
+                Topic,
+                PatternType::Prefixed,
+                "orders-",
+                "User:alice",
+                Read,
+                Permission::Allow,
+            ),
+            binding(
+                Topic,
+                PatternType::Literal,
+                "orders-secret",
+                "User:alice",
+                All,
+                Permission::Deny,
+            ),
+            binding(
+                Topic,
+                PatternType::Literal,
+                "*",
+                "User:*",
+                Describe,
+                Permission::Allow,
+            ),
+            binding(
+                Group,
+                PatternType::Literal,
+                "g",
+                "User:alice",
+                Read,
+                Permission::Allow,
+            ),
         ])
         .unwrap();
         assert!(a.allowed(&alice, "1.2.3.4", Read, Topic, "orders-1"));
         assert!(a.allowed(&alice, "1.2.3.4", Describe, Topic, "orders-1"));
         assert!(!a.allowed(&alice, "1.2.3.4", Write, Topic, "orders-1"));
-        assert!(!a.allowed(&alice, "1.2.3.4", Read, Topic, "orders-secret"), "deny wins");
-        assert!(a.allowed(&bob, "h", Describe, Topic, "anything"), "User:* and *");
+        assert!(
+            !a.allowed(&alice, "1.2.3.4", Read, Topic, "orders-secret"),
+            "deny wins"
+        );
+        assert!(
+            a.allowed(&bob, "h", Describe, Topic, "anything"),
+            "User:* and *"
+        );
         assert!(!a.allowed(&bob, "h", Read, Group, "g"));
-        assert!(a.allowed(&alice, "h", Describe, Group, "g"), "read implies describe");
-        assert!(!a.allowed(&alice, "h", Create, Cluster, "kafka-cluster"), "no acl: deny");
+        assert!(
+            a.allowed(&alice, "h", Describe, Group, "g"),
+            "read implies describe"
+        );
+        assert!(
+            !a.allowed(&alice, "h", Create, Cluster, "kafka-cluster"),
+            "no acl: deny"
+        );
         assert!(a.allowed(&Principal::user("admin"), "h", Read, Topic, "orders-secret"));
         // durable
         let b = authorizer(dir.path(), true);
-        assert_eq!(b.describe(&AclFilter::from_wire(1, None, 1, None, None, 1, 1).unwrap()).len(), 4);
-        assert!(b.allowed(&bob, "h", Create, Cluster, "kafka-cluster"), "no acl: allow-everyone");
+        assert_eq!(
+            b.describe(&AclFilter::from_wire(1, None, 1, None, None, 1, 1).unwrap())
+                .len(),
+            4
+        );
+        assert!(
+            b.allowed(&bob, "h", Create, Cluster, "kafka-cluster"),
+            "no acl: allow-everyone"
+        );
         assert!(!b.allowed(&bob, "h", Read, Group, "g"), "acls exist for g");
         let gone = b
             .delete(&[AclFilter::from_wire(2, Some("orders-secret"), 2, None, None, 1, 1).unwrap()])
             .unwrap();
-        assert_eq!(gone[0].len(), 3, "MATCH: literal, prefixed and wildcard bindings");
+        assert_eq!(
+            gone[0].len(),
+            3,
+            "MATCH: literal, prefixed and wildcard bindings"
+        );
     }
 }

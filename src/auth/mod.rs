@@ -89,7 +89,10 @@ impl SecurityProtocol {
 
     /// Whether connections must authenticate with SASL first.
     pub fn sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
@@ -227,7 +230,9 @@ impl Security {
         }
         let user = std::str::from_utf8(user).map_err(|_| fail())?;
         if !authzid.is_empty() && authzid != user.as_bytes() {
-            return Err(AuthError::Failed("authorization id differs from user".into()));
+            return Err(AuthError::Failed(
+                "authorization id differs from user".into(),
+            ));
         }
         match self.config.plain_users.get(user) {
             Some(p) if constant_time_eq(p.as_bytes(), pass) => Ok(user.to_string()),
@@ -246,7 +251,7 @@ enum SaslState {
     /// Handshake done for PLAIN.
     Plain,
     /// Handshake done for SCRAM (exchange in progress).
-    Scram(scram::ScramServer),
+    Scram(Box<scram::ScramServer>),
     /// Authenticated, or a listener without SASL.
     Done,
 }
@@ -316,7 +321,7 @@ impl Session {
             return Err(enabled.clone());
         }
         self.sasl = match scram::Mechanism::from_name(mechanism) {
-            Some(m) => SaslState::Scram(scram::ScramServer::new(m)),
+            Some(m) => SaslState::Scram(Box::new(scram::ScramServer::new(m))),
             None => SaslState::Plain,
         };
         Ok(())
@@ -331,7 +336,7 @@ impl Session {
                 self.finish(&user);
                 Ok(Vec::new())
             }
-            SaslState::Scram(mut server) => match server {
+            SaslState::Scram(mut server) => match *server {
                 scram::ScramServer::Start { .. } => {
                     let nonce = format!("{}", uuid::Uuid::new_v4().simple());
                     let out = server.client_first(token, &sec.credentials, &nonce)?;
@@ -346,7 +351,9 @@ impl Session {
             },
             other => {
                 self.sasl = other;
-                Err(AuthError::Failed("unexpected SaslAuthenticate request".into()))
+                Err(AuthError::Failed(
+                    "unexpected SaslAuthenticate request".into(),
+                ))
             }
         }
     }

@@ -179,7 +179,12 @@ impl CredentialStore {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         users
             .iter()
-            .map(|(u, m)| (u.clone(), m.iter().map(|(k, c)| (*k, c.iterations)).collect()))
+            .map(|(u, m)| {
+                (
+                    u.clone(),
+                    m.iter().map(|(k, c)| (*k, c.iterations)).collect(),
+                )
+            })
             .collect()
     }
 
@@ -242,7 +247,7 @@ pub enum ScramServer {
     Done,
 }
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|p| {
         let mut c = p.chars();
         (c.next() == Some(key) && c.next() == Some('=')).then(|| &p[2..])
@@ -300,7 +305,9 @@ impl ScramServer {
             return Err(AuthError::Failed("malformed GS2 header".into()));
         }
         if bare.starts_with("m=") {
-            return Err(AuthError::Failed("mandatory extensions are not supported".into()));
+            return Err(AuthError::Failed(
+                "mandatory extensions are not supported".into(),
+            ));
         }
         let user = decode_saslname(
             attr(bare, 'n').ok_or_else(|| AuthError::Failed("client-first without n=".into()))?,
@@ -312,7 +319,9 @@ impl ScramServer {
         }
         if let Some(z) = authzid.strip_prefix("a=") {
             if decode_saslname(z)? != user {
-                return Err(AuthError::Failed("authorization id differs from user".into()));
+                return Err(AuthError::Failed(
+                    "authorization id differs from user".into(),
+                ));
             }
         }
         let cred = store.get(&user, mech);
@@ -362,7 +371,9 @@ impl ScramServer {
             return Err(AuthError::Failed("channel binding does not match".into()));
         }
         if attr(without_proof, 'r') != Some(nonce.as_str()) {
-            return Err(AuthError::Failed("nonce does not match the server's".into()));
+            return Err(AuthError::Failed(
+                "nonce does not match the server's".into(),
+            ));
         }
         let fail = || AuthError::Failed(format!("authentication failed for user {user}"));
         let cred = cred.ok_or_else(fail)?;
@@ -374,12 +385,19 @@ impl ScramServer {
         if proof.len() != client_signature.len() {
             return Err(fail());
         }
-        let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         if !super::constant_time_eq(&mech.hash(&client_key), &stored_key) {
             return Err(fail());
         }
         let server_signature = mech.hmac(&server_key, auth_message.as_bytes());
-        Ok((user, format!("v={}", B64.encode(server_signature)).into_bytes()))
+        Ok((
+            user,
+            format!("v={}", B64.encode(server_signature)).into_bytes(),
+        ))
     }
 }
 
@@ -394,10 +412,16 @@ mod tests {
         let store = CredentialStore::open(dir.path()).unwrap();
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let cred = ScramCredential::from_password(Mechanism::Sha256, "pencil", &salt, 4096);
-        store.alter(&[], vec![("user".into(), Mechanism::Sha256, cred)]).unwrap();
+        store
+            .alter(&[], vec![("user".into(), Mechanism::Sha256, cred)])
+            .unwrap();
         let mut s = ScramServer::new(Mechanism::Sha256);
         let first = s
-            .client_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &store, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+            .client_first(
+                b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+                &store,
+                "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            )
             .unwrap();
         assert_eq!(
             std::str::from_utf8(&first).unwrap(),
@@ -413,7 +437,10 @@ mod tests {
         // Durable and never in clear.
         let text = std::fs::read_to_string(dir.path().join(CREDENTIALS_FILE)).unwrap();
         assert!(!text.contains("pencil"));
-        assert!(CredentialStore::open(dir.path()).unwrap().get("user", Mechanism::Sha256).is_some());
+        assert!(CredentialStore::open(dir.path())
+            .unwrap()
+            .get("user", Mechanism::Sha256)
+            .is_some());
     }
 
     #[test]
@@ -421,7 +448,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::open(dir.path()).unwrap();
         let cred = ScramCredential::from_password(Mechanism::Sha256, "pencil", b"salt", 4096);
-        store.alter(&[], vec![("user".into(), Mechanism::Sha256, cred)]).unwrap();
+        store
+            .alter(&[], vec![("user".into(), Mechanism::Sha256, cred)])
+            .unwrap();
         let mut s = ScramServer::new(Mechanism::Sha256);
         s.client_first(b"n,,n=user,r=abc", &store, "XYZ").unwrap();
         // A client that sends only its own nonce back (librdkafka < 2.6.1's bug) is refused.

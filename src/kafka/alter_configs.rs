@@ -54,13 +54,27 @@ pub async fn handle_incremental(
             r.resource_type,
             r.resource_name.as_str(),
             req.validate_only,
-            |current| {
+            |current, broker| {
                 let mut next = current.clone();
                 for (key, op, value) in &changes {
+                    let value = value.clone().unwrap_or_default();
+                    if broker {
+                        // Broker keys are validated by the broker; none of them is a list.
+                        match *op {
+                            SET => next.insert(key.clone(), value),
+                            DELETE => next.remove(key),
+                            _ => {
+                                return Err((
+                                    Code::InvalidConfig,
+                                    format!("`{key}` is not a list; APPEND/SUBTRACT do not apply"),
+                                ))
+                            }
+                        };
+                        continue;
+                    }
                     let def = topic_config::def(key).ok_or_else(|| {
                         (Code::InvalidConfig, format!("unknown topic config `{key}`"))
                     })?;
-                    let value = value.clone().unwrap_or_default();
                     match *op {
                         SET => {
                             next.insert(key.clone(), value);
@@ -134,7 +148,7 @@ pub async fn handle(
             r.resource_type,
             r.resource_name.as_str(),
             req.validate_only,
-            |_| Ok(wanted.clone()),
+            |_, _| Ok(wanted.clone()),
         )
         .await;
         let mut resp = AlterConfigsResourceResponse::default()
@@ -158,16 +172,36 @@ async fn alter<F>(
     change: F,
 ) -> Outcome
 where
-    F: FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, (Code, String)>,
+    F: FnOnce(&BTreeMap<String, String>, bool) -> Result<BTreeMap<String, String>, (Code, String)>,
 {
     match resource_type {
         TOPIC => {}
         BROKER => {
-            return Err((
-                Code::InvalidConfig,
-                "broker configs cannot be changed at runtime yet; set them in server.properties"
-                    .into(),
-            ))
+            if !name.is_empty() && name != ctx.config.node_id.to_string() {
+                return Err((Code::InvalidRequest, format!("unknown broker '{name}'")));
+            }
+            let current: BTreeMap<String, String> = ctx
+                .config
+                .dynamic
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let next = change(&current, true)?;
+            let mut changes: Vec<(String, Option<String>)> = next
+                .iter()
+                .filter(|(k, v)| current.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            changes.extend(
+                current
+                    .keys()
+                    .filter(|k| !next.contains_key(*k))
+                    .map(|k| (k.clone(), None)),
+            );
+            return ctx
+                .alter_broker_configs(&changes, validate_only)
+                .await
+                .map_err(|e| (Code::InvalidConfig, e));
         }
         other => {
             return Err((
@@ -182,7 +216,7 @@ where
             format!("topic '{name}' does not exist"),
         )
     })?;
-    let next = change(&meta.configs)?;
+    let next = change(&meta.configs, false)?;
     for (k, v) in &next {
         topic_config::validate(k, v).map_err(|e| (Code::InvalidConfig, e.to_string()))?;
     }

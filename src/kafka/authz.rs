@@ -9,7 +9,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{FetchRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    FetchRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
@@ -30,8 +32,16 @@ pub struct Access {
 
 impl Access {
     /// Whether the operation is allowed (audit-logged when not).
-    pub fn allowed(&self, ctx: &BrokerContext, op: Operation, rt: ResourceType, name: &str) -> bool {
-        ctx.security.authorizer.authorize(&self.principal, &self.ip, op, rt, name)
+    pub fn allowed(
+        &self,
+        ctx: &BrokerContext,
+        op: Operation,
+        rt: ResourceType,
+        name: &str,
+    ) -> bool {
+        ctx.security
+            .authorizer
+            .authorize(&self.principal, &self.ip, op, rt, name)
     }
 
     /// An operation on the cluster.
@@ -55,14 +65,22 @@ impl Access {
 }
 
 /// Takes the topics the caller may not WRITE out of a produce; returns their answers.
-pub fn produce(ctx: &BrokerContext, access: &Access, req: &mut ProduceRequest, version: i16) -> Vec<TopicProduceResponse> {
+pub fn produce(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &mut ProduceRequest,
+    version: i16,
+) -> Vec<TopicProduceResponse> {
     if !access.enforcing(ctx) {
         return Vec::new();
     }
     let mut denied = Vec::new();
     req.topic_data.retain(|t| {
         let name = if version >= 13 {
-            ctx.catalog.get_by_id(&t.topic_id).map(|m| m.name.to_string()).unwrap_or_default()
+            ctx.catalog
+                .get_by_id(&t.topic_id)
+                .map(|m| m.name.to_string())
+                .unwrap_or_default()
         } else {
             t.name.to_string()
         };
@@ -92,14 +110,22 @@ pub fn produce(ctx: &BrokerContext, access: &Access, req: &mut ProduceRequest, v
 }
 
 /// Takes the topics the caller may not READ out of a fetch; returns their answers.
-pub fn fetch(ctx: &BrokerContext, access: &Access, req: &mut FetchRequest, version: i16) -> Vec<FetchableTopicResponse> {
+pub fn fetch(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &mut FetchRequest,
+    version: i16,
+) -> Vec<FetchableTopicResponse> {
     if !access.enforcing(ctx) {
         return Vec::new();
     }
     let mut denied = Vec::new();
     req.topics.retain(|t| {
         let name = if version >= 13 {
-            ctx.catalog.get_by_id(&t.topic_id).map(|m| m.name.to_string()).unwrap_or_default()
+            ctx.catalog
+                .get_by_id(&t.topic_id)
+                .map(|m| m.name.to_string())
+                .unwrap_or_default()
         } else {
             t.topic.to_string()
         };
@@ -139,19 +165,32 @@ pub struct MetadataDenials {
 
 /// Takes named topics the caller may not DESCRIBE (29) or not auto-create (3) out of a
 /// Metadata request.
-pub fn metadata_before(ctx: &BrokerContext, access: &Access, req: &mut MetadataRequest, version: i16) -> MetadataDenials {
+pub fn metadata_before(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &mut MetadataRequest,
+    version: i16,
+) -> MetadataDenials {
     let list_all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    let mut out = MetadataDenials { denied: Vec::new(), all_named_denied: false, list_all };
+    let mut out = MetadataDenials {
+        denied: Vec::new(),
+        all_named_denied: false,
+        list_all,
+    };
     if !access.enforcing(ctx) || list_all {
         return out;
     }
-    let Some(topics) = req.topics.as_mut() else { return out };
+    let Some(topics) = req.topics.as_mut() else {
+        return out;
+    };
     let before = topics.len();
     topics.retain(|t| {
-        let Some(name) = t.name.as_ref().map(|n| n.to_string()) else { return true };
+        let Some(name) = t.name.as_ref().map(|n| n.to_string()) else {
+            return true;
+        };
         let entry = |code: Code| {
             MetadataResponseTopic::default()
                 .with_error_code(code.code())
@@ -176,7 +215,12 @@ pub fn metadata_before(ctx: &BrokerContext, access: &Access, req: &mut MetadataR
 }
 
 /// Applies [`metadata_before`]'s result and advertises the caller's listener.
-pub fn metadata_after(ctx: &BrokerContext, access: &Access, resp: &mut MetadataResponse, d: MetadataDenials) {
+pub fn metadata_after(
+    ctx: &BrokerContext,
+    access: &Access,
+    resp: &mut MetadataResponse,
+    d: MetadataDenials,
+) {
     let (host, port) = &access.listener.advertised;
     for b in &mut resp.brokers {
         b.host = StrBytes::from_string(host.clone());
@@ -187,9 +231,15 @@ pub fn metadata_after(ctx: &BrokerContext, access: &Access, resp: &mut MetadataR
     }
     if d.list_all {
         resp.topics.retain(|t| {
-            t.name
-                .as_ref()
-                .is_some_and(|n| ctx.security.authorizer.allowed(&access.principal, &access.ip, Operation::Describe, ResourceType::Topic, n.as_str()))
+            t.name.as_ref().is_some_and(|n| {
+                ctx.security.authorizer.allowed(
+                    &access.principal,
+                    &access.ip,
+                    Operation::Describe,
+                    ResourceType::Topic,
+                    n.as_str(),
+                )
+            })
         });
     }
     if d.all_named_denied {

@@ -36,9 +36,13 @@ pub async fn describe(
     req: DescribeClientQuotasRequest,
     _version: i16,
 ) -> DescribeClientQuotasResponse {
-    use kafka_protocol::messages::describe_client_quotas_response::{EntityData, EntryData, ValueData};
+    use kafka_protocol::messages::describe_client_quotas_response::{
+        EntityData, EntryData, ValueData,
+    };
     for c in &req.components {
-        if !matches!(c.entity_type.as_str(), "user" | "client-id") || !(EXACT..=ANY).contains(&c.match_type) {
+        if !matches!(c.entity_type.as_str(), "user" | "client-id")
+            || !(EXACT..=ANY).contains(&c.match_type)
+        {
             return DescribeClientQuotasResponse::default()
                 .with_error_code(Code::InvalidRequest.code())
                 .with_error_message(Some(StrBytes::from_string(format!(
@@ -72,7 +76,8 @@ pub async fn describe(
                 }
             }
             // strict: no components besides the filtered ones.
-            !req.strict || ((matched_user || e.user.is_none()) && (matched_client || e.client_id.is_none()))
+            !req.strict
+                || ((matched_user || e.user.is_none()) && (matched_client || e.client_id.is_none()))
         })
         .map(|(e, values)| {
             let mut entity = Vec::new();
@@ -88,7 +93,11 @@ pub async fn describe(
             EntryData::default().with_entity(entity).with_values(
                 values
                     .into_iter()
-                    .map(|(k, v)| ValueData::default().with_key(StrBytes::from_string(k)).with_value(v))
+                    .map(|(k, v)| {
+                        ValueData::default()
+                            .with_key(StrBytes::from_string(k))
+                            .with_value(v)
+                    })
                     .collect(),
             )
         })
@@ -97,7 +106,11 @@ pub async fn describe(
 }
 
 /// Handles AlterClientQuotas.
-pub async fn alter(ctx: Arc<BrokerContext>, req: AlterClientQuotasRequest, _version: i16) -> AlterClientQuotasResponse {
+pub async fn alter(
+    ctx: Arc<BrokerContext>,
+    req: AlterClientQuotasRequest,
+    _version: i16,
+) -> AlterClientQuotasResponse {
     use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
     let mut out = Vec::with_capacity(req.entries.len());
     for e in req.entries {
@@ -120,11 +133,19 @@ pub async fn alter(ctx: Arc<BrokerContext>, req: AlterClientQuotasRequest, _vers
                 match d.entity_type.as_str() {
                     "user" if entity.user.is_none() => entity.user = name,
                     "client-id" if entity.client_id.is_none() => entity.client_id = name,
-                    other => return Err((Code::InvalidRequest, format!("unsupported or repeated quota entity type `{other}`"))),
+                    other => {
+                        return Err((
+                            Code::InvalidRequest,
+                            format!("unsupported or repeated quota entity type `{other}`"),
+                        ))
+                    }
                 }
             }
             if entity.user.is_none() && entity.client_id.is_none() {
-                return Err((Code::InvalidRequest, "a quota entity needs a user or a client-id".into()));
+                return Err((
+                    Code::InvalidRequest,
+                    "a quota entity needs a user or a client-id".into(),
+                ));
             }
             let mut ops = Vec::with_capacity(e.ops.len());
             for op in &e.ops {
@@ -133,16 +154,22 @@ pub async fn alter(ctx: Arc<BrokerContext>, req: AlterClientQuotasRequest, _vers
                     return Err((Code::InvalidRequest, format!("unknown quota key `{key}`")));
                 }
                 if !op.remove && (!op.value.is_finite() || op.value <= 0.0) {
-                    return Err((Code::InvalidRequest, format!("quota `{key}` must be a positive number")));
+                    return Err((
+                        Code::InvalidRequest,
+                        format!("quota `{key}` must be a positive number"),
+                    ));
                 }
                 ops.push((key.to_string(), (!op.remove).then_some(op.value)));
             }
             if req.validate_only {
                 return Ok(());
             }
-            ctx.quotas
-                .alter(entity, &ops)
-                .map_err(|err| (Code::KafkaStorageError, format!("cannot store quotas: {err}")))
+            ctx.quotas.alter(entity, &ops).map_err(|err| {
+                (
+                    Code::KafkaStorageError,
+                    format!("cannot store quotas: {err}"),
+                )
+            })
         })();
         let mut entry = EntryData::default().with_entity(echo);
         if let Err((code, msg)) = outcome {

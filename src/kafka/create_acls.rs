@@ -15,7 +15,11 @@ use crate::broker::BrokerContext;
 pub const VERSIONS: (i16, i16) = (1, 3);
 
 /// Handles a CreateAcls request.
-pub async fn handle(ctx: Arc<BrokerContext>, req: CreateAclsRequest, access: Access) -> CreateAclsResponse {
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: CreateAclsRequest,
+    access: Access,
+) -> CreateAclsResponse {
     let fail = |code: Code, msg: String| {
         AclCreationResult::default()
             .with_error_code(code.code())
@@ -25,7 +29,12 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: CreateAclsRequest, access: Acc
         let results = req
             .creations
             .iter()
-            .map(|_| fail(Code::ClusterAuthorizationFailed, "ALTER on the cluster is required".into()))
+            .map(|_| {
+                fail(
+                    Code::ClusterAuthorizationFailed,
+                    "ALTER on the cluster is required".into(),
+                )
+            })
             .collect();
         return CreateAclsResponse::default().with_results(results);
     }

@@ -82,10 +82,18 @@ pub async fn handle(
             // from an existing topic only in those characters.
             if name.contains(['.', '_']) {
                 let norm = |n: &str| n.replace('.', "_");
-                if let Some(other) = ctx.catalog.all().into_iter().find(|m| norm(&m.name) == norm(&name)) {
+                if let Some(other) = ctx
+                    .catalog
+                    .all()
+                    .into_iter()
+                    .find(|m| norm(&m.name) == norm(&name))
+                {
                     return Err((
                         Code::InvalidTopicException,
-                        format!("topic '{name}' collides with existing topic '{}'", other.name),
+                        format!(
+                            "topic '{name}' collides with existing topic '{}'",
+                            other.name
+                        ),
                     ));
                 }
                 tracing::warn!(topic = %name, "topic names with '.' or '_' can collide in metric names; avoid mixing them");

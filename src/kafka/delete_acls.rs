@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -16,7 +18,11 @@ use crate::broker::BrokerContext;
 pub const VERSIONS: (i16, i16) = (1, 3);
 
 /// Handles a DeleteAcls request.
-pub async fn handle(ctx: Arc<BrokerContext>, req: DeleteAclsRequest, access: Access) -> DeleteAclsResponse {
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: DeleteAclsRequest,
+    access: Access,
+) -> DeleteAclsResponse {
     let fail = |code: Code, msg: String| {
         DeleteAclsFilterResult::default()
             .with_error_code(code.code())
@@ -26,7 +32,12 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: DeleteAclsRequest, access: Acc
         let results = req
             .filters
             .iter()
-            .map(|_| fail(Code::ClusterAuthorizationFailed, "ALTER on the cluster is required".into()))
+            .map(|_| {
+                fail(
+                    Code::ClusterAuthorizationFailed,
+                    "ALTER on the cluster is required".into(),
+                )
+            })
             .collect();
         return DeleteAclsResponse::default().with_filter_results(results);
     }
@@ -53,7 +64,11 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: DeleteAclsRequest, access: Acc
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot store acls");
-            let results = req.filters.iter().map(|_| fail(Code::UnknownServerError, e.to_string())).collect();
+            let results = req
+                .filters
+                .iter()
+                .map(|_| fail(Code::UnknownServerError, e.to_string()))
+                .collect();
             return DeleteAclsResponse::default().with_filter_results(results);
         }
     };

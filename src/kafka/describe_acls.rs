@@ -17,14 +17,26 @@ use crate::broker::BrokerContext;
 pub const VERSIONS: (i16, i16) = (1, 3);
 
 /// Handles a DescribeAcls request.
-pub async fn handle(ctx: Arc<BrokerContext>, req: DescribeAclsRequest, access: Access) -> DescribeAclsResponse {
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: DescribeAclsRequest,
+    access: Access,
+) -> DescribeAclsResponse {
     let error = |code: Code, msg: String| {
         DescribeAclsResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(StrBytes::from_string(msg)))
     };
-    if !access.allowed(&ctx, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
-        return error(Code::ClusterAuthorizationFailed, "DESCRIBE on the cluster is required".into());
+    if !access.allowed(
+        &ctx,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        return error(
+            Code::ClusterAuthorizationFailed,
+            "DESCRIBE on the cluster is required".into(),
+        );
     }
     let filter = match AclFilter::from_wire(
         req.resource_type_filter,
@@ -41,7 +53,11 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: DescribeAclsRequest, access: A
     let mut grouped: BTreeMap<(i8, String, i8), Vec<AclDescription>> = BTreeMap::new();
     for b in ctx.security.authorizer.describe(&filter) {
         grouped
-            .entry((b.resource_type.code(), b.resource_name.clone(), b.pattern_type.code()))
+            .entry((
+                b.resource_type.code(),
+                b.resource_name.clone(),
+                b.pattern_type.code(),
+            ))
             .or_default()
             .push(
                 AclDescription::default()

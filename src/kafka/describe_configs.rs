@@ -79,8 +79,14 @@ pub async fn handle(
                     .iter()
                     .filter(|d| wanted(d.name))
                     .map(|d| {
-                        let value = ctx.config.values.get(d.name).cloned().unwrap_or_default();
-                        let source = if ctx.config.explicit.contains(d.name) {
+                        let dynamic = ctx.config.dynamic_value(d.name);
+                        let value = dynamic
+                            .clone()
+                            .or_else(|| ctx.config.values.get(d.name).cloned())
+                            .unwrap_or_default();
+                        let source = if dynamic.is_some() {
+                            Source::DynamicBroker
+                        } else if ctx.config.explicit.contains(d.name) {
                             Source::StaticBroker
                         } else {
                             Source::Default
@@ -106,8 +112,7 @@ pub async fn handle(
                                 .with_value(Some(StrBytes::from_string(value)))
                                 .with_source(source as i8)];
                         }
-                        // Broker configs cannot be changed at runtime yet.
-                        e.read_only = true;
+                        e.read_only = !crate::config::DYNAMIC_KEYS.contains(&d.name);
                         if crate::config::SENSITIVE_KEYS.contains(&d.name) {
                             // As Kafka does for passwords: flagged, never shown.
                             e.value = None;
@@ -172,6 +177,14 @@ fn synonyms(
         );
     }
     if let Some(bk) = d.broker_key {
+        if let Some(v) = ctx.config.dynamic_value(bk) {
+            out.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(bk))
+                    .with_value(Some(StrBytes::from_string(v)))
+                    .with_source(Source::DynamicBroker as i8),
+            );
+        }
         if let Some(v) = ctx.config.values.get(bk) {
             let source = if ctx.config.explicit.contains(bk) {
                 Source::StaticBroker

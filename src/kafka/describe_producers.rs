@@ -16,7 +16,11 @@ use crate::shard::ShardState;
 pub const VERSIONS: (i16, i16) = (0, 0);
 
 /// Handles a DescribeProducers request.
-pub async fn handle(ctx: Arc<BrokerContext>, req: DescribeProducersRequest, _version: i16) -> DescribeProducersResponse {
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: DescribeProducersRequest,
+    _version: i16,
+) -> DescribeProducersResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.catalog.get(t.name.as_str());
@@ -57,7 +61,11 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: DescribeProducersRequest, _ver
             }
             partitions.push(pr);
         }
-        topics.push(TopicResponse::default().with_name(t.name).with_partitions(partitions));
+        topics.push(
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
     }
     DescribeProducersResponse::default().with_topics(topics)
 }

@@ -11,17 +11,14 @@
 mod alter_configs;
 mod api_versions;
 mod authz;
-mod create_acls;
-mod delete_acls;
-mod describe_acls;
-mod sasl_authenticate;
-mod sasl_handshake;
-mod scram_credentials;
 mod client_quotas;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
@@ -33,6 +30,9 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
+mod scram_credentials;
 // Consumer groups and committed offsets (served by `crate::coordinator`).
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -56,11 +56,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
-pub use authz::Access;
 use crate::auth::acl::Operation;
 use crate::auth::Session;
 use crate::broker::BrokerContext;
 use crate::quota;
+pub use authz::Access;
 
 /// The rest of a request's work, yielding what to write back.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -221,9 +221,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         consumer_group_describe::VERSIONS.0,
         consumer_group_describe::VERSIONS.1,
     ),
-    (ApiKey::DescribeProducers, describe_producers::VERSIONS.0, describe_producers::VERSIONS.1),
-    (ApiKey::DescribeClientQuotas, client_quotas::VERSIONS.0, client_quotas::VERSIONS.1),
-    (ApiKey::AlterClientQuotas, client_quotas::VERSIONS.0, client_quotas::VERSIONS.1),
+    (
+        ApiKey::DescribeProducers,
+        describe_producers::VERSIONS.0,
+        describe_producers::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeClientQuotas,
+        client_quotas::VERSIONS.0,
+        client_quotas::VERSIONS.1,
+    ),
+    (
+        ApiKey::AlterClientQuotas,
+        client_quotas::VERSIONS.0,
+        client_quotas::VERSIONS.1,
+    ),
     (
         ApiKey::SaslHandshake,
         sasl_handshake::VERSIONS.0,
@@ -234,9 +246,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         sasl_authenticate::VERSIONS.0,
         sasl_authenticate::VERSIONS.1,
     ),
-    (ApiKey::CreateAcls, create_acls::VERSIONS.0, create_acls::VERSIONS.1),
-    (ApiKey::DescribeAcls, describe_acls::VERSIONS.0, describe_acls::VERSIONS.1),
-    (ApiKey::DeleteAcls, delete_acls::VERSIONS.0, delete_acls::VERSIONS.1),
+    (
+        ApiKey::CreateAcls,
+        create_acls::VERSIONS.0,
+        create_acls::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeAcls,
+        describe_acls::VERSIONS.0,
+        describe_acls::VERSIONS.1,
+    ),
+    (
+        ApiKey::DeleteAcls,
+        delete_acls::VERSIONS.0,
+        delete_acls::VERSIONS.1,
+    ),
     (
         ApiKey::DescribeUserScramCredentials,
         scram_credentials::VERSIONS.0,
@@ -278,8 +302,37 @@ impl Caller {
     }
 }
 
-/// Decodes a frame and starts handling it.
+/// Decodes a frame and starts handling it, counting it and timing it until its response is
+/// ready (`kafka_network_requestmetrics_*`).
 pub async fn dispatch(
+    frame: Bytes,
+    ctx: &Arc<BrokerContext>,
+    peer: std::net::SocketAddr,
+    session: &mut Session,
+) -> Dispatch {
+    let started = std::time::Instant::now();
+    let metrics = ctx.metrics.clone();
+    // net guarantees at least 8 bytes: api key, version, correlation id.
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let dispatch = handle(frame, ctx, peer, session).await;
+    let Dispatch::Respond(fut) = dispatch else {
+        return dispatch;
+    };
+    if metrics.api(raw_key).is_none() {
+        return Dispatch::Respond(fut);
+    }
+    Dispatch::Respond(Box::pin(async move {
+        let reply = fut.await;
+        if let Some(api) = metrics.api(raw_key) {
+            api.count(version);
+            api.observe(started.elapsed());
+        }
+        reply
+    }))
+}
+
+async fn handle(
     mut frame: Bytes,
     ctx: &Arc<BrokerContext>,
     peer: std::net::SocketAddr,
@@ -437,14 +490,9 @@ pub async fn dispatch(
             let caller = Caller::new(&header, peer);
             let quotas = ctx.clone();
             respond!(async move {
-                let mut resp = fetch::handle(ctx, req, version).await;
+                let mut resp = fetch::handle(ctx.clone(), req, version).await;
                 resp.responses.extend(denied);
-                let bytes: usize = resp
-                    .responses
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
-                    .sum();
+                let bytes = count_fetch(&ctx, &resp);
                 resp.throttle_time_ms = throttle(&quotas, &caller, quota::Kind::Fetch, bytes).await;
                 resp
             })
@@ -475,7 +523,15 @@ pub async fn dispatch(
         }
         ApiKey::DescribeCluster => {
             let req = decode!(m::DescribeClusterRequest);
-            respond!(describe_cluster::handle(ctx, req, version))
+            respond!(async move {
+                let mut resp = describe_cluster::handle(ctx, req, version).await;
+                let (host, port) = &access.listener.advertised;
+                for b in &mut resp.brokers {
+                    b.host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
+                    b.port = *port;
+                }
+                resp
+            })
         }
         ApiKey::DescribeLogDirs => {
             let req = decode!(m::DescribeLogDirsRequest);
@@ -493,13 +549,22 @@ pub async fn dispatch(
             let req = decode!(m::InitProducerIdRequest);
             match req.transactional_id.as_ref() {
                 Some(t) => deny!(
-                    access.allowed(&ctx, Operation::Write, crate::auth::ResourceType::TransactionalId, t.as_str()),
-                    m::InitProducerIdResponse::default().with_producer_id((-1).into()).with_producer_epoch(-1),
+                    access.allowed(
+                        &ctx,
+                        Operation::Write,
+                        crate::auth::ResourceType::TransactionalId,
+                        t.as_str()
+                    ),
+                    m::InitProducerIdResponse::default()
+                        .with_producer_id((-1).into())
+                        .with_producer_epoch(-1),
                     C::TransactionalIdAuthorizationFailed
                 ),
                 None => deny!(
                     access.cluster(&ctx, Operation::IdempotentWrite),
-                    m::InitProducerIdResponse::default().with_producer_id((-1).into()).with_producer_epoch(-1),
+                    m::InitProducerIdResponse::default()
+                        .with_producer_id((-1).into())
+                        .with_producer_epoch(-1),
                     C::ClusterAuthorizationFailed
                 ),
             }
@@ -507,7 +572,22 @@ pub async fn dispatch(
         }
         ApiKey::FindCoordinator => {
             let req = decode!(m::FindCoordinatorRequest);
-            respond!(find_coordinator::handle(ctx, req, version))
+            respond!(async move {
+                let mut resp = find_coordinator::handle(ctx, req, version).await;
+                // The listener the client came through is the one to advertise.
+                let (host, port) = &access.listener.advertised;
+                let host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
+                // Only the fields of this version may be set (others fail to encode).
+                if version < 4 && resp.node_id.0 >= 0 && resp.port >= 0 {
+                    resp.host = host.clone();
+                    resp.port = *port;
+                }
+                for c in resp.coordinators.iter_mut().filter(|c| c.node_id.0 >= 0) {
+                    c.host = host.clone();
+                    c.port = *port;
+                }
+                resp
+            })
         }
         ApiKey::JoinGroup => {
             let req = decode!(m::JoinGroupRequest);
@@ -601,7 +681,8 @@ pub async fn dispatch(
             Dispatch::Respond(Box::pin(async move {
                 let mut resp = pending.complete().await;
                 resp.responses.extend(denied);
-                resp.throttle_time_ms = throttle(&quotas, &caller, quota::Kind::Produce, bytes).await;
+                resp.throttle_time_ms =
+                    throttle(&quotas, &caller, quota::Kind::Produce, bytes).await;
                 if acks == 0 {
                     Reply::Nothing
                 } else {
@@ -613,12 +694,39 @@ pub async fn dispatch(
     }
 }
 
+/// Counts a fetch response in the per-topic and error metrics; returns its record bytes.
+fn count_fetch(ctx: &BrokerContext, resp: &kafka_protocol::messages::FetchResponse) -> usize {
+    let metrics = &ctx.metrics;
+    let api = metrics.api(ApiKey::Fetch as i16);
+    let mut total = 0;
+    for t in &resp.responses {
+        let topic = metrics.topic(ctx, t.topic.as_str());
+        for p in &t.partitions {
+            let bytes = p.records.as_ref().map_or(0, |r| r.len());
+            total += bytes;
+            if let Some(api) = api {
+                metrics.error(api, p.error_code);
+            }
+            if let Some(m) = &topic {
+                m.fetch_requests.inc();
+                m.bytes_out.inc_by(bytes as u64);
+                if p.error_code != 0 {
+                    m.failed_fetch.inc();
+                }
+            }
+        }
+    }
+    total
+}
+
 /// Meters a Produce or Fetch against the caller's quota and, when it is over, holds the
 /// response back for the throttle time (which mutes the connection, as Kafka does) and returns
 /// it for `throttle_time_ms`.
 async fn throttle(ctx: &BrokerContext, caller: &Caller, kind: quota::Kind, bytes: usize) -> i32 {
     // Principals arrive with authentication; until then every client is `ANONYMOUS`.
-    let delay = ctx.quotas.record("ANONYMOUS", &caller.client_id, kind, bytes);
+    let delay = ctx
+        .quotas
+        .record("ANONYMOUS", &caller.client_id, kind, bytes);
     if delay.is_zero() {
         return 0;
     }

@@ -15,6 +15,7 @@ use super::error::{shard_code, storage_code, Code};
 use crate::broker::BrokerContext;
 use crate::catalog::TopicMeta;
 use crate::log::AppendInfo;
+use crate::metrics::{Metrics, TopicMetrics};
 use crate::shard::SyncResult;
 use crate::shard::{Durability, ShardState, StorageError};
 use crate::topic_config;
@@ -30,9 +31,17 @@ enum Slot {
     Failed(Code, Option<String>),
 }
 
+/// A topic's response in the making, its partitions' appends and its counters.
+type PendingTopic = (
+    TopicProduceResponse,
+    Vec<(i32, Slot)>,
+    Option<Arc<TopicMetrics>>,
+);
+
 /// A produce whose appends are queued on the shards, waiting to be completed.
 pub struct PendingProduce {
-    topics: Vec<(TopicProduceResponse, Vec<(i32, Slot)>)>,
+    topics: Vec<PendingTopic>,
+    metrics: Arc<Metrics>,
 }
 
 /// Phase one (in the connection's read loop): queue every partition's append on its shard, in
@@ -124,16 +133,23 @@ pub async fn dispatch(
                     kafka_protocol::messages::TopicName(StrBytes::from_string(m.name.to_string()));
             }
         }
-        topics.push((resp, slots));
+        let counters = meta.as_ref().and_then(|m| ctx.metrics.topic(ctx, &m.name));
+        topics.push((resp, slots, counters));
     }
-    PendingProduce { topics }
+    PendingProduce {
+        topics,
+        metrics: ctx.metrics.clone(),
+    }
 }
 
 impl PendingProduce {
     /// Phase two: wait for the appends (and fsyncs) and build the response.
     pub async fn complete(self) -> ProduceResponse {
         let mut responses = Vec::with_capacity(self.topics.len());
-        for (mut topic, slots) in self.topics {
+        let api = self
+            .metrics
+            .api(kafka_protocol::messages::ApiKey::Produce as i16);
+        for (mut topic, slots, counters) in self.topics {
             for (index, slot) in slots {
                 let mut pr = PartitionProduceResponse::default()
                     .with_index(index)
@@ -168,6 +184,19 @@ impl PendingProduce {
                         },
                     },
                 };
+                if let Some(m) = &counters {
+                    m.produce_requests.inc();
+                    match &outcome {
+                        Ok((info, _)) => {
+                            m.messages_in.inc_by(u64::from(info.record_count));
+                            m.bytes_in.inc_by(info.bytes as u64);
+                        }
+                        Err(_) => m.failed_produce.inc(),
+                    }
+                }
+                if let (Some(api), Err((code, _))) = (api, &outcome) {
+                    self.metrics.error(api, code.code());
+                }
                 match outcome {
                     Ok((info, start)) => {
                         pr.base_offset = info.base_offset;

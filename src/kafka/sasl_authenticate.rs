@@ -13,7 +13,11 @@ use crate::auth::{Security, Session};
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 /// Handles a step in the read loop (it changes the connection's principal).
-pub fn handle(session: &mut Session, sec: &Security, req: &SaslAuthenticateRequest) -> SaslAuthenticateResponse {
+pub fn handle(
+    session: &mut Session,
+    sec: &Security,
+    req: &SaslAuthenticateRequest,
+) -> SaslAuthenticateResponse {
     if !session.awaiting_authenticate() {
         session.close_after_response = true;
         return SaslAuthenticateResponse::default()

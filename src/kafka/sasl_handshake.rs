@@ -12,7 +12,11 @@ use crate::auth::{Security, Session};
 pub const VERSIONS: (i16, i16) = (0, 1);
 
 /// Handles a handshake in the read loop (it changes the connection's state).
-pub fn handle(session: &mut Session, sec: &Security, req: &SaslHandshakeRequest) -> SaslHandshakeResponse {
+pub fn handle(
+    session: &mut Session,
+    sec: &Security,
+    req: &SaslHandshakeRequest,
+) -> SaslHandshakeResponse {
     let enabled = |v: Vec<String>| v.into_iter().map(StrBytes::from_string).collect();
     if !session.listener.protocol.sasl() || !session.awaiting_handshake() {
         session.close_after_response = true;
@@ -21,7 +25,9 @@ pub fn handle(session: &mut Session, sec: &Security, req: &SaslHandshakeRequest)
             .with_mechanisms(enabled(sec.config.mechanisms.clone()));
     }
     match session.handshake(sec, req.mechanism.as_str()) {
-        Ok(()) => SaslHandshakeResponse::default().with_mechanisms(enabled(sec.config.mechanisms.clone())),
+        Ok(()) => {
+            SaslHandshakeResponse::default().with_mechanisms(enabled(sec.config.mechanisms.clone()))
+        }
         Err(list) => {
             tracing::info!(ip = %session.ip, mechanism = %req.mechanism.as_str(), "unsupported SASL mechanism");
             SaslHandshakeResponse::default()

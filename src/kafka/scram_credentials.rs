@@ -35,7 +35,12 @@ pub async fn describe(
     req: DescribeUserScramCredentialsRequest,
     access: Access,
 ) -> DescribeUserScramCredentialsResponse {
-    if !access.allowed(&ctx, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+    if !access.allowed(
+        &ctx,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
         return DescribeUserScramCredentialsResponse::default()
             .with_error_code(Code::ClusterAuthorizationFailed.code())
             .with_error_message(msg("DESCRIBE on the cluster is required"));
@@ -44,7 +49,11 @@ pub async fn describe(
     let info = |creds: &Vec<(Mechanism, i32)>| {
         creds
             .iter()
-            .map(|(m, i)| CredentialInfo::default().with_mechanism(m.code()).with_iterations(*i))
+            .map(|(m, i)| {
+                CredentialInfo::default()
+                    .with_mechanism(m.code())
+                    .with_iterations(*i)
+            })
             .collect()
     };
     let results = match req.users {
@@ -105,7 +114,13 @@ pub async fn alter(
     if !access.allowed(&ctx, Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
         let results = users
             .iter()
-            .map(|u| result(u, Code::ClusterAuthorizationFailed, Some("ALTER on the cluster is required".into())))
+            .map(|u| {
+                result(
+                    u,
+                    Code::ClusterAuthorizationFailed,
+                    Some("ALTER on the cluster is required".into()),
+                )
+            })
             .collect();
         return AlterUserScramCredentialsResponse::default().with_results(results);
     }
@@ -118,21 +133,39 @@ pub async fn alter(
         match Mechanism::from_code(d.mechanism) {
             Some(m) if !name.is_empty() => deletions.push((name, m)),
             Some(_) => {
-                errors.insert(name, (Code::UnacceptableCredential, "empty user name".into()));
+                errors.insert(
+                    name,
+                    (Code::UnacceptableCredential, "empty user name".into()),
+                );
             }
             None => {
-                errors.insert(name, (Code::UnsupportedSaslMechanism, "unknown SCRAM mechanism".into()));
+                errors.insert(
+                    name,
+                    (
+                        Code::UnsupportedSaslMechanism,
+                        "unknown SCRAM mechanism".into(),
+                    ),
+                );
             }
         }
     }
     for u in &req.upsertions {
         let name = u.name.to_string();
         let Some(m) = Mechanism::from_code(u.mechanism) else {
-            errors.insert(name, (Code::UnsupportedSaslMechanism, "unknown SCRAM mechanism".into()));
+            errors.insert(
+                name,
+                (
+                    Code::UnsupportedSaslMechanism,
+                    "unknown SCRAM mechanism".into(),
+                ),
+            );
             continue;
         };
         if name.is_empty() {
-            errors.insert(name, (Code::UnacceptableCredential, "empty user name".into()));
+            errors.insert(
+                name,
+                (Code::UnacceptableCredential, "empty user name".into()),
+            );
         } else if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&u.iterations) {
             errors.insert(
                 name,
@@ -142,7 +175,13 @@ pub async fn alter(
                 ),
             );
         } else if u.salt.is_empty() || u.salted_password.is_empty() {
-            errors.insert(name, (Code::UnacceptableCredential, "salt and salted password are required".into()));
+            errors.insert(
+                name,
+                (
+                    Code::UnacceptableCredential,
+                    "salt and salted password are required".into(),
+                ),
+            );
         } else {
             let cred = ScramCredential::from_salted(m, &u.salt, &u.salted_password, u.iterations);
             upsertions.push((name, m, cred));
@@ -156,7 +195,10 @@ pub async fn alter(
                 if !hit {
                     errors.entry(u.clone()).or_insert((
                         Code::ResourceNotFound,
-                        format!("attempt to delete a {} credential that does not exist", m.name()),
+                        format!(
+                            "attempt to delete a {} credential that does not exist",
+                            m.name()
+                        ),
                     ));
                 }
             }
@@ -164,7 +206,9 @@ pub async fn alter(
         Err(e) => {
             tracing::error!(error = %e, "cannot store scram credentials");
             for u in &users {
-                errors.entry(u.clone()).or_insert((Code::UnknownServerError, e.to_string()));
+                errors
+                    .entry(u.clone())
+                    .or_insert((Code::UnknownServerError, e.to_string()));
             }
         }
     }

@@ -67,6 +67,7 @@ pub async fn accept_loop(
     drain: Drain,
 ) {
     let mut next = 0usize;
+    let connections = ctx.metrics.listener(&info.name);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -95,8 +96,10 @@ pub async fn accept_loop(
         let stop = stop.clone();
         let guard = drain.enter();
         let info = info.clone();
+        let open = connections.opened();
         shard.spawn(async move {
             let _guard = guard;
+            let _open = open;
             match TcpStream::from_std(std_stream) {
                 Ok(stream) => serve_connection(stream, peer, info, ctx, stop).await,
                 Err(e) => tracing::warn!(error = %e, "cannot register connection"),

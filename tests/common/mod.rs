@@ -73,6 +73,7 @@ fn config(dir: &std::path::Path, overrides: &[(String, String)], port: u16) -> C
         ("log.dirs".to_string(), dir.display().to_string()),
         ("num.shards".to_string(), "2".to_string()),
         ("kinesis.listener".to_string(), "127.0.0.1:0".to_string()),
+        ("metrics.listener".to_string(), "127.0.0.1:0".to_string()),
     ];
     pairs.extend(overrides.iter().cloned());
     Config::from_pairs(pairs).expect("valid test config")

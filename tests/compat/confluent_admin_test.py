@@ -183,6 +183,26 @@ def check_topic_configs(c, admin):
     got = {k: (bcfg[k].value, ConfigSource(bcfg[k].source).name) if k in bcfg else None for k in want}
     c.eq(got, want, f"describe_configs(BROKER 0): {len(bcfg)} entries; static settings and defaults with their sources")
 
+    # Dynamic broker configs: SET a broker default, seen by the broker and inherited by the topic
+    # (DYNAMIC_BROKER_CONFIG); a static-only key is refused; DELETE restores the default.
+    def balter(*entries):
+        r = ConfigResource(ResourceType.BROKER, "0", incremental_configs=list(entries))
+        return admin.incremental_alter_configs([r], request_timeout=TIMEOUT)[r].result(timeout=TIMEOUT)
+    balter(ConfigEntry("log.roll.ms", "86400000", incremental_operation=AlterConfigOpType.SET))
+    bcfg = admin.describe_configs([res], request_timeout=TIMEOUT)[res].result(timeout=TIMEOUT)
+    tcfg = topic_configs(admin, topic)
+    c.eq(((bcfg["log.roll.ms"].value, ConfigSource(bcfg["log.roll.ms"].source).name),
+          (tcfg["segment.ms"].value, ConfigSource(tcfg["segment.ms"].source).name)),
+         (("86400000", "DYNAMIC_BROKER_CONFIG"), ("86400000", "DYNAMIC_BROKER_CONFIG")),
+         "incremental_alter_configs(BROKER 0) SET log.roll.ms: dynamic on the broker, inherited as segment.ms")
+    err = error_of(lambda: balter(ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)))
+    c.ok(err_name(err) == "INVALID_CONFIG" and "num.partitions" in (err.str() if err else ""),
+         f"a static-only broker key is refused: {err_name(err)} ({err.str() if err else ''})")
+    balter(ConfigEntry("log.roll.ms", "", incremental_operation=AlterConfigOpType.DELETE))
+    bcfg = admin.describe_configs([res], request_timeout=TIMEOUT)[res].result(timeout=TIMEOUT)
+    c.eq(ConfigSource(bcfg["log.roll.ms"].source).name, "DEFAULT_CONFIG",
+         "incremental_alter_configs(BROKER 0) DELETE log.roll.ms: back to the default")
+
     # max.message.bytes is enforced, then raised.
     big = b"x" * 3000
     acked, errors = produce(topic, [(0, b"big", big)])

@@ -19,6 +19,11 @@ pub async fn handle(
 ) -> Result<Empty, KinesisError> {
     let name = required(req.stream_name, "streamName")?;
     validate_stream_name(&name)?;
+    if name.starts_with("__") {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Stream name {name} is reserved: names starting with __ are the broker's internal topics."
+        )));
+    }
     let mode = req
         .stream_mode_details
         .map(|m| m.stream_mode)

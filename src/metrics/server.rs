@@ -1,0 +1,119 @@
+//! The metrics endpoint on `metrics.listener` (HTTP/1.1, hyper, as the Kinesis endpoint):
+//! `GET /metrics` (Prometheus text format), `GET /healthz` (200 while the process serves) and
+//! `GET /readyz` (200 once logs are loaded and listeners bound, 503 before and while shutting
+//! down). It takes no part in the connection drain: it keeps answering (`/readyz` 503) until
+//! the shutdown closes it just before the shards stop.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::BrokerContext;
+
+/// Binds `metrics.listener` (the first address it resolves to). A listener left at its default
+/// is best effort: if its port is taken the broker runs without it, with a warning.
+pub fn bind(config: &super::MetricsConfig) -> std::io::Result<Option<std::net::TcpListener>> {
+    let Some(addr) = config.listener.as_deref() else {
+        return Ok(None);
+    };
+    let bind = || -> std::io::Result<std::net::TcpListener> {
+        let first = crate::kinesis::resolve_listener(addr)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| std::io::Error::other("resolves to no address"))?;
+        let sock = std::net::TcpListener::bind(first)?;
+        sock.set_nonblocking(true)?;
+        Ok(sock)
+    };
+    match bind() {
+        Ok(sock) => Ok(Some(sock)),
+        Err(e) if config.listener_explicit => Err(e),
+        Err(e) => {
+            tracing::warn!(addr, error = %e, "cannot bind the default metrics.listener; metrics are not served");
+            Ok(None)
+        }
+    }
+}
+
+/// Accepts connections until `stop` turns true.
+pub async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<BrokerContext>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+    tracing::debug!("metrics listener closed");
+}
+
+async fn handle(ctx: &BrokerContext, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let m = &ctx.metrics;
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(m.render(ctx).await),
+        ),
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok")),
+        (&Method::GET, "/readyz") if m.is_ready() => {
+            (StatusCode::OK, "text/plain", Bytes::from_static(b"ready"))
+        }
+        (&Method::GET, "/readyz") => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from_static(b"not ready"),
+        ),
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found"),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"method not allowed"),
+        ),
+    };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
