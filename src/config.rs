@@ -204,6 +204,14 @@ pub const KEYS: &[KeyDef] = &[
               append time (LogAppendTime).",
     },
     KeyDef {
+        name: "producer.id.expiration.ms",
+        default: "86400000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "An idempotent producer that has not written to a partition for this long is forgotten \
+              there (checked every log.retention.check.interval.ms); its next batch is accepted \
+              as from a new producer.",
+    },
+    KeyDef {
         name: "log.flush.linger.ms",
         default: "0",
         kind: Kind::Int { min: 0, max: 1000 },
@@ -566,6 +574,8 @@ pub struct Config {
     /// Dynamic broker configs (IncrementalAlterConfigs / AlterConfigs on the broker), shared by
     /// every clone of this config; they win over `values` for the keys in [`DYNAMIC_KEYS`].
     pub dynamic: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Broker keys that can be changed at runtime (they are the defaults of topic configs, read
@@ -710,6 +720,7 @@ impl Config {
                 .unwrap_or(1),
             n => n as usize,
         };
+        let producer_id_expiration_ms = int("producer.id.expiration.ms");
         Ok(Config {
             node_id: int("node.id") as i32,
             listeners,
@@ -772,6 +783,7 @@ impl Config {
             values,
             explicit,
             dynamic: Default::default(),
+            producer_id_expiration_ms,
         })
     }
 

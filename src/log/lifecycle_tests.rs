@@ -603,6 +603,12 @@ impl Model {
     }
 }
 
+/// Written after a torn tail by `Op::RestartUnclean`: a batch header with base offset 1 and a
+/// length of 256, cut off.
+const GARBAGE: [u8; 13] = [
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0xaa,
+];
+
 fn run_ops(ops: &[Op]) -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = TestClock::new();
@@ -668,18 +674,36 @@ fn run_ops(ops: &[Op]) -> TestResult {
                     if let Some(from) = lossy_from {
                         let at = from + (position - from) * u64::from(cut) / 1000;
                         OpenOptions::new().write(true).open(&active)?.set_len(at)?;
-                        let mut kept = 0u64;
+                        // What the file holds after the crash: the bytes before the cut, then the
+                        // garbage. A batch survives iff its bytes are all there, unchanged, and
+                        // so do the batches before it. The garbage can complete a batch cut
+                        // short: batches end with zero bytes (a record without headers), as the
+                        // garbage starts, and the restored batch is the one appended, CRC and
+                        // all, which no recovery can (or should) tell from one never torn.
+                        let mut content: Vec<u8> = model
+                            .batches
+                            .iter()
+                            .filter(|b| b.base >= active_base)
+                            .flat_map(|b| b.bytes.iter().copied())
+                            .collect();
+                        content.truncate(usize::try_from(at)?);
+                        if garbage {
+                            content.extend_from_slice(&GARBAGE);
+                        }
+                        let mut start = 0usize;
+                        let mut intact = true;
                         let mut new_end = None;
                         model.batches.retain(|b| {
                             if b.base < active_base {
                                 return true;
                             }
-                            kept += b.bytes.len() as u64;
-                            let keep = kept <= at;
-                            if keep {
+                            let end = start + b.bytes.len();
+                            intact = intact && content.get(start..end) == Some(&b.bytes[..]);
+                            start = end;
+                            if intact {
                                 new_end = Some(b.last + 1);
                             }
-                            keep
+                            intact
                         });
                         model.end = new_end.unwrap_or(active_base);
                         if model.start > model.end {
@@ -690,10 +714,10 @@ fn run_ops(ops: &[Op]) -> TestResult {
                     }
                 }
                 if garbage {
-                    OpenOptions::new().append(true).open(&active)?.write_all(&[
-                        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00,
-                        0xaa,
-                    ])?;
+                    OpenOptions::new()
+                        .append(true)
+                        .open(&active)?
+                        .write_all(&GARBAGE)?;
                 }
                 let checkpointed =
                     checkpoint::read(dir.path(), checkpoint::RECOVERY_POINT_FILE)?.unwrap_or(0);

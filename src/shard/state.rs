@@ -58,6 +58,8 @@ pub struct ShardConfig {
     pub recovery_point_checkpoint_interval: Duration,
     /// Inactive segment files not read for this long are closed.
     pub idle_file_timeout: Duration,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// How long an inactive segment's file stays open after its last read.
@@ -82,6 +84,7 @@ impl ShardConfig {
             retention_check_interval: config.log_retention_check_interval,
             recovery_point_checkpoint_interval: config.log_flush_offset_checkpoint_interval,
             idle_file_timeout: IDLE_FILE_TIMEOUT,
+            producer_id_expiration_ms: config.producer_id_expiration_ms,
         }
     }
 
@@ -672,6 +675,8 @@ impl ShardState {
                     if let Err(e) = p.log.apply_retention(now) {
                         tracing::warn!(dir = %p.dir.display(), error = %e, "retention pass failed");
                     }
+                    p.producers
+                        .expire(now, self.config.producer_id_expiration_ms);
                 }
                 if p.log.needs_background_sync() || p.log.flush_due(now) {
                     to_sync.push((topic.clone(), partition));
