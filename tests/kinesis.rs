@@ -1344,8 +1344,9 @@ async fn enhanced_fan_out_pushes_records_put_after_subscribing() -> TestResult {
     assert_eq!(code(&e), "ResourceInUseException");
 
     let writer = client(&b);
+    // The subscription above is established (LATEST resolved when it was accepted), so these
+    // records are put after it started.
     let put = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
         for i in 0..5 {
             writer
                 .put_record()
@@ -1377,19 +1378,32 @@ async fn enhanced_fan_out_pushes_records_put_after_subscribing() -> TestResult {
     );
     drop(sub);
     // Resubscribing after the continuation point gives nothing new; a record put now arrives.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut sub = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer_arn)
-        .shard_id("shardId-000000000000")
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(&continuation)
-                .build()?,
-        )
-        .send()
-        .await?;
+    // The broker notices the dropped subscription asynchronously: until then the consumer and
+    // shard are still in use, so retry on ResourceInUseException.
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    let mut sub = loop {
+        let attempt = c
+            .subscribe_to_shard()
+            .consumer_arn(&consumer_arn)
+            .shard_id("shardId-000000000000")
+            .starting_position(
+                StartingPosition::builder()
+                    .r#type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(&continuation)
+                    .build()?,
+            )
+            .send()
+            .await;
+        match attempt {
+            Ok(sub) => break sub,
+            Err(e)
+                if code(&e) == "ResourceInUseException" && std::time::Instant::now() < deadline =>
+            {
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     c.put_record()
         .stream_name("fanout")
         .partition_key("k")

@@ -59,31 +59,15 @@ impl Raw {
         )
     }
 
-    /// Sends a request and decodes the response.
+    /// Sends a request and decodes its response, checking the correlation id.
     pub async fn call<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> Req::Response
     where
         Req::Response: Decodable + HeaderVersion,
     {
-        self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("raw")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.send_raw(&frame).await;
-        let mut resp = self.read_frame().await.expect("response");
-        let h = ResponseHeader::decode(&mut resp, Req::Response::header_version(version))
-            .expect("resp header");
-        assert_eq!(h.correlation_id, self.corr);
-        Req::Response::decode(&mut resp, version).expect("resp body")
+        let sent = self.send(req, version).await;
+        let (corr, resp) = self.recv::<Req::Response>(version).await;
+        assert_eq!(corr, sent, "responses come back in request order");
+        resp
     }
 
     pub async fn read_frame(&mut self) -> Option<Bytes> {
