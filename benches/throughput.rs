@@ -1,12 +1,28 @@
-//! End-to-end throughput benchmark in the spirit of `kafka-producer-perf-test`: an rdkafka
-//! producer and consumer against an in-process Esker (or any broker with `--bootstrap`), with
-//! loopback TCP measured in the same run so figures can be reported as ratios.
+//! End-to-end throughput and latency benchmark in the spirit of `kafka-producer-perf-test` and
+//! `rdkafka_performance`: rdkafka producers and consumers against an in-process Esker (or any
+//! broker with `--bootstrap`, so a peer can be measured the same way), with the machine's
+//! references measured in the same run so figures can be reported as ratios:
 //!
-//! `cargo bench --bench throughput -- --messages 500000 --size 1024 --acks 1 --linger-ms 5`
+//! - loopback TCP: one writer and one reader moving 2 GiB in 1 MiB writes;
+//! - disk: sequential 1 MiB writes each followed by `fdatasync` (the bandwidth a durable,
+//!   acks=-1 broker can at best reach), plus the latency of one 4 KiB write + `fdatasync`,
+//!   on the file system of the broker's data directory (or `--disk-dir`).
+//!
+//! ```text
+//! cargo bench --bench throughput -- --num-records 1000000 --record-size 1024 --acks 1 --linger-ms 5
+//! cargo bench --bench throughput -- --mode produce --acks -1 --producers 4 --partitions 4
+//! cargo bench --bench throughput -- --mode produce --acks -1 --throughput 1000 --num-records 20000 --linger-ms 0
+//! cargo bench --bench throughput -- --bootstrap 127.0.0.1:9092 --mode both
+//! ```
+//!
+//! Output: records/s, MB/s and, for producers, latency from `send` to the delivery report
+//! (p50/p95/p99/p99.9/max). With an unlimited rate the latency is dominated by time queued in
+//! the client; use `--throughput` for a latency figure.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -16,20 +32,45 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+// The same allocator and options as the `esker` binary (src/main.rs), so the in-process broker
+// behaves like the real one.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// See `MALLOC_CONF` in src/main.rs.
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &[u8] = b"oversize_threshold:0\0";
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Produce, then consume everything from the beginning.
+    Both,
+    /// Produce only.
+    Produce,
+    /// Fill the topic (not measured), then consume it from the beginning.
+    Consume,
+}
+
 #[derive(Parser, Debug)]
-#[command(about = "Esker end-to-end throughput benchmark")]
+#[command(about = "Esker end-to-end throughput and latency benchmark")]
 struct Args {
     /// Broker to measure; without it an in-process Esker is started in a temp dir.
     #[arg(long)]
     bootstrap: Option<String>,
-    /// Number of records.
-    #[arg(long, default_value_t = 300_000)]
-    messages: usize,
-    /// Record value size in bytes.
-    #[arg(long, default_value_t = 1024)]
-    size: usize,
-    /// Producer acks (0, 1, -1).
-    #[arg(long, default_value = "1")]
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+    /// Number of records (in total over all producers).
+    #[arg(long, visible_alias = "messages", default_value_t = 300_000)]
+    num_records: usize,
+    /// Record value size in bytes (the key is 4 bytes more).
+    #[arg(long, visible_alias = "size", default_value_t = 1024)]
+    record_size: usize,
+    /// Producer rate limit in records/s over all producers; -1 = unlimited.
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// Producer acks (0, 1, -1/all).
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     acks: String,
     /// Producer linger.ms.
     #[arg(long, default_value_t = 5)]
@@ -40,15 +81,42 @@ struct Args {
     /// Producer compression.type (none, gzip, snappy, lz4, zstd).
     #[arg(long, default_value = "none")]
     compression: String,
-    /// Partitions of the benchmark topic.
+    /// Partitions of the benchmark topic; records go round-robin over them.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
+    /// Producer clients (one connection each), sending in parallel.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Consumer clients; the partitions are split among them (manual assignment).
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    /// Topic to use (created if missing); default: a fresh `bench-<pid>`.
+    #[arg(long)]
+    topic: Option<String>,
+    /// With `--mode consume`: consume what `--topic` already holds (`--num-records` of it)
+    /// instead of filling it first.
+    #[arg(long)]
+    no_fill: bool,
     /// Shards of the in-process broker (0 = one per core).
     #[arg(long, default_value_t = 0)]
     shards: usize,
-    /// Skip the loopback TCP reference measurement.
+    /// Extra `key=value` settings for the in-process broker; may be repeated.
+    #[arg(long = "broker-config")]
+    broker_config: Vec<String>,
+    /// Skip the loopback TCP reference.
     #[arg(long)]
     no_loopback: bool,
+    /// Skip the disk (write + fdatasync) reference.
+    #[arg(long)]
+    no_disk: bool,
+    /// Directory for the disk reference (default: the in-process broker's data directory, or
+    /// the system temp dir with `--bootstrap`).
+    #[arg(long)]
+    disk_dir: Option<std::path::PathBuf>,
+    /// With `--bootstrap` to a broker on this machine: its process id, to report the CPU time
+    /// it spent per phase (from /proc), a figure the noise of a shared machine hardly touches.
+    #[arg(long)]
+    broker_pid: Option<u32>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -64,69 +132,141 @@ fn main() {
     rt.block_on(run(args));
 }
 
+/// A phase's result.
+struct Figures {
+    records: usize,
+    secs: f64,
+    bytes: usize,
+}
+
+impl Figures {
+    fn mbs(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e6
+    }
+    fn rps(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+}
+
 async fn run(args: Args) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = None;
     let bootstrap = match &args.bootstrap {
         Some(b) => b.clone(),
         None => {
-            let config = esker::Config::from_pairs([
-                ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
-                ("log.dirs", dir.path().display().to_string()),
-                ("num.shards", args.shards.to_string()),
-            ])
-            .expect("config");
+            let mut pairs = vec![
+                (
+                    "listeners".to_string(),
+                    "PLAINTEXT://127.0.0.1:0".to_string(),
+                ),
+                ("log.dirs".to_string(), dir.path().display().to_string()),
+                ("num.shards".to_string(), args.shards.to_string()),
+                ("kinesis.listener".to_string(), String::new()),
+                ("metrics.listener".to_string(), String::new()),
+            ];
+            for kv in &args.broker_config {
+                let (k, v) = kv.split_once('=').expect("--broker-config takes key=value");
+                pairs.retain(|(key, _)| key != k);
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            let config =
+                esker::Config::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.clone())))
+                    .expect("config");
             let b = esker::Broker::start(config).await.expect("broker");
             let addr = b.bootstrap();
             broker = Some(b);
             addr
         }
     };
-    let topic = format!("bench-{}", std::process::id());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .expect("admin");
-    admin
-        .create_topics(
-            &[NewTopic::new(
-                &topic,
-                args.partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topic");
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", std::process::id()));
+    create_topic(&bootstrap, &topic, args.partitions).await;
 
     println!(
-        "records={} size={}B acks={} linger.ms={} batch.size={} compression={} partitions={} broker={}",
-        args.messages,
-        args.size,
+        "mode={:?} records={} size={}B throughput={} acks={} linger.ms={} batch.size={} \
+         compression={} partitions={} producers={} consumers={} broker={}",
+        args.mode,
+        args.num_records,
+        args.record_size,
+        if args.throughput < 0.0 {
+            "unlimited".to_string()
+        } else {
+            format!("{}/s", args.throughput)
+        },
         args.acks,
         args.linger_ms,
         args.batch_size,
         args.compression,
         args.partitions,
+        args.producers,
+        args.consumers,
         args.bootstrap.as_deref().unwrap_or("in-process esker")
     );
-    let produce_mbs = produce(&args, &bootstrap, &topic).await;
-    let b = bootstrap.clone();
-    let t = topic.clone();
-    let (messages, size, partitions) = (args.messages, args.size, args.partitions);
-    let consume_mbs =
-        tokio::task::spawn_blocking(move || consume(&b, &t, messages, size, partitions))
-            .await
-            .expect("consumer");
-    if !args.no_loopback {
-        let lo = tokio::task::spawn_blocking(loopback_mbs)
-            .await
-            .expect("loopback");
-        println!("loopback TCP: {lo:.0} MB/s");
+    let mut produced = None;
+    let mut consumed = None;
+    let cpu = || args.broker_pid.and_then(process_cpu_secs);
+    let report_cpu = |phase: &str, before: Option<f64>, f: &Figures| {
+        if let (Some(b), Some(a)) = (before, cpu()) {
+            println!(
+                "broker CPU during {phase}: {:.2} s, {:.3} CPU-s per GB",
+                a - b,
+                (a - b) / (f.bytes as f64 / 1e9)
+            );
+        }
+    };
+    match args.mode {
+        Mode::Produce | Mode::Both => {
+            let c = cpu();
+            let f = produce(&args, &bootstrap, &topic, true).await;
+            report_cpu("produce", c, &f);
+            produced = Some(f);
+        }
+        Mode::Consume => {
+            if !args.no_fill {
+                produce(&args, &bootstrap, &topic, false).await;
+            }
+        }
+    }
+    if args.mode != Mode::Produce {
+        let c = cpu();
+        let f = consume(&args, &bootstrap, &topic).await;
+        report_cpu("consume", c, &f);
+        consumed = Some(f);
+    }
+
+    let loopback = (!args.no_loopback).then(|| {
+        let lo = loopback_mbs();
+        println!("reference loopback TCP: {lo:.0} MB/s");
+        lo
+    });
+    let disk = (!args.no_disk).then(|| {
+        let disk_dir = args
+            .disk_dir
+            .clone()
+            .unwrap_or_else(|| match &args.bootstrap {
+                Some(_) => std::env::temp_dir(),
+                None => dir.path().to_path_buf(),
+            });
+        let (mbs, p50) = disk_reference(&disk_dir);
         println!(
-            "ratios to loopback TCP: produce {:.3}, consume {:.3}",
-            produce_mbs / lo,
-            consume_mbs / lo
+            "reference disk ({}): sequential 1 MiB write + fdatasync {mbs:.0} MB/s; \
+             4 KiB write + fdatasync p50 {p50:.3} ms",
+            disk_dir.display()
+        );
+        mbs
+    });
+    let ratio = |f: &Option<Figures>, r: Option<f64>| match (f, r) {
+        (Some(f), Some(r)) => format!("{:.3}", f.mbs() / r),
+        _ => "-".to_string(),
+    };
+    if loopback.is_some() || disk.is_some() {
+        println!(
+            "ratios: produce/loopback {}, consume/loopback {}, produce/disk {}",
+            ratio(&produced, loopback),
+            ratio(&consumed, loopback),
+            ratio(&produced, disk),
         );
     }
     if let Some(b) = broker {
@@ -134,27 +274,132 @@ async fn run(args: Args) {
     }
 }
 
-async fn produce(args: &Args, bootstrap: &str, topic: &str) -> f64 {
-    let producer: FutureProducer = ClientConfig::new()
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("acks", &args.acks)
-        .set("linger.ms", args.linger_ms.to_string())
-        .set("batch.size", args.batch_size.to_string())
-        .set("compression.type", &args.compression)
-        .set("enable.idempotence", "false")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .set("queue.buffering.max.messages", "1000000")
         .create()
-        .expect("producer");
-    let value: Vec<u8> = (0..args.size).map(|i| (i * 31 % 251) as u8).collect();
-    let mut inflight = FuturesUnordered::new();
-    let mut latencies = Vec::with_capacity(args.messages);
+        .expect("admin");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => panic!("create topic {t}: {e}"),
+        }
+    }
+}
+
+/// Runs `--producers` producers in parallel, each sending its share of the records (record
+/// `i` goes to partition `i % partitions`), paced to `--throughput` if set.
+async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Figures {
+    let producers = args.producers.max(1);
+    let per_producer_rate = (args.throughput > 0.0).then(|| args.throughput / producers as f64);
+    let value: Arc<Vec<u8>> = Arc::new(
+        (0..args.record_size)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect(),
+    );
     let start = Instant::now();
-    for i in 0..args.messages {
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("acks", &args.acks)
+            .set("linger.ms", args.linger_ms.to_string())
+            .set("batch.size", args.batch_size.to_string())
+            .set("compression.type", &args.compression)
+            .set("enable.idempotence", "false")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .expect("producer");
+        let records: Vec<usize> = (p..args.num_records).step_by(producers).collect();
+        let (topic, value, partitions) = (topic.to_string(), value.clone(), args.partitions);
+        tasks.push(tokio::spawn(async move {
+            let latencies = produce_one(
+                &producer,
+                &topic,
+                &records,
+                &value,
+                partitions,
+                per_producer_rate,
+            )
+            .await;
+            let _ = producer.flush(Duration::from_secs(30));
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(args.num_records);
+    for t in tasks {
+        latencies.extend(t.await.expect("producer task"));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let figures = Figures {
+        records: args.num_records,
+        secs,
+        bytes: args.num_records * args.record_size,
+    };
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
+    if report {
+        println!(
+            "produce: {:.0} records/s, {:.1} MB/s, latency ms p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+            figures.rps(),
+            figures.mbs(),
+            pct(0.50),
+            pct(0.95),
+            pct(0.99),
+            pct(0.999),
+            latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+        );
+    } else {
+        println!(
+            "(filled the topic: {} records in {:.1} s)",
+            args.num_records, secs
+        );
+    }
+    figures
+}
+
+async fn produce_one(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[usize],
+    value: &[u8],
+    partitions: i32,
+    rate: Option<f64>,
+) -> Vec<Duration> {
+    let mut inflight = FuturesUnordered::new();
+    let mut latencies = Vec::with_capacity(records.len());
+    let start = tokio::time::Instant::now();
+    for (n, &i) in records.iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(n as f64 / rate);
+            // Collect acknowledgements while waiting for the next send slot.
+            while tokio::time::Instant::now() < due {
+                tokio::select! {
+                    Some((res, lat)) = inflight.next(), if !inflight.is_empty() => {
+                        check(res);
+                        latencies.push(lat);
+                    }
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+            }
+        }
         let key = (i as u32).to_be_bytes();
-        let mut rec = FutureRecord::to(topic).key(&key[..]).payload(&value[..]);
-        if args.partitions > 1 {
-            rec = rec.partition(i as i32 % args.partitions);
+        let mut rec = FutureRecord::to(topic).key(&key[..]).payload(value);
+        if partitions > 1 {
+            rec = rec.partition(i as i32 % partitions);
         }
         loop {
             match producer.send_result(rec) {
@@ -185,27 +430,7 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str) -> f64 {
         check(res);
         latencies.push(lat);
     }
-    let _ = producer.flush(Duration::from_secs(30));
-    let secs = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    let mbs = (args.messages * args.size) as f64 / secs / 1e6;
-    println!(
-        "produce: {:.0} records/s, {:.1} MB/s, latency ms p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
-        args.messages as f64 / secs,
-        mbs,
-        pct(0.50),
-        pct(0.95),
-        pct(0.99),
-        pct(0.999),
-        latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
-    );
-    mbs
+    latencies
 }
 
 type Delivery = Result<
@@ -224,7 +449,57 @@ fn check(res: Delivery) {
     }
 }
 
-fn consume(bootstrap: &str, topic: &str, messages: usize, size: usize, partitions: i32) -> f64 {
+/// Consumes every partition from the beginning with `--consumers` clients (partition `p` goes
+/// to consumer `p % consumers`) until each has read the records produced to its partitions.
+async fn consume(args: &Args, bootstrap: &str, topic: &str) -> Figures {
+    let consumers = args.consumers.max(1).min(args.partitions.max(1) as usize);
+    let partitions = args.partitions.max(1) as usize;
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for c in 0..consumers {
+        let mine: Vec<i32> = (c..partitions)
+            .step_by(consumers)
+            .map(|p| p as i32)
+            .collect();
+        // Record i went to partition i % partitions.
+        let expected: usize = mine
+            .iter()
+            .map(|&p| (p as usize..args.num_records).step_by(partitions).count())
+            .sum();
+        let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+        threads.push(tokio::task::spawn_blocking(move || {
+            consume_one(&bootstrap, &topic, &mine, expected)
+        }));
+    }
+    let mut records = 0;
+    let mut bytes = 0;
+    for t in threads {
+        let (n, b) = t.await.expect("consumer");
+        records += n;
+        bytes += b;
+    }
+    let figures = Figures {
+        records,
+        secs: start.elapsed().as_secs_f64(),
+        bytes,
+    };
+    println!(
+        "consume: {:.0} records/s, {:.1} MB/s ({} records, {} payload bytes, {} consumers)",
+        figures.rps(),
+        figures.mbs(),
+        records,
+        bytes,
+        consumers
+    );
+    figures
+}
+
+fn consume_one(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+    expected: usize,
+) -> (usize, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "esker-bench")
@@ -234,7 +509,7 @@ fn consume(bootstrap: &str, topic: &str, messages: usize, size: usize, partition
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
+    for &p in partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .expect("tpl");
     }
@@ -242,7 +517,7 @@ fn consume(bootstrap: &str, topic: &str, messages: usize, size: usize, partition
     let start = Instant::now();
     let mut n = 0usize;
     let mut bytes = 0usize;
-    while n < messages {
+    while n < expected {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.expect("consume");
             bytes += m.payload_len();
@@ -250,18 +525,10 @@ fn consume(bootstrap: &str, topic: &str, messages: usize, size: usize, partition
         }
         assert!(
             start.elapsed() < Duration::from_secs(600),
-            "consumer stalled at {n}"
+            "consumer stalled at {n} of {expected}"
         );
     }
-    let secs = start.elapsed().as_secs_f64();
-    let mbs = (n * size) as f64 / secs / 1e6;
-    println!(
-        "consume: {:.0} records/s, {:.1} MB/s ({} payload bytes)",
-        n as f64 / secs,
-        mbs,
-        bytes
-    );
-    mbs
+    (n, bytes)
 }
 
 /// Loopback TCP throughput: one writer and one reader moving 2 GiB in 1 MiB writes.
@@ -293,4 +560,46 @@ fn loopback_mbs() -> f64 {
     }
     let got = reader.join().expect("reader");
     got as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// The disk references in `dir`: MB/s of sequential 1 MiB writes each followed by
+/// `fdatasync` (512 MiB in all), and the p50 latency in ms of a 4 KiB write + `fdatasync`
+/// (500 of them).
+fn disk_reference(dir: &std::path::Path) -> (f64, f64) {
+    use std::io::Write;
+    let path = dir.join(format!("disk-reference-{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&path).expect("disk reference file");
+    let chunk = vec![0x5au8; 1 << 20];
+    let total = 512usize;
+    let start = Instant::now();
+    for _ in 0..total {
+        file.write_all(&chunk).expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    let mbs = (total * chunk.len()) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let small = [0xa5u8; 4096];
+    let mut lat = Vec::with_capacity(500);
+    for _ in 0..500 {
+        let t = Instant::now();
+        file.write_all(&small).expect("write");
+        file.sync_data().expect("fdatasync");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    (mbs, lat[lat.len() / 2].as_secs_f64() * 1000.0)
+}
+
+/// User + system CPU seconds of process `pid` so far, from /proc/<pid>/stat.
+fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / ticks)
 }

@@ -44,6 +44,9 @@ pub enum BrokerError {
     /// A shard failed.
     #[error(transparent)]
     Shard(#[from] ShardError),
+    /// A TLS listener's certificate, key or CA could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The group coordinator could not create or load `__consumer_offsets`.
     #[error(transparent)]
     Coordinator(#[from] crate::coordinator::CoordinatorError),
@@ -484,6 +487,37 @@ impl Broker {
                 advertised: adv,
             }));
         }
+        // TLS acceptors, one per TLS listener name (shared by its addresses), and Kinesis HTTPS.
+        let mut tls_by_name: BTreeMap<String, Arc<crate::tls::TlsServer>> = BTreeMap::new();
+        let mut tls = Vec::with_capacity(infos.len());
+        for info in &infos {
+            if !info.protocol.tls() {
+                tls.push(None);
+                continue;
+            }
+            if !tls_by_name.contains_key(&info.name) {
+                let settings = config
+                    .security
+                    .tls
+                    .for_listener(&info.name, info.protocol)
+                    .map_err(setting_error)?;
+                let server = Arc::new(crate::tls::TlsServer::load(settings)?);
+                tls_by_name.insert(info.name.clone(), server);
+            }
+            tls.push(tls_by_name.get(&info.name).cloned());
+        }
+        let kinesis_tls = match (&kinesis_listener, config.security.tls.kinesis_enabled) {
+            (Some(_), true) => {
+                let settings = config.security.tls.for_kinesis().map_err(setting_error)?;
+                Some(Arc::new(crate::tls::TlsServer::load(settings)?))
+            }
+            _ => None,
+        };
+        let reloadable: Vec<_> = tls_by_name
+            .values()
+            .chain(kinesis_tls.as_ref())
+            .cloned()
+            .collect();
         let ctx = Arc::new(BrokerContext {
             config,
             catalog,
@@ -500,13 +534,18 @@ impl Broker {
         crate::coordinator::start_up(&ctx).await?;
         let (stop, stop_rx) = watch::channel(false);
         let drain = Drain::default();
-        for ((_, sock), info) in listeners.into_iter().zip(infos) {
+        shards[0].spawn(crate::tls::reload_loop(
+            reloadable,
+            ctx.config.security.tls.reload_interval,
+            stop_rx.clone(),
+        ));
+        for (((_, sock), info), tls) in listeners.into_iter().zip(infos).zip(tls) {
             let ctx = ctx.clone();
             let stop_rx = stop_rx.clone();
             let drain = drain.clone();
             shards[0].spawn(async move {
                 match tokio::net::TcpListener::from_std(sock) {
-                    Ok(l) => net::accept_loop(l, info, ctx, stop_rx, drain).await,
+                    Ok(l) => net::accept_loop(l, info, tls, ctx, stop_rx, drain).await,
                     Err(e) => tracing::error!(error = %e, "cannot register listener"),
                 }
             });
@@ -526,7 +565,9 @@ impl Broker {
             let drain = drain.clone();
             shards[0].spawn(async move {
                 match tokio::net::TcpListener::from_std(sock) {
-                    Ok(l) => crate::kinesis::accept_loop(l, kinesis, stop_rx, drain).await,
+                    Ok(l) => {
+                        crate::kinesis::accept_loop(l, kinesis, kinesis_tls, stop_rx, drain).await
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot register kinesis listener"),
                 }
             });
@@ -653,6 +694,15 @@ fn bind_kinesis(config: &Config) -> Result<Option<std::net::TcpListener>, Broker
             tracing::warn!(addr, error = %e, "cannot bind the default kinesis.listener; the Kinesis API is disabled");
             Ok(None)
         }
+    }
+}
+
+/// A TLS setting that does not hold (configs built in code skip `Config::load`'s checks).
+fn setting_error(e: crate::tls::SettingError) -> crate::tls::TlsError {
+    crate::tls::TlsError::Invalid {
+        key: e.key,
+        path: e.value,
+        reason: e.reason,
     }
 }
 

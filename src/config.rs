@@ -86,8 +86,8 @@ pub const KEYS: &[KeyDef] = &[
         default: "PLAINTEXT://127.0.0.1:9092",
         kind: Kind::Listeners,
         doc: "Comma-separated Kafka listeners, `NAME://host:port`; the name is a security protocol \
-              (PLAINTEXT, SASL_PLAINTEXT) or mapped to one by listener.security.protocol.map. SSL and \
-              SASL_SSL are not served yet. A host name that resolves to several addresses (e.g. localhost) is bound on each of them; \
+              (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) or mapped to one by \
+              listener.security.protocol.map. A host name that resolves to several addresses (e.g. localhost) is bound on each of them; \
               port 0 picks a free port.",
     },
     KeyDef {
@@ -139,6 +139,78 @@ pub const KEYS: &[KeyDef] = &[
         default: "false",
         kind: Kind::Bool,
         doc: "With the authorizer on: allow an operation on a resource that no ACL covers at all.",
+    },
+    KeyDef {
+        name: "connections.max.reauth.ms",
+        default: "0",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "KIP-152: when positive, a SASL session lasts this long; SaslAuthenticate (v1+) tells \
+              the client, which re-authenticates on the same connection (same principal) before \
+              it ends; a request other than SaslHandshake/SaslAuthenticate/ApiVersions after it \
+              ended closes the connection. 0 = sessions never expire.",
+    },
+    KeyDef {
+        name: "ssl.certificate.location",
+        default: "",
+        kind: Kind::Str,
+        doc: "PEM file with the server certificate chain (leaf first) of SSL and SASL_SSL listeners \
+              and of Kinesis HTTPS. Required when such a listener exists. Every ssl.* key can be \
+              set per listener as `listener.name.<listener>.ssl.*` (e.g. \
+              listener.name.internal.ssl.certificate.location).",
+    },
+    KeyDef {
+        name: "ssl.key.location",
+        default: "",
+        kind: Kind::Str,
+        doc: "PEM file with the private key of ssl.certificate.location (PKCS#8, PKCS#1 or SEC1, \
+              unencrypted).",
+    },
+    KeyDef {
+        name: "ssl.ca.location",
+        default: "",
+        kind: Kind::Str,
+        doc: "PEM file with the CA certificates that sign client certificates; required when \
+              ssl.client.auth is required or requested.",
+    },
+    KeyDef {
+        name: "ssl.client.auth",
+        default: "none",
+        kind: Kind::Enum(&["required", "requested", "none"]),
+        doc: "Client certificates on SSL listeners: `required` (a client without a certificate \
+              signed by ssl.ca.location fails the handshake), `requested` (optional; without one \
+              the client is User:ANONYMOUS) or `none`. SASL_SSL listeners ignore the broker-wide \
+              value and ask for certificates only when listener.name.<listener>.ssl.client.auth \
+              says so (KIP-684).",
+    },
+    KeyDef {
+        name: "ssl.enabled.protocols",
+        default: "TLSv1.2,TLSv1.3",
+        kind: Kind::Str,
+        doc: "TLS versions accepted: TLSv1.2 and/or TLSv1.3.",
+    },
+    KeyDef {
+        name: "ssl.principal.mapping.rules",
+        default: "DEFAULT",
+        kind: Kind::Str,
+        doc: "How a client certificate's subject DN (RFC 2253, e.g. CN=alice,OU=eng) becomes the \
+              principal User:<name>: comma-separated `RULE:<regex>/<replacement>/[L|U]` and \
+              `DEFAULT` (the DN itself); the first rule whose regex matches the whole DN wins, e.g. \
+              `RULE:^CN=(.*?),.*$/$1/,DEFAULT`. A DN no rule matches is refused.",
+    },
+    KeyDef {
+        name: "ssl.handshake.timeout.ms",
+        default: "10000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "A client that has not completed the TLS handshake this long after connecting is \
+              disconnected (with a warning).",
+    },
+    KeyDef {
+        name: "ssl.reload.interval.ms",
+        default: "5000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How often the certificate, key and CA files are checked for changes; changed files \
+              are loaded for new connections without a restart (a file that does not load keeps \
+              the previous ones, with a warning). 0 disables reloading.",
     },
     KeyDef {
         name: "log.dirs",
@@ -366,10 +438,17 @@ pub const KEYS: &[KeyDef] = &[
         name: "kinesis.listener",
         default: "127.0.0.1:4567",
         kind: Kind::Str,
-        doc: "The Kinesis Data Streams API endpoint, `host:port` (HTTP/1.1 and HTTP/2 without TLS); \
-              empty disables it. Port 0 picks a free port. When left at its default and the port is \
+        doc: "The Kinesis Data Streams API endpoint, `host:port` (HTTP/1.1 and HTTP/2; HTTPS with \
+              kinesis.ssl.enabled); empty disables it. Port 0 picks a free port. When left at its default and the port is \
               taken, the broker warns and runs without it; a listener set explicitly that cannot be \
               bound stops start-up.",
+    },
+    KeyDef {
+        name: "kinesis.ssl.enabled",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "Serve the Kinesis endpoint over HTTPS with ssl.certificate.location and \
+              ssl.key.location (no client certificates: requests are authenticated by SigV4).",
     },
     KeyDef {
         name: "kinesis.auth",
@@ -421,7 +500,25 @@ pub const KEYS: &[KeyDef] = &[
         default: "true",
         kind: Kind::Bool,
         doc: "Export per-partition series (`kafka_log_log_size`, `kafka_log_log_logstartoffset`, \
-              `kafka_log_log_logendoffset`); turn off when the partition count makes them too many.",
+              `kafka_log_log_logendoffset`, and the per-partition consumer-group series \
+              `kafka_consumergroup_lag` and `kafka_consumergroup_current_offset`); turn off when \
+              the partition count makes them too many.",
+    },
+    KeyDef {
+        name: "metrics.group.labels.enabled",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "Export per-consumer-group series (`kafka_consumergroup_*`: lag and committed offsets \
+              per group, topic and partition, members per group); turn off when there are too \
+              many groups.",
+    },
+    KeyDef {
+        name: "log.format",
+        default: "text",
+        kind: Kind::Enum(&["text", "json"]),
+        doc: "Format of the broker's own log lines on stdout: `text` (human-readable) or `json` \
+              (one JSON object per line). The `ESKER_LOG_FORMAT` environment variable overrides \
+              it; `RUST_LOG` sets the filter (default `info`).",
     },
 ];
 
@@ -654,8 +751,24 @@ impl Config {
             .collect();
         let mut explicit = std::collections::BTreeSet::new();
         let mut precedence: BTreeMap<&'static str, u8> = BTreeMap::new();
+        let mut listener_tls: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (k, v) in pairs {
             let (k, mut v) = (k.into(), v.into());
+            // `listener.name.<listener>.ssl.*`: a per-listener TLS setting.
+            if let Some((listener, key)) = crate::tls::TlsConfig::listener_key(&k) {
+                if let Some(def) = KEYS.iter().find(|d| d.name == key) {
+                    validate(def, &v).map_err(|reason| ConfigError::InvalidValue {
+                        key: k.clone(),
+                        value: v.clone(),
+                        reason,
+                    })?;
+                }
+                listener_tls
+                    .entry(listener)
+                    .or_default()
+                    .insert(key.to_string(), v.trim().to_string());
+                continue;
+            }
             let mut rank = MS_PRECEDENCE;
             if let Some(&(_, ms_key, factor, r)) = UNIT_SYNONYMS.iter().find(|u| u.0 == k) {
                 let n: i64 = v.trim().parse().map_err(|_| ConfigError::InvalidValue {
@@ -713,7 +826,7 @@ impl Config {
                 }
             })?
         };
-        let security = security_config(&get, &listeners)?;
+        let security = security_config(&get, &listeners, listener_tls)?;
         let shards = match int("num.shards") {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -842,6 +955,7 @@ fn parse_listeners(s: &str) -> Result<Vec<Listener>, String> {
 fn security_config(
     get: &dyn Fn(&str) -> String,
     listeners: &[Listener],
+    listener_tls: BTreeMap<String, BTreeMap<String, String>>,
 ) -> Result<crate::auth::SecurityConfig, ConfigError> {
     use crate::auth::{AuthorizerConfig, SecurityConfig, SecurityProtocol};
     let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
@@ -866,21 +980,56 @@ fn security_config(
                 .map_err(|r| invalid("super.users", r))?,
             allow_if_no_acl: get("allow.everyone.if.no.acl.found") == "true",
         },
+        reauth_ms: get("connections.max.reauth.ms").trim().parse().unwrap_or(0),
+        tls: crate::tls::TlsConfig {
+            base: crate::tls::LISTENER_KEYS
+                .iter()
+                .map(|k| (k.to_string(), get(k)))
+                .collect(),
+            overrides: listener_tls,
+            reload_interval: Duration::from_millis(
+                get("ssl.reload.interval.ms").trim().parse().unwrap_or(0),
+            ),
+            handshake_timeout: Duration::from_millis(
+                get("ssl.handshake.timeout.ms")
+                    .trim()
+                    .parse()
+                    .unwrap_or(10_000),
+            ),
+            kinesis_enabled: get("kinesis.ssl.enabled") == "true"
+                && !get("kinesis.listener").trim().is_empty(),
+        },
+    };
+    let setting_err = |e: crate::tls::SettingError| ConfigError::InvalidValue {
+        key: e.key,
+        value: e.value,
+        reason: e.reason,
     };
     for l in listeners {
         match sec.protocol_of(&l.name) {
-            Ok(SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) => {
-                return Err(invalid(
-                    "listeners",
-                    format!(
-                        "listener `{}`: SSL and SASL_SSL are not supported yet",
-                        l.name
-                    ),
-                ))
+            Ok(p @ (SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)) => {
+                sec.tls.for_listener(&l.name, p).map_err(setting_err)?;
             }
             Ok(_) => {}
             Err(r) => return Err(invalid("listeners", r)),
         }
+    }
+    if let Some(name) = sec
+        .tls
+        .overrides
+        .keys()
+        .find(|n| !listeners.iter().any(|l| l.name == **n))
+    {
+        return Err(invalid(
+            "listeners",
+            format!(
+                "listener.name.{}.ssl.* is set but there is no listener `{name}`",
+                name.to_ascii_lowercase()
+            ),
+        ));
+    }
+    if sec.tls.kinesis_enabled {
+        sec.tls.for_kinesis().map_err(setting_err)?;
     }
     Ok(sec)
 }
@@ -909,6 +1058,12 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
         }
         Kind::Str if def.name == "kinesis.listener" || def.name == "metrics.listener" => {
             crate::kinesis::KinesisConfig::validate_listener(v)?;
+        }
+        Kind::Str if def.name == "ssl.enabled.protocols" => {
+            crate::tls::parse_protocols(v)?;
+        }
+        Kind::Str if def.name == "ssl.principal.mapping.rules" => {
+            crate::tls::PrincipalMapper::parse(v).map_err(|e| e.reason)?;
         }
         Kind::Str if def.name == "kinesis.credentials" => {
             crate::kinesis::sigv4::Credentials::parse(v)?;

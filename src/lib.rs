@@ -25,6 +25,8 @@
 //!   partition, durable in that topic.
 //! - [`metrics`]: every exported metric (Kafka's JMX-exporter names) and the `/metrics`,
 //!   `/healthz`, `/readyz` endpoint.
+//! - [`tls`]: TLS for the `SSL`/`SASL_SSL` listeners and Kinesis HTTPS (rustls), certificate
+//!   principals and their mapping rules, certificate reload, `esker certs`.
 //! - [`kinesis`]: the Kinesis Data Streams API (HTTP, SigV4, one handler per operation) over
 //!   the same shards and logs: a stream is a topic, a shard a partition.
 
@@ -43,6 +45,7 @@ pub mod net;
 pub mod producer_ids;
 pub mod quota;
 pub mod shard;
+pub mod tls;
 pub mod topic_config;
 
 pub use broker::Broker;

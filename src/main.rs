@@ -4,10 +4,19 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc options read at start-up (`_RJEM_MALLOC_CONF` in the environment still overrides
+/// them). `oversize_threshold:0` keeps large buffers (fetch reads and produce frames of several
+/// MiB) in the ordinary arenas, whose freed pages are reused for the next request; by default
+/// allocations of 8 MiB and more go to an arena that returns its pages to the kernel at once
+/// (`madvise`), so every large fetch faulted in and zeroed fresh pages: two thirds of the
+/// broker's CPU time on the fetch path (docs/performance.md).
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &[u8] = b"oversize_threshold:0\0";
 
 /// A message broker speaking the Kafka protocol.
 #[derive(Parser, Debug)]
@@ -22,26 +31,71 @@ struct Args {
     /// Print the documented default configuration and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a CA, a server certificate and client certificates (PEM) for TLS listeners:
+    /// ca.pem/ca.key, server.pem/server.key (SANs localhost, 127.0.0.1 and --hostname/--ip),
+    /// <NAME>.pem/<NAME>.key per --client (subject CN=<NAME>), all signed by the CA.
+    Certs {
+        /// Output directory (created if missing; existing files are overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Extra DNS name of the server certificate; may be repeated.
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// Extra IP address of the server certificate; may be repeated.
+        #[arg(long = "ip", value_name = "ADDR")]
+        ips: Vec<std::net::IpAddr>,
+        /// A client certificate with subject CN=<NAME>; may be repeated.
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+        /// Common name of the CA.
+        #[arg(long, default_value = "Esker CA")]
+        ca_name: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Certs {
+        out,
+        hostnames,
+        ips,
+        clients,
+        ca_name,
+    }) = args.command
+    {
+        let req = esker::tls::certs::CertsRequest {
+            out,
+            hostnames: hostnames
+                .into_iter()
+                .chain(ips.iter().map(|ip| ip.to_string()))
+                .collect(),
+            clients,
+            ca_name,
+        };
+        let files = esker::tls::certs::generate(&req).context("cannot generate certificates")?;
+        for f in files {
+            println!("{}", f.display());
+        }
+        return Ok(());
+    }
     if args.print_config {
         print!("{}", esker::config::render_properties());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let text = match &args.config {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
         None => String::new(),
     };
+    // Loading is pure (it logs nothing), so the log format can come from the configuration.
     let config = esker::Config::load(&text, &args.overrides).context("invalid configuration")?;
+    init_logging(config.values.get("log.format").map(String::as_str))?;
     raise_open_file_limit();
     // The control runtime only waits for signals; shards bring their own runtimes.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -59,6 +113,30 @@ fn main() -> anyhow::Result<()> {
         broker.shutdown().await.context("shutdown failed")?;
         anyhow::Ok(())
     })
+}
+
+/// Installs the log subscriber: the `RUST_LOG` filter (default `info`; per-request spans and
+/// lines with `esker::request=debug`), text or JSON lines on stdout. `ESKER_LOG_FORMAT`
+/// overrides the `log.format` key.
+fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
+    let format = std::env::var("ESKER_LOG_FORMAT")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| configured.unwrap_or("text").to_string());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format.as_str() {
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        "text" => builder.init(),
+        other => anyhow::bail!("invalid ESKER_LOG_FORMAT `{other}`: expected text or json"),
+    }
+    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now and returns a future resolving at the first

@@ -204,7 +204,7 @@ async fn metrics_follow_produce_and_fetch() {
     assert!(
         sum(
             &s,
-            "kafka_server_socketservermetrics_connection_count",
+            "kafka_server_socketservermetrics_connections",
             &["listener=\"PLAINTEXT\""]
         ) >= 1.0
     );
@@ -294,4 +294,440 @@ async fn readyz_turns_503_while_shutting_down() {
     assert_eq!(get(addr, "/healthz").await.0, 200, "alive while draining");
     shutdown.await.expect("join").expect("clean shutdown");
     drop(raw);
+}
+
+fn metrics_addr(b: &TestBroker) -> SocketAddr {
+    b.broker
+        .as_ref()
+        .and_then(|b| b.metrics_addr())
+        .expect("metrics endpoint")
+}
+
+/// Produces `n` records to `partition` of `topic` with acks=all.
+async fn produce_to(bootstrap: &str, topic: &str, partition: i32, n: usize) {
+    let producer: FutureProducer = producer_config(bootstrap, "all")
+        .create()
+        .expect("producer");
+    let sends = (0..n).map(|i| {
+        let producer = &producer;
+        async move {
+            let value = format!("v{i}");
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .partition(partition)
+                        .payload(&value),
+                    TIMEOUT,
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+    });
+    join_all(sends).await;
+}
+
+/// Commits `offsets` (partition → offset) of `topic` for `group` through librdkafka.
+async fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let (bootstrap, group, topic) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+    let offsets = offsets.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&bootstrap)
+            .set("group.id", &group)
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            tpl.add_partition_offset(&topic, p, Offset::Offset(o))
+                .expect("partition");
+        }
+        consumer
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    })
+    .await
+    .expect("commit thread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_lag_follows_commits() {
+    let broker = TestBroker::start().await;
+    let addr = metrics_addr(&broker);
+    let bootstrap = broker.bootstrap();
+    let ctx = broker.broker.as_ref().expect("broker").context().clone();
+    ctx.create_topic("lagged", 2, Default::default())
+        .await
+        .expect("topic");
+    produce_to(&bootstrap, "lagged", 0, 100).await;
+    produce_to(&bootstrap, "lagged", 1, 30).await;
+    commit(&bootstrap, "readers", "lagged", &[(0, 40), (1, 30)]).await;
+
+    let (status, text) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let s = samples(&text);
+    let g = "consumergroup=\"readers\"";
+    let lag = |p: &str| {
+        sum(
+            &s,
+            "kafka_consumergroup_lag",
+            &[g, "topic=\"lagged\"", &format!("partition=\"{p}\"")],
+        )
+    };
+    assert_eq!(lag("0"), 60.0, "log end 100 - committed 40");
+    assert_eq!(lag("1"), 0.0, "caught up");
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_consumergroup_topic_lag",
+            &[g, "topic=\"lagged\""]
+        ),
+        60.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_consumergroup_current_offset",
+            &[g, "partition=\"0\""]
+        ),
+        40.0
+    );
+    assert_eq!(
+        sum(&s, "kafka_consumergroup_members", &[g]),
+        0.0,
+        "offsets only"
+    );
+    assert!(text.contains("kafka_consumergroup_members{consumergroup=\"readers\"} 0"));
+    assert!(s["kafka_coordinator_group_groupmetadatamanager_numgroups"] >= 1.0);
+
+    // More records: the lag grows by exactly as many; a commit at the end brings it to 0.
+    produce_to(&bootstrap, "lagged", 0, 25).await;
+    let (_, text) = get(addr, "/metrics").await;
+    let s = samples(&text);
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_consumergroup_topic_lag",
+            &[g, "topic=\"lagged\""]
+        ),
+        85.0
+    );
+    commit(&bootstrap, "readers", "lagged", &[(0, 125)]).await;
+    let (_, text) = get(addr, "/metrics").await;
+    let s = samples(&text);
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_consumergroup_topic_lag",
+            &[g, "topic=\"lagged\""]
+        ),
+        0.0
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalances_are_counted() {
+    use rdkafka::consumer::StreamConsumer;
+    let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    let addr = metrics_addr(&broker);
+    let bootstrap = broker.bootstrap();
+    let ctx = broker.broker.as_ref().expect("broker").context().clone();
+    ctx.create_topic("joined", 1, Default::default())
+        .await
+        .expect("topic");
+    produce_to(&bootstrap, "joined", 0, 1).await;
+    let consumer: StreamConsumer = consumer_config(&bootstrap)
+        .set("group.id", "joiners")
+        .set("group.protocol", "classic")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["joined"]).expect("subscribe");
+    tokio::time::timeout(TIMEOUT, consumer.recv())
+        .await
+        .expect("a record within the timeout")
+        .expect("record");
+    let (_, text) = get(addr, "/metrics").await;
+    let s = samples(&text);
+    assert!(
+        s["kafka_server_groupcoordinatormetrics_group_rebalance_total"] >= 1.0,
+        "the first join is a rebalance"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_consumergroup_members",
+            &["consumergroup=\"joiners\""]
+        ),
+        1.0
+    );
+    drop(consumer);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_stream_series() {
+    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::ShardIteratorType;
+
+    let broker = TestBroker::start().await;
+    let addr = metrics_addr(&broker);
+    let kinesis = broker
+        .broker
+        .as_ref()
+        .and_then(|b| b.kinesis_addr())
+        .expect("kinesis listener");
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .endpoint_url(format!("http://{kinesis}"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    let c = aws_sdk_kinesis::Client::from_conf(conf);
+    c.create_stream()
+        .stream_name("clicks")
+        .shard_count(1)
+        .send()
+        .await
+        .expect("create stream");
+    for i in 0..3 {
+        c.put_record()
+            .stream_name("clicks")
+            .partition_key("pk")
+            .data(Blob::new(format!("data-{i}")))
+            .send()
+            .await
+            .expect("put record");
+    }
+    let shard = c
+        .list_shards()
+        .stream_name("clicks")
+        .send()
+        .await
+        .expect("list shards")
+        .shards()[0]
+        .shard_id()
+        .to_string();
+    let it = c
+        .get_shard_iterator()
+        .stream_name("clicks")
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("iterator")
+        .shard_iterator
+        .expect("iterator token");
+    let got = c
+        .get_records()
+        .shard_iterator(it)
+        .send()
+        .await
+        .expect("get records");
+    assert_eq!(got.records().len(), 3);
+
+    let (_, text) = get(addr, "/metrics").await;
+    let s = samples(&text);
+    let st = ["stream=\"clicks\""];
+    assert_eq!(sum(&s, "esker_kinesis_incoming_records_total", &st), 3.0);
+    // "data-N" (6 bytes) and "pk" (2 bytes) per record.
+    assert_eq!(sum(&s, "esker_kinesis_incoming_bytes_total", &st), 24.0);
+    assert_eq!(sum(&s, "esker_kinesis_get_records_records_total", &st), 3.0);
+    assert!(sum(&s, "esker_kinesis_get_records_bytes_total", &st) >= 18.0);
+    assert_eq!(
+        sum(&s, "esker_kinesis_get_records_iterator_age_seconds", &st),
+        0.0,
+        "caught up"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "esker_kinesis_write_provisioned_throughput_exceeded_total",
+            &st
+        ),
+        0.0
+    );
+    assert!(text
+        .contains("esker_kinesis_read_provisioned_throughput_exceeded_total{stream=\"clicks\"} 0"));
+
+    c.delete_stream()
+        .stream_name("clicks")
+        .send()
+        .await
+        .expect("delete stream");
+    let (_, text) = get(addr, "/metrics").await;
+    assert!(
+        !text.contains("stream=\"clicks\""),
+        "a deleted stream's series go"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_series_can_be_switched_off() {
+    for (key, per_partition_gone, per_group_gone) in [
+        ("metrics.partition.labels.enabled", true, false),
+        ("metrics.group.labels.enabled", true, true),
+    ] {
+        let broker = TestBroker::start_with(&[(key, "false")]).await;
+        let addr = metrics_addr(&broker);
+        let bootstrap = broker.bootstrap();
+        let ctx = broker.broker.as_ref().expect("broker").context().clone();
+        ctx.create_topic("quiet", 1, Default::default())
+            .await
+            .expect("topic");
+        produce_to(&bootstrap, "quiet", 0, 10).await;
+        commit(&bootstrap, "hushed", "quiet", &[(0, 4)]).await;
+        let (_, text) = get(addr, "/metrics").await;
+        let s = samples(&text);
+        assert_eq!(
+            !text.contains("kafka_consumergroup_lag{"),
+            per_partition_gone,
+            "{key}: per-partition lag"
+        );
+        assert_eq!(
+            !text.contains("kafka_consumergroup_current_offset{"),
+            per_partition_gone,
+            "{key}: per-partition offsets"
+        );
+        assert_eq!(
+            !text.contains("kafka_consumergroup_topic_lag{"),
+            per_group_gone,
+            "{key}: per-group lag"
+        );
+        if !per_group_gone {
+            assert_eq!(
+                sum(
+                    &s,
+                    "kafka_consumergroup_topic_lag",
+                    &["consumergroup=\"hushed\""]
+                ),
+                6.0
+            );
+        }
+        // Group-independent series stay.
+        assert!(s["kafka_coordinator_group_groupmetadatamanager_numgroups"] >= 1.0);
+        broker.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_allocator_and_build_series() {
+    let broker = TestBroker::start().await;
+    let addr = metrics_addr(&broker);
+    let (_, text) = get(addr, "/metrics").await;
+    let s = samples(&text);
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+        "process_threads",
+        "esker_jemalloc_allocated_bytes",
+        "esker_jemalloc_active_bytes",
+        "esker_jemalloc_resident_bytes",
+        "esker_jemalloc_mapped_bytes",
+    ] {
+        assert!(s.contains_key(name), "{name} exported");
+    }
+    if std::path::Path::new("/proc/self/stat").exists() {
+        assert!(s["process_resident_memory_bytes"] > 0.0);
+        assert!(s["process_open_fds"] > 0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let start = s["process_start_time_seconds"];
+        assert!(start > now - 3600.0 && start <= now + 1.0, "start {start}");
+        // Shard threads are found by name.
+        assert!(text.contains("esker_shard_cpu_seconds_total{shard=\"0\"}"));
+    }
+    // The test binary does not use jemalloc as its allocator, but its statistics are readable.
+    assert!(s["esker_jemalloc_mapped_bytes"] >= 0.0);
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert_eq!(sum(&s, "esker_build_info", &[&version]), 1.0);
+    assert!(text.contains("esker_shard_queue_depth{shard=\"1\"}"));
+    assert!(text.contains("kafka_network_requestmetrics_throttletimems_bucket{request=\"Produce\""));
+    broker.stop().await;
+}
+
+/// The binary with `ESKER_LOG_FORMAT=json` writes one JSON object per line; with
+/// `esker::request=debug` each request gets a line in its span (api, client id), and at the
+/// default `info` there is none.
+#[test]
+fn json_logs_and_request_spans() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    for (filter, want_requests) in [("info,esker::request=debug", true), ("info", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_esker"))
+            .args([
+                "-o",
+                &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+                "-o",
+                &format!("log.dirs={}", dir.path().display()),
+                "-o",
+                "metrics.listener=127.0.0.1:0",
+            ])
+            .env("ESKER_LOG_FORMAT", "json")
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn esker");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "broker listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // One Metadata request from librdkafka with a known client id.
+        let consumer: BaseConsumer = consumer_config(&format!("127.0.0.1:{port}"))
+            .set("client.id", "json-log-test")
+            .create()
+            .expect("client");
+        consumer.fetch_metadata(None, TIMEOUT).expect("metadata");
+        drop(consumer);
+        // SAFETY: kill only sends a signal to the child we spawned.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .map(|l| l.expect("utf-8 line"))
+            .collect();
+        assert!(child.wait().expect("exit").success());
+        assert!(lines.len() >= 3, "start-up lines: {lines:?}");
+        let mut requests = 0;
+        for line in &lines {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(v["level"].is_string(), "{line}");
+            assert!(
+                v["message"].is_string() || v["fields"].is_object(),
+                "{line}"
+            );
+            if v["target"] == "esker::request" {
+                requests += 1;
+                if v["span"]["api"] == "Metadata" {
+                    assert_eq!(v["span"]["client_id"], "json-log-test", "{line}");
+                }
+            }
+        }
+        assert_eq!(requests > 0, want_requests, "{filter}: {lines:?}");
+        if want_requests {
+            assert!(
+                lines.iter().any(|l| l.contains("\"api\":\"Metadata\"")),
+                "a Metadata request span: {lines:?}"
+            );
+        }
+    }
 }

@@ -121,3 +121,89 @@ async fn producer_byte_rate_slows_only_its_client() {
     );
     broker.stop().await;
 }
+
+/// The quota `user` entity is the authenticated principal's name (without `User:`): a
+/// producer_byte_rate on user alice slows alice over SASL/PLAIN, not bob (same client id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_quota_follows_the_sasl_principal() {
+    let broker = TestBroker::start_with(&[
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.plain.users", "alice:alice-secret,bob:bob-secret"),
+        ("num.partitions", "1"),
+    ])
+    .await;
+    let bootstrap = broker.bootstrap();
+    let mut c = Raw::connect(&bootstrap).await;
+    let hs: kafka_protocol::messages::SaslHandshakeResponse = c
+        .call(
+            &kafka_protocol::messages::SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str("PLAIN")),
+            1,
+        )
+        .await;
+    assert_eq!(hs.error_code, 0);
+    let auth: kafka_protocol::messages::SaslAuthenticateResponse = c
+        .call(
+            &kafka_protocol::messages::SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0bob\0bob-secret")),
+            2,
+        )
+        .await;
+    assert_eq!(auth.error_code, 0);
+    let r: AlterClientQuotasResponse = c
+        .call(
+            &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+                .with_entity(vec![EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("user"))
+                    .with_entity_name(Some(StrBytes::from_static_str("alice")))])
+                .with_ops(vec![OpData::default()
+                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                    .with_value(1_000_000.0)])]),
+            1,
+        )
+        .await;
+    assert_eq!(r.entries[0].error_code, 0);
+
+    let produce = |user: &'static str| {
+        let bootstrap = bootstrap.clone();
+        async move {
+            let mut cfg = producer_config(&bootstrap, "1");
+            cfg.set("client.id", "same-client")
+                .set("batch.size", "65536")
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "PLAIN")
+                .set("sasl.username", user)
+                .set("sasl.password", format!("{user}-secret"));
+            let producer: FutureProducer = cfg.create().expect("producer");
+            let value = vec![b'q'; 1024];
+            let start = Instant::now();
+            // 5 MB at 1 MB/s with one second of burst: about 4 s for alice.
+            let sends = (0..5_000).map(|_| {
+                let p = &producer;
+                let v = &value;
+                async move {
+                    p.send(
+                        FutureRecord::<(), _>::to("user-quota").payload(v),
+                        TIMEOUT * 2,
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("delivered")
+                }
+            });
+            join_all(sends).await;
+            start.elapsed()
+        }
+    };
+    let alice = produce("alice").await;
+    let bob = produce("bob").await;
+    assert!(
+        alice > Duration::from_millis(2500),
+        "alice is throttled to 1 MB/s: {alice:?}"
+    );
+    assert!(
+        bob < alice / 2,
+        "bob is not throttled: {bob:?} vs {alice:?}"
+    );
+    broker.stop().await;
+}

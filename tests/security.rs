@@ -325,3 +325,134 @@ async fn plaintext_listener_is_anonymous_and_unchanged() {
     );
     broker.stop().await;
 }
+
+/// KIP-152: with `connections.max.reauth.ms`, SaslAuthenticate reports the session lifetime,
+/// librdkafka re-authenticates on the same connection and keeps producing, a different
+/// principal is refused, and an expired session's next request closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthentication_with_connections_max_reauth_ms() {
+    let broker = TestBroker::start_with(&[
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.plain.users", "alice:alice-secret,bob:bob-secret"),
+        ("connections.max.reauth.ms", "1000"),
+        ("num.partitions", "1"),
+    ])
+    .await;
+    let addr = broker.bootstrap();
+    let reauths = || {
+        broker
+            .broker
+            .as_ref()
+            .expect("running")
+            .context()
+            .security
+            .reauthentications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    // The lifetime is reported from SaslAuthenticate v1.
+    let (mut raw, resp) = login(&addr, "alice", "alice-secret").await;
+    assert_eq!(resp.error_code, 0);
+    assert!(
+        (1..=1000).contains(&resp.session_lifetime_ms),
+        "{}",
+        resp.session_lifetime_ms
+    );
+    // Re-authenticating as the same principal on the same connection works.
+    let before = reauths();
+    let hs = raw
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+            1,
+        )
+        .await;
+    assert_eq!(hs.error_code, 0);
+    let again = raw
+        .call(
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0alice\0alice-secret")),
+            2,
+        )
+        .await;
+    assert_eq!(again.error_code, 0);
+    assert!(again.session_lifetime_ms > 0);
+    assert_eq!(reauths(), before + 1);
+    assert_eq!(
+        raw.call(&MetadataRequest::default(), 12)
+            .await
+            .brokers
+            .len(),
+        1
+    );
+    // Once the session has ended, anything but SASL/ApiVersions closes the connection.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        again.session_lifetime_ms as u64 + 100,
+    ))
+    .await;
+    assert_eq!(
+        raw.call(&ApiVersionsRequest::default(), 3).await.error_code,
+        0
+    );
+    raw.send(&MetadataRequest::default(), 12).await;
+    assert!(raw.closed().await, "expired session is closed");
+
+    // Re-authenticating as someone else: SASL_AUTHENTICATION_FAILED, then closed.
+    let (mut raw, _) = login(&addr, "alice", "alice-secret").await;
+    raw.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        1,
+    )
+    .await;
+    let other = raw
+        .call(
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0bob\0bob-secret")),
+            2,
+        )
+        .await;
+    assert_eq!(other.error_code, 58);
+    assert!(other
+        .error_message
+        .is_some_and(|m| m.contains("User:alice") && m.contains("User:bob")));
+    assert!(raw.closed().await);
+    // Changing the mechanism: ILLEGAL_SASL_STATE, closed.
+    let (mut raw, _) = login(&addr, "alice", "alice-secret").await;
+    let hs = raw
+        .call(
+            &SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-256")),
+            1,
+        )
+        .await;
+    assert_eq!(hs.error_code, 34);
+    assert!(raw.closed().await);
+
+    // librdkafka re-authenticates by itself and keeps producing across several sessions.
+    let mut pc = producer_config(&addr, "all");
+    sasl_client(&mut pc, "alice", "alice-secret");
+    let producer: FutureProducer = pc.create().expect("producer");
+    let start = reauths();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut sent = 0;
+    while reauths() < start + 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "librdkafka did not re-authenticate 3 times ({} so far)",
+            reauths() - start
+        );
+        producer
+            .send(FutureRecord::to("reauth").key("k").payload("v"), TIMEOUT)
+            .await
+            .expect("delivered across re-authentications");
+        sent += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut cc = common::consumer_config(&addr);
+    sasl_client(&mut cc, "alice", "alice-secret");
+    let consumer: BaseConsumer = cc.create().expect("consumer");
+    let (_, high) = consumer
+        .fetch_watermarks("reauth", 0, TIMEOUT)
+        .expect("watermarks");
+    assert_eq!(high, sent, "every record delivered once");
+    drop((producer, consumer));
+    broker.stop().await;
+}

@@ -69,9 +69,9 @@ pub enum SecurityProtocol {
     Plaintext,
     /// SASL without TLS.
     SaslPlaintext,
-    /// TLS (not served yet).
+    /// TLS; the principal comes from the client certificate, if any.
     Ssl,
-    /// SASL over TLS (not served yet).
+    /// SASL over TLS.
     SaslSsl,
 }
 
@@ -85,6 +85,11 @@ impl SecurityProtocol {
             "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
             _ => None,
         }
+    }
+
+    /// Whether connections run TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 
     /// Whether connections must authenticate with SASL first.
@@ -121,6 +126,10 @@ pub struct SecurityConfig {
     pub plain_users: BTreeMap<String, String>,
     /// The authorizer keys.
     pub authorizer: AuthorizerConfig,
+    /// `connections.max.reauth.ms` (KIP-152): SASL session lifetime, 0 = unlimited.
+    pub reauth_ms: i64,
+    /// The `ssl.*` keys (TLS listeners and Kinesis HTTPS).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl SecurityConfig {
@@ -207,6 +216,8 @@ pub struct Security {
     pub authorizer: Authorizer,
     /// SCRAM credentials.
     pub credentials: scram::CredentialStore,
+    /// Successful KIP-152 re-authentications since start.
+    pub reauthentications: std::sync::atomic::AtomicU64,
 }
 
 impl Security {
@@ -215,6 +226,7 @@ impl Security {
         Ok(Security {
             authorizer: Authorizer::open(log_dir, config.authorizer.clone())?,
             credentials: scram::CredentialStore::open(log_dir)?,
+            reauthentications: Default::default(),
             config,
         })
     }
@@ -268,6 +280,12 @@ pub struct Session {
     sasl: SaslState,
     /// Set when the connection must close once the current response is written.
     pub close_after_response: bool,
+    /// The mechanism of the last successful SASL authentication.
+    mechanism: Option<String>,
+    /// When the SASL session ends (`connections.max.reauth.ms`), if it does.
+    expires_at: Option<std::time::Instant>,
+    /// A KIP-152 re-authentication is in progress: the principal it must end with.
+    reauthenticating: Option<Arc<Principal>>,
 }
 
 /// What a SaslAuthenticate step answers.
@@ -287,6 +305,9 @@ impl Session {
             principal: Arc::new(Principal::anonymous()),
             sasl,
             close_after_response: false,
+            mechanism: None,
+            expires_at: None,
+            reauthenticating: None,
         }
     }
 
@@ -299,14 +320,51 @@ impl Session {
         }
     }
 
-    /// Whether the connection may send ordinary requests.
+    /// Whether the connection may send ordinary requests (during a re-authentication it
+    /// keeps the identity it had).
     pub fn authenticated(&self) -> bool {
+        matches!(self.sasl, SaslState::Done) || self.reauthenticating.is_some()
+    }
+
+    /// Whether the SASL exchange is complete (not in the middle of one).
+    pub fn exchange_complete(&self) -> bool {
         matches!(self.sasl, SaslState::Done)
     }
 
-    /// Whether a SaslHandshake is acceptable now.
-    pub fn awaiting_handshake(&self) -> bool {
-        matches!(self.sasl, SaslState::AwaitHandshake)
+    /// Whether the SASL session has ended (KIP-152): only SaslHandshake, SaslAuthenticate and
+    /// ApiVersions may follow; anything else closes the connection.
+    pub fn expired(&self) -> bool {
+        self.expires_at
+            .is_some_and(|t| std::time::Instant::now() >= t)
+    }
+
+    /// What SaslAuthenticate v1+ reports as `session_lifetime_ms`: the time left, 0 if the
+    /// session does not expire.
+    pub fn session_lifetime_ms(&self) -> i64 {
+        self.expires_at.map_or(0, |t| {
+            (t.saturating_duration_since(std::time::Instant::now())
+                .as_millis() as i64)
+                .max(1)
+        })
+    }
+
+    /// Whether a SaslHandshake is acceptable now: before authenticating, or to
+    /// re-authenticate (KIP-152, when `connections.max.reauth.ms` is set) once authenticated.
+    pub fn awaiting_handshake(&self, sec: &Security) -> bool {
+        match self.sasl {
+            SaslState::AwaitHandshake => true,
+            SaslState::Done => self.mechanism.is_some() && sec.config.reauth_ms > 0,
+            _ => false,
+        }
+    }
+
+    /// A re-authentication handshake naming another mechanism than the session's (which
+    /// KIP-152 forbids), if this is one.
+    pub fn reauth_mechanism_change(&self, mechanism: &str) -> Option<String> {
+        match (&self.sasl, &self.mechanism) {
+            (SaslState::Done, Some(m)) if m != mechanism => Some(m.clone()),
+            _ => None,
+        }
     }
 
     /// Whether a SaslAuthenticate is acceptable now.
@@ -317,9 +375,13 @@ impl Session {
     /// SaslHandshake: selects a mechanism. `Err` carries the enabled list.
     pub fn handshake(&mut self, sec: &Security, mechanism: &str) -> Result<(), Vec<String>> {
         let enabled = &sec.config.mechanisms;
-        if !self.awaiting_handshake() || !enabled.iter().any(|m| m == mechanism) {
+        if !self.awaiting_handshake(sec) || !enabled.iter().any(|m| m == mechanism) {
             return Err(enabled.clone());
         }
+        if matches!(self.sasl, SaslState::Done) {
+            self.reauthenticating = Some(self.principal.clone());
+        }
+        self.mechanism = Some(mechanism.to_string());
         self.sasl = match scram::Mechanism::from_name(mechanism) {
             Some(m) => SaslState::Scram(Box::new(scram::ScramServer::new(m))),
             None => SaslState::Plain,
@@ -327,13 +389,23 @@ impl Session {
         Ok(())
     }
 
-    /// One SaslAuthenticate step. On failure the principal is unchanged and the caller closes
-    /// the connection after answering.
+    /// One SaslAuthenticate step. On failure the connection is unauthenticated and the caller
+    /// closes it after answering.
     pub fn authenticate(&mut self, sec: &Security, token: &[u8]) -> SaslStep {
+        let step = self.step(sec, token);
+        if step.is_err() {
+            // A failed re-authentication loses the identity too.
+            self.reauthenticating = None;
+            self.principal = Arc::new(Principal::anonymous());
+        }
+        step
+    }
+
+    fn step(&mut self, sec: &Security, token: &[u8]) -> SaslStep {
         match std::mem::replace(&mut self.sasl, SaslState::AwaitHandshake) {
             SaslState::Plain => {
                 let user = sec.check_plain(token)?;
-                self.finish(&user);
+                self.finish(sec, &user)?;
                 Ok(Vec::new())
             }
             SaslState::Scram(mut server) => match *server {
@@ -345,7 +417,7 @@ impl Session {
                 }
                 _ => {
                     let (user, out) = server.client_final(token)?;
-                    self.finish(&user);
+                    self.finish(sec, &user)?;
                     Ok(out)
                 }
             },
@@ -358,10 +430,29 @@ impl Session {
         }
     }
 
-    fn finish(&mut self, user: &str) {
-        self.principal = Arc::new(Principal::user(user));
+    /// Ends a successful exchange: the principal, and when the session ends. A
+    /// re-authentication must keep the principal (KIP-152).
+    fn finish(&mut self, sec: &Security, user: &str) -> Result<(), AuthError> {
+        let principal = Principal::user(user);
+        if let Some(previous) = self.reauthenticating.take() {
+            if *previous != principal {
+                return Err(AuthError::Failed(format!(
+                    "cannot change principals during re-authentication from {previous} to {principal}"
+                )));
+            }
+            sec.reauthentications
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%principal, ip = %self.ip, "re-authenticated");
+        } else {
+            tracing::debug!(%principal, ip = %self.ip, "authenticated");
+        }
+        self.principal = Arc::new(principal);
         self.sasl = SaslState::Done;
-        tracing::debug!(principal = %self.principal, ip = %self.ip, "authenticated");
+        self.expires_at = (sec.config.reauth_ms > 0).then(|| {
+            std::time::Instant::now()
+                + std::time::Duration::from_millis(sec.config.reauth_ms as u64)
+        });
+        Ok(())
     }
 }
 

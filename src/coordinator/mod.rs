@@ -313,6 +313,27 @@ pub struct FetchedOffset {
     pub metadata: Option<String>,
 }
 
+/// One group as the metrics endpoint sees it (read-only, at scrape time).
+#[derive(Debug, Clone, Default)]
+pub struct GroupMetrics {
+    /// Group id.
+    pub group_id: String,
+    /// Current members (classic or KIP-848).
+    pub members: usize,
+    /// Committed offsets: (topic, partition, offset).
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
+/// What [`Coordinator::metrics`] reports: every group with committed offsets or members, and
+/// how many rebalances (generation or group-epoch bumps) the coordinator has run since start.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorMetrics {
+    /// Groups, in no particular order.
+    pub groups: Vec<GroupMetrics>,
+    /// Rebalances completed since the broker started.
+    pub rebalances: u64,
+}
+
 /// A group in a ListGroups answer.
 #[derive(Debug, Clone)]
 pub struct GroupListing {
@@ -719,6 +740,26 @@ impl Coordinator {
         }
         all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         Ok(all)
+    }
+
+    /// A read-only snapshot for the metrics endpoint: members and committed offsets of every
+    /// group, and the rebalance count. Partitions still loading or stopped are left out.
+    pub async fn metrics(&self) -> CoordinatorMetrics {
+        let mut pending = Vec::with_capacity(self.partitions.len());
+        for tx in &self.partitions {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Command::Metrics(reply)).await.is_ok() {
+                pending.push(rx);
+            }
+        }
+        let mut all = CoordinatorMetrics::default();
+        for rx in pending {
+            if let Ok(Ok(part)) = rx.await {
+                all.groups.extend(part.groups);
+                all.rebalances += part.rebalances;
+            }
+        }
+        all
     }
 
     /// DescribeGroups for one group; `Ok(None)` if it does not exist.

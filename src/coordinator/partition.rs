@@ -20,8 +20,9 @@ use super::group::{AfterGroupWrite, ClassicGroup, Clock, GroupState, Persist, St
 use super::records::{self, OffsetValue, Record};
 use super::{
     CommitParams, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
-    ConsumerMemberDescription, FetchedOffset, GroupConfig, GroupDescription, GroupError,
-    GroupListing, JoinOutcome, JoinParams, Results, SyncOutcome, SyncParams, OFFSETS_TOPIC,
+    ConsumerMemberDescription, CoordinatorMetrics, FetchedOffset, GroupConfig, GroupDescription,
+    GroupError, GroupListing, GroupMetrics, JoinOutcome, JoinParams, Results, SyncOutcome,
+    SyncParams, OFFSETS_TOPIC,
 };
 use crate::broker::BrokerContext;
 use crate::catalog::Catalog;
@@ -87,6 +88,8 @@ pub enum Command {
         partitions: Vec<(String, i32)>,
         reply: oneshot::Sender<Results>,
     },
+    /// Metrics snapshot: members and committed offsets of every group, rebalances so far.
+    Metrics(oneshot::Sender<Result<CoordinatorMetrics, GroupError>>),
     /// Answer every parked request with NOT_COORDINATOR and stop serving (broker shutdown).
     Shutdown(oneshot::Sender<()>),
     /// A write finished: its base offset in the partition, or why it failed.
@@ -129,6 +132,8 @@ pub struct PartitionActor {
     me: mpsc::WeakSender<Command>,
     loaded: bool,
     stopped: bool,
+    /// Generation (classic) or group-epoch (KIP-848) bumps so far, for the metrics.
+    rebalances: u64,
 }
 
 fn clock() -> Clock {
@@ -158,6 +163,7 @@ impl PartitionActor {
             me,
             loaded: false,
             stopped: false,
+            rebalances: 0,
         }
     }
 
@@ -249,7 +255,9 @@ impl PartitionActor {
                     return;
                 };
                 let mut fx = Vec::new();
+                let generation = g.generation;
                 g.join(p, reply, &self.cfg, clock, &mut fx);
+                self.rebalances += u64::from(g.generation != generation);
                 self.after(&id, fx).await;
             }
             Command::Sync(p, reply) => {
@@ -286,10 +294,12 @@ impl PartitionActor {
                     return;
                 };
                 let mut fx = Vec::new();
+                let generation = g.generation;
                 let results = members
                     .iter()
                     .map(|(m, i)| g.leave(m, i.as_deref(), &self.cfg, clock, &mut fx))
                     .collect();
+                self.rebalances += u64::from(g.generation != generation);
                 let _ = reply.send(Ok(results));
                 self.after(&group_id, fx).await;
             }
@@ -331,7 +341,9 @@ impl PartitionActor {
                     .consumer_groups
                     .entry(id.clone())
                     .or_insert_with(|| ConsumerGroup::new(id.clone(), cfg, clock));
+                let epoch = g.group_epoch;
                 let out = g.heartbeat(p, &self.cfg, clock, &resolve);
+                self.rebalances += u64::from(g.group_epoch != epoch);
                 let _ = reply.send(out);
                 // Only a group that no member ever joined (the creating heartbeat failed) goes
                 // at once; a group whose members left stays Empty, as in Kafka, until the
@@ -343,6 +355,9 @@ impl PartitionActor {
             }
             Command::ConsumerDescribe { group_id, reply } => {
                 let _ = reply.send(self.consumer_describe(&group_id));
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(Ok(self.metrics()));
             }
             Command::List(reply) => {
                 let mut list: Vec<GroupListing> = self
@@ -456,7 +471,9 @@ impl PartitionActor {
             if let Some(g) = self.consumer_groups.get_mut(&id) {
                 if g.armed == Some(t) {
                     g.armed = None;
+                    let epoch = g.group_epoch;
                     g.on_timer(clock);
+                    self.rebalances += u64::from(g.group_epoch != epoch);
                     self.rearm(&id);
                 }
             }
@@ -468,7 +485,9 @@ impl PartitionActor {
             }
             g.armed = None;
             let mut fx = Vec::new();
+            let generation = g.generation;
             g.on_timer(&self.cfg, clock, &mut fx);
+            self.rebalances += u64::from(g.generation != generation);
             self.after(&id, fx).await;
         }
     }
@@ -683,6 +702,39 @@ impl PartitionActor {
                         .collect()
                 })
                 .unwrap_or_default(),
+        }
+    }
+
+    /// Members and committed offsets of every live group (KIP-848 members counted with the
+    /// offsets entry of the same id), and the rebalance count.
+    fn metrics(&self) -> CoordinatorMetrics {
+        let mut groups: HashMap<&str, GroupMetrics> = HashMap::new();
+        for g in self.groups.values().filter(|g| g.state != GroupState::Dead) {
+            groups.insert(
+                &g.id,
+                GroupMetrics {
+                    group_id: g.id.clone(),
+                    members: g.members.len(),
+                    offsets: g
+                        .offsets
+                        .iter()
+                        .map(|((t, p), o)| (t.clone(), *p, o.value.offset))
+                        .collect(),
+                },
+            );
+        }
+        for g in self.consumer_groups.values() {
+            groups
+                .entry(&g.id)
+                .or_insert_with(|| GroupMetrics {
+                    group_id: g.id.clone(),
+                    ..GroupMetrics::default()
+                })
+                .members = g.members.len();
+        }
+        CoordinatorMetrics {
+            groups: groups.into_values().collect(),
+            rebalances: self.rebalances,
         }
     }
 
@@ -1073,6 +1125,9 @@ fn reject(cmd: Command, e: GroupError) {
             let _ = reply.send(Err(e));
         }
         Command::List(r) => {
+            let _ = r.send(Err(e));
+        }
+        Command::Metrics(r) => {
             let _ = r.send(Err(e));
         }
         Command::Describe { reply, .. } => {

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{oneshot, Notify};
 
 use super::error::{shard_code, storage_code, Code};
+use super::{frame, Reply};
 use crate::broker::BrokerContext;
 use crate::log::ReadResult;
 use crate::shard::{PartitionSnapshot, ShardState, StorageError};
@@ -163,6 +164,30 @@ async fn read_all(
     }
     let resp = FetchResponse::default().with_responses(responses);
     (resp, total, errors)
+}
+
+/// Encodes a fetch response as chunks: the record sets of at least [`frame::MIN_SPLICE`]
+/// bytes are referenced (they go from the pread buffer to the socket with one vectored write),
+/// everything else is encoded as usual, length prefixes included.
+pub fn reply(correlation_id: i32, version: i16, resp: &FetchResponse) -> Reply {
+    let splice: Vec<Bytes> = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.as_ref())
+        .filter(|r| r.len() >= frame::MIN_SPLICE)
+        .cloned()
+        .collect();
+    if splice.is_empty() {
+        return super::encode(correlation_id, version, resp);
+    }
+    match frame::encode_chunked(correlation_id, version, resp, splice) {
+        Ok(chunks) => Reply::Vectored(chunks),
+        Err(e) => {
+            tracing::error!(error = %e, version, "cannot encode fetch response; closing the connection");
+            Reply::Close
+        }
+    }
 }
 
 /// The longest prefix of `records` made of whole batches and at most `limit` bytes long.

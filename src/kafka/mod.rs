@@ -25,6 +25,7 @@ mod describe_log_dirs;
 mod describe_producers;
 pub mod error;
 mod fetch;
+pub mod frame;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -70,6 +71,9 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 pub enum Reply {
     /// An encoded response frame.
     Frame(Bytes),
+    /// An encoded response frame in chunks written back to back (vectored I/O): large
+    /// payloads such as a fetch's record sets are referenced, not copied ([`frame`]).
+    Vectored(Vec<Bytes>),
     /// Nothing (`acks=0` produce); the next response keeps its place.
     Nothing,
     /// The response could not be encoded: close the connection rather than leave the client
@@ -315,21 +319,38 @@ pub async fn dispatch(
     // net guarantees at least 8 bytes: api key, version, correlation id.
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let dispatch = handle(frame, ctx, peer, session).await;
+    // A span per request at debug level (target `esker::request`); disabled, it costs a check.
+    let span = crate::metrics::request_span(&frame, peer);
+    let dispatch = if span.is_disabled() {
+        handle(frame, ctx, peer, session).await
+    } else {
+        tracing::Instrument::instrument(handle(frame, ctx, peer, session), span.clone()).await
+    };
     let Dispatch::Respond(fut) = dispatch else {
         return dispatch;
     };
     if metrics.api(raw_key).is_none() {
         return Dispatch::Respond(fut);
     }
-    Dispatch::Respond(Box::pin(async move {
+    let fut = Box::pin(async move {
         let reply = fut.await;
         if let Some(api) = metrics.api(raw_key) {
             api.count(version);
             api.observe(started.elapsed());
         }
         reply
-    }))
+    });
+    if span.is_disabled() {
+        return Dispatch::Respond(fut);
+    }
+    Dispatch::Respond(Box::pin(tracing::Instrument::instrument(
+        async move {
+            let reply = fut.await;
+            tracing::debug!(target: "esker::request", elapsed_us = started.elapsed().as_micros() as u64, "request done");
+            reply
+        },
+        span,
+    )))
 }
 
 async fn handle(
@@ -370,6 +391,18 @@ async fn handle(
         return Dispatch::Close(format!(
             "{key:?} before SASL authentication on listener {}",
             session.listener.name
+        ));
+    }
+    if session.expired()
+        && !matches!(
+            key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        // KIP-152: Kafka closes a connection whose session ended without re-authentication.
+        return Dispatch::Close(format!(
+            "{key:?} after the SASL session of {} expired (connections.max.reauth.ms)",
+            session.principal
         ));
     }
     let access = session.access();
@@ -425,7 +458,7 @@ async fn handle(
         }
         ApiKey::SaslAuthenticate => {
             let req = decode!(m::SaslAuthenticateRequest);
-            let resp = sasl_authenticate::handle(session, &ctx.security, &req);
+            let resp = sasl_authenticate::handle(session, &ctx.security, &req, version);
             ready(encode(correlation_id, version, &resp))
         }
         ApiKey::CreateAcls => {
@@ -450,22 +483,7 @@ async fn handle(
         }
         ApiKey::CreateTopics => {
             let mut req = decode!(m::CreateTopicsRequest);
-            let mut denied = Vec::new();
-            if ctx.security.authorizer.enabled() && !access.cluster(&ctx, Operation::Create) {
-                req.topics.retain(|t| {
-                    let ok = access.topic(&ctx, Operation::Create, t.name.as_str());
-                    if !ok {
-                        denied.push(
-                            m::create_topics_response::CreatableTopicResult::default()
-                                .with_name(t.name.clone())
-                                .with_error_code(C::TopicAuthorizationFailed.code())
-                                .with_num_partitions(-1)
-                                .with_replication_factor(-1),
-                        );
-                    }
-                    ok
-                });
-            }
+            let denied = authz::create_topics(&ctx, &access, &mut req);
             respond!(async move {
                 let mut resp = create_topics::handle(ctx, req, version).await;
                 resp.topics.extend(denied);
@@ -473,58 +491,107 @@ async fn handle(
             })
         }
         ApiKey::DeleteRecords => {
-            let req = decode!(m::DeleteRecordsRequest);
-            respond!(delete_records::handle(ctx, req, version))
+            let mut req = decode!(m::DeleteRecordsRequest);
+            let denied = authz::delete_records(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = delete_records::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::DeleteTopics => {
-            let req = decode!(m::DeleteTopicsRequest);
-            respond!(delete_topics::handle(ctx, req, version))
+            let mut req = decode!(m::DeleteTopicsRequest);
+            let denied = authz::delete_topics(&ctx, &access, &mut req, version);
+            respond!(async move {
+                let mut resp = delete_topics::handle(ctx, req, version).await;
+                resp.responses.extend(denied);
+                resp
+            })
         }
         ApiKey::ListOffsets => {
-            let req = decode!(m::ListOffsetsRequest);
-            respond!(list_offsets::handle(ctx, req, version))
+            let mut req = decode!(m::ListOffsetsRequest);
+            let denied = authz::list_offsets(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = list_offsets::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::Fetch => {
             let mut req = decode!(m::FetchRequest);
             let denied = authz::fetch(&ctx, &access, &mut req, version);
             let caller = Caller::new(&header, peer);
+            let user = access.principal.name.clone();
             let quotas = ctx.clone();
-            respond!(async move {
+            let fut = async move {
                 let mut resp = fetch::handle(ctx.clone(), req, version).await;
                 resp.responses.extend(denied);
                 let bytes = count_fetch(&ctx, &resp);
-                resp.throttle_time_ms = throttle(&quotas, &caller, quota::Kind::Fetch, bytes).await;
+                resp.throttle_time_ms =
+                    throttle(&quotas, &caller, &user, quota::Kind::Fetch, bytes).await;
                 resp
-            })
+            };
+            // Record sets go out by reference (vectored write), not copied into the frame.
+            Dispatch::Respond(Box::pin(async move {
+                fetch::reply(correlation_id, version, &fut.await)
+            }))
         }
         ApiKey::DescribeClientQuotas => {
             let req = decode!(m::DescribeClientQuotasRequest);
+            if let Err(resp) = authz::describe_client_quotas(&ctx, &access) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             respond!(client_quotas::describe(ctx, req, version))
         }
         ApiKey::AlterClientQuotas => {
             let req = decode!(m::AlterClientQuotasRequest);
+            if let Err(resp) = authz::alter_client_quotas(&ctx, &access, &req) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             respond!(client_quotas::alter(ctx, req, version))
         }
         ApiKey::DescribeConfigs => {
-            let req = decode!(m::DescribeConfigsRequest);
-            respond!(describe_configs::handle(ctx, req, version))
+            let mut req = decode!(m::DescribeConfigsRequest);
+            let denied = authz::describe_configs(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = describe_configs::handle(ctx, req, version).await;
+                resp.results.extend(denied);
+                resp
+            })
         }
         ApiKey::AlterConfigs => {
-            let req = decode!(m::AlterConfigsRequest);
-            respond!(alter_configs::handle(ctx, req, version))
+            let mut req = decode!(m::AlterConfigsRequest);
+            let denied = authz::alter_configs(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = alter_configs::handle(ctx, req, version).await;
+                resp.responses.extend(denied);
+                resp
+            })
         }
         ApiKey::IncrementalAlterConfigs => {
-            let req = decode!(m::IncrementalAlterConfigsRequest);
-            respond!(alter_configs::handle_incremental(ctx, req, version))
+            let mut req = decode!(m::IncrementalAlterConfigsRequest);
+            let denied = authz::incremental_alter_configs(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = alter_configs::handle_incremental(ctx, req, version).await;
+                resp.responses.extend(denied);
+                resp
+            })
         }
         ApiKey::CreatePartitions => {
-            let req = decode!(m::CreatePartitionsRequest);
-            respond!(create_partitions::handle(ctx, req, version))
+            let mut req = decode!(m::CreatePartitionsRequest);
+            let denied = authz::create_partitions(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = create_partitions::handle(ctx, req, version).await;
+                resp.results.extend(denied);
+                resp
+            })
         }
         ApiKey::DescribeCluster => {
             let req = decode!(m::DescribeClusterRequest);
+            let ops = req.include_cluster_authorized_operations;
             respond!(async move {
-                let mut resp = describe_cluster::handle(ctx, req, version).await;
+                let mut resp = describe_cluster::handle(ctx.clone(), req, version).await;
+                authz::describe_cluster(&ctx, &access, ops, &mut resp);
                 let (host, port) = &access.listener.advertised;
                 for b in &mut resp.brokers {
                     b.host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
@@ -535,15 +602,28 @@ async fn handle(
         }
         ApiKey::DescribeLogDirs => {
             let req = decode!(m::DescribeLogDirsRequest);
+            if let Err(resp) = authz::describe_log_dirs(&ctx, &access, version) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             respond!(describe_log_dirs::handle(ctx, req, version))
         }
         ApiKey::OffsetForLeaderEpoch => {
-            let req = decode!(m::OffsetForLeaderEpochRequest);
-            respond!(offset_for_leader_epoch::handle(ctx, req, version))
+            let mut req = decode!(m::OffsetForLeaderEpochRequest);
+            let denied = authz::offset_for_leader_epoch(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = offset_for_leader_epoch::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::DescribeProducers => {
-            let req = decode!(m::DescribeProducersRequest);
-            respond!(describe_producers::handle(ctx, req, version))
+            let mut req = decode!(m::DescribeProducersRequest);
+            let denied = authz::describe_producers(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = describe_producers::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::InitProducerId => {
             let req = decode!(m::InitProducerIdRequest);
@@ -573,7 +653,9 @@ async fn handle(
         ApiKey::FindCoordinator => {
             let req = decode!(m::FindCoordinatorRequest);
             respond!(async move {
-                let mut resp = find_coordinator::handle(ctx, req, version).await;
+                let checked = req.clone();
+                let mut resp = find_coordinator::handle(ctx.clone(), req, version).await;
+                authz::find_coordinator(&ctx, &access, &checked, version, &mut resp);
                 // The listener the client came through is the one to advertise.
                 let (host, port) = &access.listener.advertised;
                 let host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
@@ -601,12 +683,21 @@ async fn handle(
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let req = decode!(m::ConsumerGroupHeartbeatRequest);
+            if let Err(resp) = authz::consumer_group_heartbeat(&ctx, &access, &req) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             let caller = Caller::new(&header, peer);
             respond!(consumer_group_heartbeat::handle(ctx, req, version, caller))
         }
         ApiKey::ConsumerGroupDescribe => {
-            let req = decode!(m::ConsumerGroupDescribeRequest);
-            respond!(consumer_group_describe::handle(ctx, req, version))
+            let mut req = decode!(m::ConsumerGroupDescribeRequest);
+            let denied = authz::consumer_group_describe_before(&ctx, &access, &mut req);
+            let ops = req.include_authorized_operations;
+            respond!(async move {
+                let mut resp = consumer_group_describe::handle(ctx.clone(), req, version).await;
+                authz::consumer_group_describe_after(&ctx, &access, ops, &mut resp, denied);
+                resp
+            })
         }
         ApiKey::SyncGroup => {
             let req = decode!(m::SyncGroupRequest);
@@ -636,24 +727,55 @@ async fn handle(
             respond!(leave_group::handle(ctx, req, version))
         }
         ApiKey::OffsetCommit => {
-            let req = decode!(m::OffsetCommitRequest);
-            respond!(offset_commit::handle(ctx, req, version))
+            let mut req = decode!(m::OffsetCommitRequest);
+            let denied = match authz::offset_commit(&ctx, &access, &mut req) {
+                Ok(denied) => denied,
+                Err(resp) => return ready(encode(correlation_id, version, &resp)),
+            };
+            respond!(async move {
+                let mut resp = offset_commit::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::OffsetFetch => {
-            let req = decode!(m::OffsetFetchRequest);
-            respond!(offset_fetch::handle(ctx, req, version))
+            let mut req = decode!(m::OffsetFetchRequest);
+            let denied = authz::offset_fetch_before(&ctx, &access, &mut req, version);
+            if let Some(resp) = authz::offset_fetch_group_denied(&denied, &req, version) {
+                return ready(encode(correlation_id, version, &resp));
+            }
+            respond!(async move {
+                let mut resp = offset_fetch::handle(ctx.clone(), req, version).await;
+                authz::offset_fetch_after(&ctx, &access, &mut resp, denied, version);
+                resp
+            })
         }
         ApiKey::ListGroups => {
             let req = decode!(m::ListGroupsRequest);
-            respond!(list_groups::handle(ctx, req, version))
+            respond!(async move {
+                let mut resp = list_groups::handle(ctx.clone(), req, version).await;
+                authz::list_groups(&ctx, &access, &mut resp);
+                resp
+            })
         }
         ApiKey::DescribeGroups => {
-            let req = decode!(m::DescribeGroupsRequest);
-            respond!(describe_groups::handle(ctx, req, version))
+            let mut req = decode!(m::DescribeGroupsRequest);
+            let denied = authz::describe_groups_before(&ctx, &access, &mut req, version);
+            let ops = version >= 3 && req.include_authorized_operations;
+            respond!(async move {
+                let mut resp = describe_groups::handle(ctx.clone(), req, version).await;
+                authz::describe_groups_after(&ctx, &access, ops, &mut resp, denied);
+                resp
+            })
         }
         ApiKey::DeleteGroups => {
-            let req = decode!(m::DeleteGroupsRequest);
-            respond!(delete_groups::handle(ctx, req, version))
+            let mut req = decode!(m::DeleteGroupsRequest);
+            let denied = authz::delete_groups(&ctx, &access, &mut req);
+            respond!(async move {
+                let mut resp = delete_groups::handle(ctx, req, version).await;
+                resp.results.extend(denied);
+                resp
+            })
         }
         ApiKey::OffsetDelete => {
             let req = decode!(m::OffsetDeleteRequest);
@@ -675,6 +797,7 @@ async fn handle(
                 .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
                 .sum();
             let caller = Caller::new(&header, peer);
+            let user = access.principal.name.clone();
             let quotas = ctx.clone();
             // Phase one, in the read loop: queue the appends in request order.
             let pending = produce::dispatch(&ctx, req, version).await;
@@ -682,7 +805,7 @@ async fn handle(
                 let mut resp = pending.complete().await;
                 resp.responses.extend(denied);
                 resp.throttle_time_ms =
-                    throttle(&quotas, &caller, quota::Kind::Produce, bytes).await;
+                    throttle(&quotas, &caller, &user, quota::Kind::Produce, bytes).await;
                 if acks == 0 {
                     Reply::Nothing
                 } else {
@@ -722,11 +845,18 @@ fn count_fetch(ctx: &BrokerContext, resp: &kafka_protocol::messages::FetchRespon
 /// Meters a Produce or Fetch against the caller's quota and, when it is over, holds the
 /// response back for the throttle time (which mutes the connection, as Kafka does) and returns
 /// it for `throttle_time_ms`.
-async fn throttle(ctx: &BrokerContext, caller: &Caller, kind: quota::Kind, bytes: usize) -> i32 {
-    // Principals arrive with authentication; until then every client is `ANONYMOUS`.
-    let delay = ctx
-        .quotas
-        .record("ANONYMOUS", &caller.client_id, kind, bytes);
+///
+/// The quota `user` is the authenticated principal's name without `User:` (`ANONYMOUS` on
+/// listeners without SASL), as in Kafka.
+async fn throttle(
+    ctx: &BrokerContext,
+    caller: &Caller,
+    user: &str,
+    kind: quota::Kind,
+    bytes: usize,
+) -> i32 {
+    let delay = ctx.quotas.record(user, &caller.client_id, kind, bytes);
+    ctx.metrics.observe_throttle(kind, delay);
     if delay.is_zero() {
         return 0;
     }

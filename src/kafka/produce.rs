@@ -1,11 +1,10 @@
 //! Produce (key 0), versions 3..=13 (message format v2 only, as Kafka 4). Batches are handed
-//! to the owning shard as the bytes the producer sent; the log validates them and assigns
-//! offsets in place. `acks=-1` waits for the shard's group-committed fsync; `acks=0` gets no
+//! to the owning shard as the bytes the producer sent (a slice of the request frame, never
+//! copied); the log validates them and assigns offsets in patched copies of the headers. `acks=-1` waits for the shard's group-committed fsync; `acks=0` gets no
 //! response at all (the connection keeps its response order regardless).
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -112,9 +111,10 @@ pub async fn dispatch(
                         let topic = m.name.clone();
                         let index = p.index;
                         let job = move |s: &mut ShardState| -> AppendReply {
-                            let buf = BytesMut::from(&records[..]);
+                            // The request's bytes as they are: the log patches copies of
+                            // the batch headers, never the records.
                             let (info, wait) =
-                                s.append(&topic, index, buf, log_append_time, durability)?;
+                                s.append(&topic, index, records, log_append_time, durability)?;
                             let start = s.snapshot(&topic, index)?.log_start_offset;
                             Ok((info, start, wait))
                         };

@@ -51,6 +51,9 @@ pub enum KinesisError {
     /// No `Authorization` header while signatures are required.
     #[error("{0}")]
     MissingAuthenticationToken(String),
+    /// The caller's principal may not perform the operation (the ACL authorizer said no).
+    #[error("{0}")]
+    AccessDenied(String),
     /// The operation is understood but not offered by this broker.
     #[error("{0}")]
     NotImplemented(String),
@@ -79,6 +82,7 @@ impl KinesisError {
             KinesisError::InvalidSignature(_) => "InvalidSignatureException",
             KinesisError::IncompleteSignature(_) => "IncompleteSignatureException",
             KinesisError::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            KinesisError::AccessDenied(_) => "AccessDeniedException",
             KinesisError::NotImplemented(_) => "NotImplemented",
             KinesisError::Internal(_) => "InternalFailure",
         }
@@ -110,6 +114,7 @@ impl KinesisError {
             | KinesisError::InvalidSignature(m)
             | KinesisError::IncompleteSignature(m)
             | KinesisError::MissingAuthenticationToken(m)
+            | KinesisError::AccessDenied(m)
             | KinesisError::NotImplemented(m)
             | KinesisError::Internal(m) => m,
         }

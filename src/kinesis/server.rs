@@ -1,5 +1,6 @@
 //! The HTTP side: an accept loop that spreads connections over the shard runtimes, hyper
-//! serving HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge) on each, and the router that
+//! serving HTTP/1.1 and HTTP/2 on each (h2c with prior knowledge; with `kinesis.ssl.enabled`,
+//! HTTPS after a TLS handshake on the connection's shard, ALPN h2 or http/1.1), and the router that
 //! turns a request into an operation call: body limit, SigV4, `X-Amz-Target`, content type,
 //! and errors in AWS's shape (`{"__type", "message"}` with the error's status and
 //! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId`.
@@ -52,6 +53,7 @@ impl Encoding {
 pub async fn accept_loop(
     listener: TcpListener,
     kinesis: Arc<Kinesis>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     mut stop: watch::Receiver<bool>,
     drain: Drain,
 ) {
@@ -61,7 +63,7 @@ pub async fn accept_loop(
             r = listener.accept() => r,
             _ = stopped(&mut stop) => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "kinesis accept failed");
@@ -81,13 +83,21 @@ pub async fn accept_loop(
         let shard = &shards[next % shards.len()];
         next = next.wrapping_add(1);
         let kinesis = kinesis.clone();
-        let stop = stop.clone();
+        let mut stop = stop.clone();
         let guard = drain.enter();
+        let tls = tls.clone();
         shard.spawn(async move {
             let _guard = guard;
-            match tokio::net::TcpStream::from_std(std_stream) {
-                Ok(stream) => serve_connection(stream, kinesis, stop).await,
-                Err(e) => tracing::warn!(error = %e, "cannot register kinesis connection"),
+            match (tokio::net::TcpStream::from_std(std_stream), tls) {
+                (Ok(stream), None) => serve_connection(stream, kinesis, stop, peer).await,
+                (Ok(stream), Some(tls)) => match tls.accept(stream, &mut stop).await {
+                    Ok(stream) => serve_connection(stream, kinesis, stop, peer).await,
+                    Err(crate::tls::TlsError::Stopped) => {}
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "closing kinesis connection")
+                    }
+                },
+                (Err(e), _) => tracing::warn!(error = %e, "cannot register kinesis connection"),
             }
         });
     }
@@ -98,14 +108,17 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     kinesis: Arc<Kinesis>,
     mut stop: watch::Receiver<bool>,
-) {
+    peer: std::net::SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let kinesis = kinesis.clone();
-        async move { Ok::<_, Infallible>(handle(&kinesis, req).await) }
+        async move { Ok::<_, Infallible>(handle(&kinesis, req, peer.ip()).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -176,9 +189,13 @@ impl hyper::body::Body for ResponseBody {
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
 /// Serves one request.
-pub async fn handle(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    kinesis: &Arc<Kinesis>,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let (encoding, result) = route(kinesis, req).await;
+    let (encoding, result) = route(kinesis, req, peer).await;
     let mut content_type = encoding.content_type();
     let (status, body, error_type) = match result {
         Ok(Reply::Body(body)) => (StatusCode::OK, ResponseBody::Full(Some(body)), None),
@@ -234,6 +251,7 @@ fn error_body(e: &KinesisError, encoding: Encoding) -> Bytes {
 async fn route(
     kinesis: &Arc<Kinesis>,
     req: Request<Incoming>,
+    peer: std::net::IpAddr,
 ) -> (Encoding, Result<Reply, KinesisError>) {
     let (parts, body) = req.into_parts();
     let content_type = parts
@@ -281,7 +299,10 @@ async fn route(
         &signed,
         BrokerContext::now_ms(),
     ) {
-        Ok(c) => c,
+        Ok(c) => sigv4::Caller {
+            ip: peer.to_string(),
+            ..c
+        },
         Err(e) => return (encoding, Err(e)),
     };
     let target = parts

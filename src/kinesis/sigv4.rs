@@ -14,6 +14,7 @@ use hyper::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use super::error::KinesisError;
+use crate::auth::Principal;
 
 /// Whether signatures are checked (`kinesis.auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +77,24 @@ impl Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// `User:<name>`: the configured user of the access key, the access key itself in dev
-    /// mode, `User:ANONYMOUS` for an unsigned request in dev mode.
-    pub principal: String,
+    /// mode, `User:ANONYMOUS` for an unsigned request in dev mode. Authorized by the same ACLs
+    /// as Kafka principals.
+    pub principal: Principal,
     /// The region of the credential scope (`us-east-1` when unsigned).
     pub region: String,
+    /// The peer IP (ACL host matching); empty until the server fills it in, which only
+    /// host `*` ACLs match.
+    pub ip: String,
+}
+
+impl Caller {
+    fn new(user: &str, region: &str) -> Caller {
+        Caller {
+            principal: Principal::user(user),
+            region: region.to_string(),
+            ip: String::new(),
+        }
+    }
 }
 
 /// The parts of the `Authorization` header.
@@ -163,10 +178,7 @@ pub fn authenticate(
         .and_then(|v| v.to_str().ok());
     let Some(header) = header else {
         return match mode {
-            AuthMode::None => Ok(Caller {
-                principal: "User:ANONYMOUS".into(),
-                region: "us-east-1".into(),
-            }),
+            AuthMode::None => Ok(Caller::new("ANONYMOUS", "us-east-1")),
             AuthMode::SigV4 => Err(KinesisError::MissingAuthenticationToken(
                 "Missing Authentication Token".into(),
             )),
@@ -174,19 +186,11 @@ pub fn authenticate(
     };
     let auth = match (mode, parse_authorization(header)) {
         (_, Ok(a)) => a,
-        (AuthMode::None, Err(_)) => {
-            return Ok(Caller {
-                principal: "User:ANONYMOUS".into(),
-                region: "us-east-1".into(),
-            })
-        }
+        (AuthMode::None, Err(_)) => return Ok(Caller::new("ANONYMOUS", "us-east-1")),
         (AuthMode::SigV4, Err(e)) => return Err(e),
     };
     if mode == AuthMode::None {
-        return Ok(Caller {
-            principal: format!("User:{}", auth.access_key),
-            region: auth.region.to_string(),
-        });
+        return Ok(Caller::new(auth.access_key, auth.region));
     }
     let Some(cred) = credentials.get(auth.access_key) else {
         return Err(KinesisError::UnrecognizedClient(
@@ -211,10 +215,7 @@ pub fn authenticate(
                 .into(),
         ));
     }
-    Ok(Caller {
-        principal: format!("User:{}", cred.user),
-        region: auth.region.to_string(),
-    })
+    Ok(Caller::new(&cred.user, auth.region))
 }
 
 fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -445,7 +446,7 @@ mod tests {
                 .unwrap();
         let now = parse_amz_date("20150830T123600Z").unwrap();
         let caller = authenticate(AuthMode::SigV4, &creds, &req, now).unwrap();
-        assert_eq!(caller.principal, "User:example");
+        assert_eq!(caller.principal.to_string(), "User:example");
         assert_eq!(caller.region, "us-east-1");
         // Too late.
         assert!(matches!(
@@ -465,6 +466,6 @@ mod tests {
         ));
         // Dev mode: any signature, the key names the principal.
         let caller = authenticate(AuthMode::None, &Credentials::default(), &req, now).unwrap();
-        assert_eq!(caller.principal, "User:AKIDEXAMPLE");
+        assert_eq!(caller.principal.to_string(), "User:AKIDEXAMPLE");
     }
 }

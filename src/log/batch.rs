@@ -292,6 +292,31 @@ pub fn set_log_append_time(batch: &mut [u8], append_time: i64) {
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// A copy of the header of `batch` (one whole, validated batch) with `baseOffset` set and, for
+/// LogAppendTime topics, the timestamp-type bit and `maxTimestamp = append_time` set and the CRC
+/// recomputed over the patched header tail and the untouched records. The records themselves
+/// are neither copied nor changed, so an append can write this header and then the producer's
+/// bytes as they arrived. `None` if `batch` is shorter than a header.
+pub fn patched_header(
+    batch: &[u8],
+    base_offset: i64,
+    append_time: Option<i64>,
+) -> Option<[u8; HEADER_LEN]> {
+    let mut h: [u8; HEADER_LEN] = batch.get(..HEADER_LEN)?.try_into().ok()?;
+    set_base_offset(&mut h, base_offset);
+    if let Some(time) = append_time {
+        let attributes = be_i16(&h, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_MASK;
+        h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&time.to_be_bytes());
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]),
+            &batch[HEADER_LEN..],
+        );
+        h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    Some(h)
+}
+
 fn be_i16(h: &[u8; HEADER_LEN], at: usize) -> i16 {
     i16::from_be_bytes([h[at], h[at + 1]])
 }
@@ -720,6 +745,29 @@ pub fn build_batch_with_timestamps(records: &[TimestampedRecord<'_>]) -> BytesMu
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn patched_header_matches_patching_in_place() {
+        let mut builder = BatchBuilder::new(1_000);
+        for i in 0..5u8 {
+            builder.record(Some(&[i]), Some(&[i; 100]), 1_000 + i64::from(i));
+        }
+        let batch = builder.build();
+        for append_time in [None, Some(1_800_000_000_000)] {
+            let mut in_place = batch.to_vec();
+            set_base_offset(&mut in_place, 77);
+            if let Some(t) = append_time {
+                set_log_append_time(&mut in_place, t);
+            }
+            let h = patched_header(&batch, 77, append_time).expect("header");
+            assert_eq!(&h[..], &in_place[..HEADER_LEN]);
+            let mut joined = h.to_vec();
+            joined.extend_from_slice(&batch[HEADER_LEN..]);
+            assert!(validate(&joined).is_ok());
+        }
+        assert!(patched_header(&batch[..HEADER_LEN - 1], 0, None).is_none());
+    }
+
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;

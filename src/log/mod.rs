@@ -15,8 +15,9 @@
 //! ```
 //!
 //! - **Produce** ([`PartitionLog::append`]): batches are validated ([`batch::validate`]), their
-//!   base offsets rewritten in place, and the bytes written to the active segment's file (the
-//!   page cache). Records are not decoded. The active segment rolls when full (`segment.bytes`,
+//!   base offsets set in patched copies of their 61-byte headers, and headers and the
+//!   producer's untouched record bytes written with one `pwritev` to the active segment's file
+//!   (the page cache). Records are neither decoded nor copied. The active segment rolls when full (`segment.bytes`,
 //!   index full) and, via the retention pass, when older than `segment.ms`.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
@@ -60,7 +61,6 @@ mod tests;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -455,19 +455,23 @@ impl PartitionLog {
     ///
     /// Every batch is validated first (magic 2, length consistent with the buffer, CRC-32C,
     /// `recordsCount == lastOffsetDelta + 1 > 0`, size `<= max_message_bytes`); if any is
-    /// invalid nothing is written. Then each batch's base offset is rewritten in place to
-    /// consecutive offsets from the log end offset, and the bytes are written to the active
-    /// segment (page cache only, no fsync), rolling first if the segment would grow past
-    /// `segment_bytes` or its index is full.
+    /// invalid nothing is written. Then each batch gets consecutive offsets from the log end
+    /// offset and is written to the active segment (page cache only, no fsync), rolling first
+    /// if the segment would grow past `segment_bytes` or its index is full.
+    ///
+    /// The producer's bytes are not copied or modified: each batch's 61-byte header is patched
+    /// in a copy (the base offset is outside the CRC) and one `pwritev` writes the patched
+    /// headers interleaved with the untouched record bytes.
     ///
     /// `log_append_time` is `Some(now_ms)` for topics with `message.timestamp.type=LogAppendTime`:
     /// each batch then gets the timestamp-type attribute bit and `maxTimestamp = now_ms`, and its
     /// CRC is recomputed (as Kafka does; `baseTimestamp` is left alone).
     pub fn append(
         &mut self,
-        mut records: BytesMut,
+        records: impl Into<Bytes>,
         log_append_time: Option<i64>,
     ) -> Result<AppendInfo, LogError> {
+        let records: Bytes = records.into();
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
@@ -479,27 +483,29 @@ impl PartitionLog {
             .ok_or_else(|| LogError::CorruptRecord("offsets overflow".into()))?;
         self.maybe_roll(bytes, last_offset)?;
 
-        // Assign offsets (and the append time).
+        // Assign offsets (and the append time) in copies of the headers.
         let mut next_offset = base_offset;
         let mut max_timestamp = batch::NO_TIMESTAMP;
         let mut record_count: u32 = 0;
+        let mut headers: Vec<(usize, [u8; batch::HEADER_LEN], BatchHeader)> = Vec::new();
         let mut pos = 0;
         while pos < bytes {
             let header = BatchHeader::parse(&records[pos..])?;
             let size = header.total_size();
-            let bytes_of_batch = &mut records[pos..pos + size];
-            batch::set_base_offset(bytes_of_batch, next_offset);
-            let batch_max = match log_append_time {
-                Some(now) => {
-                    batch::set_log_append_time(bytes_of_batch, now);
-                    now
-                }
-                None => header.max_timestamp,
-            };
-            max_timestamp = max_timestamp.max(batch_max);
+            let patched =
+                batch::patched_header(&records[pos..pos + size], next_offset, log_append_time)
+                    .ok_or_else(|| LogError::CorruptRecord("truncated batch".into()))?;
+            let header = BatchHeader::parse(&patched)?;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
             record_count = record_count.saturating_add(header.records_count.unsigned_abs());
             next_offset += i64::from(header.last_offset_delta) + 1;
+            headers.push((pos, patched, header));
             pos += size;
+        }
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(2 * headers.len());
+        for (pos, patched, header) in &headers {
+            slices.push(&patched[..]);
+            slices.push(&records[pos + batch::HEADER_LEN..pos + header.total_size()]);
         }
 
         let segment = self.active_mut();
@@ -507,7 +513,7 @@ impl PartitionLog {
         let Some(file) = segment.open_file().cloned() else {
             return Err(io::Error::other("active segment has no open file").into());
         };
-        if let Err(e) = file.write_all_at(&records, position) {
+        if let Err(e) = segment::write_all_vectored_at(&file, &slices, position) {
             // Cut off whatever part was written; if even that fails the file no longer matches
             // the log end offset.
             if let Err(truncate_error) = file.set_len(position) {
@@ -521,18 +527,13 @@ impl PartitionLog {
             }
             return Err(e.into());
         }
+        drop(slices);
 
         let interval = self.config.index_interval_bytes;
         let now_ms = self.clock.now_ms();
         let segment = self.active_mut();
-        let mut pos = 0;
-        while pos < bytes {
-            // Parsed successfully twice above; a failure here cannot happen.
-            let Ok(header) = BatchHeader::parse(&records[pos..]) else {
-                break;
-            };
-            segment.on_batch(&header, position + pos as u64, interval);
-            pos += header.total_size();
+        for (pos, _, header) in &headers {
+            segment.on_batch(header, position + *pos as u64, interval);
         }
         if segment.size == 0 {
             segment.roll_base_ms = Some(now_ms);

@@ -329,8 +329,7 @@ impl Segment {
         }
         let file = self.file()?;
         let start = out.len();
-        out.resize(start + want, 0);
-        if let Err(e) = file.read_exact_at(&mut out[start..], position) {
+        if let Err(e) = read_exact_at_append(file, out, want, position) {
             out.truncate(start);
             return Err(e.into());
         }
@@ -365,8 +364,7 @@ impl Segment {
                     self.base_offset
                 )));
             }
-            out.resize(start + size, 0);
-            if let Err(e) = file.read_exact_at(&mut out[start + want..], position + want as u64) {
+            if let Err(e) = read_exact_at_append(file, out, size - want, position + want as u64) {
                 out.truncate(start);
                 return Err(e.into());
             }
@@ -468,6 +466,108 @@ fn first_record_matching(
 }
 
 /// Writes `bytes` as the whole contents of `path` and returns the handle.
+/// Appends `len` bytes read at `position` to `out`, reading straight into its spare capacity
+/// (`pread`): a fetch's buffer is not zero-filled before the page cache overwrites it. On error
+/// `out` may hold part of the bytes; the caller truncates it.
+pub(crate) fn read_exact_at_append(
+    file: &File,
+    out: &mut BytesMut,
+    len: usize,
+    position: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    out.reserve(len);
+    let mut done = 0usize;
+    while done < len {
+        let spare = out.spare_capacity_mut();
+        let want = (len - done).min(spare.len());
+        let offset = libc::off_t::try_from(position + done as u64)
+            .map_err(|_| io::Error::other("file position out of range"))?;
+        // SAFETY: `spare` is writable, uninitialised memory of at least `want` bytes owned by
+        // `out`; the kernel writes at most `want` bytes into it.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                want,
+                offset,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised the `n` bytes after the current length.
+        unsafe { out.set_len(out.len() + n) };
+        done += n;
+    }
+    Ok(())
+}
+
+/// Writes `bufs` back to back at `position` with positional vectored writes (`pwritev`),
+/// retrying short writes and `EINTR`, so an append goes from the request's buffers to the page
+/// cache in one system call without being gathered into one buffer first.
+pub(crate) fn write_all_vectored_at(file: &File, bufs: &[&[u8]], position: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // Well under IOV_MAX (1024 on Linux).
+    const MAX_IOV: usize = 512;
+    let mut index = 0; // first buffer not completely written
+    let mut skip = 0; // bytes of bufs[index] already written
+    let mut position = position;
+    while index < bufs.len() {
+        let iov: Vec<libc::iovec> = bufs[index..]
+            .iter()
+            .take(MAX_IOV)
+            .enumerate()
+            .map(|(i, b)| {
+                let b = if i == 0 { &b[skip..] } else { b };
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                }
+            })
+            .collect();
+        let offset = libc::off_t::try_from(position)
+            .map_err(|_| io::Error::other("file position out of range"))?;
+        // SAFETY: every iovec points into a live slice of `bufs` for its full length, and the
+        // kernel only reads from them; the count fits in a c_int.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset,
+            )
+        };
+        if written < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut n = written as usize;
+        if n == 0 && bufs[index..].iter().any(|b| !b.is_empty()) {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        position += n as u64;
+        while index < bufs.len() && n >= bufs[index].len() - skip {
+            n -= bufs[index].len() - skip;
+            index += 1;
+            skip = 0;
+        }
+        skip += n;
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> io::Result<Arc<File>> {
     let file = OpenOptions::new()
         .write(true)

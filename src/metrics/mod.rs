@@ -1,6 +1,8 @@
-//! Telemetry, defined in one place: every metric the broker exports lives in [`Metrics`], in
-//! one `prometheus` registry, named as the JMX exporter renders Kafka's MBeans so that existing
-//! queries, alerts and dashboards keep working (the mapping is in `docs/metrics.md`).
+//! Telemetry, defined in one place: every metric the broker exports lives in [`Metrics`] (one
+//! `prometheus` registry, plus the per-partition and per-group families that the `scrape`
+//! module writes straight into the exposition), named as the JMX exporter renders Kafka's
+//! MBeans so that existing queries, alerts and dashboards keep working (the mapping is in
+//! `docs/metrics.md`).
 //!
 //! Hot-path series are resolved ahead of time: per-API request counters and latency histograms
 //! when the broker starts (from [`crate::kafka::SUPPORTED`]), per-listener connection series
@@ -8,11 +10,19 @@
 //! keyed by topic name, dropped when the topic is deleted). A request then costs a map lookup
 //! and a few atomic increments, never a label hash or a log line.
 //!
-//! Gauges describing state (partition counts, log sizes and offsets, fsync counters) are not
-//! maintained on the hot path: [`Metrics::render`] asks every shard for them at scrape time.
+//! Gauges describing state (partition counts, log sizes and offsets, fsync counters, shard
+//! queue depth) are not maintained on the hot path: [`Metrics::render`] asks every shard for
+//! them at scrape time. Kinesis per-stream series are cached per stream like the topics'.
+//!
+//! Consumer-group lag is computed at scrape time too, from the committed offsets the
+//! coordinator reports ([`crate::coordinator::Coordinator::metrics`], a read-only message to
+//! each coordinator partition) and the log end offsets the shards report; the process, jemalloc
+//! and shard-thread series are read from `/proc/self` and `mallctl` ([`process`]).
 //!
 //! [`server`] serves `GET /metrics`, `GET /healthz` and `GET /readyz` on `metrics.listener`.
 
+pub mod process;
+mod scrape;
 pub mod server;
 
 use std::collections::HashMap;
@@ -22,12 +32,11 @@ use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::broker::BrokerContext;
-use crate::shard::ShardState;
 
 /// Latency buckets of `kafka_network_requestmetrics_totaltimems`, in milliseconds (fetches
 /// long-poll up to `fetch.max.wait.ms`, so the tail is long).
@@ -45,6 +54,8 @@ pub struct MetricsConfig {
     pub listener_explicit: bool,
     /// `metrics.partition.labels.enabled`: export per-partition series.
     pub partition_labels: bool,
+    /// `metrics.group.labels.enabled`: export per-consumer-group series.
+    pub group_labels: bool,
 }
 
 impl MetricsConfig {
@@ -55,6 +66,7 @@ impl MetricsConfig {
             listener: (!listener.is_empty()).then_some(listener),
             listener_explicit: explicit("metrics.listener"),
             partition_labels: get("metrics.partition.labels.enabled") != "false",
+            group_labels: get("metrics.group.labels.enabled") != "false",
         }
     }
 }
@@ -66,6 +78,45 @@ pub fn request_name(key: ApiKey) -> String {
         ApiKey::Fetch => "FetchConsumer".to_string(),
         k => format!("{k:?}"),
     }
+}
+
+/// The span of one Kafka request (`request`, target `esker::request`, debug level) with its
+/// API, version, correlation id, client id and peer, read from the frame's header. Disabled
+/// unless the filter enables it (`RUST_LOG=info,esker::request=debug`), and then nothing is
+/// parsed.
+pub fn request_span(frame: &[u8], peer: std::net::SocketAddr) -> tracing::Span {
+    let span = tracing::debug_span!(
+        target: "esker::request",
+        "request",
+        api = tracing::field::Empty,
+        version = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+        %peer,
+    );
+    if span.is_disabled() || frame.len() < 8 {
+        return span;
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    match ApiKey::try_from(key) {
+        Ok(k) => span.record("api", request_name(k).as_str()),
+        Err(_) => span.record("api", key),
+    };
+    span.record("version", i16::from_be_bytes([frame[2], frame[3]]));
+    span.record(
+        "correlation_id",
+        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    );
+    // Request header v1+: a nullable INT16-length string.
+    if let Some(len) = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]])) {
+        if let Some(id) = usize::try_from(len)
+            .ok()
+            .and_then(|n| frame.get(10..10 + n))
+        {
+            span.record("client_id", String::from_utf8_lossy(id).as_ref());
+        }
+    }
+    span
 }
 
 /// Per-topic counters (`kafka.server:type=BrokerTopicMetrics,name=*,topic=*`), resolved once
@@ -94,7 +145,9 @@ pub struct ApiMetrics {
     /// `requests_total` by version, index `version - min_version`.
     requests: Vec<IntCounter>,
     /// `totaltimems`.
-    pub latency: prometheus::Histogram,
+    pub latency: Histogram,
+    /// `throttletimems` (Produce and FetchConsumer only: the APIs with quotas).
+    throttle: Option<Histogram>,
 }
 
 impl ApiMetrics {
@@ -109,6 +162,13 @@ impl ApiMetrics {
     /// Records a request's total time.
     pub fn observe(&self, elapsed: Duration) {
         self.latency.observe(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    /// Records the quota delay a request was held back for (zero included).
+    pub fn observe_throttle(&self, delay: Duration) {
+        if let Some(h) = &self.throttle {
+            h.observe(delay.as_secs_f64() * 1000.0);
+        }
     }
 }
 
@@ -137,6 +197,43 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Per-stream Kinesis series, named after the stream-level CloudWatch metrics
+/// (`esker_kinesis_*{stream}`), resolved once per stream.
+pub struct StreamMetrics {
+    incoming_records: IntCounter,
+    incoming_bytes: IntCounter,
+    get_records_records: IntCounter,
+    get_records_bytes: IntCounter,
+    iterator_age: prometheus::Gauge,
+    write_throttled: IntCounter,
+    read_throttled: IntCounter,
+}
+
+impl StreamMetrics {
+    /// Records (and their data plus partition-key bytes) appended by PutRecord or PutRecords.
+    pub fn put(&self, records: usize, bytes: usize) {
+        self.incoming_records.inc_by(records as u64);
+        self.incoming_bytes.inc_by(bytes as u64);
+    }
+
+    /// A GetRecords answer: records and bytes returned, and its `MillisBehindLatest`.
+    pub fn get(&self, records: usize, bytes: usize, iterator_age_ms: i64) {
+        self.get_records_records.inc_by(records as u64);
+        self.get_records_bytes.inc_by(bytes as u64);
+        self.iterator_age.set(iterator_age_ms as f64 / 1000.0);
+    }
+
+    /// Records refused with ProvisionedThroughputExceededException on write.
+    pub fn write_throttled(&self, records: usize) {
+        self.write_throttled.inc_by(records as u64);
+    }
+
+    /// A GetRecords call refused with ProvisionedThroughputExceededException.
+    pub fn read_throttled(&self) {
+        self.read_throttled.inc();
+    }
+}
+
 /// Every metric the broker exports, and its registry.
 pub struct Metrics {
     registry: Registry,
@@ -151,14 +248,73 @@ pub struct Metrics {
     // Computed at scrape time.
     partition_count: IntGauge,
     leader_count: IntGauge,
-    log_size: IntGaugeVec,
-    log_start: IntGaugeVec,
-    log_end: IntGaugeVec,
     flushes: IntCounterVec,
     fsyncs: IntCounterVec,
     fsync_waiters: IntCounterVec,
-    /// One scrape at a time (scrape-time gauges are reset and refilled).
-    scrape: tokio::sync::Mutex<()>,
+    shard_queue: IntGaugeVec,
+    shard_cpu: prometheus::CounterVec,
+    groups: IntGauge,
+    rebalances: IntCounter,
+    stream_vecs: StreamVecs,
+    streams: RwLock<HashMap<Arc<str>, Arc<StreamMetrics>>>,
+    process: process::ProcessMetrics,
+    /// One scrape at a time (scrape-time gauges are reset and refilled); holds the size of the
+    /// last exposition, to size the next buffer.
+    scrape: tokio::sync::Mutex<usize>,
+}
+
+/// The labelled families behind [`StreamMetrics`].
+struct StreamVecs {
+    incoming_records: IntCounterVec,
+    incoming_bytes: IntCounterVec,
+    get_records_records: IntCounterVec,
+    get_records_bytes: IntCounterVec,
+    iterator_age: prometheus::GaugeVec,
+    write_throttled: IntCounterVec,
+    read_throttled: IntCounterVec,
+}
+
+impl StreamVecs {
+    fn new(r: &Registry) -> StreamVecs {
+        let s = &["stream"];
+        StreamVecs {
+            incoming_records: counter_vec(r, "esker_kinesis_incoming_records_total", "Records put to a stream (CloudWatch IncomingRecords).", s),
+            incoming_bytes: counter_vec(r, "esker_kinesis_incoming_bytes_total", "Data and partition-key bytes put to a stream (CloudWatch IncomingBytes).", s),
+            get_records_records: counter_vec(r, "esker_kinesis_get_records_records_total", "Records returned by GetRecords (CloudWatch GetRecords.Records).", s),
+            get_records_bytes: counter_vec(r, "esker_kinesis_get_records_bytes_total", "Bytes returned by GetRecords (CloudWatch GetRecords.Bytes).", s),
+            iterator_age: float_gauge_vec(r, "esker_kinesis_get_records_iterator_age_seconds", "MillisBehindLatest of the latest GetRecords on a stream, in seconds (CloudWatch GetRecords.IteratorAgeMilliseconds).", s),
+            write_throttled: counter_vec(r, "esker_kinesis_write_provisioned_throughput_exceeded_total", "Records refused with ProvisionedThroughputExceededException (CloudWatch WriteProvisionedThroughputExceeded).", s),
+            read_throttled: counter_vec(r, "esker_kinesis_read_provisioned_throughput_exceeded_total", "GetRecords calls refused with ProvisionedThroughputExceededException (CloudWatch ReadProvisionedThroughputExceeded).", s),
+        }
+    }
+
+    fn resolve(&self, name: &str) -> StreamMetrics {
+        let n = [name];
+        StreamMetrics {
+            incoming_records: self.incoming_records.with_label_values(&n),
+            incoming_bytes: self.incoming_bytes.with_label_values(&n),
+            get_records_records: self.get_records_records.with_label_values(&n),
+            get_records_bytes: self.get_records_bytes.with_label_values(&n),
+            iterator_age: self.iterator_age.with_label_values(&n),
+            write_throttled: self.write_throttled.with_label_values(&n),
+            read_throttled: self.read_throttled.with_label_values(&n),
+        }
+    }
+
+    fn remove(&self, name: &str) {
+        let n = [name];
+        for v in [
+            &self.incoming_records,
+            &self.incoming_bytes,
+            &self.get_records_records,
+            &self.get_records_bytes,
+            &self.write_throttled,
+            &self.read_throttled,
+        ] {
+            let _ = v.remove_label_values(&n);
+        }
+        let _ = self.iterator_age.remove_label_values(&n);
+    }
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -172,6 +328,40 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let v = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(v.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    v
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    c
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let v = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS_MS.to_vec()),
+        labels,
+    )
+    .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(v.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    v
+}
+
+fn float_gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::GaugeVec {
+    let v = prometheus::GaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     registry
         .register(Box::new(v.clone()))
@@ -209,17 +399,18 @@ impl Metrics {
             "Requests received (RequestMetrics RequestsPerSec).",
             &["request", "version"],
         );
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "kafka_network_requestmetrics_totaltimems",
-                "Time from a request's arrival to its response being ready, in milliseconds (RequestMetrics TotalTimeMs).",
-            )
-            .buckets(LATENCY_BUCKETS_MS.to_vec()),
+        let latency = histogram_vec(
+            &r,
+            "kafka_network_requestmetrics_totaltimems",
+            "Time from a request's arrival to its response being ready, in milliseconds (RequestMetrics TotalTimeMs).",
             &["request"],
-        )
-        .unwrap_or_else(|e| panic!("latency histogram: {e}"));
-        r.register(Box::new(latency.clone()))
-            .unwrap_or_else(|e| panic!("latency histogram: {e}"));
+        );
+        let throttle = histogram_vec(
+            &r,
+            "kafka_network_requestmetrics_throttletimems",
+            "Time a request was held back by its client quota, in milliseconds (RequestMetrics ThrottleTimeMs).",
+            &["request"],
+        );
         let mut apis = HashMap::new();
         for (key, min, max) in crate::kafka::SUPPORTED {
             let name = request_name(*key);
@@ -227,6 +418,8 @@ impl Metrics {
                 .map(|v| requests.with_label_values(&[name.as_str(), &v.to_string()]))
                 .collect();
             let latency = latency.with_label_values(&[name.as_str()]);
+            let throttle = matches!(key, ApiKey::Produce | ApiKey::Fetch)
+                .then(|| throttle.with_label_values(&[name.as_str()]));
             apis.insert(
                 *key as i16,
                 ApiMetrics {
@@ -234,6 +427,7 @@ impl Metrics {
                     min_version: *min,
                     requests,
                     latency,
+                    throttle,
                 },
             );
         }
@@ -245,7 +439,7 @@ impl Metrics {
         );
         let conn_count = gauge_vec(
             &r,
-            "kafka_server_socketservermetrics_connection_count",
+            "kafka_server_socketservermetrics_connections",
             "Open connections (socket-server-metrics connection-count).",
             &["listener"],
         );
@@ -281,25 +475,6 @@ impl Metrics {
             "kafka_controller_kafkacontroller_offlinepartitionscount",
             "Partitions without a leader (KafkaController OfflinePartitionsCount).",
         );
-        let tp = &["topic", "partition"];
-        let log_size = gauge_vec(
-            &r,
-            "kafka_log_log_size",
-            "Bytes on disk in a partition's segments (Log Size).",
-            tp,
-        );
-        let log_start = gauge_vec(
-            &r,
-            "kafka_log_log_logstartoffset",
-            "A partition's first offset (Log LogStartOffset).",
-            tp,
-        );
-        let log_end = gauge_vec(
-            &r,
-            "kafka_log_log_logendoffset",
-            "A partition's log end offset (Log LogEndOffset).",
-            tp,
-        );
         let flushes = counter_vec(
             &r,
             "esker_shard_flushes_total",
@@ -318,14 +493,35 @@ impl Metrics {
             "acks=all appends answered after an fsync, per shard.",
             &["shard"],
         );
-        gauge_vec(
+        let shard_queue = gauge_vec(
             &r,
-            "esker_build_info",
-            "Build information; always 1.",
-            &["version"],
+            "esker_shard_queue_depth",
+            "Jobs queued for a shard thread and not yet started.",
+            &["shard"],
+        );
+        let shard_cpu = prometheus::CounterVec::new(
+            Opts::new(
+                "esker_shard_cpu_seconds_total",
+                "CPU time of a shard thread (user and system); its rate is the shard's busy ratio.",
+            ),
+            &["shard"],
         )
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
+        .unwrap_or_else(|e| panic!("shard cpu: {e}"));
+        r.register(Box::new(shard_cpu.clone()))
+            .unwrap_or_else(|e| panic!("shard cpu: {e}"));
+        let groups = gauge(
+            &r,
+            "kafka_coordinator_group_groupmetadatamanager_numgroups",
+            "Consumer groups known to the coordinator (GroupMetadataManager NumGroups).",
+        );
+        let rebalances = counter(
+            &r,
+            "kafka_server_groupcoordinatormetrics_group_rebalance_total",
+            "Rebalances completed: classic generations and KIP-848 group epochs (group-coordinator-metrics group-rebalance-count).",
+        );
+        let stream_vecs = StreamVecs::new(&r);
+        let process = process::ProcessMetrics::new(&r);
+        build_info(&r);
         Metrics {
             registry: r,
             config,
@@ -338,13 +534,17 @@ impl Metrics {
             conn_created,
             partition_count,
             leader_count,
-            log_size,
-            log_start,
-            log_end,
             flushes,
             fsyncs,
             fsync_waiters,
-            scrape: tokio::sync::Mutex::new(()),
+            shard_queue,
+            shard_cpu,
+            groups,
+            rebalances,
+            stream_vecs,
+            streams: RwLock::default(),
+            process,
+            scrape: tokio::sync::Mutex::new(0),
         }
     }
 
@@ -361,6 +561,17 @@ impl Metrics {
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Records the quota delay of a Produce or Fetch (zero when within quota).
+    pub fn observe_throttle(&self, kind: crate::quota::Kind, delay: Duration) {
+        let key = match kind {
+            crate::quota::Kind::Produce => ApiKey::Produce,
+            crate::quota::Kind::Fetch => ApiKey::Fetch,
+        };
+        if let Some(api) = self.apis.get(&(key as i16)) {
+            api.observe_throttle(delay);
+        }
     }
 
     /// The series of an API (`None` for one the broker does not serve).
@@ -414,7 +625,20 @@ impl Metrics {
         Some(t.clone())
     }
 
-    /// Forgets a deleted topic's series.
+    /// The Kinesis series of a stream that exists (callers resolved it first), created on
+    /// first use.
+    pub fn stream(&self, name: &str) -> Arc<StreamMetrics> {
+        if let Some(m) = self.streams.read().ok().and_then(|m| m.get(name).cloned()) {
+            return m;
+        }
+        let fresh = || Arc::new(self.stream_vecs.resolve(name));
+        match self.streams.write() {
+            Ok(mut map) => map.entry(Arc::from(name)).or_insert_with(fresh).clone(),
+            Err(_) => fresh(),
+        }
+    }
+
+    /// Forgets a deleted topic's (or stream's) series.
     pub fn remove_topic(&self, name: &str) {
         if let Ok(mut map) = self.topics.write() {
             map.remove(name);
@@ -422,76 +646,55 @@ impl Metrics {
         for v in &self.topic_vecs {
             let _ = v.remove_label_values(&[name]);
         }
+        if let Ok(mut map) = self.streams.write() {
+            if map.remove(name).is_some() {
+                self.stream_vecs.remove(name);
+            }
+        }
     }
 
-    /// Refreshes the scrape-time gauges from the catalog and the shards, then renders every
-    /// metric in the Prometheus text format.
+    /// Refreshes the scrape-time series (partitions and logs from the shards, consumer-group
+    /// lag from the coordinator, process and allocator statistics), then renders every metric
+    /// in the Prometheus text format.
     pub async fn render(&self, ctx: &BrokerContext) -> String {
-        let _one = self.scrape.lock().await;
-        let topics = ctx.catalog.all();
-        let mut per_shard: Vec<Vec<(Arc<str>, i32)>> = vec![Vec::new(); ctx.shards.len()];
-        let mut partitions = 0i64;
-        for t in &topics {
-            for p in 0..t.partitions {
-                partitions += 1;
-                per_shard[crate::shard::shard_for(&t.name, p, ctx.shards.len())]
-                    .push((t.name.clone(), p));
-            }
-        }
-        self.partition_count.set(partitions);
-        self.leader_count.set(partitions);
-        let by_partition = self.config.partition_labels;
-        if by_partition {
-            self.log_size.reset();
-            self.log_start.reset();
-            self.log_end.reset();
-        }
-        for (id, list) in per_shard.into_iter().enumerate() {
-            let answer = ctx.shards[id]
-                .call(move |s: &mut ShardState| {
-                    let snaps: Vec<_> = if by_partition {
-                        list.into_iter()
-                            .filter_map(|(t, p)| s.snapshot(&t, p).ok().map(|snap| (t, p, snap)))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    (snaps, s.sync_stats())
-                })
-                .await;
-            let Ok((snaps, stats)) = answer else { continue };
-            for (t, p, snap) in snaps {
-                let labels = [&*t, &p.to_string()];
-                self.log_size
-                    .with_label_values(&labels)
-                    .set(i64::try_from(snap.size_bytes).unwrap_or(i64::MAX));
-                self.log_start
-                    .with_label_values(&labels)
-                    .set(snap.log_start_offset);
-                self.log_end
-                    .with_label_values(&labels)
-                    .set(snap.high_watermark);
-            }
-            let shard = [id.to_string()];
-            for (vec, value) in [
-                (&self.flushes, stats.flushes),
-                (&self.fsyncs, stats.fsyncs),
-                (&self.fsync_waiters, stats.waiters),
-            ] {
-                let c = vec.with_label_values(&shard);
-                c.inc_by(value.saturating_sub(c.get()));
-            }
-        }
-        self.encode()
+        let mut last_len = self.scrape.lock().await;
+        // The per-partition and per-group families are written straight from the shards' and
+        // the coordinator's answers (no registry children to create, hash and gather).
+        let mut direct = String::with_capacity(*last_len / 2);
+        scrape::refresh(self, ctx, &mut direct).await;
+        self.process.refresh();
+        let mut text = self.encode_with_capacity(*last_len + *last_len / 8);
+        text.push_str(&direct);
+        *last_len = text.len();
+        text
     }
 
     /// Renders the registry as it is, without refreshing the scrape-time gauges.
     pub fn encode(&self) -> String {
-        let mut buf = Vec::new();
+        self.encode_with_capacity(0)
+    }
+
+    fn encode_with_capacity(&self, capacity: usize) -> String {
+        let mut buf = Vec::with_capacity(capacity);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// `esker_build_info{version, commit}` = 1; `commit` is the `ESKER_GIT_SHA` environment
+/// variable at build time, and the label is absent when it was not set.
+fn build_info(r: &Registry) {
+    let version = env!("CARGO_PKG_VERSION");
+    let help = "Build information; always 1 (app-info version and commit-id).";
+    match option_env!("ESKER_GIT_SHA").filter(|s| !s.is_empty()) {
+        Some(sha) => gauge_vec(r, "esker_build_info", help, &["version", "commit"])
+            .with_label_values(&[version, sha])
+            .set(1),
+        None => gauge_vec(r, "esker_build_info", help, &["version"])
+            .with_label_values(&[version])
+            .set(1),
     }
 }
 
@@ -504,11 +707,12 @@ mod tests {
             listener: None,
             listener_explicit: false,
             partition_labels: true,
+            group_labels: true,
         })
     }
 
-    /// The metric names a PromQL expression refers to: identifiers followed by `{`, `[` or `)`
-    /// that start with one of our prefixes.
+    /// The metric names a PromQL expression refers to: identifiers that start with one of our
+    /// prefixes.
     fn names_in(expr: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut cur = String::new();
@@ -516,7 +720,10 @@ mod tests {
             if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
                 cur.push(c);
             } else {
-                if cur.starts_with("kafka_") || cur.starts_with("esker_") {
+                if ["kafka_", "esker_", "process_"]
+                    .iter()
+                    .any(|p| cur.starts_with(p))
+                {
                     out.push(std::mem::take(&mut cur));
                 }
                 cur.clear();
@@ -551,21 +758,28 @@ mod tests {
         for v in &m.topic_vecs {
             v.with_label_values(&["t"]).inc();
         }
-        for v in [&m.log_size, &m.log_start, &m.log_end] {
-            v.with_label_values(&["t", "0"]).set(1);
-        }
         for v in [&m.flushes, &m.fsyncs, &m.fsync_waiters] {
             v.with_label_values(&["0"]).inc();
         }
-        let text = m.encode();
+        m.shard_queue.with_label_values(&["0"]).set(1);
+        m.shard_cpu.with_label_values(&["0"]).inc();
+        let s = m.stream("s");
+        s.put(1, 1);
+        s.get(1, 1, 0);
+        s.write_throttled(1);
+        s.read_throttled();
+        m.process.refresh();
+        let mut text = m.encode();
+        scrape::write_examples(&mut text);
         let exported: std::collections::HashSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split(['{', ' ']).next())
             .collect();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("grafana/provisioning/dashboards");
         let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).expect("grafana/dashboards") {
+        for entry in std::fs::read_dir(&dir).expect("grafana/provisioning/dashboards") {
             let path = entry.expect("entry").path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;

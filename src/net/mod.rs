@@ -3,19 +3,21 @@
 //! responses written in request order, and the connection side of graceful shutdown.
 //!
 //! Accept loops run on shard 0; each accepted connection is handed to the next shard's runtime
-//! round-robin, and its reader and writer run there.
+//! round-robin, and its reader and writer run there. On `SSL`/`SASL_SSL` listeners the TLS
+//! handshake ([`crate::tls`]) runs there first; the connection is then served the same way over
+//! the TLS stream (plaintext connections keep their zero-cost TCP halves).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::auth::{ListenerInfo, Session};
+use crate::auth::{ListenerInfo, Principal, SecurityProtocol, Session};
 use crate::broker::BrokerContext;
 use crate::kafka::{self, Dispatch, Reply};
 
@@ -58,10 +60,39 @@ impl Drop for DrainGuard {
     }
 }
 
-/// Accepts connections until shutdown and spreads them over the shards.
+/// A connection's byte stream, split into the reader and writer halves that run in separate
+/// tasks.
+pub trait Connection: Send + 'static {
+    /// The read half.
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    /// The write half.
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split(self) -> (Self::Reader, Self::Writer);
+}
+
+impl Connection for TcpStream {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = tokio::net::tcp::OwnedWriteHalf;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        self.into_split()
+    }
+}
+
+impl Connection for tokio_rustls::server::TlsStream<TcpStream> {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
+/// Accepts connections until shutdown and spreads them over the shards. `tls` is the
+/// listener's TLS acceptor on `SSL`/`SASL_SSL` listeners.
 pub async fn accept_loop(
     listener: TcpListener,
     info: Arc<ListenerInfo>,
+    tls: Option<Arc<crate::tls::TlsServer>>,
     ctx: Arc<BrokerContext>,
     mut stop: watch::Receiver<bool>,
     drain: Drain,
@@ -96,13 +127,15 @@ pub async fn accept_loop(
         let stop = stop.clone();
         let guard = drain.enter();
         let info = info.clone();
+        let tls = tls.clone();
         let open = connections.opened();
         shard.spawn(async move {
             let _guard = guard;
             let _open = open;
-            match TcpStream::from_std(std_stream) {
-                Ok(stream) => serve_connection(stream, peer, info, ctx, stop).await,
-                Err(e) => tracing::warn!(error = %e, "cannot register connection"),
+            match (TcpStream::from_std(std_stream), tls) {
+                (Ok(stream), None) => serve_connection(stream, peer, info, ctx, stop, None).await,
+                (Ok(stream), Some(tls)) => serve_tls(stream, peer, info, ctx, stop, &tls).await,
+                (Err(e), _) => tracing::warn!(error = %e, "cannot register connection"),
             }
         });
     }
@@ -154,21 +187,68 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(
     if size < 8 {
         return Err(FrameError::TooShort(size));
     }
-    let mut buf = BytesMut::zeroed(size);
-    r.read_exact(&mut buf).await?;
+    // Read into the spare capacity: no zero-filling of a buffer the socket overwrites anyway,
+    // and never past this frame's end (the next frame stays in the reader).
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let remaining = size - buf.len();
+        if r.read_buf(&mut bytes::BufMut::limit(&mut buf, remaining))
+            .await?
+            == 0
+        {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(buf.freeze())
 }
 
-async fn serve_connection(
+/// Runs the TLS handshake, works out the certificate principal (SSL listeners), then serves the
+/// connection over TLS. A failed handshake closes the connection with a warning.
+async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
     info: Arc<ListenerInfo>,
     ctx: Arc<BrokerContext>,
     mut stop: watch::Receiver<bool>,
+    tls: &crate::tls::TlsServer,
 ) {
-    tracing::debug!(%peer, listener = %info.name, "connection opened");
+    let stream = match tls.accept(stream, &mut stop).await {
+        Ok(s) => s,
+        Err(crate::tls::TlsError::Stopped) => return,
+        Err(e) => {
+            tracing::warn!(%peer, listener = %info.name, error = %e, "closing connection");
+            return;
+        }
+    };
+    // On SASL_SSL the SASL exchange decides the principal; a certificate does not.
+    let principal = if info.protocol == SecurityProtocol::Ssl {
+        match tls.peer_principal(stream.get_ref().1) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%peer, listener = %info.name, error = %e, "closing connection");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    serve_connection(stream, peer, info, ctx, stop, principal).await;
+}
+
+async fn serve_connection<S: Connection>(
+    stream: S,
+    peer: SocketAddr,
+    info: Arc<ListenerInfo>,
+    ctx: Arc<BrokerContext>,
+    mut stop: watch::Receiver<bool>,
+    principal: Option<Principal>,
+) {
+    tracing::debug!(%peer, listener = %info.name, principal = ?principal, "connection opened");
     let mut session = Session::new(info, peer.ip().to_string());
-    let (read_half, write_half) = stream.into_split();
+    if let Some(p) = principal {
+        session.principal = Arc::new(p);
+    }
+    let (read_half, write_half) = stream.split();
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<JoinHandle<Reply>>(ctx.config.max_inflight_per_connection);
     let writer = tokio::spawn(write_responses(write_half, rx, peer));
@@ -216,12 +296,12 @@ async fn serve_connection(
 }
 
 /// Writes responses in the order the requests were read, whatever order they complete in.
-async fn write_responses(
-    write_half: tokio::net::tcp::OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut w: W,
     mut rx: mpsc::Receiver<JoinHandle<Reply>>,
     peer: SocketAddr,
 ) {
-    let mut w = BufWriter::with_capacity(64 * 1024, write_half);
+    let mut out = OutQueue::default();
     let mut next = rx.recv().await;
     while let Some(handle) = next.take() {
         let response = match handle.await {
@@ -232,21 +312,17 @@ async fn write_responses(
             }
         };
         match response {
-            Reply::Frame(bytes) => {
-                if let Err(e) = w.write_all(&bytes).await {
-                    tracing::debug!(%peer, error = %e, "write failed");
-                    return;
-                }
-            }
+            Reply::Frame(bytes) => out.push(bytes),
+            Reply::Vectored(chunks) => chunks.into_iter().for_each(|c| out.push(c)),
             Reply::Nothing => {}
             Reply::Close => break,
         }
         // Pipelined responses that are already complete share one write; anything else
-        // (e.g. a long-polling fetch) must not hold back what is buffered.
+        // (e.g. a long-polling fetch) must not hold back what is queued.
         next = rx.try_recv().ok();
-        if !next.as_ref().is_some_and(|h| h.is_finished()) {
-            if let Err(e) = w.flush().await {
-                tracing::debug!(%peer, error = %e, "flush failed");
+        if out.queued >= OutQueue::FLUSH_AT || !next.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Err(e) = out.flush(&mut w).await {
+                tracing::debug!(%peer, error = %e, "write failed");
                 return;
             }
             if next.is_none() {
@@ -254,6 +330,231 @@ async fn write_responses(
             }
         }
     }
-    let _ = w.flush().await;
-    let _ = w.into_inner().shutdown().await;
+    let _ = out.flush(&mut w).await;
+    let _ = w.shutdown().await;
+}
+
+/// Response bytes waiting for the socket. Small frames are copied into one coalescing buffer;
+/// large chunks (a fetch's record sets) are queued by reference and written with vectored I/O
+/// (`writev`), so record bytes read from a segment reach the socket without another copy.
+#[derive(Default)]
+struct OutQueue {
+    chunks: std::collections::VecDeque<Bytes>,
+    small: BytesMut,
+    queued: usize,
+}
+
+impl OutQueue {
+    /// Chunks shorter than this are copied into the coalescing buffer.
+    const COALESCE_BELOW: usize = 16 * 1024;
+    /// Queued bytes that trigger a write even while more completed responses are waiting.
+    const FLUSH_AT: usize = 1 << 20;
+    /// Slices per `writev` call (well under every platform's `IOV_MAX`).
+    const MAX_IOV: usize = 64;
+
+    fn push(&mut self, chunk: Bytes) {
+        self.queued += chunk.len();
+        if chunk.len() < Self::COALESCE_BELOW {
+            self.small.extend_from_slice(&chunk);
+        } else {
+            self.seal();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Moves the coalesced small bytes behind the queued chunks, keeping their order.
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push_back(self.small.split().freeze());
+        }
+    }
+
+    /// Writes everything queued, handling short writes; falls back to one chunk per write on
+    /// streams without vectored writes (TLS).
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+        if self.chunks.is_empty() {
+            // Only small frames: write them from the buffer, which keeps its capacity.
+            w.write_all(&self.small).await?;
+            self.small.clear();
+        } else {
+            self.seal();
+            while !self.chunks.is_empty() {
+                let n = if w.is_write_vectored() {
+                    let mut iov = [std::io::IoSlice::new(&[]); Self::MAX_IOV];
+                    let mut count = 0;
+                    for (slot, chunk) in iov.iter_mut().zip(self.chunks.iter()) {
+                        *slot = std::io::IoSlice::new(chunk);
+                        count += 1;
+                    }
+                    w.write_vectored(&iov[..count]).await?
+                } else {
+                    match self.chunks.front() {
+                        Some(chunk) => w.write(chunk).await?,
+                        None => 0,
+                    }
+                };
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                self.advance(n);
+            }
+        }
+        self.queued = 0;
+        w.flush().await
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                bytes::Buf::advance(front, n);
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod out_queue_tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A writer that takes at most `max` bytes per call, with or without vectored writes.
+    struct Trickle {
+        got: Vec<u8>,
+        max: usize,
+        vectored: bool,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            self.got.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.max - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.max {
+                    break;
+                }
+            }
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn chunk(len: usize, seed: u8) -> Bytes {
+        Bytes::from((0..len).map(|i| (i as u8) ^ seed).collect::<Vec<u8>>())
+    }
+
+    #[tokio::test]
+    async fn short_writes_keep_every_byte_in_order() {
+        for vectored in [true, false] {
+            for max in [1usize, 7, 4096, 100_000, usize::MAX] {
+                let pieces = [
+                    chunk(10, 1),
+                    chunk(20_000, 2),
+                    chunk(5, 3),
+                    chunk(300, 4),
+                    chunk(70_000, 5),
+                    chunk(16 * 1024, 6),
+                    chunk(1, 7),
+                ];
+                let mut q = OutQueue::default();
+                let mut w = Trickle {
+                    got: Vec::new(),
+                    max,
+                    vectored,
+                    calls: 0,
+                };
+                let mut expected = Vec::new();
+                for (i, p) in pieces.iter().enumerate() {
+                    q.push(p.clone());
+                    expected.extend_from_slice(p);
+                    if i == 3 {
+                        q.flush(&mut w).await.expect("flush");
+                    }
+                }
+                q.flush(&mut w).await.expect("flush");
+                assert_eq!(w.got, expected, "vectored={vectored} max={max}");
+                assert_eq!(q.queued, 0);
+                assert!(q.chunks.is_empty() && q.small.is_empty());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn vectored_flush_writes_large_chunks_in_one_call() {
+        let mut q = OutQueue::default();
+        let mut w = Trickle {
+            got: Vec::new(),
+            max: usize::MAX,
+            vectored: true,
+            calls: 0,
+        };
+        q.push(chunk(50, 1));
+        q.push(chunk(1 << 20, 2));
+        q.push(chunk(50, 3));
+        q.flush(&mut w).await.expect("flush");
+        assert_eq!(w.calls, 1);
+        assert_eq!(w.got.len(), (1 << 20) + 100);
+    }
+
+    #[tokio::test]
+    async fn read_frame_stops_at_the_frame_end() {
+        let mut wire = Vec::new();
+        for body in [chunk(70_000, 1), chunk(8, 2)] {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(&body);
+        }
+        wire.extend_from_slice(&100i32.to_be_bytes());
+        wire.extend_from_slice(&[0u8; 10]);
+        let mut r = tokio::io::BufReader::with_capacity(4096, &wire[..]);
+        assert_eq!(
+            read_frame(&mut r, 1 << 20).await.expect("first"),
+            chunk(70_000, 1)
+        );
+        assert_eq!(
+            read_frame(&mut r, 1 << 20).await.expect("second"),
+            chunk(8, 2)
+        );
+        assert!(matches!(
+            read_frame(&mut r, 1 << 20).await,
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
+        ));
+        assert!(matches!(
+            read_frame(&mut r, 1 << 20).await,
+            Err(FrameError::Eof)
+        ));
+    }
 }

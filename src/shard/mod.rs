@@ -50,6 +50,11 @@ impl ShardHandle {
         self.id
     }
 
+    /// Jobs queued for the shard and not yet started (for the metrics; racy by nature).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Runs `f` on the shard with its state and returns the result.
     pub async fn call<R, F>(&self, f: F) -> Result<R, ShardError>
     where

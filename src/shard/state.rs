@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use std::sync::Weak;
 
 use tokio::sync::{oneshot, Notify};
@@ -401,10 +401,11 @@ impl ShardState {
         &mut self,
         topic: &str,
         partition: i32,
-        records: BytesMut,
+        records: impl Into<Bytes>,
         log_append_time: Option<i64>,
         durability: Durability,
     ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
+        let records: Bytes = records.into();
         let p = self.get_mut(topic, partition)?;
         let idempotent = idempotent_batch(&records);
         if let Some(b) = &idempotent {

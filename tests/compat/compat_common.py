@@ -353,3 +353,142 @@ def check_group_resume(c, label, delivered, first, committed, second, n_partitio
          f"the other {len(second)}; all {len(delivered)} read exactly once",
          "; ".join(problems2[:5]))
     return not problems1 and not problems2
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios that need a broker of their own (TLS listeners, SASL users): certificates made by
+# `esker certs`, a broker started from $BROKER_BIN (exported by run.sh) on free ports with its
+# own data directory, stopped with SIGTERM.
+# ---------------------------------------------------------------------------------------------
+def free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def broker_bin():
+    path = os.environ.get("BROKER_BIN")
+    if not path:
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "target", "release", "esker")
+    return path
+
+
+def make_certs(out_dir, clients=(), hostnames=()):
+    """Runs `esker certs --out out_dir [--hostname H ...] [--client NAME ...]`.
+
+    Returns {"ca": ca.pem, "ca_key": ca.key, "server": server.pem, "server_key": server.key,
+    NAME: (NAME.pem, NAME.key) for each client}. Each call makes a new CA."""
+    import subprocess
+
+    cmd = [broker_bin(), "certs", "--out", out_dir]
+    for h in hostnames:
+        cmd += ["--hostname", h]
+    for c in clients:
+        cmd += ["--client", c]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    out = {
+        "ca": os.path.join(out_dir, "ca.pem"),
+        "ca_key": os.path.join(out_dir, "ca.key"),
+        "server": os.path.join(out_dir, "server.pem"),
+        "server_key": os.path.join(out_dir, "server.key"),
+    }
+    for c in clients:
+        out[c] = (os.path.join(out_dir, f"{c}.pem"), os.path.join(out_dir, f"{c}.key"))
+    return out
+
+
+class OwnBroker:
+    """A broker process of a scenario's own. listeners: names (SSL, SASL_SSL, PLAINTEXT, ... or
+    names mapped by listener.security.protocol.map in `overrides`), each on a free port;
+    overrides: ["key=value", ...]; kinesis=True also opens the Kinesis endpoint."""
+
+    def __init__(self, listeners, overrides=(), kinesis=False, work_dir=None):
+        import subprocess
+        import tempfile
+
+        self.work = work_dir or tempfile.mkdtemp(prefix="esker-own-")
+        self.ports = {name: free_port() for name in listeners}
+        self.kinesis_port = free_port() if kinesis else None
+        self.log_path = os.path.join(self.work, "broker.log")
+        args = [
+            broker_bin(),
+            "-o", "listeners=" + ",".join(f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()),
+            "-o", f"log.dirs={os.path.join(self.work, 'data')}",
+            "-o", "num.partitions=1",
+            "-o", "group.initial.rebalance.delay.ms=0",
+            "-o", "metrics.listener=",
+            "-o", f"kinesis.listener=127.0.0.1:{self.kinesis_port}" if kinesis else "kinesis.listener=",
+        ]
+        for o in overrides:
+            args += ["-o", o]
+        env = dict(os.environ, RUST_LOG=os.environ.get("COMPAT_RUST_LOG", "info"), NO_COLOR="1")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready(30)
+
+    def _wait_ready(self, timeout_s):
+        import socket
+
+        deadline = time.time() + timeout_s
+        pending = list(self.ports.values()) + ([self.kinesis_port] if self.kinesis_port else [])
+        while pending:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
+            if time.time() > deadline:
+                raise RuntimeError(f"broker not listening after {timeout_s} s:\n{self.log_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", pending[0]), timeout=1).close()
+                pending.pop(0)
+            except OSError:
+                time.sleep(0.1)
+
+    def addr(self, listener):
+        return f"127.0.0.1:{self.ports[listener]}"
+
+    def kinesis_endpoint(self, scheme="https"):
+        return f"{scheme}://localhost:{self.kinesis_port}"
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def lines(self, level):
+        """Log lines at `level` (ERROR, WARN, ...)."""
+        import re
+
+        pat = re.compile(r"^\S+\s+" + level + r"\b")
+        return [l for l in self.log_text().splitlines() if pat.match(l)]
+
+    def stop(self, timeout_s=30):
+        """SIGTERM; returns the exit status (None if it had to be killed)."""
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
+                return None
+        self.log.close()
+        return self.proc.returncode
+
+    def check_stopped_cleanly(self, c, label):
+        """Stops the broker and records: exit 0 after a clean shutdown, no ERROR logged."""
+        rc = self.stop()
+        c.ok(rc == 0 and "clean shutdown complete" in self.log_text(),
+             f"{label}: SIGTERM -> exit 0 after a clean shutdown", f"exit status {rc}")
+        errors = self.lines("ERROR")
+        c.ok(not errors, f"{label}: the broker logged no ERROR", "; ".join(errors[:5]))
+        if c.failed:
+            print(f"  --- {label}: last lines of {self.log_path} ---")
+            for line in self.log_text().splitlines()[-30:]:
+                print("    " + line)

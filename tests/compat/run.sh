@@ -44,6 +44,29 @@ install_kcat() {
     command -v kcat >/dev/null 2>&1 || die "kcat still missing after apt-get install"
 }
 
+install_prometheus() {
+    # Debian's package ships both binaries; its service is not used (the scenario starts its
+    # own server on a free port). policy-rc.d keeps the postinst from starting it.
+    if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "prometheus is missing and apt-get is not available"
+    log "installing prometheus with apt-get"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod +x "$policy"
+        created=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    [ "$created" = 1 ] && $sudo rm -f "$policy"
+    command -v prometheus >/dev/null 2>&1 || die "prometheus still missing after apt-get install"
+    command -v promtool >/dev/null 2>&1 || die "promtool missing after apt-get install prometheus"
+}
+
 install_venv() {
     local req="$HERE/requirements.txt" stamp="$VENV/.requirements.stamp"
     if [ ! -x "$VENV/bin/python" ]; then
@@ -142,7 +165,8 @@ wait_for_port() { # port timeout_s
 # Main
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
-    kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh)
+    kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh prometheus_test.py
+    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
 else
@@ -163,6 +187,13 @@ case " ${SCENARIOS[*]} " in
         ;;
 esac
 
+case " ${SCENARIOS[*]} " in
+    *\ prometheus_test.py\ *)
+        install_prometheus
+        log "prometheus: $(prometheus --version 2>&1 | head -1)"
+        ;;
+esac
+
 if [ "${COMPAT_SKIP_BUILD:-0}" != 1 ]; then
     log "building the broker (cargo build --release)"
     (cd "$ROOT" && cargo build --release)
@@ -175,6 +206,8 @@ PORT="$(free_port)"
 BOOTSTRAP="127.0.0.1:$PORT"
 KINESIS_PORT="$(free_port)"
 KINESIS_ENDPOINT="http://127.0.0.1:$KINESIS_PORT"
+METRICS_PORT="$(free_port)"
+METRICS_ENDPOINT="http://127.0.0.1:$METRICS_PORT"
 BROKER_LOG="$WORK/broker.log"
 log "starting broker on $BOOTSTRAP (data in $WORK/data, log $BROKER_LOG)"
 # group.initial.rebalance.delay.ms=0: a group's first rebalance does not wait Kafka's 3 s.
@@ -185,6 +218,7 @@ RUST_LOG="${COMPAT_RUST_LOG:-info}" NO_COLOR=1 "$BROKER_BIN" \
     -o group.initial.rebalance.delay.ms=0 \
     -o "log.retention.bytes=$LOG_RETENTION_BYTES" \
     -o "kinesis.listener=127.0.0.1:$KINESIS_PORT" \
+    -o "metrics.listener=127.0.0.1:$METRICS_PORT" \
     >"$BROKER_LOG" 2>&1 &
 BROKER_PID=$!
 if ! wait_for_port "$PORT" 30; then
@@ -196,6 +230,9 @@ log "broker up (pid $BROKER_PID)"
 export BOOTSTRAP COMPAT_PY="$VENV/bin/python" ESKER_DATA_DIR="$WORK/data" PYTHONUNBUFFERED=1
 export COMPAT_LOG_RETENTION_BYTES="$LOG_RETENTION_BYTES"
 export KINESIS_ENDPOINT COMPAT_AWS="$VENV/bin/aws"
+export METRICS_ENDPOINT
+# Scenarios that need special broker settings (TLS, SASL) start their own broker from it.
+export BROKER_BIN
 declare -a RESULTS=()
 PASSED=0
 FAILED=0

@@ -131,6 +131,12 @@ pub async fn register(
     let name = required(req.consumer_name, "consumerName")?;
     validate_consumer_name(&name)?;
     let stream_name = stream_of_arn(&arn)?;
+    k.authorize(
+        caller,
+        "RegisterStreamConsumer",
+        crate::auth::Operation::Read,
+        &stream_name,
+    )?;
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&stream_name)?;
     if stream.meta.consumers.iter().any(|c| c.name == name) {
@@ -170,6 +176,12 @@ pub async fn describe(
         req.stream_arn.as_deref(),
         req.consumer_name.as_deref(),
     )?;
+    k.authorize(
+        caller,
+        "DescribeStreamConsumer",
+        crate::auth::Operation::Describe,
+        &stream.name,
+    )?;
     let m = model(&caller.region, &stream.name, &c);
     Ok(DescribeConsumerOutput {
         consumer_description: ConsumerDescription {
@@ -190,7 +202,14 @@ pub async fn list(
 ) -> Result<ListConsumersOutput, KinesisError> {
     let arn = required(req.stream_arn, "streamARN")?;
     let max = limit(req.max_results, 100, 10_000, "maxResults")?;
-    let stream = k.stream(&stream_of_arn(&arn)?)?;
+    let stream_name = stream_of_arn(&arn)?;
+    k.authorize(
+        caller,
+        "ListStreamConsumers",
+        crate::auth::Operation::Describe,
+        &stream_name,
+    )?;
+    let stream = k.stream(&stream_name)?;
     let after = match &req.next_token {
         Some(t) => Some(
             URL_SAFE_NO_PAD
@@ -224,7 +243,7 @@ pub async fn list(
 pub async fn deregister(
     k: &Kinesis,
     req: ConsumerRefInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let _admin = k.streams.admin.lock().await;
     let (stream, c) = find_consumer(
@@ -232,6 +251,12 @@ pub async fn deregister(
         req.consumer_arn.as_deref(),
         req.stream_arn.as_deref(),
         req.consumer_name.as_deref(),
+    )?;
+    k.authorize(
+        caller,
+        "DeregisterStreamConsumer",
+        crate::auth::Operation::Read,
+        &stream.name,
     )?;
     let mut meta = (*stream.meta).clone();
     meta.consumers.retain(|x| x.name != c.name);

@@ -15,10 +15,26 @@ use crate::kinesis::{Kinesis, ACCOUNT_ID};
 pub async fn handle(
     k: &Kinesis,
     req: CreateStreamInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let name = required(req.stream_name, "streamName")?;
     validate_stream_name(&name)?;
+    // As CreateTopics: CREATE on the cluster, else CREATE on the topic.
+    let authorizer = &k.ctx.security.authorizer;
+    if !authorizer.allowed(
+        &caller.principal,
+        &caller.ip,
+        crate::auth::Operation::Create,
+        crate::auth::ResourceType::Cluster,
+        crate::auth::acl::CLUSTER_NAME,
+    ) {
+        k.authorize(
+            caller,
+            "CreateStream",
+            crate::auth::Operation::Create,
+            &name,
+        )?;
+    }
     if name.starts_with("__") {
         return Err(KinesisError::InvalidArgument(format!(
             "Stream name {name} is reserved: names starting with __ are the broker's internal topics."

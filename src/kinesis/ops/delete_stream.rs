@@ -10,9 +10,15 @@ use crate::kinesis::Kinesis;
 pub async fn handle(
     k: &Kinesis,
     req: DeleteStreamInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "DeleteStream",
+        crate::auth::Operation::Delete,
+        &name,
+    )?;
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&name)?;
     if !stream.meta.consumers.is_empty() && req.enforce_consumer_deletion != Some(true) {

@@ -18,6 +18,12 @@ pub async fn handle(
     caller: &Caller,
 ) -> Result<DescribeStreamOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "DescribeStream",
+        crate::auth::Operation::Describe,
+        &name,
+    )?;
     let max = limit(req.limit, 100, 10_000, "limit")?;
     let stream = k.stream(&name)?;
     let after = match &req.exclusive_start_shard_id {

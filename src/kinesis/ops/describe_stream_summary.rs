@@ -15,6 +15,12 @@ pub async fn handle(
     caller: &Caller,
 ) -> Result<DescribeStreamSummaryOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "DescribeStreamSummary",
+        crate::auth::Operation::Describe,
+        &name,
+    )?;
     let stream = k.stream(&name)?;
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {

@@ -162,12 +162,18 @@ pub(crate) fn child_shards(stream: &Stream, partition: i32) -> Vec<ChildShard> {
 pub async fn handle(
     k: &Kinesis,
     req: GetRecordsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<GetRecordsOutput, KinesisError> {
     let token = super::required(req.shard_iterator, "shardIterator")?;
     let max_records = limit(req.limit, 10_000, 10_000, "limit")?;
     let now = BrokerContext::now_ms();
     let pos = k.iterators.decode(&token, now, k.config.iterator_ttl_ms)?;
+    k.authorize(
+        caller,
+        "GetRecords",
+        crate::auth::Operation::Read,
+        &pos.stream,
+    )?;
     let stream = k.stream(&pos.stream)?;
     if stream.topic.id != pos.topic_id {
         return Err(KinesisError::stream_not_found(&pos.stream));
@@ -179,6 +185,7 @@ pub async fn handle(
         .ok_or_else(|| KinesisError::shard_not_found(&pos.stream, &shard_id(partition)))?
         .clone();
     if k.config.enforce_limits && !k.limits.try_read(stream.topic.id, partition) {
+        k.ctx.metrics.stream(&pos.stream).read_throttled();
         return Err(super::throttled(&pos.stream, partition));
     }
     let read = read_shard(
@@ -195,6 +202,10 @@ pub async fn handle(
         k.limits.charge_read(stream.topic.id, partition, read.bytes);
     }
     let millis_behind_latest = millis_behind(&read, now);
+    k.ctx
+        .metrics
+        .stream(&pos.stream)
+        .get(read.records.len(), read.bytes, millis_behind_latest);
     let drained = shard.closed.is_some() && read.next_offset >= read.high_watermark;
     let (next_shard_iterator, child_shards) = if drained {
         (None, Some(child_shards(&stream, partition)))

@@ -106,9 +106,15 @@ pub(crate) async fn resolve(
 pub async fn handle(
     k: &Kinesis,
     req: GetShardIteratorInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<GetShardIteratorOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "GetShardIterator",
+        crate::auth::Operation::Read,
+        &name,
+    )?;
     let shard = required(req.shard_id.clone(), "shardId")?;
     let kind = required(req.shard_iterator_type.clone(), "shardIteratorType")?;
     let stream = k.stream(&name)?;

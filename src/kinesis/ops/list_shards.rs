@@ -128,7 +128,7 @@ fn check_filter(f: &ShardFilter) -> Result<(String, Option<i32>, Option<i64>), K
 pub async fn handle(
     k: &Kinesis,
     req: ListShardsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<ListShardsOutput, KinesisError> {
     let max = limit(req.max_results, 1000, 10_000, "maxResults")?;
     let now = BrokerContext::now_ms();
@@ -148,10 +148,22 @@ pub async fn handle(
                 ));
             }
             validate_stream_name(&t.stream)?;
+            k.authorize(
+                caller,
+                "ListShards",
+                crate::auth::Operation::Describe,
+                &t.stream,
+            )?;
             (k.stream(&t.stream)?, Some(t.after), t.filter)
         }
         None => {
             let name = stream_name_of(&req)?;
+            k.authorize(
+                caller,
+                "ListShards",
+                crate::auth::Operation::Describe,
+                &name,
+            )?;
             let stream = k.stream(&name)?;
             let after = match &req.exclusive_start_shard_id {
                 Some(id) => Some(parse_shard_id(id).ok_or_else(|| {

@@ -35,7 +35,9 @@ pub async fn handle(
     let mut eligible = k
         .all_streams()
         .into_iter()
-        .filter(|s| after.as_deref().map_or(true, |a| s.name.as_str() > a));
+        .filter(|s| after.as_deref().map_or(true, |a| s.name.as_str() > a))
+        // Only the streams the caller may DESCRIBE, as Kafka's Metadata listing.
+        .filter(|s| k.may_describe(caller, &s.name));
     let page: Vec<_> = eligible.by_ref().take(max).collect();
     let has_more = eligible.next().is_some();
     let next_token = if has_more {

@@ -202,6 +202,51 @@ pub(crate) struct Stream {
 }
 
 impl Kinesis {
+    /// Asks the broker's ACL authorizer (the one Kafka requests go through) whether the
+    /// caller may perform `op` on the topic of a stream; AccessDeniedException when not. The
+    /// denial is audit-logged by the authorizer.
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        op: crate::auth::Operation,
+        stream: &str,
+    ) -> Result<(), KinesisError> {
+        self.authorize_resource(caller, action, op, crate::auth::ResourceType::Topic, stream)
+    }
+
+    /// [`Kinesis::authorize`] for any ACL resource.
+    pub(crate) fn authorize_resource(
+        &self,
+        caller: &Caller,
+        action: &str,
+        op: crate::auth::Operation,
+        resource_type: crate::auth::ResourceType,
+        name: &str,
+    ) -> Result<(), KinesisError> {
+        let authorizer = &self.ctx.security.authorizer;
+        if authorizer.authorize(&caller.principal, &caller.ip, op, resource_type, name) {
+            return Ok(());
+        }
+        Err(KinesisError::AccessDenied(format!(
+            "User: {} is not authorized to perform: kinesis:{action} on resource: {} \
+             ({op} on {resource_type} {name} is not allowed by the broker's ACLs)",
+            caller.principal,
+            stream_arn(&caller.region, name),
+        )))
+    }
+
+    /// Whether the caller may see a stream in listings (DESCRIBE on its topic; no audit line).
+    pub(crate) fn may_describe(&self, caller: &Caller, stream: &str) -> bool {
+        self.ctx.security.authorizer.allowed(
+            &caller.principal,
+            &caller.ip,
+            crate::auth::Operation::Describe,
+            crate::auth::ResourceType::Topic,
+            stream,
+        )
+    }
+
     /// Looks an existing stream up; internal topics (`__…`) are not streams.
     pub(crate) fn stream(&self, name: &str) -> Result<Stream, KinesisError> {
         let topic = self

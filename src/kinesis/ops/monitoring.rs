@@ -24,6 +24,12 @@ async fn change(
     enable: bool,
 ) -> Result<MonitoringOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    let action = if enable {
+        "EnableEnhancedMonitoring"
+    } else {
+        "DisableEnhancedMonitoring"
+    };
+    k.authorize(caller, action, crate::auth::Operation::Alter, &name)?;
     let asked = required(req.shard_level_metrics, "shardLevelMetrics")?;
     if asked.is_empty() {
         return Err(KinesisError::validation(

@@ -62,9 +62,10 @@ pub(crate) fn route(
 pub async fn handle(
     k: &Kinesis,
     req: PutRecordInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<PutRecordOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(caller, "PutRecord", crate::auth::Operation::Write, &name)?;
     let data = required(req.data, "data")?;
     let partition_key = required(req.partition_key, "partitionKey")?;
     let stream = k.stream(&name)?;
@@ -83,6 +84,7 @@ pub async fn handle(
             data.0.len() + partition_key.len(),
         )
     {
+        k.ctx.metrics.stream(&name).write_throttled(1);
         return Err(super::throttled(&name, partition));
     }
     let batch = build_batch(
@@ -98,6 +100,10 @@ pub async fn handle(
         .await
         .pop()
         .unwrap_or_else(|| Err(KinesisError::Internal("no append result".into())))?;
+    k.ctx
+        .metrics
+        .stream(&name)
+        .put(1, data.0.len() + partition_key.len());
     Ok(PutRecordOutput {
         shard_id: shard_id(partition),
         sequence_number: SequenceNumber::new(partition, offset).encode(),

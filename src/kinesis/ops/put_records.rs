@@ -20,13 +20,19 @@ pub const MAX_RECORDS: usize = 500;
 /// Data and partition keys per request (5 MiB).
 pub const MAX_REQUEST_BYTES: usize = 5 << 20;
 
+/// Data and partition-key bytes of one record (what Kinesis meters).
+fn record_bytes(r: &crate::kinesis::model::PutRecordsRequestEntry) -> usize {
+    r.data.as_ref().map_or(0, |d| d.0.len()) + r.partition_key.as_deref().map_or(0, str::len)
+}
+
 /// Handles PutRecords.
 pub async fn handle(
     k: &Kinesis,
     req: PutRecordsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<PutRecordsOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(caller, "PutRecords", crate::auth::Operation::Write, &name)?;
     let records = required(req.records, "records")?;
     if records.is_empty() || records.len() > MAX_RECORDS {
         return Err(KinesisError::validation(
@@ -86,6 +92,7 @@ pub async fn handle(
             if k.limits.try_write(stream.topic.id, *p, idx.len(), bytes) {
                 return true;
             }
+            k.ctx.metrics.stream(&name).write_throttled(idx.len());
             let e = super::throttled(&name, *p);
             for &i in idx.iter() {
                 failed += 1;
@@ -116,6 +123,8 @@ pub async fn handle(
     for ((p, idx), result) in by_partition.iter().zip(results) {
         match result {
             Ok(base) => {
+                let bytes: usize = idx.iter().map(|&i| record_bytes(&records[i])).sum();
+                k.ctx.metrics.stream(&name).put(idx.len(), bytes);
                 for (n, &i) in idx.iter().enumerate() {
                     out[i].shard_id = Some(shard_id(*p));
                     out[i].sequence_number =

@@ -83,9 +83,10 @@ fn not_open(stream: &str, shard: &ShardMeta) -> KinesisError {
 pub async fn split(
     k: &Kinesis,
     req: SplitShardInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(caller, "SplitShard", crate::auth::Operation::Alter, &name)?;
     let to_split = required(req.shard_to_split, "shardToSplit")?;
     let raw_key = required(req.new_starting_hash_key, "newStartingHashKey")?;
     let key = parse_hash_key(&raw_key).map_err(|_| {
@@ -142,9 +143,10 @@ pub async fn split(
 pub async fn merge(
     k: &Kinesis,
     req: MergeShardsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(caller, "MergeShards", crate::auth::Operation::Alter, &name)?;
     let a = required(req.shard_to_merge, "shardToMerge")?;
     let b = required(req.adjacent_shard_to_merge, "adjacentShardToMerge")?;
     let _admin = k.streams.admin.lock().await;
@@ -199,6 +201,12 @@ pub async fn update_shard_count(
     caller: &Caller,
 ) -> Result<UpdateShardCountOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "UpdateShardCount",
+        crate::auth::Operation::Alter,
+        &name,
+    )?;
     let target = required(req.target_shard_count, "targetShardCount")?;
     let scaling = required(req.scaling_type, "scalingType")?;
     if scaling != "UNIFORM_SCALING" {

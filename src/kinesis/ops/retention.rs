@@ -7,8 +7,20 @@ use crate::kinesis::model::{Empty, RetentionInput};
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::Kinesis;
 
-async fn set(k: &Kinesis, req: RetentionInput, increase: bool) -> Result<Empty, KinesisError> {
+async fn set(
+    k: &Kinesis,
+    req: RetentionInput,
+    caller: &Caller,
+    increase: bool,
+) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    let action = if increase {
+        "IncreaseStreamRetentionPeriod"
+    } else {
+        "DecreaseStreamRetentionPeriod"
+    };
+    // Retention is a topic config: ALTER_CONFIGS, as AlterConfigs needs.
+    k.authorize(caller, action, crate::auth::Operation::AlterConfigs, &name)?;
     let hours = required(req.retention_period_hours, "retentionPeriodHours")?;
     if !(1..=MAX_RETENTION_HOURS).contains(&hours) {
         return Err(KinesisError::validation(
@@ -52,16 +64,16 @@ async fn set(k: &Kinesis, req: RetentionInput, increase: bool) -> Result<Empty, 
 pub async fn increase(
     k: &Kinesis,
     req: RetentionInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
-    set(k, req, true).await
+    set(k, req, caller, true).await
 }
 
 /// Handles DecreaseStreamRetentionPeriod.
 pub async fn decrease(
     k: &Kinesis,
     req: RetentionInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
-    set(k, req, false).await
+    set(k, req, caller, false).await
 }

@@ -58,7 +58,7 @@ impl Drop for Active {
 pub async fn handle(
     k: &Arc<Kinesis>,
     req: SubscribeToShardInput,
-    _caller: &Caller,
+    caller: &Caller,
     encoding: Encoding,
 ) -> Result<Reply, KinesisError> {
     let arn = required(req.consumer_arn, "consumerARN")?;
@@ -66,6 +66,12 @@ pub async fn handle(
     let start = required(req.starting_position, "startingPosition")?;
     let kind = required(start.kind, "startingPosition.type")?;
     let (stream, consumer) = find_consumer(k, Some(&arn), None, None)?;
+    k.authorize(
+        caller,
+        "SubscribeToShard",
+        crate::auth::Operation::Read,
+        &stream.name,
+    )?;
     let partition = find_shard(&stream, &shard)?.partition;
     let offset = resolve(
         k,

@@ -30,8 +30,14 @@ fn check_tag(key: &str, value: &str) -> Result<(), KinesisError> {
 }
 
 /// Handles AddTagsToStream.
-pub async fn add(k: &Kinesis, req: AddTagsInput, _caller: &Caller) -> Result<Empty, KinesisError> {
+pub async fn add(k: &Kinesis, req: AddTagsInput, caller: &Caller) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "AddTagsToStream",
+        crate::auth::Operation::Alter,
+        &name,
+    )?;
     let tags = required(req.tags, "tags")?;
     if tags.is_empty() || tags.len() > 10 {
         return Err(KinesisError::validation(
@@ -64,9 +70,15 @@ pub async fn add(k: &Kinesis, req: AddTagsInput, _caller: &Caller) -> Result<Emp
 pub async fn list(
     k: &Kinesis,
     req: ListTagsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<ListTagsOutput, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "ListTagsForStream",
+        crate::auth::Operation::Describe,
+        &name,
+    )?;
     let max = limit(req.limit, 50, 50, "limit")?;
     let stream = k.stream(&name)?;
     let mut eligible = stream.meta.tags.iter().filter(|(key, _)| {
@@ -92,9 +104,15 @@ pub async fn list(
 pub async fn remove(
     k: &Kinesis,
     req: RemoveTagsInput,
-    _caller: &Caller,
+    caller: &Caller,
 ) -> Result<Empty, KinesisError> {
     let name = stream_name_of(&req)?;
+    k.authorize(
+        caller,
+        "RemoveTagsFromStream",
+        crate::auth::Operation::Alter,
+        &name,
+    )?;
     let keys = required(req.tag_keys, "tagKeys")?;
     if keys.is_empty() || keys.len() > 50 {
         return Err(KinesisError::validation(
