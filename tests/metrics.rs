@@ -282,14 +282,23 @@ async fn readyz_turns_503_while_shutting_down() {
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)])]);
     raw.send(&req, 12).await;
+    // No broker-side signal says the fetch frame has been read and parked; give the reader
+    // a moment so shutdown finds it in flight (the 3 s long poll then keeps the drain busy).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get(addr, "/readyz").await.0, 200);
     let shutdown = tokio::spawn(b.shutdown());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        get(addr, "/readyz").await.0,
-        503,
-        "not ready while draining"
+    // Await the drain's readiness flip; the pending 3 s fetch keeps the broker draining.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while get(addr, "/readyz").await.0 != 503 {
+        assert!(
+            std::time::Instant::now() < deadline && !shutdown.is_finished(),
+            "not ready while draining"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !shutdown.is_finished(),
+        "still draining when /readyz said 503"
     );
     assert_eq!(get(addr, "/healthz").await.0, 200, "alive while draining");
     shutdown.await.expect("join").expect("clean shutdown");

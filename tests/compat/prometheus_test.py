@@ -294,7 +294,6 @@ def run(c, prom):
     # so rate windows hold two samples).
     exprs = dashboard_exprs()
     c.ok(len(exprs) >= 40, f"dashboards hold {len(exprs)} queries")
-    time.sleep(0)  # the polls below carry the deadline
     pending = {(p, title, e) for p, title, e in exprs}
     last = {}
     end = time.monotonic() + DEADLINE
