@@ -510,96 +510,51 @@ fn config_resource(resource_type: i8, name: &str) -> Option<(ResourceType, Strin
     }
 }
 
-/// DescribeConfigs: DESCRIBE_CONFIGS on the topic (29), or on the cluster for broker
-/// resources (31).
-pub fn describe_configs(
-    ctx: &BrokerContext,
-    access: &Access,
-    req: &mut m::DescribeConfigsRequest,
-) -> Vec<m::describe_configs_response::DescribeConfigsResult> {
-    use m::describe_configs_response::DescribeConfigsResult;
-    retain(
-        access,
-        ctx,
-        &mut req.resources,
-        |r| {
-            config_check(
-                ctx,
+/// One config-resource filter: keeps the resources the caller may act on with `$op` and
+/// answers the others with `$resp` (29 for a topic, 31 for broker resources).
+macro_rules! config_filter {
+    ($(#[$doc:meta])* $name:ident, $req:ty, $resp:ty, $op:expr) => {
+        $(#[$doc])*
+        pub fn $name(ctx: &BrokerContext, access: &Access, req: &mut $req) -> Vec<$resp> {
+            retain(
                 access,
-                Operation::DescribeConfigs,
-                r.resource_type,
-                &r.resource_name,
+                ctx,
+                &mut req.resources,
+                |r| config_check(ctx, access, $op, r.resource_type, &r.resource_name),
+                |r, code| {
+                    <$resp>::default()
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone())
+                        .with_error_code(code.code())
+                        .with_error_message(Some(text(code.to_string())))
+                },
             )
-        },
-        |r, code| {
-            DescribeConfigsResult::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code.code())
-                .with_error_message(Some(text(code.to_string())))
-        },
-    )
+        }
+    };
 }
 
-/// AlterConfigs: ALTER_CONFIGS on the topic (29) or the cluster (31).
-pub fn alter_configs(
-    ctx: &BrokerContext,
-    access: &Access,
-    req: &mut m::AlterConfigsRequest,
-) -> Vec<m::alter_configs_response::AlterConfigsResourceResponse> {
-    use m::alter_configs_response::AlterConfigsResourceResponse;
-    retain(
-        access,
-        ctx,
-        &mut req.resources,
-        |r| {
-            config_check(
-                ctx,
-                access,
-                Operation::AlterConfigs,
-                r.resource_type,
-                &r.resource_name,
-            )
-        },
-        |r, code| {
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code.code())
-                .with_error_message(Some(text(code.to_string())))
-        },
-    )
-}
-
-/// IncrementalAlterConfigs: ALTER_CONFIGS on the topic (29) or the cluster (31).
-pub fn incremental_alter_configs(
-    ctx: &BrokerContext,
-    access: &Access,
-    req: &mut m::IncrementalAlterConfigsRequest,
-) -> Vec<m::incremental_alter_configs_response::AlterConfigsResourceResponse> {
-    use m::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    retain(
-        access,
-        ctx,
-        &mut req.resources,
-        |r| {
-            config_check(
-                ctx,
-                access,
-                Operation::AlterConfigs,
-                r.resource_type,
-                &r.resource_name,
-            )
-        },
-        |r, code| {
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code.code())
-                .with_error_message(Some(text(code.to_string())))
-        },
-    )
-}
+config_filter!(
+    /// DescribeConfigs: DESCRIBE_CONFIGS on the topic (29), or on the cluster for broker
+    /// resources (31).
+    describe_configs,
+    m::DescribeConfigsRequest,
+    m::describe_configs_response::DescribeConfigsResult,
+    Operation::DescribeConfigs
+);
+config_filter!(
+    /// AlterConfigs: ALTER_CONFIGS on the topic (29) or the cluster (31).
+    alter_configs,
+    m::AlterConfigsRequest,
+    m::alter_configs_response::AlterConfigsResourceResponse,
+    Operation::AlterConfigs
+);
+config_filter!(
+    /// IncrementalAlterConfigs: ALTER_CONFIGS on the topic (29) or the cluster (31).
+    incremental_alter_configs,
+    m::IncrementalAlterConfigsRequest,
+    m::incremental_alter_configs_response::AlterConfigsResourceResponse,
+    Operation::AlterConfigs
+);
 
 fn config_check(
     ctx: &BrokerContext,
