@@ -492,3 +492,47 @@ class OwnBroker:
             print(f"  --- {label}: last lines of {self.log_path} ---")
             for line in self.log_text().splitlines()[-30:]:
                 print("    " + line)
+
+
+def ck_produce(conf, topic, n, timeout_s):
+    """confluent-kafka: produces n messages valued "message <i>"; returns (acknowledged count,
+    first delivery error, client errors)."""
+    from confluent_kafka import Producer
+
+    errors = []
+    # log_level 0: librdkafka's own log lines would repeat what error_cb collects, many times.
+    p = Producer(dict(conf, **{"message.timeout.ms": timeout_s * 1000 // 2, "error_cb": errors.append,
+                               "log_level": 0}))
+    acked, failed = [], []
+
+    def report(err, msg):
+        (failed if err else acked).append(err or msg.offset())
+
+    for i in range(n):
+        p.produce(topic, key=f"k{i}".encode(), value=f"message {i}".encode(), on_delivery=report)
+        p.poll(0)
+    p.flush(timeout_s)
+    return len(acked), (failed[0] if failed else None), errors
+
+
+def ck_consume(conf, topic, n, timeout_s):
+    """confluent-kafka: consumes up to n values from the beginning in a fresh group, until the
+    deadline."""
+    from confluent_kafka import Consumer, KafkaError
+
+    c = Consumer(dict(conf, **{"group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+                               "log_level": 0}))
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + timeout_s
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() != KafkaError._PARTITION_EOF:
+                print(f"    consumer error: {m.error()}")
+            continue
+        got.append(m.value().decode())
+    c.close()
+    return got

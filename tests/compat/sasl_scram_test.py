@@ -21,7 +21,6 @@ import tempfile
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -30,7 +29,7 @@ from confluent_kafka.admin import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Checks, OwnBroker, make_certs  # noqa: E402
+from compat_common import Checks, OwnBroker, ck_consume, ck_produce, make_certs  # noqa: E402
 
 TIMEOUT_S = 15
 N = 20
@@ -48,42 +47,6 @@ def conf(broker, certs, mechanism, user, password):
         "sasl.password": password,
         "socket.timeout.ms": 10000,
     }
-
-
-def ck_produce(cfg, topic, n):
-    """confluent-kafka: produces n messages; (acknowledged, first error, client errors)."""
-    errors = []
-    p = Producer(dict(cfg, **{"message.timeout.ms": TIMEOUT_S * 1000 // 2,
-                               "error_cb": errors.append, "log_level": 0}))
-    acked, failed = [], []
-
-    def report(err, msg):
-        (failed if err else acked).append(err or msg.offset())
-
-    for i in range(n):
-        p.produce(topic, key=f"k{i}".encode(), value=f"scram message {i}".encode(), on_delivery=report)
-        p.poll(0)
-    p.flush(TIMEOUT_S)
-    return len(acked), (failed[0] if failed else None), errors
-
-
-def ck_consume(cfg, topic, n):
-    c = Consumer(dict(cfg, **{"group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
-                              "log_level": 0}))
-    c.subscribe([topic])
-    got = []
-    deadline = time.time() + TIMEOUT_S
-    while len(got) < n and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() != KafkaError._PARTITION_EOF:
-                print(f"    consumer error: {m.error()}")
-            continue
-        got.append(m.value().decode())
-    c.close()
-    return got
 
 
 def kp_conf(broker, certs, mechanism, user, password):
@@ -187,11 +150,11 @@ def main():
         for mech, user in [("SCRAM-SHA-512", "alice"), ("SCRAM-SHA-256", "bob"), ("PLAIN", "carol")]:
             topic = f"scram-{uuid.uuid4().hex[:8]}"
             cfg = conf(broker, certs, mech, user, f"{user}-secret")
-            acked, err, _ = ck_produce(cfg, topic, N)
+            acked, err, _ = ck_produce(cfg, topic, N, TIMEOUT_S)
             c.eq((acked, err), (N, None), f"confluent-kafka {mech} as {user}: {N} acknowledged")
-            c.eq(ck_consume(cfg, topic, N), [f"scram message {i}" for i in range(N)],
+            c.eq(ck_consume(cfg, topic, N, TIMEOUT_S), [f"message {i}" for i in range(N)],
                  f"confluent-kafka {mech}: consumed back in order")
-        acked, err, errors = ck_produce(conf(broker, certs, "SCRAM-SHA-512", "alice", "wrong"), "scram-x", 1)
+        acked, err, errors = ck_produce(conf(broker, certs, "SCRAM-SHA-512", "alice", "wrong"), "scram-x", 1, TIMEOUT_S)
         c.ok(acked == 0 and err is not None, "confluent-kafka SCRAM-SHA-512 with a wrong password fails",
              f"acked={acked} err={err}")
         c.ok(any("Authentication" in str(e) or "SASL" in str(e) for e in errors),
@@ -213,9 +176,9 @@ def main():
         broker = start_broker(work, certs)
         topic = f"scram-after-restart-{uuid.uuid4().hex[:8]}"
         cfg = conf(broker, certs, "SCRAM-SHA-512", "alice", "alice-secret")
-        acked, err, _ = ck_produce(cfg, topic, N)
+        acked, err, _ = ck_produce(cfg, topic, N, TIMEOUT_S)
         c.eq((acked, err), (N, None), "after a restart, alice logs in with SCRAM-SHA-512 and produces")
-        c.eq(ck_consume(cfg, topic, N), [f"scram message {i}" for i in range(N)],
+        c.eq(ck_consume(cfg, topic, N, TIMEOUT_S), [f"message {i}" for i in range(N)],
              "after a restart: consumed back")
         kp_round_trip(c, "after a restart, kafka-python SCRAM-SHA-256 as bob",
                       kp_conf(broker, certs, "SCRAM-SHA-256", "bob", "bob-secret"),

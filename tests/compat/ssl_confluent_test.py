@@ -18,10 +18,9 @@ import tempfile
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Checks, OwnBroker, make_certs  # noqa: E402
+from compat_common import Checks, OwnBroker, ck_consume, ck_produce, make_certs  # noqa: E402
 
 N = 200
 TIMEOUT_S = 15
@@ -40,47 +39,9 @@ def ssl_conf(broker, certs, client=None, listener="SSL"):
     return conf
 
 
-def produce(conf, topic, n, timeout_s=TIMEOUT_S):
-    """Produces n messages; returns (acknowledged count, first delivery error, client errors)."""
-    errors = []
-    # log_level 0: librdkafka's own log lines would repeat what error_cb collects, many times.
-    conf = dict(conf, **{"message.timeout.ms": timeout_s * 1000 // 2, "error_cb": errors.append,
-                         "log_level": 0})
-    p = Producer(conf)
-    acked = []
-    failed = []
-
-    def report(err, msg):
-        (failed if err else acked).append(err or msg.offset())
-
-    for i in range(n):
-        p.produce(topic, key=f"k{i}".encode(), value=f"tls message {i}".encode(), on_delivery=report)
-        p.poll(0)
-    p.flush(timeout_s)
-    return len(acked), (failed[0] if failed else None), errors
-
-
-def consume(conf, topic, n, timeout_s=TIMEOUT_S):
-    c = Consumer(dict(conf, **{"group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"}))
-    c.subscribe([topic])
-    got = []
-    deadline = time.time() + timeout_s
-    while len(got) < n and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() != KafkaError._PARTITION_EOF:
-                print(f"    consumer error: {m.error()}")
-            continue
-        got.append(m.value().decode())
-    c.close()
-    return got
-
-
 def refused(c, label, conf, topic):
     start = time.time()
-    acked, err, client_errors = produce(conf, topic, 1)
+    acked, err, client_errors = ck_produce(conf, topic, 1, TIMEOUT_S)
     took = time.time() - start
     text = "; ".join(str(e) for e in client_errors[:3])
     c.ok(acked == 0 and err is not None and took < TIMEOUT_S + 5,
@@ -114,10 +75,10 @@ def main():
     try:
         topic = f"ssl-{uuid.uuid4().hex[:8]}"
         alice = ssl_conf(broker, certs, certs["alice"])
-        acked, err, _ = produce(alice, topic, N)
+        acked, err, _ = ck_produce(alice, topic, N, TIMEOUT_S)
         c.eq((acked, err), (N, None), f"SSL + client certificate: {N} messages acknowledged")
-        got = consume(alice, topic, N)
-        c.eq(got, [f"tls message {i}" for i in range(N)], f"SSL + client certificate: {N} messages consumed back in order")
+        got = ck_consume(alice, topic, N, TIMEOUT_S)
+        c.eq(got, [f"message {i}" for i in range(N)], f"SSL + client certificate: {N} messages consumed back in order")
 
         refused(c, "SSL without a client certificate", ssl_conf(broker, certs), topic)
         refused(c, "SSL with a certificate from another CA", ssl_conf(broker, certs, other["mallory"]), topic)
@@ -125,10 +86,10 @@ def main():
         sasl = dict(ssl_conf(broker, certs, listener="SASL_SSL"),
                     **{"sasl.mechanism": "PLAIN", "sasl.username": "carol", "sasl.password": "carol-secret"})
         topic2 = f"sasl-ssl-{uuid.uuid4().hex[:8]}"
-        acked, err, _ = produce(sasl, topic2, 20)
+        acked, err, _ = ck_produce(sasl, topic2, 20, TIMEOUT_S)
         c.eq((acked, err), (20, None), "SASL_SSL + PLAIN without a client certificate: 20 acknowledged")
-        c.eq(consume(sasl, topic2, 20), [f"tls message {i}" for i in range(20)], "SASL_SSL + PLAIN: consumed back")
-        acked, err, errors = produce(dict(sasl, **{"sasl.password": "wrong"}), topic2, 1)
+        c.eq(ck_consume(sasl, topic2, 20, TIMEOUT_S), [f"message {i}" for i in range(20)], "SASL_SSL + PLAIN: consumed back")
+        acked, err, errors = ck_produce(dict(sasl, **{"sasl.password": "wrong"}), topic2, 1, TIMEOUT_S)
         c.ok(acked == 0 and err is not None, "SASL_SSL + PLAIN with a wrong password fails",
              f"acked={acked} err={err}")
         c.ok(any("Authentication" in str(e) or "SASL" in str(e) for e in errors),
