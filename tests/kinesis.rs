@@ -6,14 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{
     PutRecordsRequestEntry, ShardFilter, ShardFilterType, ShardIteratorType, StreamMode,
     StreamModeDetails,
 };
 use aws_sdk_kinesis::Client;
+use common::kinesis::{client, client_for, code, kinesis_addr};
 use common::TestBroker;
 use md5::{Digest, Md5};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -23,34 +22,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn client_for(addr: std::net::SocketAddr, access: &str, secret: &str) -> Client {
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
-        .endpoint_url(format!("http://{addr}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
-
-fn kinesis_addr(b: &TestBroker) -> std::net::SocketAddr {
-    b.broker
-        .as_ref()
-        .and_then(|b| b.kinesis_addr())
-        .expect("kinesis listener bound")
-}
-
-fn client(b: &TestBroker) -> Client {
-    client_for(kinesis_addr(b), "AKIDTEST", "secret")
-}
-
-/// The AWS error code of an SDK error (`ResourceNotFoundException`, ...).
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> String {
-    e.code().unwrap_or("<none>").to_string()
-}
 
 fn md5_hash(key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(key.as_bytes()).into())

@@ -7,12 +7,11 @@
 
 mod common;
 
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
-use aws_sdk_kinesis::Client;
 use bytes::Bytes;
+use common::kinesis::{client_for, code};
 use common::raw::Raw;
 use common::TestBroker;
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -20,22 +19,6 @@ use kafka_protocol::messages::{CreateAclsRequest, SaslAuthenticateRequest, SaslH
 use kafka_protocol::protocol::StrBytes;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn client_for(addr: std::net::SocketAddr, access: &str, secret: &str) -> Client {
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
-        .endpoint_url(format!("http://{addr}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
-
-fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> String {
-    e.code().unwrap_or("<none>").to_string()
-}
 
 fn status<E>(e: &SdkError<E, aws_sdk_kinesis::config::http::HttpResponse>) -> u16 {
     e.raw_response().map_or(0, |r| r.status().as_u16())

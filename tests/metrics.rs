@@ -475,25 +475,12 @@ async fn rebalances_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_stream_series() {
-    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_kinesis::primitives::Blob;
     use aws_sdk_kinesis::types::ShardIteratorType;
 
     let broker = TestBroker::start().await;
     let addr = metrics_addr(&broker);
-    let kinesis = broker
-        .broker
-        .as_ref()
-        .and_then(|b| b.kinesis_addr())
-        .expect("kinesis listener");
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .endpoint_url(format!("http://{kinesis}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    let c = aws_sdk_kinesis::Client::from_conf(conf);
+    let c = common::kinesis::client(&broker);
     c.create_stream()
         .stream_name("clicks")
         .shard_count(1)

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kinesis;
 pub mod raw;
 
 use std::time::Duration;
