@@ -19,17 +19,16 @@
 //! (p50/p95/p99/p99.9/max). With an unlimited rate the latency is dominated by time queued in
 //! the client; use `--throughput` for a latency figure.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 // The same allocator and options as the `esker` binary (src/main.rs), so the in-process broker
@@ -117,6 +116,13 @@ struct Args {
     /// it spent per phase (from /proc), a figure the noise of a shared machine hardly touches.
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// Extra librdkafka `key=value` settings for the producers (like `--producer-props`);
+    /// may be repeated.
+    #[arg(long = "producer-config")]
+    producer_config: Vec<String>,
+    /// Extra librdkafka `key=value` settings for the consumers; may be repeated.
+    #[arg(long = "consumer-config")]
+    consumer_config: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -137,6 +143,8 @@ struct Figures {
     records: usize,
     secs: f64,
     bytes: usize,
+    /// Seconds before the first record arrived (consumers' start-up), else 0.
+    startup: f64,
 }
 
 impl Figures {
@@ -145,6 +153,10 @@ impl Figures {
     }
     fn rps(&self) -> f64 {
         self.records as f64 / self.secs
+    }
+    /// MB/s after the first record arrived.
+    fn steady_mbs(&self) -> f64 {
+        self.bytes as f64 / (self.secs - self.startup) / 1e6
     }
 }
 
@@ -206,13 +218,31 @@ async fn run(args: Args) {
     );
     let mut produced = None;
     let mut consumed = None;
-    let cpu = || args.broker_pid.and_then(process_cpu_secs);
-    let report_cpu = |phase: &str, before: Option<f64>, f: &Figures| {
-        if let (Some(b), Some(a)) = (before, cpu()) {
+    // CPU seconds so far of the broker (with `--broker-pid`) and of this process (the clients;
+    // with an in-process broker it would include the broker, so only with `--bootstrap`).
+    let cpu = || {
+        (
+            args.broker_pid.and_then(process_cpu_secs),
+            args.bootstrap
+                .as_ref()
+                .and_then(|_| process_cpu_secs(std::process::id())),
+        )
+    };
+    let report_cpu = |phase: &str, before: (Option<f64>, Option<f64>), f: &Figures| {
+        let gb = f.bytes as f64 / 1e9;
+        let after = cpu();
+        if let (Some(b), Some(a)) = (before.0, after.0) {
             println!(
                 "broker CPU during {phase}: {:.2} s, {:.3} CPU-s per GB",
                 a - b,
-                (a - b) / (f.bytes as f64 / 1e9)
+                (a - b) / gb
+            );
+        }
+        if let (Some(b), Some(a)) = (before.1, after.1) {
+            println!(
+                "client CPU during {phase}: {:.2} s, {:.3} CPU-s per GB",
+                a - b,
+                (a - b) / gb
             );
         }
     };
@@ -237,8 +267,13 @@ async fn run(args: Args) {
     }
 
     let loopback = (!args.no_loopback).then(|| {
-        let lo = loopback_mbs();
-        println!("reference loopback TCP: {lo:.0} MB/s");
+        // The best of three: the reference is what the machine can do, and it is noisy.
+        let runs: Vec<f64> = (0..3).map(|_| loopback_mbs()).collect();
+        let lo = runs.iter().copied().fold(0.0, f64::max);
+        println!(
+            "reference loopback TCP: {lo:.0} MB/s (best of {:.0}, {:.0}, {:.0})",
+            runs[0], runs[1], runs[2]
+        );
         lo
     });
     let disk = (!args.no_disk).then(|| {
@@ -262,8 +297,12 @@ async fn run(args: Args) {
         _ => "-".to_string(),
     };
     if loopback.is_some() || disk.is_some() {
+        let steady = match (&consumed, loopback) {
+            (Some(f), Some(lo)) => format!(" ({:.3} after the first record)", f.steady_mbs() / lo),
+            _ => String::new(),
+        };
         println!(
-            "ratios: produce/loopback {}, consume/loopback {}, produce/disk {}",
+            "ratios: produce/loopback {}, consume/loopback {}{steady}, produce/disk {}",
             ratio(&produced, loopback),
             ratio(&consumed, loopback),
             ratio(&produced, disk),
@@ -294,8 +333,39 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
-/// Runs `--producers` producers in parallel, each sending its share of the records (record
-/// `i` goes to partition `i % partitions`), paced to `--throughput` if set.
+/// Delivery-report context of one benchmark producer: the latency of every acknowledged record
+/// (from `send` to its delivery report, in ns), and the first delivery error. Each record's
+/// opaque is its send time in ns since `start`, so nothing is allocated per record here.
+struct LatencyContext {
+    start: Instant,
+    latencies: Mutex<Vec<u64>>,
+    error: Mutex<Option<String>>,
+}
+
+impl ClientContext for LatencyContext {}
+
+impl ProducerContext for LatencyContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        let now = self.start.elapsed().as_nanos() as u64;
+        match result {
+            Ok(_) => self
+                .latencies
+                .lock()
+                .expect("latencies")
+                .push(now.saturating_sub(sent_ns as u64)),
+            // A panic here would unwind into librdkafka; report it from the sending thread.
+            Err((e, _)) => {
+                let mut first = self.error.lock().expect("error");
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// Runs `--producers` producers in parallel, one thread each, each sending its share of the
+/// records (record `i` goes to partition `i % partitions`), paced to `--throughput` if set.
 async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Figures {
     let producers = args.producers.max(1);
     let per_producer_rate = (args.throughput > 0.0).then(|| args.throughput / producers as f64);
@@ -305,9 +375,15 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
             .collect(),
     );
     let start = Instant::now();
-    let mut tasks = Vec::new();
+    let mut threads = Vec::new();
     for p in 0..producers {
-        let producer: FutureProducer = ClientConfig::new()
+        let context = LatencyContext {
+            start,
+            latencies: Mutex::new(Vec::with_capacity(args.num_records / producers + 1)),
+            error: Mutex::new(None),
+        };
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", bootstrap)
             .set("acks", &args.acks)
             .set("linger.ms", args.linger_ms.to_string())
@@ -315,40 +391,51 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
             .set("compression.type", &args.compression)
             .set("enable.idempotence", "false")
             .set("queue.buffering.max.kbytes", "1048576")
-            .set("queue.buffering.max.messages", "1000000")
-            .create()
+            .set("queue.buffering.max.messages", "1000000");
+        let producer: ThreadedProducer<LatencyContext> = with_extra(config, &args.producer_config)
+            .create_with_context(context)
             .expect("producer");
-        let records: Vec<usize> = (p..args.num_records).step_by(producers).collect();
-        let (topic, value, partitions) = (topic.to_string(), value.clone(), args.partitions);
-        tasks.push(tokio::spawn(async move {
-            let latencies = produce_one(
+        let (topic, value) = (topic.to_string(), value.clone());
+        let (total, partitions) = (args.num_records, args.partitions.max(1) as usize);
+        threads.push(tokio::task::spawn_blocking(move || {
+            let records = (p..total).step_by(producers);
+            produce_one(
                 &producer,
                 &topic,
-                &records,
+                records,
                 &value,
                 partitions,
                 per_producer_rate,
-            )
-            .await;
-            let _ = producer.flush(Duration::from_secs(30));
-            latencies
+            );
+            let context = producer.context();
+            if let Some(e) = context.error.lock().expect("error").take() {
+                panic!("delivery failed: {e}");
+            }
+            std::mem::take(&mut *context.latencies.lock().expect("latencies"))
         }));
     }
     let mut latencies = Vec::with_capacity(args.num_records);
-    for t in tasks {
-        latencies.extend(t.await.expect("producer task"));
+    for t in threads {
+        latencies.extend(t.await.expect("producer thread"));
     }
     let secs = start.elapsed().as_secs_f64();
-    latencies.sort();
+    assert_eq!(
+        latencies.len(),
+        args.num_records,
+        "every record acknowledged"
+    );
+    latencies.sort_unstable();
     let figures = Figures {
         records: args.num_records,
         secs,
         bytes: args.num_records * args.record_size,
+        startup: 0.0,
     };
+    let ms = |ns: u64| ns as f64 / 1e6;
     let pct = |p: f64| {
         latencies
             .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
+            .map(|&ns| ms(ns))
             .unwrap_or(0.0)
     };
     if report {
@@ -360,7 +447,7 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
             pct(0.95),
             pct(0.99),
             pct(0.999),
-            latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+            latencies.last().map(|&ns| ms(ns)).unwrap_or(0.0),
         );
     } else {
         println!(
@@ -371,82 +458,47 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
     figures
 }
 
-async fn produce_one(
-    producer: &FutureProducer,
+/// Sends `records` from one producer on the calling thread (paced by sleeping until each
+/// record's slot), then flushes. The producer's own thread serves the delivery reports as they
+/// arrive, so the latencies are not delayed by the sending loop (and nothing spins).
+fn produce_one(
+    producer: &ThreadedProducer<LatencyContext>,
     topic: &str,
-    records: &[usize],
+    records: impl Iterator<Item = usize>,
     value: &[u8],
-    partitions: i32,
+    partitions: usize,
     rate: Option<f64>,
-) -> Vec<Duration> {
-    let mut inflight = FuturesUnordered::new();
-    let mut latencies = Vec::with_capacity(records.len());
-    let start = tokio::time::Instant::now();
-    for (n, &i) in records.iter().enumerate() {
+) {
+    let start = producer.context().start;
+    let paced_from = Instant::now();
+    for (n, i) in records.enumerate() {
         if let Some(rate) = rate {
-            let due = start + Duration::from_secs_f64(n as f64 / rate);
-            // Collect acknowledgements while waiting for the next send slot.
-            while tokio::time::Instant::now() < due {
-                tokio::select! {
-                    Some((res, lat)) = inflight.next(), if !inflight.is_empty() => {
-                        check(res);
-                        latencies.push(lat);
-                    }
-                    _ = tokio::time::sleep_until(due) => {}
-                }
+            let due = paced_from + Duration::from_secs_f64(n as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
             }
         }
         let key = (i as u32).to_be_bytes();
-        let mut rec = FutureRecord::to(topic).key(&key[..]).payload(value);
-        if partitions > 1 {
-            rec = rec.partition(i as i32 % partitions);
-        }
+        let mut rec = BaseRecord::with_opaque_to(topic, start.elapsed().as_nanos() as usize)
+            .key(&key[..])
+            .payload(value)
+            .partition((i % partitions) as i32);
         loop {
-            match producer.send_result(rec) {
-                Ok(fut) => {
-                    let sent = Instant::now();
-                    inflight.push(async move { (fut.await, sent.elapsed()) });
-                    break;
-                }
+            match producer.send(rec) {
+                Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // The client holds a full queue (1 GiB or 1M records): let it drain.
                     rec = r;
-                    if let Some((res, lat)) = inflight.next().await {
-                        check(res);
-                        latencies.push(lat);
-                    }
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => panic!("produce failed: {e}"),
             }
         }
-        // Keep the future set from growing without bound while the queue has room.
-        while inflight.len() > 200_000 {
-            if let Some((res, lat)) = inflight.next().await {
-                check(res);
-                latencies.push(lat);
-            }
-        }
     }
-    while let Some((res, lat)) = inflight.next().await {
-        check(res);
-        latencies.push(lat);
-    }
-    latencies
-}
-
-type Delivery = Result<
-    Result<
-        rdkafka::producer::future_producer::Delivery,
-        (KafkaError, rdkafka::message::OwnedMessage),
-    >,
-    futures::channel::oneshot::Canceled,
->;
-
-fn check(res: Delivery) {
-    match res {
-        Ok(Ok(_)) => {}
-        Ok(Err((e, _))) => panic!("delivery failed: {e}"),
-        Err(_) => panic!("delivery cancelled"),
-    }
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("flush: every record delivered");
 }
 
 /// Consumes every partition from the beginning with `--consumers` clients (partition `p` goes
@@ -467,29 +519,41 @@ async fn consume(args: &Args, bootstrap: &str, topic: &str) -> Figures {
             .map(|&p| (p as usize..args.num_records).step_by(partitions).count())
             .sum();
         let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+        let extra = args.consumer_config.clone();
         threads.push(tokio::task::spawn_blocking(move || {
-            consume_one(&bootstrap, &topic, &mine, expected)
+            consume_one(&bootstrap, &topic, &mine, expected, &extra)
         }));
     }
     let mut records = 0;
     let mut bytes = 0;
+    let mut first: Option<Instant> = None;
     for t in threads {
-        let (n, b) = t.await.expect("consumer");
+        let (n, b, f) = t.await.expect("consumer");
         records += n;
         bytes += b;
+        first = first.into_iter().chain(f).min();
     }
+    // Like kafka-consumer-perf-test's fetch rate, `steady_mbs` leaves out the clients'
+    // start-up (metadata, offset lookup) before the first record arrives.
+    let startup = first
+        .map(|f| f.duration_since(start).as_secs_f64())
+        .unwrap_or(0.0);
     let figures = Figures {
         records,
         secs: start.elapsed().as_secs_f64(),
         bytes,
+        startup,
     };
     println!(
-        "consume: {:.0} records/s, {:.1} MB/s ({} records, {} payload bytes, {} consumers)",
+        "consume: {:.0} records/s, {:.1} MB/s ({} records, {} payload bytes, {} consumers); \
+         after the first record {:.1} MB/s (start-up {:.0} ms)",
         figures.rps(),
         figures.mbs(),
         records,
         bytes,
-        consumers
+        consumers,
+        figures.steady_mbs(),
+        startup * 1000.0
     );
     figures
 }
@@ -499,15 +563,14 @@ fn consume_one(
     topic: &str,
     partitions: &[i32],
     expected: usize,
-) -> (usize, usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
+    extra: &[String],
+) -> (usize, usize, Option<Instant>) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "esker-bench")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .create()
-        .expect("consumer");
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = with_extra(config, extra).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
@@ -517,9 +580,11 @@ fn consume_one(
     let start = Instant::now();
     let mut n = 0usize;
     let mut bytes = 0usize;
+    let mut first = None;
     while n < expected {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.expect("consume");
+            first.get_or_insert_with(Instant::now);
             bytes += m.payload_len();
             n += 1;
         }
@@ -528,7 +593,16 @@ fn consume_one(
             "consumer stalled at {n} of {expected}"
         );
     }
-    (n, bytes)
+    (n, bytes, first)
+}
+
+/// `config` with the `key=value` settings of `extra` applied over it.
+fn with_extra(mut config: ClientConfig, extra: &[String]) -> ClientConfig {
+    for kv in extra {
+        let (k, v) = kv.split_once('=').expect("client settings take key=value");
+        config.set(k, v);
+    }
+    config
 }
 
 /// Loopback TCP throughput: one writer and one reader moving 2 GiB in 1 MiB writes.
