@@ -534,10 +534,12 @@ impl Broker {
         crate::coordinator::start_up(&ctx).await?;
         let (stop, stop_rx) = watch::channel(false);
         let drain = Drain::default();
+        let reload_metrics = ctx.metrics.clone();
         shards[0].spawn(crate::tls::reload_loop(
             reloadable,
             ctx.config.security.tls.reload_interval,
             stop_rx.clone(),
+            move |listener, ok| reload_metrics.tls_reload(listener, ok),
         ));
         for (((_, sock), info), tls) in listeners.into_iter().zip(infos).zip(tls) {
             let ctx = ctx.clone();

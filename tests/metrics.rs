@@ -5,38 +5,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{consumer_config, producer_config, TestBroker, TIMEOUT};
+use common::{consumer_config, http_get as get, producer_config, TestBroker, TIMEOUT};
 use futures::future::join_all;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOPIC: &str = "metered";
 const PARTITIONS: i32 = 2;
 const MESSAGES: usize = 1000;
-
-/// A plain HTTP/1.1 GET: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8(buf).expect("utf-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_string())
-}
 
 /// Samples of the exposition: `name{labels}` → value.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -61,11 +42,7 @@ fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_produce_and_fetch() {
     let broker = TestBroker::start().await;
-    let addr = broker
-        .broker
-        .as_ref()
-        .and_then(|b| b.metrics_addr())
-        .expect("metrics endpoint");
+    let addr = broker.metrics_addr();
     assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
     assert_eq!(get(addr, "/readyz").await.0, 200);
     assert_eq!(get(addr, "/nope").await.0, 404);
@@ -233,11 +210,7 @@ async fn partition_series_can_be_switched_off() {
         ("auto.create.topics.enable", "true"),
     ])
     .await;
-    let addr = broker
-        .broker
-        .as_ref()
-        .and_then(|b| b.metrics_addr())
-        .expect("metrics endpoint");
+    let addr = broker.metrics_addr();
     let ctx = broker.broker.as_ref().expect("broker").context().clone();
     ctx.create_topic("quiet", 3, Default::default())
         .await
@@ -305,13 +278,6 @@ async fn readyz_turns_503_while_shutting_down() {
     drop(raw);
 }
 
-fn metrics_addr(b: &TestBroker) -> SocketAddr {
-    b.broker
-        .as_ref()
-        .and_then(|b| b.metrics_addr())
-        .expect("metrics endpoint")
-}
-
 /// Produces `n` records to `partition` of `topic` with acks=all.
 async fn produce_to(bootstrap: &str, topic: &str, partition: i32, n: usize) {
     let producer: FutureProducer = producer_config(bootstrap, "all")
@@ -361,7 +327,7 @@ async fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_lag_follows_commits() {
     let broker = TestBroker::start().await;
-    let addr = metrics_addr(&broker);
+    let addr = broker.metrics_addr();
     let bootstrap = broker.bootstrap();
     let ctx = broker.broker.as_ref().expect("broker").context().clone();
     ctx.create_topic("lagged", 2, Default::default())
@@ -438,7 +404,7 @@ async fn consumer_lag_follows_commits() {
 async fn rebalances_are_counted() {
     use rdkafka::consumer::StreamConsumer;
     let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
-    let addr = metrics_addr(&broker);
+    let addr = broker.metrics_addr();
     let bootstrap = broker.bootstrap();
     let ctx = broker.broker.as_ref().expect("broker").context().clone();
     ctx.create_topic("joined", 1, Default::default())
@@ -479,7 +445,7 @@ async fn kinesis_stream_series() {
     use aws_sdk_kinesis::types::ShardIteratorType;
 
     let broker = TestBroker::start().await;
-    let addr = metrics_addr(&broker);
+    let addr = broker.metrics_addr();
     let c = common::kinesis::client(&broker);
     c.create_stream()
         .stream_name("clicks")
@@ -567,7 +533,7 @@ async fn group_series_can_be_switched_off() {
         ("metrics.group.labels.enabled", true, true),
     ] {
         let broker = TestBroker::start_with(&[(key, "false")]).await;
-        let addr = metrics_addr(&broker);
+        let addr = broker.metrics_addr();
         let bootstrap = broker.bootstrap();
         let ctx = broker.broker.as_ref().expect("broker").context().clone();
         ctx.create_topic("quiet", 1, Default::default())
@@ -611,7 +577,7 @@ async fn group_series_can_be_switched_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_allocator_and_build_series() {
     let broker = TestBroker::start().await;
-    let addr = metrics_addr(&broker);
+    let addr = broker.metrics_addr();
     let (_, text) = get(addr, "/metrics").await;
     let s = samples(&text);
     for name in [

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::TestBroker;
+use common::{http_get, TestBroker};
 use esker::tls::certs::{generate, CertsRequest};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -405,6 +405,28 @@ async fn await_server_cert(addr: &str, tls: &tokio_rustls::TlsConnector, want: &
     }
 }
 
+/// Polls the metrics endpoint until the broker has counted a certificate reload attempt with
+/// `result` (`reloaded` or `failed`).
+async fn await_reloads(broker: &TestBroker, result: &str) {
+    let addr = broker.metrics_addr();
+    let label = format!("result=\"{result}\"");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, text) = http_get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let counted = text
+            .lines()
+            .filter(|l| l.starts_with("esker_tls_certificate_reloads_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        if counted >= 1.0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {result} reload was counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn leaf_der(pem_path: &Path) -> Vec<u8> {
     CertificateDer::pem_file_iter(pem_path)
         .expect("pem")
@@ -436,7 +458,7 @@ async fn certificates_reload_without_restart() {
 
     // A broken certificate file keeps the previous configuration.
     std::fs::write(dir.path().join("server.pem"), "not a certificate").expect("write");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    await_reloads(&broker, "failed").await;
     await_server_cert(&addr, &tls, &first).await;
     assert_eq!(api_versions(&addr, &tls).await, Some(0));
 
@@ -446,6 +468,7 @@ async fn certificates_reload_without_restart() {
     }
     let second = leaf_der(&next.path().join("server.pem"));
     await_server_cert(&addr, &tls, &second).await;
+    await_reloads(&broker, "reloaded").await;
     assert_eq!(api_versions(&addr, &tls).await, Some(0));
     broker.stop().await;
 }

@@ -255,6 +255,7 @@ pub struct Metrics {
     shard_cpu: prometheus::CounterVec,
     groups: IntGauge,
     rebalances: IntCounter,
+    tls_reloads: IntCounterVec,
     stream_vecs: StreamVecs,
     streams: RwLock<HashMap<Arc<str>, Arc<StreamMetrics>>>,
     process: process::ProcessMetrics,
@@ -519,6 +520,14 @@ impl Metrics {
             "kafka_server_groupcoordinatormetrics_group_rebalance_total",
             "Rebalances completed: classic generations and KIP-848 group epochs (group-coordinator-metrics group-rebalance-count).",
         );
+        let tls_reloads = counter_vec(
+            &r,
+            "esker_tls_certificate_reloads_total",
+            "Changed certificate files seen by the ssl.reload.interval.ms check, per listener; \
+             result=\"reloaded\" (new connections use them) or \"failed\" (the files do not load, \
+             the previous ones stay).",
+            &["listener", "result"],
+        );
         let stream_vecs = StreamVecs::new(&r);
         let process = process::ProcessMetrics::new(&r);
         build_info(&r);
@@ -541,11 +550,20 @@ impl Metrics {
             shard_cpu,
             groups,
             rebalances,
+            tls_reloads,
             stream_vecs,
             streams: RwLock::default(),
             process,
             scrape: tokio::sync::Mutex::new(0),
         }
+    }
+
+    /// Counts a TLS certificate reload attempt on `listener` (`ok`: the new files are in use).
+    pub fn tls_reload(&self, listener: &str, ok: bool) {
+        let result = if ok { "reloaded" } else { "failed" };
+        self.tls_reloads
+            .with_label_values(&[listener, result])
+            .inc();
     }
 
     /// The `metrics.*` settings.

@@ -534,10 +534,12 @@ fn build(settings: &TlsSettings, files: &[Vec<u8>]) -> Result<Arc<ServerConfig>,
 }
 
 /// Polls every server's files each `interval` and reloads those that changed, until shutdown.
+/// Each attempt is reported to `on_reload(listener, loaded)` (the broker counts them).
 pub async fn reload_loop(
     servers: Vec<Arc<TlsServer>>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
+    on_reload: impl Fn(&str, bool) + Send + 'static,
 ) {
     if servers.is_empty() || interval.is_zero() {
         return;
@@ -554,16 +556,22 @@ pub async fn reload_loop(
             // File reads and key parsing are small and quick; no need to leave the runtime.
             match s.reload_if_changed() {
                 None => {}
-                Some(Ok(())) => tracing::info!(
-                    listener = %s.settings.listener,
-                    certificate = %s.settings.certificate.path.display(),
-                    "tls certificates reloaded; new connections use them"
-                ),
-                Some(Err(e)) => tracing::warn!(
-                    listener = %s.settings.listener,
-                    error = %e,
-                    "tls certificates changed but do not load; keeping the previous ones"
-                ),
+                Some(Ok(())) => {
+                    tracing::info!(
+                        listener = %s.settings.listener,
+                        certificate = %s.settings.certificate.path.display(),
+                        "tls certificates reloaded; new connections use them"
+                    );
+                    on_reload(&s.settings.listener, true);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        listener = %s.settings.listener,
+                        error = %e,
+                        "tls certificates changed but do not load; keeping the previous ones"
+                    );
+                    on_reload(&s.settings.listener, false);
+                }
             }
         }
     }

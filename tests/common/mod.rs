@@ -19,6 +19,14 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
+    /// The address of the broker's metrics endpoint (HTTP).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.broker
+            .as_ref()
+            .and_then(|b| b.metrics_addr())
+            .expect("metrics endpoint")
+    }
+
     /// Starts a broker on 127.0.0.1:0 with a fresh data directory.
     pub async fn start() -> TestBroker {
         Self::start_with(&[]).await
@@ -106,3 +114,21 @@ pub fn consumer_config(bootstrap: &str) -> ClientConfig {
 
 /// Generous timeout for client operations in tests.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A plain HTTP/1.1 GET: (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8(buf).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, body.to_string())
+}
