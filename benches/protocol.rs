@@ -96,7 +96,13 @@ fn bench_encode_fetch(c: &mut Criterion) {
     });
     group.bench_function("encode_fetch/1MiB/chunked", |b| {
         b.iter(|| {
-            frame::encode_chunked(7, 12, black_box(&resp), vec![records.clone()]).expect("encode")
+            frame::encode_chunked(
+                7,
+                12,
+                black_box(&resp),
+                vec![frame::Splice::Bytes(records.clone())],
+            )
+            .expect("encode")
         })
     });
     group.finish();

@@ -251,6 +251,15 @@ pub const KEYS: &[KeyDef] = &[
               anything is allocated.",
     },
     KeyDef {
+        name: "fetch.sendfile.enable",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "On PLAINTEXT and SASL_PLAINTEXT listeners, send fetched record sets of 64 KiB or more \
+              straight from the segment files with sendfile(2) instead of reading them into memory \
+              first (TLS listeners always read them). Off by default: over loopback it measured \
+              no clear CPU saving (docs/performance.md).",
+    },
+    KeyDef {
         name: "log.segment.bytes",
         default: "1073741824",
         kind: Kind::Int { min: 1024, max: I32MAX },
@@ -604,6 +613,8 @@ pub struct Config {
     pub message_max_bytes: usize,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `fetch.sendfile.enable`.
+    pub fetch_sendfile: bool,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.index.interval.bytes`.
@@ -843,6 +854,7 @@ impl Config {
             auto_create_topics: get("auto.create.topics.enable") == "true",
             message_max_bytes: int("message.max.bytes") as usize,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            fetch_sendfile: get("fetch.sendfile.enable") == "true",
             log_segment_bytes: int("log.segment.bytes") as u64,
             log_index_interval_bytes: int("log.index.interval.bytes") as u64,
             log_index_size_max_bytes: int("log.index.size.max.bytes") as u64,

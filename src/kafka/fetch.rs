@@ -3,6 +3,13 @@
 //! Byte limits follow KIP-74: the first batch of the first non-empty partition is returned
 //! even when it exceeds `max_bytes` or `partition_max_bytes`; later partitions only add
 //! whole batches that fit. No fetch sessions are created (session id 0 means "full fetches").
+//!
+//! With `fetch.sendfile.enable`, on plaintext connections record sets of at least
+//! [`FILE_MIN_BYTES`] are not read: they stay
+//! in the segment files as regions ([`FileRecords`]), stand in the response as placeholders of
+//! their length ([`frame::placeholder`]), and the connection writer sends them with
+//! `sendfile(2)`. Smaller ones, and all of them on TLS connections, are read (`pread`) and
+//! referenced by the response as before.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,29 +21,55 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{oneshot, Notify};
 
 use super::error::{shard_code, storage_code, Code};
-use super::{frame, Reply};
+use super::frame::{self, Splice};
+use super::Reply;
 use crate::broker::BrokerContext;
-use crate::log::ReadResult;
+use crate::log::{FileRecords, ReadResult, RecordSet};
 use crate::shard::{PartitionSnapshot, ShardState, StorageError};
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (4, 18);
 
-type ReadReply = (Result<ReadResult, StorageError>, Option<PartitionSnapshot>);
+/// Record sets at least this long are sent from the segment files (`sendfile`) on plaintext
+/// connections; smaller ones are read into memory (a system call per region costs more than
+/// copying a few KiB).
+pub const FILE_MIN_BYTES: usize = 64 * 1024;
+
+type ReadReply = (
+    Result<ReadResult<RecordSet>, StorageError>,
+    Option<PartitionSnapshot>,
+);
+
+/// A fetch response and the file records its placeholders stand for, in encoding order.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The response; record sets left in files are [`frame::placeholder`]s.
+    pub response: FetchResponse,
+    files: Vec<FileRecords>,
+}
 
 enum Slot {
     Queued(oneshot::Receiver<ReadReply>),
     Failed(Code),
 }
 
-/// Handles a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
-pub async fn handle(ctx: Arc<BrokerContext>, req: FetchRequest, version: i16) -> FetchResponse {
+/// Handles a Fetch request, waiting up to `max_wait_ms` for `min_bytes`. With `sendfile`, large
+/// record sets are left in the segment files (see the module documentation).
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: FetchRequest,
+    version: i16,
+    sendfile: bool,
+) -> Fetched {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
     let wake = Arc::new(Notify::new());
+    let file_min = if sendfile { FILE_MIN_BYTES } else { usize::MAX };
+    // Appends wake a fetch that may wait, until it has `min_bytes`.
+    let waker = (!wait.is_zero()).then_some(&wake);
     loop {
-        let (resp, bytes, errors) = read_all(&ctx, &req, version, Some(&wake)).await;
+        let (resp, bytes, errors) = read_all(&ctx, &req, version, file_min, waker).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes.max(1) || errors || expired || wait.is_zero() {
             return resp;
@@ -46,7 +79,7 @@ pub async fn handle(ctx: Arc<BrokerContext>, req: FetchRequest, version: i16) ->
             .is_err()
         {
             // Deadline: answer with what there is now (an append may have raced the timer).
-            return read_all(&ctx, &req, version, None).await.0;
+            return read_all(&ctx, &req, version, file_min, None).await.0;
         }
     }
 }
@@ -57,8 +90,9 @@ async fn read_all(
     ctx: &Arc<BrokerContext>,
     req: &FetchRequest,
     version: i16,
+    file_min: usize,
     wake: Option<&Arc<Notify>>,
-) -> (FetchResponse, usize, bool) {
+) -> (Fetched, usize, bool) {
     let max_bytes = if req.max_bytes > 0 {
         req.max_bytes as usize
     } else {
@@ -86,7 +120,8 @@ async fn read_all(
                     let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
                     let wake = wake.cloned();
                     let job = move |s: &mut ShardState| -> ReadReply {
-                        let r = s.read(&topic, index, offset, limit, wake.as_ref());
+                        let r =
+                            s.read_records(&topic, index, offset, limit, file_min, wake.as_ref());
                         let snap = s.snapshot(&topic, index).ok();
                         (r, snap)
                     };
@@ -107,6 +142,7 @@ async fn read_all(
 
     let mut total = 0usize;
     let mut errors = false;
+    let mut files = Vec::new();
     let mut responses = Vec::with_capacity(topics.len());
     for (name, topic_id, slots) in topics {
         let mut partitions = Vec::with_capacity(slots.len());
@@ -138,13 +174,21 @@ async fn read_all(
                             pd.last_stable_offset = read.high_watermark;
                             pd.log_start_offset = read.log_start_offset;
                             let remaining = max_bytes.saturating_sub(total);
-                            let records = if total == 0 {
-                                read.records
+                            let trimmed = if total == 0 {
+                                Ok(read.records)
                             } else {
                                 whole_batches_within(read.records, remaining)
                             };
-                            total += records.len();
-                            pd.records = Some(records);
+                            match trimmed.and_then(|r| into_message(r, &mut files)) {
+                                Ok(records) => {
+                                    total += records.len();
+                                    pd.records = Some(records);
+                                }
+                                Err(e) => {
+                                    pd.error_code = storage_code(&e).code();
+                                    errors = true;
+                                }
+                            }
                         }
                         Err(e) => {
                             pd.error_code = storage_code(&e).code();
@@ -162,26 +206,69 @@ async fn read_all(
                 .with_partitions(partitions),
         );
     }
-    let resp = FetchResponse::default().with_responses(responses);
-    (resp, total, errors)
+    let response = FetchResponse::default().with_responses(responses);
+    (Fetched { response, files }, total, errors)
+}
+
+/// The bytes a record set puts in the response message: its own, or for file records a
+/// placeholder of their length (the records then go to `files`). File records too short to be
+/// worth a region, or too long for a placeholder, are read.
+fn into_message(records: RecordSet, files: &mut Vec<FileRecords>) -> Result<Bytes, StorageError> {
+    match records {
+        RecordSet::Bytes(b) => Ok(b),
+        RecordSet::File(f) => {
+            let placeholder = if f.len() >= frame::MIN_SPLICE {
+                frame::placeholder(f.len())
+            } else {
+                None
+            };
+            match placeholder {
+                Some(p) => {
+                    files.push(f);
+                    Ok(p)
+                }
+                None => Ok(f.read_all()?),
+            }
+        }
+    }
 }
 
 /// Encodes a fetch response as chunks: the record sets of at least [`frame::MIN_SPLICE`]
 /// bytes are referenced (they go from the pread buffer to the socket with one vectored write),
-/// everything else is encoded as usual, length prefixes included.
-pub fn reply(correlation_id: i32, version: i16, resp: &FetchResponse) -> Reply {
-    let splice: Vec<Bytes> = resp
+/// file records are spliced in as file chunks (`sendfile`), everything else is encoded as
+/// usual, length prefixes included.
+pub fn reply(correlation_id: i32, version: i16, fetched: Fetched) -> Reply {
+    let Fetched { response, files } = fetched;
+    let mut files = files.into_iter();
+    let mut splice = Vec::new();
+    for records in response
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
         .filter_map(|p| p.records.as_ref())
-        .filter(|r| r.len() >= frame::MIN_SPLICE)
-        .cloned()
-        .collect();
-    if splice.is_empty() {
-        return super::encode(correlation_id, version, resp);
+    {
+        if frame::is_placeholder(records) {
+            match files.next() {
+                Some(f) if f.len() == records.len() => splice.push(Splice::File {
+                    placeholder: records.clone(),
+                    records: f,
+                }),
+                _ => {
+                    tracing::error!(
+                        version,
+                        "fetch placeholders and file records disagree; closing the connection"
+                    );
+                    return Reply::Close;
+                }
+            }
+        } else if records.len() >= frame::MIN_SPLICE {
+            splice.push(Splice::Bytes(records.clone()));
+        }
     }
-    match frame::encode_chunked(correlation_id, version, resp, splice) {
+    if splice.is_empty() {
+        return super::encode(correlation_id, version, &response);
+    }
+    match frame::encode_chunked(correlation_id, version, &response, splice) {
         Ok(chunks) => Reply::Vectored(chunks),
         Err(e) => {
             tracing::error!(error = %e, version, "cannot encode fetch response; closing the connection");
@@ -191,7 +278,15 @@ pub fn reply(correlation_id: i32, version: i16, resp: &FetchResponse) -> Reply {
 }
 
 /// The longest prefix of `records` made of whole batches and at most `limit` bytes long.
-fn whole_batches_within(records: Bytes, limit: usize) -> Bytes {
+fn whole_batches_within(records: RecordSet, limit: usize) -> Result<RecordSet, StorageError> {
+    Ok(match records {
+        RecordSet::Bytes(b) => RecordSet::Bytes(whole_batches_within_bytes(b, limit)),
+        RecordSet::File(f) => RecordSet::File(f.whole_batches_within(limit)?),
+    })
+}
+
+/// [`whole_batches_within`] for bytes in memory.
+fn whole_batches_within_bytes(records: Bytes, limit: usize) -> Bytes {
     let mut end = 0usize;
     while end + 12 <= records.len() {
         let len = i32::from_be_bytes([
@@ -224,9 +319,9 @@ mod tests {
         let mut all = batch(100);
         all.extend(batch(50));
         let all = Bytes::from(all);
-        assert_eq!(whole_batches_within(all.clone(), 99).len(), 0);
-        assert_eq!(whole_batches_within(all.clone(), 100).len(), 100);
-        assert_eq!(whole_batches_within(all.clone(), 149).len(), 100);
-        assert_eq!(whole_batches_within(all, 1000).len(), 150);
+        assert_eq!(whole_batches_within_bytes(all.clone(), 99).len(), 0);
+        assert_eq!(whole_batches_within_bytes(all.clone(), 100).len(), 100);
+        assert_eq!(whole_batches_within_bytes(all.clone(), 149).len(), 100);
+        assert_eq!(whole_batches_within_bytes(all, 1000).len(), 150);
     }
 }

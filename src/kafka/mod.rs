@@ -58,7 +58,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::auth::acl::Operation;
-use crate::auth::Session;
+use crate::auth::{SecurityProtocol, Session};
 use crate::broker::BrokerContext;
 use crate::quota;
 pub use authz::Access;
@@ -72,8 +72,9 @@ pub enum Reply {
     /// An encoded response frame.
     Frame(Bytes),
     /// An encoded response frame in chunks written back to back (vectored I/O): large
-    /// payloads such as a fetch's record sets are referenced, not copied ([`frame`]).
-    Vectored(Vec<Bytes>),
+    /// payloads such as a fetch's record sets are referenced, not copied, or left in the
+    /// segment files for `sendfile` ([`frame`]).
+    Vectored(Vec<frame::Chunk>),
     /// Nothing (`acks=0` produce); the next response keeps its place.
     Nothing,
     /// The response could not be encoded: close the connection rather than leave the client
@@ -523,17 +524,25 @@ async fn handle(
             let caller = Caller::new(&header, peer);
             let user = access.principal.name.clone();
             let quotas = ctx.clone();
+            // Without TLS the writer can send record sets straight from the segment files.
+            let sendfile = ctx.config.fetch_sendfile
+                && matches!(
+                    session.listener.protocol,
+                    SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
+                );
             let fut = async move {
-                let mut resp = fetch::handle(ctx.clone(), req, version).await;
+                let mut fetched = fetch::handle(ctx.clone(), req, version, sendfile).await;
+                let resp = &mut fetched.response;
                 resp.responses.extend(denied);
-                let bytes = count_fetch(&ctx, &resp);
+                let bytes = count_fetch(&ctx, resp);
                 resp.throttle_time_ms =
                     throttle(&quotas, &caller, &user, quota::Kind::Fetch, bytes).await;
-                resp
+                fetched
             };
-            // Record sets go out by reference (vectored write), not copied into the frame.
+            // Record sets go out by reference (vectored write) or from the files (sendfile),
+            // not copied into the frame.
             Dispatch::Respond(Box::pin(async move {
-                fetch::reply(correlation_id, version, &fut.await)
+                fetch::reply(correlation_id, version, fut.await)
             }))
         }
         ApiKey::DescribeClientQuotas => {

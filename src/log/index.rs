@@ -102,6 +102,14 @@ impl OffsetIndex {
         n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
     }
 
+    /// The last entry whose position is `<= position`: a batch boundary at or before it.
+    pub(crate) fn floor_position(&self, position: u64) -> Option<OffsetIndexEntry> {
+        let n = self
+            .entries
+            .partition_point(|e| u64::from(e.position) <= position);
+        n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
+    }
+
     /// The last entry.
     pub(crate) fn last(&self) -> Option<OffsetIndexEntry> {
         self.entries.last().copied()

@@ -21,7 +21,8 @@
 //!   index full) and, via the retention pass, when older than `segment.ms`.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
-//!   [`LogError::OffsetOutOfRange`].
+//!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
+//!   can leave large ones in the files as regions ([`FileRecords`]) for `sendfile(2)`.
 //! - **Retention** ([`PartitionLog::apply_retention`], run by the shard's maintenance tick):
 //!   rolls an aged or wholly expired active segment, then deletes whole segments from the oldest
 //!   on while they are past `retention.ms`, beyond `retention.bytes` or below the log start
@@ -50,6 +51,7 @@ pub mod batch;
 mod checkpoint;
 mod index;
 mod recovery;
+mod region;
 mod segment;
 mod time_index;
 
@@ -71,6 +73,7 @@ use tracing::{debug, error, info, warn};
 
 use self::batch::BatchHeader;
 use self::recovery::{push_once, Recovery};
+pub use self::region::{FileRecords, FileRegion, RecordSet};
 use self::segment::Segment;
 
 /// Per-partition storage settings (Kafka's topic configs of the same meaning). Every partition
@@ -283,11 +286,12 @@ pub struct AppendInfo {
     pub bytes: usize,
 }
 
-/// What [`PartitionLog::read`] found.
+/// What [`PartitionLog::read`] (records as [`Bytes`]) or [`PartitionLog::read_records`] (as a
+/// [`RecordSet`]) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadResult {
+pub struct ReadResult<R = Bytes> {
     /// Whole batches, verbatim as stored, possibly starting before the requested offset.
-    pub records: Bytes,
+    pub records: R,
     /// The log start offset at the time of the read.
     pub log_start_offset: i64,
     /// The high watermark, equal to the log end offset on a single node.
@@ -658,41 +662,18 @@ impl PartitionLog {
     /// log end offset gives empty records; outside `[log start, log end]` gives
     /// [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let log_start = self.log_start_offset;
-        let log_end = self.log_end_offset;
-        if offset < log_start || offset > log_end {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start,
-                log_end,
-            });
-        }
+        let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         let mut out = BytesMut::new();
-        if offset < log_end {
-            let mut index = self
-                .segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            let mut start = None;
+        if let Some((mut index, mut position)) = self.read_start(offset)? {
             while let Some(segment) = self.segments.get(index) {
-                if let Some((position, _)) = segment.locate(offset)? {
-                    start = Some(position);
+                let budget = max_bytes.saturating_sub(out.len());
+                let at_least_one = out.is_empty();
+                let reached_end = segment.read_batches(position, budget, at_least_one, &mut out)?;
+                if !reached_end || out.len() >= max_bytes {
                     break;
                 }
                 index += 1;
-            }
-            if let Some(mut position) = start {
-                while let Some(segment) = self.segments.get(index) {
-                    let budget = max_bytes.saturating_sub(out.len());
-                    let at_least_one = out.is_empty();
-                    let reached_end =
-                        segment.read_batches(position, budget, at_least_one, &mut out)?;
-                    if !reached_end || out.len() >= max_bytes {
-                        break;
-                    }
-                    index += 1;
-                    position = 0;
-                }
+                position = 0;
             }
         }
         Ok(ReadResult {
@@ -700,6 +681,90 @@ impl PartitionLog {
             log_start_offset: log_start,
             high_watermark: log_end,
         })
+    }
+
+    /// [`PartitionLog::read`] for a fetch that can send file regions: the same batches, but
+    /// left in the segment files ([`RecordSet::File`]) when the read could return at least
+    /// `file_min_bytes` (the smaller of `max_bytes` and what the log holds from the start
+    /// batch on), and read into memory otherwise.
+    pub fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+    ) -> Result<ReadResult<RecordSet>, LogError> {
+        let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
+        let Some((mut index, mut position)) = self.read_start(offset)? else {
+            return Ok(ReadResult {
+                records: RecordSet::default(),
+                log_start_offset: log_start,
+                high_watermark: log_end,
+            });
+        };
+        // Bytes from the start batch to the log end, counted only as far as the threshold.
+        let wanted = max_bytes.min(file_min_bytes) as u64;
+        let mut available = 0u64;
+        for segment in self.segments.get(index..).unwrap_or_default() {
+            if available >= wanted.saturating_add(position) {
+                break;
+            }
+            available += segment.size;
+        }
+        let available = available.saturating_sub(position);
+        if (available.min(max_bytes as u64) as usize) < file_min_bytes {
+            return self.read(offset, max_bytes).map(|r| ReadResult {
+                records: RecordSet::Bytes(r.records),
+                log_start_offset: r.log_start_offset,
+                high_watermark: r.high_watermark,
+            });
+        }
+        let mut out = FileRecords::default();
+        while let Some(segment) = self.segments.get(index) {
+            let budget = max_bytes.saturating_sub(out.len());
+            let at_least_one = out.is_empty();
+            let (region, reached_end) =
+                segment.region_of_batches(position, budget, at_least_one)?;
+            if let Some(region) = region {
+                out.push(region);
+            }
+            if !reached_end || out.len() >= max_bytes {
+                break;
+            }
+            index += 1;
+            position = 0;
+        }
+        Ok(ReadResult {
+            records: RecordSet::File(out),
+            log_start_offset: log_start,
+            high_watermark: log_end,
+        })
+    }
+
+    /// Where a read at `offset` starts: the segment index and byte position of the first batch
+    /// whose last offset is `>= offset`; `None` at the log end.
+    fn read_start(&self, offset: i64) -> Result<Option<(usize, u64)>, LogError> {
+        let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
+        if offset < log_start || offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        if offset == log_end {
+            return Ok(None);
+        }
+        let mut index = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        while let Some(segment) = self.segments.get(index) {
+            if let Some((position, _)) = segment.locate(offset)? {
+                return Ok(Some((index, position)));
+            }
+            index += 1;
+        }
+        Ok(None)
     }
 
     /// The first offset readable (Kafka's log start offset): the first segment's base offset,

@@ -17,6 +17,7 @@ use bytes::BytesMut;
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::index::{OffsetIndex, OffsetIndexEntry};
+use super::region::{batch_size, read_exact_at, FileRegion};
 use super::time_index::{TimeIndex, TimeIndexEntry};
 use super::{LogConfig, LogError};
 
@@ -372,6 +373,56 @@ impl Segment {
         }
         out.truncate(start + taken);
         Ok(taken == available)
+    }
+
+    /// Like [`Segment::read_batches`] but leaves the bytes in the file: the region of the whole
+    /// batches starting at `position` that fit in `budget` bytes (with `at_least_one`, the first
+    /// batch even if larger), found by walking batch length fields from the offset index's last
+    /// entry within the budget. Returns the region (if any bytes) and whether it reaches the end
+    /// of the segment.
+    pub(crate) fn region_of_batches(
+        &self,
+        position: u64,
+        budget: usize,
+        at_least_one: bool,
+    ) -> Result<(Option<FileRegion>, bool), LogError> {
+        if position >= self.size {
+            return Ok((None, true));
+        }
+        let file = self.file()?;
+        let limit = position.saturating_add(budget as u64).min(self.size);
+        // Index entries are batch starts: every batch between `position` and the entry fits.
+        let mut end = match self.offset_index.floor_position(limit) {
+            Some(e) if u64::from(e.position) > position => u64::from(e.position),
+            _ => position,
+        };
+        let mut overhead = [0u8; LOG_OVERHEAD];
+        let mut first_size = None;
+        while end + LOG_OVERHEAD as u64 <= self.size {
+            read_exact_at(file, &mut overhead, end)?;
+            let size = batch_size(&overhead, end)? as u64;
+            if end + size > self.size {
+                return Err(LogError::CorruptRecord(format!(
+                    "batch at position {end} of segment {} needs {size} bytes, only {} remain",
+                    self.base_offset,
+                    self.size - end
+                )));
+            }
+            first_size.get_or_insert(size);
+            if end + size > limit {
+                break;
+            }
+            end += size;
+        }
+        if end == position && at_least_one {
+            // The first batch is larger than the budget: send all of it (KIP-74).
+            end = position + first_size.unwrap_or(0);
+        }
+        let region = usize::try_from(end - position)
+            .ok()
+            .filter(|&len| len > 0)
+            .map(|len| FileRegion::new(file.clone(), position, len));
+        Ok((region, end == self.size))
     }
 
     /// The first record at or after offset `min_offset` (the log start offset) whose timestamp

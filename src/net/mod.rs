@@ -6,20 +6,27 @@
 //! round-robin, and its reader and writer run there. On `SSL`/`SASL_SSL` listeners the TLS
 //! handshake ([`crate::tls`]) runs there first; the connection is then served the same way over
 //! the TLS stream (plaintext connections keep their zero-cost TCP halves).
+//!
+//! Responses are written from an [`OutQueue`]: small frames coalesced, large chunks by
+//! reference with `writev`, and file chunks (a fetch's record sets left in the segment files)
+//! with `sendfile(2)` on plaintext TCP, or read and written on streams that transform the
+//! bytes (TLS).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::auth::{ListenerInfo, Principal, SecurityProtocol, Session};
 use crate::broker::BrokerContext;
+use crate::kafka::frame::Chunk;
 use crate::kafka::{self, Dispatch, Reply};
+use crate::log::FileRegion;
 
 /// Counts live connections so shutdown can wait for them to finish.
 #[derive(Clone, Default)]
@@ -66,10 +73,27 @@ pub trait Connection: Send + 'static {
     /// The read half.
     type Reader: AsyncRead + Unpin + Send + 'static;
     /// The write half.
-    type Writer: AsyncWrite + Unpin + Send + 'static;
+    type Writer: ResponseWriter;
     /// Splits the stream.
     fn split(self) -> (Self::Reader, Self::Writer);
 }
+
+/// A connection's write half, as far as file chunks are concerned.
+pub trait ResponseWriter: AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket underneath when bytes reach it unchanged (so `sendfile` may write to it
+    /// directly); `None` for streams that transform them (TLS).
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ResponseWriter for tokio::net::tcp::OwnedWriteHalf {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl ResponseWriter for tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>> {}
 
 impl Connection for TcpStream {
     type Reader = tokio::net::tcp::OwnedReadHalf;
@@ -296,7 +320,7 @@ async fn serve_connection<S: Connection>(
 }
 
 /// Writes responses in the order the requests were read, whatever order they complete in.
-async fn write_responses<W: AsyncWrite + Unpin>(
+async fn write_responses<W: ResponseWriter>(
     mut w: W,
     mut rx: mpsc::Receiver<JoinHandle<Reply>>,
     peer: SocketAddr,
@@ -313,7 +337,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         };
         match response {
             Reply::Frame(bytes) => out.push(bytes),
-            Reply::Vectored(chunks) => chunks.into_iter().for_each(|c| out.push(c)),
+            Reply::Vectored(chunks) => chunks.into_iter().for_each(|c| out.push_chunk(c)),
             Reply::Nothing => {}
             Reply::Close => break,
         }
@@ -336,12 +360,15 @@ async fn write_responses<W: AsyncWrite + Unpin>(
 
 /// Response bytes waiting for the socket. Small frames are copied into one coalescing buffer;
 /// large chunks (a fetch's record sets) are queued by reference and written with vectored I/O
-/// (`writev`), so record bytes read from a segment reach the socket without another copy.
+/// (`writev`), so record bytes read from a segment reach the socket without another copy; file
+/// chunks are sent from the segment file with `sendfile` where the stream allows it.
 #[derive(Default)]
 struct OutQueue {
-    chunks: std::collections::VecDeque<Bytes>,
+    chunks: std::collections::VecDeque<Chunk>,
     small: BytesMut,
     queued: usize,
+    /// Reused buffer for file chunks on streams that cannot `sendfile`.
+    scratch: BytesMut,
 }
 
 impl OutQueue {
@@ -351,6 +378,10 @@ impl OutQueue {
     const FLUSH_AT: usize = 1 << 20;
     /// Slices per `writev` call (well under every platform's `IOV_MAX`).
     const MAX_IOV: usize = 64;
+    /// Bytes of a file chunk read at a time on streams that cannot `sendfile`.
+    const READ_PIECE: usize = 256 * 1024;
+    /// Bytes per `sendfile` call (Linux caps one call at 0x7ffff000).
+    const MAX_SENDFILE: usize = 1 << 30;
 
     fn push(&mut self, chunk: Bytes) {
         self.queued += chunk.len();
@@ -358,55 +389,120 @@ impl OutQueue {
             self.small.extend_from_slice(&chunk);
         } else {
             self.seal();
-            self.chunks.push_back(chunk);
+            self.chunks.push_back(Chunk::Bytes(chunk));
+        }
+    }
+
+    fn push_chunk(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Bytes(b) => self.push(b),
+            Chunk::File(f) if f.is_empty() => {}
+            Chunk::File(f) => {
+                self.queued += f.len();
+                self.seal();
+                self.chunks.push_back(Chunk::File(f));
+            }
         }
     }
 
     /// Moves the coalesced small bytes behind the queued chunks, keeping their order.
     fn seal(&mut self) {
         if !self.small.is_empty() {
-            self.chunks.push_back(self.small.split().freeze());
+            self.chunks
+                .push_back(Chunk::Bytes(self.small.split().freeze()));
         }
     }
 
     /// Writes everything queued, handling short writes; falls back to one chunk per write on
-    /// streams without vectored writes (TLS).
-    async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+    /// streams without vectored writes (TLS). File chunks go out with `sendfile` on plain TCP,
+    /// after everything queued before them.
+    async fn flush<W: ResponseWriter>(&mut self, w: &mut W) -> std::io::Result<()> {
         if self.chunks.is_empty() {
             // Only small frames: write them from the buffer, which keeps its capacity.
             w.write_all(&self.small).await?;
             self.small.clear();
         } else {
             self.seal();
-            while !self.chunks.is_empty() {
-                let n = if w.is_write_vectored() {
-                    let mut iov = [std::io::IoSlice::new(&[]); Self::MAX_IOV];
-                    let mut count = 0;
-                    for (slot, chunk) in iov.iter_mut().zip(self.chunks.iter()) {
-                        *slot = std::io::IoSlice::new(chunk);
-                        count += 1;
-                    }
-                    w.write_vectored(&iov[..count]).await?
-                } else {
-                    match self.chunks.front() {
-                        Some(chunk) => w.write(chunk).await?,
-                        None => 0,
-                    }
-                };
-                if n == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                self.advance(n);
-            }
+            // Around file chunks, hold partial segments back (TCP_CORK) so the frame's header
+            // and tail bytes share segments with the file data instead of going out as tiny
+            // packets of their own; uncorking below pushes what is left.
+            let has_file = self.chunks.iter().any(|c| matches!(c, Chunk::File(_)));
+            let corked = has_file && w.plain_tcp().is_some_and(|tcp| set_cork(tcp, true).is_ok());
+            let written = self.write_chunks(w).await;
+            let uncorked = match (corked, w.plain_tcp()) {
+                (true, Some(tcp)) => set_cork(tcp, false),
+                _ => Ok(()),
+            };
+            written?;
+            uncorked?;
         }
         self.queued = 0;
         w.flush().await
     }
 
-    /// Drops `n` written bytes from the front of the queue.
+    /// Writes the queued chunks in order (see [`OutQueue::flush`]).
+    async fn write_chunks<W: ResponseWriter>(&mut self, w: &mut W) -> std::io::Result<()> {
+        while let Some(front) = self.chunks.front() {
+            if let Chunk::File(_) = front {
+                if let Some(Chunk::File(region)) = self.chunks.pop_front() {
+                    self.write_file(w, region).await?;
+                }
+                continue;
+            }
+            let n = if w.is_write_vectored() {
+                let mut iov = [std::io::IoSlice::new(&[]); Self::MAX_IOV];
+                let mut count = 0;
+                let memory = self.chunks.iter().map_while(|c| match c {
+                    Chunk::Bytes(b) => Some(b),
+                    Chunk::File(_) => None,
+                });
+                for (slot, chunk) in iov.iter_mut().zip(memory) {
+                    *slot = std::io::IoSlice::new(chunk);
+                    count += 1;
+                }
+                w.write_vectored(&iov[..count]).await?
+            } else {
+                match front {
+                    Chunk::Bytes(chunk) => w.write(chunk).await?,
+                    Chunk::File(_) => 0,
+                }
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.advance(n);
+        }
+        Ok(())
+    }
+
+    /// Writes one file chunk: `sendfile` on plain TCP, else read a piece at a time and write it.
+    async fn write_file<W: ResponseWriter>(
+        &mut self,
+        w: &mut W,
+        mut region: FileRegion,
+    ) -> std::io::Result<()> {
+        if let Some(tcp) = w.plain_tcp() {
+            match sendfile_all(tcp, &mut region).await {
+                Ok(()) => return Ok(()),
+                // A file system without sendfile support: write the rest the other way.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        while !region.is_empty() {
+            let piece = region.prefix(Self::READ_PIECE);
+            self.scratch.clear();
+            piece.read_into(&mut self.scratch)?;
+            w.write_all(&self.scratch).await?;
+            region.advance(piece.len());
+        }
+        Ok(())
+    }
+
+    /// Drops `n` written bytes from the front of the queue (bytes chunks only).
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(Chunk::Bytes(front)) = self.chunks.front_mut() else {
                 return;
             };
             if n >= front.len() {
@@ -418,6 +514,71 @@ impl OutQueue {
             }
         }
     }
+}
+
+/// Sets or clears `TCP_CORK` on the socket.
+fn set_cork(tcp: &TcpStream, on: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value: libc::c_int = on.into();
+    // SAFETY: a valid socket descriptor and a pointer to a live `c_int` of the given size.
+    let r = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&value as *const libc::c_int).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sends `region` to the socket with `sendfile(2)`, waiting for writability and handling short
+/// writes; `region` is advanced past what was sent (also on error).
+async fn sendfile_all(tcp: &TcpStream, region: &mut FileRegion) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !region.is_empty() {
+        tcp.writable().await?;
+        let sent = tcp.try_io(Interest::WRITABLE, || {
+            let mut offset = libc::off_t::try_from(region.position())
+                .map_err(|_| std::io::Error::other("file position out of range"))?;
+            let count = region.len().min(OutQueue::MAX_SENDFILE);
+            // SAFETY: both descriptors are open for the duration of the call (the socket is
+            // borrowed, the file is held by the region); the kernel reads `offset` and writes
+            // back the new one, a local.
+            let n = unsafe {
+                libc::sendfile(
+                    tcp.as_raw_fd(),
+                    region.file().as_raw_fd(),
+                    &mut offset,
+                    count,
+                )
+            };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match sent {
+            Ok(0) => {
+                // The file ended before the region did: the frame cannot be completed.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file shorter than the record set being sent",
+                ));
+            }
+            Ok(n) => region.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -433,6 +594,8 @@ mod out_queue_tests {
         vectored: bool,
         calls: usize,
     }
+
+    impl ResponseWriter for Trickle {}
 
     impl AsyncWrite for Trickle {
         fn poll_write(
@@ -511,6 +674,93 @@ mod out_queue_tests {
                 assert!(q.chunks.is_empty() && q.small.is_empty());
             }
         }
+    }
+
+    fn file_with(bytes: &[u8]) -> Arc<std::fs::File> {
+        use std::io::Write;
+        let mut f = tempfile::tempfile().expect("tempfile");
+        f.write_all(b"head").expect("write");
+        f.write_all(bytes).expect("write");
+        Arc::new(f)
+    }
+
+    /// A queue of memory and file chunks, and the bytes it stands for.
+    fn mixed_queue() -> (OutQueue, Vec<u8>) {
+        let big = chunk(3 << 20, 9);
+        let file = file_with(&big);
+        let pieces = [
+            Chunk::Bytes(chunk(10, 1)),
+            Chunk::File(FileRegion::new(file.clone(), 4, 100_000)),
+            Chunk::Bytes(chunk(20_000, 2)),
+            Chunk::File(FileRegion::new(file.clone(), 4 + 100_000, 5)),
+            Chunk::File(FileRegion::new(
+                file.clone(),
+                4 + 100_005,
+                (3 << 20) - 100_005,
+            )),
+            Chunk::Bytes(chunk(300, 4)),
+            Chunk::File(FileRegion::new(file, 4, 0)),
+            Chunk::Bytes(chunk(1, 7)),
+        ];
+        let mut q = OutQueue::default();
+        let mut expected = Vec::new();
+        for p in pieces {
+            match &p {
+                Chunk::Bytes(b) => expected.extend_from_slice(b),
+                Chunk::File(f) => {
+                    let from = (f.position() - 4) as usize;
+                    expected.extend_from_slice(&big[from..from + f.len()]);
+                }
+            }
+            q.push_chunk(p);
+        }
+        (q, expected)
+    }
+
+    #[tokio::test]
+    async fn file_chunks_are_read_and_written_in_order_on_streams_without_sendfile() {
+        for (vectored, max) in [(true, 7), (false, 4096), (true, usize::MAX)] {
+            let (mut q, expected) = mixed_queue();
+            let mut w = Trickle {
+                got: Vec::new(),
+                max,
+                vectored,
+                calls: 0,
+            };
+            q.flush(&mut w).await.expect("flush");
+            assert!(w.got == expected, "vectored={vectored} max={max}");
+            assert_eq!(q.queued, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn file_chunks_go_out_with_sendfile_in_order_on_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let (_r, mut w) = server.into_split();
+        assert!(w.plain_tcp().is_some());
+        let (mut q, expected) = mixed_queue();
+        let want = expected.len();
+        // A slow reader, so the socket buffer fills and sendfile sees short writes and EAGAIN.
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = Vec::with_capacity(want);
+            let mut buf = vec![0u8; 7000];
+            while got.len() < want {
+                let n = client.read(&mut buf).await.expect("read");
+                assert!(n > 0, "early eof after {} bytes", got.len());
+                got.extend_from_slice(&buf[..n]);
+                tokio::task::yield_now().await;
+            }
+            got
+        });
+        q.flush(&mut w).await.expect("flush");
+        let got = reader.await.expect("reader");
+        assert!(got == expected, "bytes differ");
     }
 
     #[tokio::test]

@@ -16,7 +16,9 @@ use tokio::sync::{oneshot, Notify};
 use super::producer_state::{BatchMeta, ProducerState, Verdict};
 use super::ShardSelf;
 use crate::config::Config;
-use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult, SyncToken, Unsynced};
+use crate::log::{
+    AppendInfo, LogConfig, LogError, PartitionLog, ReadResult, RecordSet, SyncToken, Unsynced,
+};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -756,6 +758,32 @@ impl ShardState {
             .ok_or(StorageError::UnknownPartition)?;
         let r = p.log.read(offset, max_bytes)?;
         if let (true, Some(w)) = (r.records.is_empty(), wake) {
+            p.waiters.retain(|w| w.strong_count() > 0);
+            p.waiters.push(Arc::downgrade(w));
+        }
+        Ok(r)
+    }
+
+    /// [`ShardState::read`] for a fetch that can send file regions (`sendfile`): record sets of
+    /// at least `file_min_bytes` stay in the segment files ([`PartitionLog::read_records`]).
+    /// `wake` (a long poll) is notified by the next append even when this read found records,
+    /// since they may be fewer than the fetch's `min_bytes`.
+    pub fn read_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        wake: Option<&Arc<Notify>>,
+    ) -> Result<ReadResult<RecordSet>, StorageError> {
+        let p = self
+            .partitions
+            .get_mut(topic)
+            .and_then(|t| t.get_mut(&partition))
+            .ok_or(StorageError::UnknownPartition)?;
+        let r = p.log.read_records(offset, max_bytes, file_min_bytes)?;
+        if let Some(w) = wake {
             p.waiters.retain(|w| w.strong_count() > 0);
             p.waiters.push(Arc::downgrade(w));
         }
