@@ -426,6 +426,13 @@ impl Broker {
             })?;
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.clone()));
+        for (id, shard) in shards.iter().enumerate() {
+            let timer = metrics.flush_timer(id);
+            // A shard that is gone fails the start-up soon enough elsewhere.
+            let _ = shard
+                .call(move |s: &mut ShardState| s.set_flush_timer(timer))
+                .await;
+        }
         let advertised = match config.advertised_listeners.first() {
             Some(a) => (a.host.clone(), i32::from(a.port)),
             None => {

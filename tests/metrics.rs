@@ -196,6 +196,18 @@ async fn metrics_follow_produce_and_fetch() {
         sum(&s, "esker_shard_fsyncs_total", &[]) > 0.0,
         "acks=all fsyncs"
     );
+    // Every fsync round is timed once it completes (rounds still in flight are not yet).
+    let rounds = sum(&s, "esker_shard_flushes_total", &[]);
+    let timed = sum(
+        &s,
+        "kafka_log_logflushstats_logflushrateandtimems_count",
+        &[],
+    );
+    assert!(
+        timed >= 1.0 && timed <= rounds,
+        "{timed} timed of {rounds} rounds"
+    );
+    assert!(sum(&s, "kafka_log_logflushstats_logflushrateandtimems_sum", &[]) > 0.0);
     assert_eq!(sum(&s, "esker_build_info", &[]), 1.0);
 
     drop(producer);

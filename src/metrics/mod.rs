@@ -40,6 +40,13 @@ use crate::broker::BrokerContext;
 
 /// Latency buckets of `kafka_network_requestmetrics_totaltimems`, in milliseconds (fetches
 /// long-poll up to `fetch.max.wait.ms`, so the tail is long).
+/// Bucket bounds for fsync times in milliseconds: an fdatasync takes tens of microseconds on
+/// a fast device and up to seconds on a struggling one.
+const FLUSH_BUCKETS_MS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+    10000.0,
+];
+
 const LATENCY_BUCKETS_MS: &[f64] = &[
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
     10000.0, 30000.0,
@@ -256,6 +263,7 @@ pub struct Metrics {
     groups: IntGauge,
     rebalances: IntCounter,
     tls_reloads: IntCounterVec,
+    flush_time: HistogramVec,
     stream_vecs: StreamVecs,
     streams: RwLock<HashMap<Arc<str>, Arc<StreamMetrics>>>,
     process: process::ProcessMetrics,
@@ -345,8 +353,18 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 }
 
 fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    histogram_vec_with(registry, name, help, labels, LATENCY_BUCKETS_MS)
+}
+
+fn histogram_vec_with(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
     let v = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS_MS.to_vec()),
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
         labels,
     )
     .unwrap_or_else(|e| panic!("metric {name}: {e}"));
@@ -482,6 +500,14 @@ impl Metrics {
             "Group-commit fsync rounds per shard (LogFlushStats LogFlushRateAndTimeMs count).",
             &["shard"],
         );
+        let flush_time = histogram_vec_with(
+            &r,
+            "kafka_log_logflushstats_logflushrateandtimems",
+            "Time of one fsync round (group commit, or one append with a per-append policy), in \
+             milliseconds, per shard (LogFlushStats LogFlushRateAndTimeMs).",
+            &["shard"],
+            FLUSH_BUCKETS_MS,
+        );
         let fsyncs = counter_vec(
             &r,
             "esker_shard_fsyncs_total",
@@ -551,11 +577,17 @@ impl Metrics {
             groups,
             rebalances,
             tls_reloads,
+            flush_time,
             stream_vecs,
             streams: RwLock::default(),
             process,
             scrape: tokio::sync::Mutex::new(0),
         }
+    }
+
+    /// The histogram of shard `shard`'s fsync rounds, for the shard to observe directly.
+    pub fn flush_timer(&self, shard: usize) -> Histogram {
+        self.flush_time.with_label_values(&[&shard.to_string()])
     }
 
     /// Counts a TLS certificate reload attempt on `listener` (`ok`: the new files are in use).
@@ -779,6 +811,7 @@ mod tests {
         for v in [&m.flushes, &m.fsyncs, &m.fsync_waiters] {
             v.with_label_values(&["0"]).inc();
         }
+        m.flush_timer(0).observe(1.0);
         m.shard_queue.with_label_values(&["0"]).set(1);
         m.shard_cpu.with_label_values(&["0"]).inc();
         let s = m.stream("s");

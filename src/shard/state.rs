@@ -244,6 +244,8 @@ pub struct ShardState {
     partitions: HashMap<String, HashMap<i32, Partition>>,
     commit: GroupCommit,
     stats: SyncStats,
+    /// Time of each fsync round, when the broker registered metrics.
+    flush_timer: Option<prometheus::Histogram>,
     next_retention: Instant,
     next_checkpoint: Instant,
     stopped: bool,
@@ -279,6 +281,7 @@ impl ShardState {
             partitions: HashMap::new(),
             commit: GroupCommit::default(),
             stats: SyncStats::default(),
+            flush_timer: None,
             stopped: false,
         }
     }
@@ -295,6 +298,11 @@ impl ShardState {
     /// The shard's fsync counters.
     pub fn sync_stats(&self) -> SyncStats {
         self.stats
+    }
+
+    /// Where to record the time of each fsync round (the broker's metrics).
+    pub fn set_flush_timer(&mut self, timer: prometheus::Histogram) {
+        self.flush_timer = Some(timer);
     }
 
     /// The directory of a partition, in Kafka's `<topic>-<partition>` layout.
@@ -514,7 +522,9 @@ impl ShardState {
         unsynced: Unsynced,
     ) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
+        let started = Instant::now();
         let result = unsynced.files.iter().try_for_each(|f| f.sync_data());
+        observe_ms(self.flush_timer.as_ref(), started);
         self.stats.flushes += 1;
         self.stats.fsyncs += unsynced.files.len() as u64;
         self.stats.waiters += 1;
@@ -621,8 +631,11 @@ impl ShardState {
         self.commit.in_flight = true;
         let shard = self.id;
         let me = self.me.clone();
+        let timer = self.flush_timer.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
             let result = sync_concurrently(files).await;
+            observe_ms(timer.as_ref(), started);
             if let Err(e) = &result {
                 // The page cache may have dropped the data: the shard's logs stop taking
                 // writes until they are reopened (recovery), rather than retrying silently.
@@ -885,6 +898,13 @@ async fn sync_concurrently(files: Vec<Arc<File>>) -> SyncResult {
         }
     }
     result
+}
+
+/// Records the milliseconds since `started` in `timer`, if there is one.
+fn observe_ms(timer: Option<&prometheus::Histogram>, started: Instant) {
+    if let Some(t) = timer {
+        t.observe(started.elapsed().as_secs_f64() * 1000.0);
+    }
 }
 
 /// Milliseconds since the epoch by the system clock.
