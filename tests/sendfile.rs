@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use common::{consumer_config, producer_config, TestBroker, TIMEOUT};
 use esker::log::batch;
 use esker::tls::certs::{generate, CertsRequest};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -43,19 +41,7 @@ struct Client<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("sendfile-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
+        let frame = common::raw::request_frame(req, version, self.corr, "sendfile-test");
         self.s.write_all(&frame).await.expect("write");
         self.s.flush().await.expect("flush");
         self.corr

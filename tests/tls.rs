@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use common::{http_get, TestBroker};
 use esker::tls::certs::{generate, CertsRequest};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -105,19 +105,7 @@ impl TlsRaw {
 
     async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(s("tls-raw")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
+        let frame = common::raw::request_frame(req, version, self.corr, "tls-raw");
         // A refused handshake may surface here (TLS 1.3 reports it after the client's Finished).
         let _ = self.s.write_all(&frame).await;
         let _ = self.s.flush().await;

@@ -9,6 +9,29 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The size-prefixed frame of `req` with a request header (any transport can send it).
+pub fn request_frame<Req: Request + Encodable>(
+    req: &Req,
+    version: i16,
+    correlation_id: i32,
+    client_id: &'static str,
+) -> BytesMut {
+    let header = RequestHeader::default()
+        .with_request_api_key(Req::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, Req::header_version(version))
+        .expect("header");
+    req.encode(&mut body, version).expect("body");
+    let mut frame = BytesMut::with_capacity(4 + body.len());
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    frame
+}
+
 /// A raw connection to the broker.
 pub struct Raw {
     s: TcpStream,
@@ -31,19 +54,7 @@ impl Raw {
     /// Sends a request without reading the response; returns its correlation id.
     pub async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
         self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(Req::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("raw")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header");
-        req.encode(&mut body, version).expect("body");
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
+        let frame = request_frame(req, version, self.corr, "raw");
         self.send_raw(&frame).await;
         self.corr
     }
