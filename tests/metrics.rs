@@ -196,6 +196,24 @@ async fn metrics_follow_produce_and_fetch() {
         sum(&s, "esker_shard_fsyncs_total", &[]) > 0.0,
         "acks=all fsyncs"
     );
+    // Request sizes: one observation per Produce request, together more than the values sent
+    // ("value-0".."value-999", at least 7 bytes each).
+    let produce = ["request=\"Produce\""];
+    assert_eq!(
+        sum(
+            &s,
+            "kafka_network_requestmetrics_requestbytes_count",
+            &produce
+        ),
+        sum(&s, "kafka_network_requestmetrics_requests_total", &produce)
+    );
+    assert!(
+        sum(
+            &s,
+            "kafka_network_requestmetrics_requestbytes_sum",
+            &produce
+        ) > 7.0 * MESSAGES as f64
+    );
     // Every fsync round is timed once it completes (rounds still in flight are not yet).
     let rounds = sum(&s, "esker_shard_flushes_total", &[]);
     let timed = sum(

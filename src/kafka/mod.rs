@@ -322,6 +322,8 @@ pub async fn dispatch(
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     // A span per request at debug level (target `esker::request`); disabled, it costs a check.
     let span = crate::metrics::request_span(&frame, peer);
+    // RequestBytes counts the 4-byte size prefix too, as Kafka's does.
+    let size = frame.len() + 4;
     let dispatch = if span.is_disabled() {
         handle(frame, ctx, peer, session).await
     } else {
@@ -337,6 +339,7 @@ pub async fn dispatch(
         let reply = fut.await;
         if let Some(api) = metrics.api(raw_key) {
             api.count(version);
+            api.observe_size(size);
             api.observe(started.elapsed());
         }
         reply

@@ -40,6 +40,12 @@ use crate::broker::BrokerContext;
 
 /// Latency buckets of `kafka_network_requestmetrics_totaltimems`, in milliseconds (fetches
 /// long-poll up to `fetch.max.wait.ms`, so the tail is long).
+/// Bucket bounds for request sizes in bytes: from a heartbeat to a full produce request.
+const SIZE_BUCKETS_BYTES: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
 /// Bucket bounds for fsync times in milliseconds: an fdatasync takes tens of microseconds on
 /// a fast device and up to seconds on a struggling one.
 const FLUSH_BUCKETS_MS: &[f64] = &[
@@ -153,6 +159,8 @@ pub struct ApiMetrics {
     requests: Vec<IntCounter>,
     /// `totaltimems`.
     pub latency: Histogram,
+    /// `requestbytes`.
+    size: Histogram,
     /// `throttletimems` (Produce and FetchConsumer only: the APIs with quotas).
     throttle: Option<Histogram>,
 }
@@ -169,6 +177,11 @@ impl ApiMetrics {
     /// Records a request's total time.
     pub fn observe(&self, elapsed: Duration) {
         self.latency.observe(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    /// Records the size of one request in bytes.
+    pub fn observe_size(&self, bytes: usize) {
+        self.size.observe(bytes as f64);
     }
 
     /// Records the quota delay a request was held back for (zero included).
@@ -430,6 +443,13 @@ impl Metrics {
             "Time a request was held back by its client quota, in milliseconds (RequestMetrics ThrottleTimeMs).",
             &["request"],
         );
+        let sizes = histogram_vec_with(
+            &r,
+            "kafka_network_requestmetrics_requestbytes",
+            "Size of each request in bytes, header and size prefix included (RequestMetrics RequestBytes).",
+            &["request"],
+            SIZE_BUCKETS_BYTES,
+        );
         let mut apis = HashMap::new();
         for (key, min, max) in crate::kafka::SUPPORTED {
             let name = request_name(*key);
@@ -437,6 +457,7 @@ impl Metrics {
                 .map(|v| requests.with_label_values(&[name.as_str(), &v.to_string()]))
                 .collect();
             let latency = latency.with_label_values(&[name.as_str()]);
+            let size = sizes.with_label_values(&[name.as_str()]);
             let throttle = matches!(key, ApiKey::Produce | ApiKey::Fetch)
                 .then(|| throttle.with_label_values(&[name.as_str()]));
             apis.insert(
@@ -446,6 +467,7 @@ impl Metrics {
                     min_version: *min,
                     requests,
                     latency,
+                    size,
                     throttle,
                 },
             );
