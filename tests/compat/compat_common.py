@@ -536,3 +536,17 @@ def ck_consume(conf, topic, n, timeout_s):
         got.append(m.value().decode())
     c.close()
     return got
+
+
+def create_active_stream(client, name, shards=1, timeout_s=10.0):
+    """CreateStream, then wait (DescribeStreamSummary) until the stream is ACTIVE; raises if it
+    is not within timeout_s."""
+    client.create_stream(StreamName=name, ShardCount=shards)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stream {name} still {summary['StreamStatus']} after {timeout_s} s")
+        time.sleep(0.1)

@@ -30,7 +30,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from compat_common import BOOTSTRAP, Checks
+from compat_common import BOOTSTRAP, Checks, create_active_stream
 
 METRICS = os.environ.get("METRICS_ENDPOINT", "http://127.0.0.1:9644")
 KINESIS = os.environ.get("KINESIS_ENDPOINT")
@@ -166,12 +166,7 @@ def kinesis_traffic(c):
     k = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
                      aws_access_key_id="compat", aws_secret_access_key="compat")
     name = f"prom-{uuid.uuid4().hex[:8]}"
-    k.create_stream(StreamName=name, ShardCount=1)
-    end = time.monotonic() + DEADLINE
-    while k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-        if time.monotonic() > end:
-            raise RuntimeError("stream never became ACTIVE")
-        time.sleep(0.1)
+    create_active_stream(k, name, timeout_s=DEADLINE)
     for i in range(20):
         k.put_record(StreamName=name, Data=f"record {i}".encode(), PartitionKey=f"pk{i}")
     shard = k.list_shards(StreamName=name)["Shards"][0]["ShardId"]

@@ -20,7 +20,9 @@ import uuid
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compat_common import Checks, OwnBroker, ck_consume, ck_produce, make_certs  # noqa: E402
+from compat_common import (  # noqa: E402
+    Checks, OwnBroker, ck_consume, ck_produce, create_active_stream, make_certs,
+)
 
 N = 200
 TIMEOUT_S = 15
@@ -120,12 +122,7 @@ def kinesis_https(c, broker, certs):
         config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10),
     )
     name = f"tls-stream-{uuid.uuid4().hex[:6]}"
-    client.create_stream(StreamName=name, ShardCount=1)
-    deadline = time.time() + 10
-    while client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-        if time.time() > deadline:
-            break
-        time.sleep(0.1)
+    create_active_stream(client, name)
     put = client.put_record(StreamName=name, Data=b"over https", PartitionKey="pk")
     it = client.get_shard_iterator(StreamName=name, ShardId=put["ShardId"],
                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
