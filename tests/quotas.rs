@@ -46,19 +46,22 @@ async fn produce_as(bootstrap: &str, client_id: &str, total: usize) -> Duration 
         .set("linger.ms", "5")
         .set("batch.size", "65536");
     let producer: FutureProducer = cfg.create().expect("producer");
+    timed_sends(&producer, "quota-topic", total / 1024).await
+}
+
+/// Sends `count` 1 KiB messages to `topic` at once and returns the time until all were
+/// delivered.
+async fn timed_sends(producer: &FutureProducer, topic: &str, count: usize) -> Duration {
     let value = vec![b'q'; 1024];
     let start = Instant::now();
-    let sends = (0..total / 1024).map(|_| {
-        let p = &producer;
+    let sends = (0..count).map(|_| {
         let v = &value;
         async move {
-            p.send(
-                FutureRecord::<(), _>::to("quota-topic").payload(v),
-                TIMEOUT * 2,
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .expect("delivered")
+            producer
+                .send(FutureRecord::<(), _>::to(topic).payload(v), TIMEOUT * 2)
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered")
         }
     });
     join_all(sends).await;
@@ -175,24 +178,8 @@ async fn user_quota_follows_the_sasl_principal() {
                 .set("sasl.username", user)
                 .set("sasl.password", format!("{user}-secret"));
             let producer: FutureProducer = cfg.create().expect("producer");
-            let value = vec![b'q'; 1024];
-            let start = Instant::now();
             // 5 MB at 1 MB/s with one second of burst: about 4 s for alice.
-            let sends = (0..5_000).map(|_| {
-                let p = &producer;
-                let v = &value;
-                async move {
-                    p.send(
-                        FutureRecord::<(), _>::to("user-quota").payload(v),
-                        TIMEOUT * 2,
-                    )
-                    .await
-                    .map_err(|(e, _)| e)
-                    .expect("delivered")
-                }
-            });
-            join_all(sends).await;
-            start.elapsed()
+            timed_sends(&producer, "user-quota", 5_000).await
         }
     };
     let alice = produce("alice").await;
