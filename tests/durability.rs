@@ -113,10 +113,7 @@ async fn recovery_point_is_checkpointed_periodically() {
 async fn clean_restart_with_many_partitions_scans_nothing() {
     const PARTITIONS: i32 = 1000;
     let mut broker = TestBroker::start().await;
-    let ctx = broker.broker.as_ref().expect("running").context().clone();
-    ctx.create_topic("wide", PARTITIONS, Default::default())
-        .await
-        .expect("create");
+    broker.create_topic("wide", PARTITIONS).await;
     produce(&broker.bootstrap(), "wide", 2000, "1").await;
 
     // The first restart fsyncs what was written; the second has nothing to flush.
@@ -124,7 +121,7 @@ async fn clean_restart_with_many_partitions_scans_nothing() {
         let started = Instant::now();
         broker.restart().await;
         let restart = started.elapsed();
-        let ctx = broker.broker.as_ref().expect("running").context().clone();
+        let ctx = broker.context();
         let mut records = 0;
         for p in 0..PARTITIONS {
             let (scanned, end) = ctx

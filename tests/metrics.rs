@@ -165,7 +165,7 @@ async fn metrics_follow_produce_and_fetch() {
             &["request=\"Produce\""]
         ) > 0.0
     );
-    let ctx = broker.broker.as_ref().expect("broker").context().clone();
+    let ctx = broker.context();
     let all: i32 = ctx.catalog.all().iter().map(|t| t.partitions).sum();
     assert!(all >= PARTITIONS);
     assert_eq!(
@@ -241,10 +241,8 @@ async fn partition_series_can_be_switched_off() {
     ])
     .await;
     let addr = broker.metrics_addr();
-    let ctx = broker.broker.as_ref().expect("broker").context().clone();
-    ctx.create_topic("quiet", 3, Default::default())
-        .await
-        .expect("topic");
+    broker.create_topic("quiet", 3).await;
+    let ctx = broker.context();
     let (status, text) = get(addr, "/metrics").await;
     assert_eq!(status, 200);
     let s = samples(&text);
@@ -359,10 +357,7 @@ async fn consumer_lag_follows_commits() {
     let broker = TestBroker::start().await;
     let addr = broker.metrics_addr();
     let bootstrap = broker.bootstrap();
-    let ctx = broker.broker.as_ref().expect("broker").context().clone();
-    ctx.create_topic("lagged", 2, Default::default())
-        .await
-        .expect("topic");
+    broker.create_topic("lagged", 2).await;
     produce_to(&bootstrap, "lagged", 0, 100).await;
     produce_to(&bootstrap, "lagged", 1, 30).await;
     commit(&bootstrap, "readers", "lagged", &[(0, 40), (1, 30)]).await;
@@ -436,10 +431,7 @@ async fn rebalances_are_counted() {
     let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
     let addr = broker.metrics_addr();
     let bootstrap = broker.bootstrap();
-    let ctx = broker.broker.as_ref().expect("broker").context().clone();
-    ctx.create_topic("joined", 1, Default::default())
-        .await
-        .expect("topic");
+    broker.create_topic("joined", 1).await;
     produce_to(&bootstrap, "joined", 0, 1).await;
     let consumer: StreamConsumer = consumer_config(&bootstrap)
         .set("group.id", "joiners")
@@ -565,10 +557,7 @@ async fn group_series_can_be_switched_off() {
         let broker = TestBroker::start_with(&[(key, "false")]).await;
         let addr = broker.metrics_addr();
         let bootstrap = broker.bootstrap();
-        let ctx = broker.broker.as_ref().expect("broker").context().clone();
-        ctx.create_topic("quiet", 1, Default::default())
-            .await
-            .expect("topic");
+        broker.create_topic("quiet", 1).await;
         produce_to(&bootstrap, "quiet", 0, 10).await;
         commit(&bootstrap, "hushed", "quiet", &[(0, 4)]).await;
         let (_, text) = get(addr, "/metrics").await;

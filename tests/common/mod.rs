@@ -19,6 +19,19 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
+    /// The running broker's shared state.
+    pub fn context(&self) -> std::sync::Arc<esker::broker::BrokerContext> {
+        self.broker.as_ref().expect("running").context().clone()
+    }
+
+    /// Creates `name` with `partitions` partitions and default settings.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        self.context()
+            .create_topic(name, partitions, Default::default())
+            .await
+            .expect("create topic");
+    }
+
     /// The address of the broker's metrics endpoint (HTTP).
     pub fn metrics_addr(&self) -> std::net::SocketAddr {
         self.broker
