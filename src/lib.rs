@@ -29,6 +29,7 @@
 //!   principals and their mapping rules, certificate reload, `esker certs`.
 //! - [`kinesis`]: the Kinesis Data Streams API (HTTP, SigV4, one handler per operation) over
 //!   the same shards and logs: a stream is a topic, a shard a partition.
+//! - [`raft`]: cluster mode's Raft metadata quorum (openraft), an opaque replicated log.
 
 #![warn(missing_docs)]
 
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod net;
 pub mod producer_ids;
 pub mod quota;
+pub mod raft;
 pub mod shard;
 pub mod tls;
 pub mod topic_config;
