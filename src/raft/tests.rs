@@ -663,3 +663,87 @@ async fn malformed_frames_close_the_connection_and_the_node_keeps_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn writes_fail_within_the_deadline_without_a_quorum() {
+    bounded(async {
+        fn short_requests(config: &mut QuorumConfig) {
+            config.request_timeout = Duration::from_secs(1);
+        }
+        let mut cluster = Cluster::start(3, short_requests);
+        let leader = cluster.leader().await;
+        cluster.q(leader).write(b"a".to_vec()).await.unwrap();
+        let survivor = follower_of(&cluster, leader);
+        for id in cluster.running() {
+            if id != survivor {
+                cluster.stop(id).await;
+            }
+        }
+        let started = Instant::now();
+        let error = cluster.q(survivor).write(b"b".to_vec()).await.unwrap_err();
+        assert!(
+            matches!(error, super::QuorumError::NoLeader { .. }),
+            "{error}"
+        );
+        let error = cluster
+            .q(survivor)
+            .call_leader(b"x".to_vec())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, super::QuorumError::NoLeader { .. }),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let quorum = cluster.q(survivor).clone();
+        cluster.shutdown_all().await;
+        let error = quorum.write(b"c".to_vec()).await.unwrap_err();
+        assert!(matches!(error, super::QuorumError::Shutdown), "{error}");
+        quorum.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_rpc_to_a_peer_that_never_answers_times_out() {
+    bounded(async {
+        use super::network::{kind, CallError, Pool};
+        // Accepted by the kernel's backlog, never read: like a SIGSTOPped peer.
+        let silent = bind();
+        let addr = silent.local_addr().unwrap().to_string();
+        let pool = Pool::default();
+        let started = Instant::now();
+        let result = pool
+            .call(
+                9,
+                &addr,
+                kind::DESCRIBE,
+                b"null",
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(CallError::Timeout { sent: true, .. })),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+
+        // Nobody listening: not delivered, so safe to retry elsewhere.
+        drop(silent);
+        let result = pool
+            .call(
+                9,
+                &addr,
+                kind::DESCRIBE,
+                b"null",
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(matches!(result, Err(CallError::NotSent(_))), "{result:?}");
+    })
+    .await;
+}
