@@ -1,9 +1,9 @@
 //! Cluster mode's Raft metadata quorum: a replicated log of opaque commands, applied in order to
 //! an application [`StateMachine`] on every node, built on openraft 0.9.
 //!
-//! **Ownership.** This module owns the quorum's durable store (log, vote, snapshot; see
-//! [`store`](self::store) for the files), the controller-listener protocol between the nodes
-//! (see [`network`](self::network) for the frames), and the openraft instance. It knows nothing
+//! **Ownership.** This module owns the quorum's durable store (log, vote, snapshot; the
+//! private `store` module documents the files), the controller-listener protocol between the
+//! nodes (frames in the private `network` module), and the openraft instance. It knows nothing
 //! about what the commands mean: the metadata layer supplies the [`StateMachine`] and the
 //! [`LeaderHandler`].
 //!
@@ -44,6 +44,10 @@ use serde::{Deserialize, Serialize};
 pub use self::quorum::Quorum;
 
 /// What the quorum replicates: applied in log order on every node.
+///
+/// Called on the quorum's "esker-raft" thread, which also runs elections and heartbeats: the
+/// methods must be quick and must not block (no network, no waiting on other runtimes). An
+/// `apply` that takes longer than the election timeout can cost the leadership.
 pub trait StateMachine: Send + 'static {
     /// Applies one committed command (opaque bytes from [`Quorum::write`]) at `index`; returns
     /// the reply bytes given to the writer.
@@ -55,7 +59,11 @@ pub trait StateMachine: Send + 'static {
 }
 
 /// Handles application requests sent to the leader with [`Quorum::call_leader`] (e.g. broker
-/// heartbeats). Runs on the quorum's runtime.
+/// heartbeats). Runs on the quorum's runtime: the future must not block that thread; work that
+/// belongs on another runtime should be spawned there and awaited. It is bounded by
+/// [`QuorumConfig::request_timeout`]. It may call [`Quorum::write`] on a clone of the quorum
+/// (set into e.g. a `OnceLock` after start; that clone keeps the node alive until an explicit
+/// [`Quorum::shutdown`]).
 pub type LeaderHandler =
     Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync>;
 
@@ -159,7 +167,8 @@ pub struct QuorumStatus {
     pub is_leader: bool,
     /// Index of the last entry applied to this node's state machine.
     pub last_applied: Option<u64>,
-    /// Index of the last entry this node knows to be committed.
+    /// Index of the last entry this node knows to be committed (refreshed on each openraft
+    /// metrics change, so it may trail by a moment; never below `last_applied`).
     pub committed: Option<u64>,
     /// Index of the last entry in this node's log.
     pub last_log_index: Option<u64>,

@@ -29,6 +29,8 @@
 //!   it again.
 //! - `snapshot`: one frame holding the snapshot metadata (last log id, membership) and the
 //!   state machine's bytes, replaced atomically and durably.
+//! - `lock`: empty; an exclusive `flock` on it while the store is open, so two nodes (or two
+//!   processes) never share a directory.
 //!
 //! On start the state machine is restored from `snapshot`, and openraft re-applies the logged
 //! entries after it up to the committed hint; nothing else about the state machine is persisted.
@@ -61,6 +63,7 @@ const LOG_FILE: &str = "raft.log";
 const VOTE_FILE: &str = "vote";
 const COMMITTED_FILE: &str = "committed";
 const SNAPSHOT_FILE: &str = "snapshot";
+const LOCK_FILE: &str = "lock";
 
 /// One record of `raft.log`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,6 +102,8 @@ pub(crate) struct Store {
 
 struct Inner {
     dir: PathBuf,
+    /// Holds an exclusive `flock` on `lock` while the store is open.
+    _lock: File,
     log: Mutex<LogMemory>,
     writer: Mutex<LogWriter>,
     machine: Mutex<Applied>,
@@ -216,6 +221,29 @@ fn write_atomic(dir: &Path, name: &str, payload: &[u8], durable: bool) -> io::Re
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Takes an exclusive lock on `dir` (released when the returned file is closed), so two nodes
+/// never share a store.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_context(format!("open {}", path.display()), e))?;
+    // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io_context(
+            format!("{} is in use by another quorum node", dir.display()),
+            e,
+        ));
+    }
+    Ok(file)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -474,6 +502,7 @@ impl Store {
     /// Opens (creating if missing) the store in `dir`, restoring `machine` from the snapshot.
     pub(crate) fn open(dir: &Path, mut machine: Box<dyn StateMachine>) -> io::Result<Store> {
         fs::create_dir_all(dir).map_err(|e| io_context(format!("create {}", dir.display()), e))?;
+        let lock_file = lock_dir(dir)?;
 
         let vote: Option<Vote<u64>> = match read_single(dir, VOTE_FILE)? {
             Some(payload) => Some(
@@ -550,6 +579,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                _lock: lock_file,
                 log: Mutex::new(log),
                 writer: Mutex::new(writer),
                 machine: Mutex::new(applied),

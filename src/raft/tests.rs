@@ -747,3 +747,64 @@ async fn an_rpc_to_a_peer_that_never_answers_times_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_store_directory_serves_one_node_at_a_time() {
+    bounded(async {
+        let mut cluster = Cluster::start(1, no_tuning);
+        cluster.leader().await;
+        cluster.q(1).write(b"a".to_vec()).await.unwrap();
+
+        let node = &cluster.nodes[&1];
+        let config = QuorumConfig::new(1, node.voters.clone(), node.dir.clone());
+        let machine = Box::new(Strings {
+            items: Arc::new(Mutex::new(Vec::new())),
+        });
+        match Quorum::start(config, bind(), machine, echo_handler(1)) {
+            Ok(_) => panic!("two nodes opened one store"),
+            Err(e) => assert!(
+                e.to_string().contains("in use by another quorum node"),
+                "{e}"
+            ),
+        }
+
+        // Once shut down, the directory (and the address) can be used again at once.
+        cluster.stop(1).await;
+        cluster.restart(1);
+        cluster.converged(&strings(&["a"])).await;
+        cluster.shutdown_all().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_leader_handler_can_write_through_the_quorum() {
+    bounded(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = bind();
+        let voters = BTreeMap::from([(1, listener.local_addr().unwrap().to_string())]);
+        let slot: Arc<std::sync::OnceLock<Quorum>> = Arc::new(std::sync::OnceLock::new());
+        let handler_slot = Arc::clone(&slot);
+        let handler: LeaderHandler = Arc::new(move |request: Vec<u8>| {
+            let slot = Arc::clone(&handler_slot);
+            Box::pin(async move {
+                match slot.get() {
+                    Some(quorum) => quorum.write(request).await.unwrap_or_default(),
+                    None => Vec::new(),
+                }
+            })
+        });
+        let items = Arc::new(Mutex::new(Vec::new()));
+        let machine = Box::new(Strings {
+            items: Arc::clone(&items),
+        });
+        let config = QuorumConfig::new(1, voters, tmp.path().join("node-1"));
+        let quorum = Quorum::start(config, listener, machine, handler).unwrap();
+        let _ = slot.set(quorum.clone());
+        let reply = quorum.call_leader(b"registered".to_vec()).await.unwrap();
+        assert_eq!(reply, b"1");
+        assert_eq!(*items.lock().unwrap(), strings(&["registered"]));
+        quorum.shutdown().await.unwrap();
+    })
+    .await;
+}
