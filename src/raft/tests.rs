@@ -808,3 +808,9 @@ async fn a_leader_handler_can_write_through_the_quorum() {
     })
     .await;
 }
+
+#[test]
+fn the_quorum_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Quorum>();
+}
