@@ -22,6 +22,10 @@ use crate::shard::{
 /// Kafka's name for the marker a clean shutdown leaves in the log directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
+/// The metadata quorum's directory under `log.dirs` when `metadata.log.dir` is not set
+/// (Kafka's name).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
 /// Errors that stop the broker from starting or stopping cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -50,6 +54,9 @@ pub enum BrokerError {
     /// The group coordinator could not create or load `__consumer_offsets`.
     #[error(transparent)]
     Coordinator(#[from] crate::coordinator::CoordinatorError),
+    /// The cluster settings or the metadata quorum failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// A partition could not be opened or recovered.
     #[error("partition {topic}-{partition}: {source}")]
     Partition {
@@ -77,6 +84,42 @@ pub enum CreateTopicError {
     /// Storage failed while creating the partitions.
     #[error("cannot create partition: {0}")]
     Storage(String),
+    /// More replicas than brokers, or a replication factor below 1.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// An explicit replica assignment that cannot be used.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// The metadata quorum could not take the change.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::controller::ControllerError> for CreateTopicError {
+    fn from(e: crate::controller::ControllerError) -> Self {
+        use crate::controller::{ControllerError as C, PlacementError as P};
+        match e {
+            C::TopicExists(n) => CreateTopicError::AlreadyExists(n),
+            C::Placement(p @ P::ReplicationFactor { .. }) => {
+                CreateTopicError::InvalidReplicationFactor(p.to_string())
+            }
+            C::Placement(p @ P::Assignment(_)) => {
+                CreateTopicError::InvalidReplicaAssignment(p.to_string())
+            }
+            other => CreateTopicError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A partition this node does not lead: who does, as far as the metadata image knows.
+#[derive(Debug, Clone)]
+pub struct NotLeader {
+    /// The leader's id, -1 if none.
+    pub leader_id: i32,
+    /// The leader epoch, -1 if unknown.
+    pub leader_epoch: i32,
+    /// The leader's endpoint on the listener of the request, if known.
+    pub endpoint: Option<(String, i32)>,
 }
 
 /// State shared by every connection and handler.
@@ -101,6 +144,12 @@ pub struct BrokerContext {
     pub security: crate::auth::Security,
     /// Every exported metric (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The controller of a cluster node; `None` for the single-node broker.
+    pub cluster: Option<Arc<crate::controller::Controller>>,
+    /// The metadata index this node's catalog and logs have caught up with (cluster only).
+    pub synced: watch::Receiver<u64>,
+    /// The producer-id block handed to this node by the controller: (next, end).
+    cluster_producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
 impl BrokerContext {
@@ -109,17 +158,151 @@ impl BrokerContext {
         &self.shards[shard_for(topic, partition, self.shards.len())]
     }
 
-    /// Creates a topic: catalog entry, then every partition's directory and log on its shard.
+    /// Creates a topic with the default replication factor (see [`Self::create_topic_with`]).
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, CreateTopicError> {
+        self.create_topic_with(name, partitions, None, None, configs, false)
+            .await?
+            .ok_or_else(|| CreateTopicError::Unavailable("topic not visible after creation".into()))
+    }
+
+    /// Creates a topic (`None` when `validate_only`). On a single node the replication factor
+    /// must be 1 and the topic is created here; in a cluster the controller places the
+    /// replicas (`rf` None: `default.replication.factor`; or the explicit `assignments`) and
+    /// this returns once this node has applied the change.
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: Option<i16>,
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<TopicMeta>, CreateTopicError> {
         catalog::validate_topic_name(name)?;
+        let partitions = assignments.as_ref().map_or(partitions, |a| a.len() as i32);
         if partitions < 1 {
             return Err(CreateTopicError::InvalidPartitions);
         }
+        let Some(cluster) = &self.cluster else {
+            let node = self.config.node_id;
+            if let Some(rf) = rf.filter(|rf| *rf != 1) {
+                return Err(CreateTopicError::InvalidReplicationFactor(format!(
+                    "replication factor {rf} is larger than the number of brokers (1)"
+                )));
+            }
+            if let Some(bad) = assignments
+                .iter()
+                .flatten()
+                .find(|r| r.as_slice() != [node])
+            {
+                return Err(CreateTopicError::InvalidReplicaAssignment(format!(
+                    "replica assignment {bad:?} names brokers other than {node}"
+                )));
+            }
+            if validate_only {
+                return Ok(None);
+            }
+            return self
+                .create_topic_local(name, partitions, configs)
+                .await
+                .map(Some);
+        };
+        let (_, index) = cluster
+            .create_topic(name, partitions, rf, assignments, configs, validate_only)
+            .await?;
+        if validate_only {
+            return Ok(None);
+        }
+        self.wait_synced(index).await;
+        Ok(self.catalog.get(name))
+    }
+
+    /// Waits (bounded) until this node has reconciled the metadata up to `index`.
+    pub async fn wait_synced(&self, index: u64) {
+        let mut rx = self.synced.clone();
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            rx.wait_for(|i| *i >= index),
+        )
+        .await;
+        if !matches!(waited, Ok(Ok(_))) {
+            tracing::warn!(
+                index,
+                "this node has not caught up with a metadata change yet"
+            );
+        }
+    }
+
+    /// Who leads a partition, if not this node. A single node leads everything; unknown
+    /// partitions are left to the handlers (UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn not_leader(&self, topic: &str, partition: i32, listener: &str) -> Option<NotLeader> {
+        let cluster = self.cluster.as_ref()?;
+        let image = cluster.image();
+        let p = image.partition(topic, partition)?;
+        if p.leader == cluster.node_id() {
+            return None;
+        }
+        Some(NotLeader {
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            endpoint: broker_endpoint(&image, p.leader, listener),
+        })
+    }
+
+    /// Replaces a topic's config overrides (validated by the caller): stored with the topic
+    /// (the metadata log in a cluster, `.esker-config` on a single node) and applied.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        if let Some(cluster) = &self.cluster {
+            let index = cluster
+                .set_topic_configs(name, configs)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.wait_synced(index).await;
+            return Ok(());
+        }
+        crate::topic_config::store(&self.config.log_dir, name, &configs)
+            .map_err(|e| format!("cannot store topic configs: {e}"))?;
+        self.catalog.set_configs(name, configs);
+        self.apply_topic_configs(name).await;
+        Ok(())
+    }
+
+    /// A producer id unique in the cluster (InitProducerId).
+    pub async fn allocate_producer_id(&self) -> Result<i64, String> {
+        let Some(cluster) = &self.cluster else {
+            return self.producer_ids.allocate().map_err(|e| e.to_string());
+        };
+        let mut block = self.cluster_producer_ids.lock().await;
+        if block.0 >= block.1 {
+            const BLOCK: i64 = 1000;
+            let start = cluster
+                .allocate_producer_ids(BLOCK)
+                .await
+                .map_err(|e| e.to_string())?;
+            *block = (start, start + BLOCK);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
+    }
+
+    /// Creates a topic on this node only: catalog entry, then every partition's directory and
+    /// log on its shard.
+    async fn create_topic_local(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, CreateTopicError> {
         if !configs.is_empty() {
             crate::topic_config::store(&self.config.log_dir, name, &configs)
                 .map_err(|e| CreateTopicError::Storage(e.to_string()))?;
@@ -170,8 +353,17 @@ impl BrokerContext {
     }
 
     /// Raises a topic's partition count to `count`, creating the new partitions on their
-    /// shards before the catalog announces them.
+    /// shards before the catalog announces them (in a cluster: on their replicas, through the
+    /// controller).
     pub async fn add_partitions(&self, name: &str, count: i32) -> Result<(), String> {
+        if let Some(cluster) = &self.cluster {
+            let index = cluster
+                .create_partitions(name, count, None, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.wait_synced(index).await;
+            return Ok(());
+        }
         let meta = self
             .catalog
             .get(name)
@@ -199,8 +391,27 @@ impl BrokerContext {
         Ok(())
     }
 
-    /// Deletes a topic and its data; `None` if it does not exist.
+    /// Deletes a topic and its data (in a cluster: on every node, through the controller);
+    /// `None` if it does not exist.
     pub async fn delete_topic(&self, name: &str) -> Option<TopicMeta> {
+        let Some(cluster) = &self.cluster else {
+            return self.remove_local_topic(name).await;
+        };
+        let meta = self.catalog.get(name)?;
+        match cluster.delete_topic(name).await {
+            Ok(index) => {
+                self.wait_synced(index).await;
+                Some(meta)
+            }
+            Err(e) => {
+                tracing::warn!(topic = name, error = %e, "topic deletion failed");
+                None
+            }
+        }
+    }
+
+    /// Removes a topic and its data from this node only.
+    pub async fn remove_local_topic(&self, name: &str) -> Option<TopicMeta> {
         let meta = self.catalog.remove(name)?;
         self.metrics.remove_topic(name);
         if let Err(e) = crate::topic_config::store(&self.config.log_dir, name, &BTreeMap::new()) {
@@ -343,7 +554,9 @@ impl Broker {
         // Open (and, after a crash, recover) every partition on its shard, shards in parallel.
         let started = std::time::Instant::now();
         let catalog = Arc::new(Catalog::default());
+        let clustered = config.cluster.enabled();
         let mut pending = Vec::new();
+        let mut local = Vec::new();
         for t in &topics {
             let log_config = crate::topic_config::log_config(&config, &t.configs);
             for p in 0..t.partitions {
@@ -351,6 +564,11 @@ impl Broker {
                 let missing =
                     catalog::read_partition_metadata(&ShardState::partition_dir(&dir, &t.name, p))
                         .is_none();
+                // A cluster node holds only some partitions of a topic: open what is here.
+                if clustered && missing {
+                    continue;
+                }
+                local.push((t.name.to_string(), p));
                 let id = missing.then_some(t.id);
                 let shard = &shards[shard_for(&t.name, p, shards.len())];
                 let log_config = log_config.clone();
@@ -384,8 +602,10 @@ impl Broker {
             sync_dir(&dir).map_err(data_err(&dir))?;
         }
 
-        // Listeners: bind every address each listener resolves to.
+        // Listeners: bind every address each listener resolves to; the controller listener
+        // serves the metadata quorum, not Kafka clients.
         let mut listeners = Vec::new();
+        let mut controller_listener = None;
         for l in &config.listeners {
             let addrs = crate::config::resolve(l).map_err(|source| BrokerError::Bind {
                 addr: format!("{}:{}", l.host, l.port),
@@ -404,12 +624,16 @@ impl Broker {
                         addr: addr.to_string(),
                         source,
                     })?;
-                let local = sock.local_addr().map_err(|source| BrokerError::Bind {
+                let bound = sock.local_addr().map_err(|source| BrokerError::Bind {
                     addr: addr.to_string(),
                     source,
                 })?;
                 // A name bound on several addresses shares the port picked for the first.
-                port = local.port();
+                port = bound.port();
+                if clustered && l.name == config.cluster.controller_listener {
+                    controller_listener.get_or_insert(sock);
+                    continue;
+                }
                 listeners.push((l.name.clone(), sock));
             }
         }
@@ -462,6 +686,7 @@ impl Broker {
             catalog
                 .get(crate::coordinator::OFFSETS_TOPIC)
                 .map_or(config.offsets_topic_num_partitions, |t| t.partitions),
+            !clustered,
         );
         let security = crate::auth::Security::open(&dir, config.security.clone())
             .map_err(|e| data_err(&dir)(std::io::Error::other(e.to_string())))?;
@@ -525,6 +750,39 @@ impl Broker {
             .chain(kinesis_tls.as_ref())
             .cloned()
             .collect();
+        let cluster = match controller_listener {
+            Some(sock) => {
+                let endpoints = infos
+                    .iter()
+                    .map(|i| crate::metadata::Endpoint {
+                        name: i.name.clone(),
+                        host: i.advertised.0.clone(),
+                        port: i.advertised.1 as u16,
+                    })
+                    .collect();
+                let meta_dir = config
+                    .cluster
+                    .metadata_log_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.join(METADATA_DIR));
+                let controller = crate::controller::Controller::start(
+                    config.cluster.clone(),
+                    meta_dir,
+                    sock,
+                    endpoints,
+                )
+                .map_err(|e| BrokerError::Cluster(e.to_string()))?;
+                Some(controller)
+            }
+            None if clustered => {
+                return Err(BrokerError::Cluster(format!(
+                    "no listener named {} to serve the metadata quorum",
+                    config.cluster.controller_listener
+                )))
+            }
+            None => None,
+        };
+        let (synced_tx, synced) = watch::channel(0u64);
         let ctx = Arc::new(BrokerContext {
             config,
             catalog,
@@ -536,10 +794,41 @@ impl Broker {
             coordinator,
             security,
             metrics,
+            cluster: cluster.clone(),
+            synced,
+            cluster_producer_ids: tokio::sync::Mutex::new((0, 0)),
         });
-        // Groups and offsets are replayed before any connection is accepted.
-        crate::coordinator::start_up(&ctx).await?;
         let (stop, stop_rx) = watch::channel(false);
+        match &cluster {
+            // Groups and offsets are replayed before any connection is accepted.
+            None => crate::coordinator::start_up(&ctx).await?,
+            Some(controller) => {
+                // Registering commits an entry, so afterwards this node's image holds at least
+                // everything committed before it started; one pass then brings the local
+                // catalog and logs in line before any client is served.
+                tracing::info!(
+                    node = ctx.config.node_id,
+                    voters = ?ctx.config.cluster.voters,
+                    "joining the metadata quorum"
+                );
+                controller
+                    .register(std::time::Duration::from_secs(u64::MAX / 4))
+                    .await
+                    .map_err(|e| BrokerError::Cluster(e.to_string()))?;
+                let mut replicas = crate::replicas::Replicas::new(local);
+                replicas
+                    .reconcile(&ctx, controller, &controller.image(), &synced_tx)
+                    .await;
+                shards[0].spawn(crate::replicas::run(
+                    ctx.clone(),
+                    controller.clone(),
+                    replicas,
+                    synced_tx,
+                    stop_rx.clone(),
+                ));
+                shards[0].spawn(controller.clone().run(stop_rx.clone()));
+            }
+        }
         let drain = Drain::default();
         let reload_metrics = ctx.metrics.clone();
         shards[0].spawn(crate::tls::reload_loop(
@@ -654,6 +943,9 @@ impl Broker {
             );
         }
         let dir = self.ctx.config.log_dir.clone();
+        if let Some(controller) = &self.ctx.cluster {
+            controller.shutdown().await;
+        }
         // The metrics endpoint answered `/readyz` 503 during the drain; it closes now.
         let _ = self.metrics_stop.send(true);
         drop(self.ctx);
@@ -782,4 +1074,19 @@ fn load_dynamic(log_dir: &Path, config: &Config) {
             Err(e) => tracing::warn!(error = %e, "ignoring stored dynamic broker config"),
         }
     }
+}
+
+/// A broker's advertised endpoint on `listener` (else its first one), from the image.
+pub fn broker_endpoint(
+    image: &crate::metadata::MetadataImage,
+    id: i32,
+    listener: &str,
+) -> Option<(String, i32)> {
+    let b = image.brokers.get(&id)?;
+    let e = b
+        .endpoints
+        .iter()
+        .find(|e| e.name == listener)
+        .or_else(|| b.endpoints.first())?;
+    Some((e.host.clone(), i32::from(e.port)))
 }

@@ -190,7 +190,7 @@ pub fn scan_log_dir(log_dir: &Path) -> std::io::Result<Vec<TopicMeta>> {
         let Ok(part) = part.parse::<i32>() else {
             continue;
         };
-        if validate_topic_name(topic).is_err() || part < 0 {
+        if validate_topic_name(topic).is_err() || part < 0 || topic == "__cluster_metadata" {
             continue;
         }
         let Some(id) = read_partition_metadata(&entry.path()) else {

@@ -100,7 +100,7 @@ pub const KEYS: &[KeyDef] = &[
     },
     KeyDef {
         name: "listener.security.protocol.map",
-        default: "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL",
+        default: "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
         kind: Kind::Str,
         doc: "Listener name to security protocol, `NAME:PROTOCOL,...`, so listeners can have names \
               of their own (e.g. `INTERNAL:SASL_PLAINTEXT`).",
@@ -230,12 +230,6 @@ pub const KEYS: &[KeyDef] = &[
         default: "true",
         kind: Kind::Bool,
         doc: "Create a topic when a client asks Metadata for one that does not exist.",
-    },
-    KeyDef {
-        name: "default.replication.factor",
-        default: "1",
-        kind: Kind::Int { min: 1, max: 1 },
-        doc: "Replication factor of auto-created topics; a single broker only supports 1.",
     },
     KeyDef {
         name: "message.max.bytes",
@@ -372,6 +366,104 @@ pub const KEYS: &[KeyDef] = &[
         default: "10000",
         kind: Kind::Int { min: 0, max: I32MAX },
         doc: "How long a graceful shutdown waits for in-flight requests before closing connections.",
+    },
+    KeyDef {
+        name: "process.roles",
+        default: "",
+        kind: Kind::Str,
+        doc: "Kafka's KRaft roles of this node: `broker,controller` (a node of a cluster that is both) \
+              or `controller` (a quorum member only). Empty (the default) runs the single-node broker \
+              without a quorum. `broker` alone is not supported yet: run cluster nodes as \
+              `broker,controller`.",
+    },
+    KeyDef {
+        name: "controller.quorum.voters",
+        default: "",
+        kind: Kind::Str,
+        doc: "The metadata quorum, `id@host:port,...`: every controller's node.id and the address of \
+              its controller listener. Required when process.roles includes controller (this node \
+              must be listed, unless it joins later with `esker quorum add-voter`).",
+    },
+    KeyDef {
+        name: "controller.quorum.bootstrap.servers",
+        default: "",
+        kind: Kind::Str,
+        doc: "Controller addresses, `host:port,...`, used to reach the quorum when this node is not \
+              among controller.quorum.voters (KIP-853: a node waiting to be added as a voter).",
+    },
+    KeyDef {
+        name: "controller.listener.names",
+        default: "CONTROLLER",
+        kind: Kind::Str,
+        doc: "The listener (by name, in listeners) on which the controller serves the quorum's \
+              internal RPC (Raft replication, forwarded metadata writes, broker heartbeats). It is \
+              not a Kafka listener: clients never connect to it. Only the first name is used.",
+    },
+    KeyDef {
+        name: "inter.broker.listener.name",
+        default: "",
+        kind: Kind::Str,
+        doc: "The listener other brokers use to reach this one; empty means the first listener that \
+              is not a controller listener.",
+    },
+    KeyDef {
+        name: "broker.rack",
+        default: "",
+        kind: Kind::Str,
+        doc: "The rack of this broker, registered with the quorum and used to spread a partition's \
+              replicas over racks. Empty means no rack.",
+    },
+    KeyDef {
+        name: "default.replication.factor",
+        default: "1",
+        kind: Kind::Int { min: 1, max: 32767 },
+        doc: "Replication factor of topics created without one (auto-creation, CreateTopics with -1). \
+              A single node always uses 1.",
+    },
+    KeyDef {
+        name: "offsets.topic.replication.factor",
+        default: "3",
+        kind: Kind::Int { min: 1, max: 32767 },
+        doc: "Replication factor of `__consumer_offsets` in a cluster. As in Kafka, the topic is \
+              created once that many brokers are registered (FindCoordinator answers \
+              COORDINATOR_NOT_AVAILABLE until then). A single node always uses 1.",
+    },
+    KeyDef {
+        name: "metadata.log.dir",
+        default: "",
+        kind: Kind::Str,
+        doc: "Directory of the metadata quorum's log, vote and snapshots. Empty means \
+              `<log.dirs>/__cluster_metadata-0`, as in Kafka.",
+    },
+    KeyDef {
+        name: "controller.quorum.election.timeout.ms",
+        default: "1000",
+        kind: Kind::Int { min: 100, max: 600_000 },
+        doc: "How long a quorum member waits without hearing from a leader before it starts an \
+              election (randomised between this and twice this); the leader sends heartbeats every \
+              fifth of it.",
+    },
+    KeyDef {
+        name: "metadata.snapshot.interval.entries",
+        default: "1000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "A controller snapshots the metadata image and purges its log after this many applied \
+              entries, so the log does not grow without bound; a restarted node catches up from the \
+              leader's log or snapshot.",
+    },
+    KeyDef {
+        name: "broker.heartbeat.interval.ms",
+        default: "2000",
+        kind: Kind::Int { min: 10, max: I32MAX },
+        doc: "How often a broker sends a heartbeat to the active controller.",
+    },
+    KeyDef {
+        name: "broker.session.timeout.ms",
+        default: "9000",
+        kind: Kind::Int { min: 100, max: I32MAX },
+        doc: "A broker whose heartbeats stop for this long is fenced: it is no longer named as a \
+              partition leader or in-sync replica, and leaders move to other in-sync replicas. It is \
+              unfenced at its next heartbeat.",
     },
     KeyDef {
         name: "offsets.topic.num.partitions",
@@ -650,6 +742,8 @@ pub struct Config {
     pub fsync_per_append: bool,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// The KRaft keys (`process.roles`, `controller.quorum.voters`, ...).
+    pub cluster: crate::metadata::ClusterConfig,
     /// `offsets.retention.minutes`.
     pub offsets_retention: Duration,
     /// `offsets.retention.check.interval.ms`.
@@ -845,6 +939,12 @@ impl Config {
             n => n as usize,
         };
         let producer_id_expiration_ms = int("producer.id.expiration.ms");
+        let cluster = crate::metadata::ClusterConfig::from_values(&get, &listeners, int("node.id"))
+            .map_err(|(key, reason)| ConfigError::InvalidValue {
+                key: key.into(),
+                value: get(key),
+                reason,
+            })?;
         Ok(Config {
             node_id: int("node.id") as i32,
             listeners,
@@ -884,6 +984,7 @@ impl Config {
             ),
             fsync_per_append: false,
             offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
+            cluster,
             offsets_retention: Duration::from_secs(int("offsets.retention.minutes") as u64 * 60),
             offsets_retention_check_interval: Duration::from_millis(int(
                 "offsets.retention.check.interval.ms",

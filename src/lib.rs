@@ -30,6 +30,10 @@
 //! - [`kinesis`]: the Kinesis Data Streams API (HTTP, SigV4, one handler per operation) over
 //!   the same shards and logs: a stream is a topic, a shard a partition.
 //! - [`raft`]: cluster mode's Raft metadata quorum (openraft), an opaque replicated log.
+//! - [`metadata`]: the cluster metadata: KRaft settings, records, the image and its feed.
+//! - [`controller`]: the metadata quorum member, replica placement, broker registration,
+//!   heartbeats and fencing; the only writer of the metadata log.
+//! - [`replicas`]: keeps this node's catalog and partition logs in step with the image.
 
 #![warn(missing_docs)]
 
@@ -37,15 +41,18 @@ pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod controller;
 pub mod coordinator;
 pub mod kafka;
 pub mod kinesis;
 pub mod log;
+pub mod metadata;
 pub mod metrics;
 pub mod net;
 pub mod producer_ids;
 pub mod quota;
 pub mod raft;
+pub mod replicas;
 pub mod shard;
 pub mod tls;
 pub mod topic_config;

@@ -115,7 +115,11 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Installs the log subscriber: the `RUST_LOG` filter (default `info`; per-request spans and
+/// The log filter without `RUST_LOG`: openraft's own lines (a refused connection while a peer
+/// starts is logged as an error there) stay off; Esker logs quorum events itself.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
+
+/// Installs the log subscriber: the `RUST_LOG` filter (default `info`, openraft off; per-request spans and
 /// lines with `esker::request=debug`), text or JSON lines on stdout. `ESKER_LOG_FORMAT`
 /// overrides the `log.format` key.
 fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
@@ -124,8 +128,12 @@ fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| configured.unwrap_or("text").to_string());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    // Colour codes only on a terminal, not in files and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     match format.as_str() {
         "json" => builder
             .json()

@@ -469,6 +469,10 @@ pub type Results = Result<Vec<Result<(), GroupError>>, GroupError>;
 pub struct Coordinator {
     partitions: Vec<mpsc::Sender<Command>>,
     config: GroupConfig,
+    /// Which partitions this node coordinates: all of them on a single node; in a cluster,
+    /// those whose `__consumer_offsets` partition this node leads and has loaded. Requests for
+    /// the others answer NOT_COORDINATOR.
+    leading: Arc<[std::sync::atomic::AtomicBool]>,
 }
 
 /// Errors of coordinator start-up.
@@ -501,6 +505,7 @@ impl Coordinator {
         catalog: Arc<Catalog>,
         config: GroupConfig,
         partitions: i32,
+        lead_all: bool,
     ) -> Self {
         let partitions = partitions.max(1);
         let mut senders = Vec::with_capacity(partitions as usize);
@@ -520,7 +525,50 @@ impl Coordinator {
         Coordinator {
             partitions: senders,
             config,
+            leading: (0..partitions)
+                .map(|_| std::sync::atomic::AtomicBool::new(lead_all))
+                .collect(),
         }
+    }
+
+    /// Whether this node coordinates the groups of `partition`.
+    pub fn is_leading(&self, partition: i32) -> bool {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.leading.get(p))
+            .is_some_and(|l| l.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Starts or stops coordinating the groups of `partition` (cluster mode).
+    pub fn set_leading(&self, partition: i32, leading: bool) {
+        if let Some(l) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.leading.get(p))
+        {
+            l.store(leading, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Replays one partition; returns the number of groups loaded. A partition loads once:
+    /// a second call answers at once.
+    pub async fn load_partition(&self, partition: i32) -> Result<usize, CoordinatorError> {
+        let tx = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+            .ok_or_else(|| CoordinatorError::Load {
+                partition,
+                reason: "no such partition".into(),
+            })?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Load(reply))
+            .await
+            .map_err(|_| CoordinatorError::Load {
+                partition,
+                reason: "actor stopped".into(),
+            })?;
+        rx.await
+            .unwrap_or_else(|_| Err("actor stopped".into()))
+            .map_err(|reason| CoordinatorError::Load { partition, reason })
     }
 
     /// The coordinator's settings.
@@ -580,7 +628,11 @@ impl Coordinator {
         group_id: &str,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, GroupError> {
-        let tx = &self.partitions[self.partition_for(group_id) as usize];
+        let partition = self.partition_for(group_id);
+        if !self.is_leading(partition) {
+            return Err(GroupError::NotCoordinator);
+        }
+        let tx = &self.partitions[partition as usize];
         let (reply, rx) = oneshot::channel();
         tx.send(make(reply))
             .await
@@ -724,7 +776,10 @@ impl Coordinator {
     /// Every group of every partition.
     pub async fn list(&self) -> Result<Vec<GroupListing>, GroupError> {
         let mut pending = Vec::with_capacity(self.partitions.len());
-        for tx in &self.partitions {
+        for (p, tx) in self.partitions.iter().enumerate() {
+            if !self.is_leading(p as i32) {
+                continue;
+            }
             let (reply, rx) = oneshot::channel();
             tx.send(Command::List(reply))
                 .await
@@ -797,18 +852,24 @@ impl Coordinator {
     }
 }
 
+/// The configs of `__consumer_offsets`: Kafka's topic is compacted; until compaction exists
+/// the records are kept forever rather than being deleted by time-based retention.
+pub fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
+    [("cleanup.policy", "compact"), ("retention.ms", "-1")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Start-up: creates `__consumer_offsets` if it does not exist and replays it. Runs before the
 /// listeners accept connections.
 pub async fn start_up(ctx: &BrokerContext) -> Result<(), CoordinatorError> {
     if ctx.catalog.get(OFFSETS_TOPIC).is_none() {
         let n = ctx.coordinator.num_partitions();
-        // Kafka's topic is compacted; until compaction exists the records are kept forever
-        // rather than being deleted by time-based retention.
-        let configs = [("cleanup.policy", "compact"), ("retention.ms", "-1")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match ctx.create_topic(OFFSETS_TOPIC, n, configs).await {
+        match ctx
+            .create_topic(OFFSETS_TOPIC, n, offsets_topic_configs())
+            .await
+        {
             Ok(_) | Err(CreateTopicError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }

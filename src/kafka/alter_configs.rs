@@ -223,14 +223,9 @@ where
     if validate_only {
         return Ok(());
     }
-    topic_config::store(&ctx.config.log_dir, name, &next).map_err(|e| {
-        (
-            Code::KafkaStorageError,
-            format!("cannot store topic configs: {e}"),
-        )
-    })?;
-    ctx.catalog.set_configs(name, next);
-    ctx.apply_topic_configs(name).await;
+    ctx.set_topic_configs(name, next)
+        .await
+        .map_err(|e| (Code::KafkaStorageError, e))?;
     tracing::info!(topic = name, "topic configs changed");
     Ok(())
 }

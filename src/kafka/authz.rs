@@ -1131,10 +1131,13 @@ pub fn metadata_after(
     resp: &mut m::MetadataResponse,
     d: MetadataDenials,
 ) {
-    let (host, port) = &access.listener.advertised;
-    for b in &mut resp.brokers {
-        b.host = StrBytes::from_string(host.clone());
-        b.port = *port;
+    // A single node is advertised on the caller's listener; a cluster's brokers already are.
+    if ctx.cluster.is_none() {
+        let (host, port) = &access.listener.advertised;
+        for b in &mut resp.brokers {
+            b.host = StrBytes::from_string(host.clone());
+            b.port = *port;
+        }
     }
     if d.cluster_ops {
         resp.cluster_authorized_operations = access.cluster_operations(ctx);

@@ -1,5 +1,6 @@
 //! CreateTopics (key 19), versions 2..=7: topic-name rules, partition count (`-1` means
-//! `num.partitions`), replication factor 1 or -1 only (a single broker), `validate_only`.
+//! `num.partitions`), replication factor (`-1` means `default.replication.factor`; a single
+//! broker takes only 1) or explicit replica assignments, `validate_only`.
 //! Topic configs are validated against [`crate::topic_config`] (INVALID_CONFIG naming the key)
 //! and stored; v5+ responses list the topic's effective configs with their sources.
 
@@ -46,25 +47,24 @@ pub async fn handle(
             .collect();
         let check: Result<(), (Code, String)> = (|| {
             validate_topic_name(&name).map_err(|e| (Code::InvalidTopicException, e.to_string()))?;
-            if !t.assignments.is_empty() {
+            if !t.assignments.is_empty() && (t.num_partitions != -1 || t.replication_factor != -1) {
                 return Err((
                     Code::InvalidRequest,
-                    "manual replica assignment is not supported".into(),
+                    "both numPartitions or replicationFactor and replicasAssignments were set; \
+                     both cannot be used at the same time"
+                        .into(),
                 ));
             }
-            if partitions < 1 {
+            if partitions < 1 && t.assignments.is_empty() {
                 return Err((
                     Code::InvalidPartitions,
                     "number of partitions must be larger than 0".into(),
                 ));
             }
-            if t.replication_factor != -1 && t.replication_factor != 1 {
+            if t.replication_factor == 0 || t.replication_factor < -1 {
                 return Err((
                     Code::InvalidReplicationFactor,
-                    format!(
-                        "replication factor {} is larger than the number of brokers (1)",
-                        t.replication_factor
-                    ),
+                    "replication factor must be larger than 0".into(),
                 ));
             }
             for c in &t.configs {
@@ -100,26 +100,43 @@ pub async fn handle(
             }
             Ok(())
         })();
+        let assignments = (!t.assignments.is_empty()).then(|| {
+            let mut a: Vec<_> = t.assignments.iter().collect();
+            a.sort_by_key(|a| a.partition_index);
+            a.into_iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())
+                .collect::<Vec<_>>()
+        });
+        let rf = (t.replication_factor != -1).then_some(t.replication_factor);
+        let (partitions, rf) = match &assignments {
+            Some(a) => (a.len() as i32, a.first().map(|r| r.len() as i16)),
+            None => (partitions, rf),
+        };
         let outcome = match check {
             Err(e) => Err(e),
-            Ok(()) if req.validate_only => Ok(None),
-            Ok(()) => match ctx.create_topic(&name, partitions, overrides.clone()).await {
-                Ok(meta) => Ok(Some(meta.id)),
-                Err(e) => Err((
-                    match e {
-                        CreateTopicError::AlreadyExists(_) => Code::TopicAlreadyExists,
-                        CreateTopicError::InvalidName(_) => Code::InvalidTopicException,
-                        CreateTopicError::InvalidPartitions => Code::InvalidPartitions,
-                        CreateTopicError::Storage(_) => Code::KafkaStorageError,
-                    },
-                    e.to_string(),
-                )),
+            Ok(()) => match ctx
+                .create_topic_with(
+                    &name,
+                    partitions,
+                    rf,
+                    assignments,
+                    overrides.clone(),
+                    req.validate_only,
+                )
+                .await
+            {
+                Ok(meta) => Ok(meta.map(|m| m.id)),
+                Err(e) => Err((error_code(&e), e.to_string())),
             },
         };
         match outcome {
             Ok(id) => {
                 r.num_partitions = partitions;
-                r.replication_factor = 1;
+                r.replication_factor = match (rf, &ctx.cluster) {
+                    (Some(rf), _) => rf,
+                    (None, Some(c)) => c.config().default_replication_factor,
+                    (None, None) => 1,
+                };
                 if let Some(id) = id {
                     r.topic_id = id;
                 }
@@ -146,4 +163,17 @@ pub async fn handle(
         results.push(r);
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The Kafka error code of a failed topic creation.
+pub fn error_code(e: &CreateTopicError) -> Code {
+    match e {
+        CreateTopicError::AlreadyExists(_) => Code::TopicAlreadyExists,
+        CreateTopicError::InvalidName(_) => Code::InvalidTopicException,
+        CreateTopicError::InvalidPartitions => Code::InvalidPartitions,
+        CreateTopicError::Storage(_) => Code::KafkaStorageError,
+        CreateTopicError::InvalidReplicationFactor(_) => Code::InvalidReplicationFactor,
+        CreateTopicError::InvalidReplicaAssignment(_) => Code::InvalidReplicaAssignment,
+        CreateTopicError::Unavailable(_) => Code::RequestTimedOut,
+    }
 }

@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60), versions 0..=2: this broker as the whole cluster and controller.
+//! DescribeCluster (key 60), versions 0..=2: this broker as the whole cluster and controller,
+//! or in a cluster every live broker of the metadata image and the active controller.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub async fn handle(
     ctx: Arc<BrokerContext>,
     req: DescribeClusterRequest,
     _version: i16,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let node = BrokerId(ctx.config.node_id);
     let mut resp = DescribeClusterResponse::default()
@@ -32,6 +34,27 @@ pub async fn handle(
         resp.error_message = Some(StrBytes::from_static_str(
             "only broker endpoints are served",
         ));
+        return resp;
+    }
+    if let Some(c) = &ctx.cluster {
+        let image = c.image();
+        // The controller stays this broker, as KRaft brokers answer (see metadata.rs).
+        if let Some(id) = &image.cluster_id {
+            resp.cluster_id = StrBytes::from_string(id.clone());
+        }
+        resp.brokers = image
+            .live_brokers()
+            .filter_map(|b| {
+                let (host, port) = crate::broker::broker_endpoint(&image, b.id, listener)?;
+                Some(
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                        .with_rack(b.rack.clone().map(StrBytes::from_string)),
+                )
+            })
+            .collect();
         return resp;
     }
     let (host, port) = ctx.advertised.clone();

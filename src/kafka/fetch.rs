@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{oneshot, Notify};
@@ -51,6 +53,8 @@ pub struct Fetched {
 enum Slot {
     Queued(oneshot::Receiver<ReadReply>),
     Failed(Code),
+    /// Another broker leads the partition (cluster).
+    NotLeader(crate::broker::NotLeader),
 }
 
 /// Handles a Fetch request, waiting up to `max_wait_ms` for `min_bytes`. With `sendfile`, large
@@ -60,6 +64,7 @@ pub async fn handle(
     req: FetchRequest,
     version: i16,
     sendfile: bool,
+    listener: &str,
 ) -> Fetched {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + wait;
@@ -69,7 +74,7 @@ pub async fn handle(
     // Appends wake a fetch that may wait, until it has `min_bytes`.
     let waker = (!wait.is_zero()).then_some(&wake);
     loop {
-        let (resp, bytes, errors) = read_all(&ctx, &req, version, file_min, waker).await;
+        let (resp, bytes, errors) = read_all(&ctx, &req, version, file_min, waker, listener).await;
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes.max(1) || errors || expired || wait.is_zero() {
             return resp;
@@ -79,7 +84,9 @@ pub async fn handle(
             .is_err()
         {
             // Deadline: answer with what there is now (an append may have raced the timer).
-            return read_all(&ctx, &req, version, file_min, None).await.0;
+            return read_all(&ctx, &req, version, file_min, None, listener)
+                .await
+                .0;
         }
     }
 }
@@ -92,6 +99,7 @@ async fn read_all(
     version: i16,
     file_min: usize,
     wake: Option<&Arc<Notify>>,
+    listener: &str,
 ) -> (Fetched, usize, bool) {
     let max_bytes = if req.max_bytes > 0 {
         req.max_bytes as usize
@@ -114,22 +122,31 @@ async fn read_all(
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => {
                     Slot::Failed(Code::UnknownTopicOrPartition)
                 }
-                Some(m) => {
-                    let topic = m.name.clone();
-                    let (index, offset) = (p.partition, p.fetch_offset);
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
-                    let wake = wake.cloned();
-                    let job = move |s: &mut ShardState| -> ReadReply {
-                        let r =
-                            s.read_records(&topic, index, offset, limit, file_min, wake.as_ref());
-                        let snap = s.snapshot(&topic, index).ok();
-                        (r, snap)
-                    };
-                    match ctx.shard(&m.name, index).submit(job).await {
-                        Ok(rx) => Slot::Queued(rx),
-                        Err(e) => Slot::Failed(shard_code(&e)),
+                Some(m) => match ctx.not_leader(&m.name, p.partition, listener) {
+                    Some(nl) => Slot::NotLeader(nl),
+                    None => {
+                        let topic = m.name.clone();
+                        let (index, offset) = (p.partition, p.fetch_offset);
+                        let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
+                        let wake = wake.cloned();
+                        let job = move |s: &mut ShardState| -> ReadReply {
+                            let r = s.read_records(
+                                &topic,
+                                index,
+                                offset,
+                                limit,
+                                file_min,
+                                wake.as_ref(),
+                            );
+                            let snap = s.snapshot(&topic, index).ok();
+                            (r, snap)
+                        };
+                        match ctx.shard(&m.name, index).submit(job).await {
+                            Ok(rx) => Slot::Queued(rx),
+                            Err(e) => Slot::Failed(shard_code(&e)),
+                        }
                     }
-                }
+                },
             };
             slots.push((p.partition, slot));
         }
@@ -144,6 +161,7 @@ async fn read_all(
     let mut errors = false;
     let mut files = Vec::new();
     let mut responses = Vec::with_capacity(topics.len());
+    let mut leaders = std::collections::BTreeMap::new();
     for (name, topic_id, slots) in topics {
         let mut partitions = Vec::with_capacity(slots.len());
         for (index, slot) in slots {
@@ -155,6 +173,15 @@ async fn read_all(
                 .with_preferred_read_replica(BrokerId(-1));
             let reply = match slot {
                 Slot::Failed(code) => Err(code),
+                Slot::NotLeader(nl) => {
+                    pd.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(nl.leader_id))
+                        .with_leader_epoch(nl.leader_epoch);
+                    if let Some(e) = nl.endpoint {
+                        leaders.insert(nl.leader_id, e);
+                    }
+                    Err(Code::NotLeaderOrFollower)
+                }
                 Slot::Queued(rx) => rx.await.map_err(|_| Code::NotLeaderOrFollower),
             };
             match reply {
@@ -206,7 +233,19 @@ async fn read_all(
                 .with_partitions(partitions),
         );
     }
-    let response = FetchResponse::default().with_responses(responses);
+    // KIP-951: where the partitions that moved are led now.
+    let node_endpoints = leaders
+        .into_iter()
+        .map(|(id, (host, port))| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
+        })
+        .collect();
+    let response = FetchResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints);
     (Fetched { response, files }, total, errors)
 }
 

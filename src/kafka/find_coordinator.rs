@@ -1,6 +1,8 @@
-//! FindCoordinator (key 10), versions 0..=6. This broker coordinates every group and every
+//! FindCoordinator (key 10), versions 0..=6. A single broker coordinates every group and every
 //! transactional id, so GROUP (0) and TRANSACTION (1) keys are answered with its own address;
-//! any other key type is INVALID_REQUEST. v4+ carries a batch of keys (KIP-699).
+//! in a cluster the coordinator of a key is the leader of its `__consumer_offsets` partition
+//! (COORDINATOR_NOT_AVAILABLE while there is none); any other key type is INVALID_REQUEST. v4+
+//! carries a batch of keys (KIP-699).
 
 use std::sync::Arc;
 
@@ -19,11 +21,15 @@ pub async fn handle(
     ctx: Arc<BrokerContext>,
     req: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
-    let (host, port) = ctx.advertised.clone();
-    let node = BrokerId(ctx.config.node_id);
     // GROUP or TRANSACTION; v0 has no key type and means GROUP.
     let known = matches!(req.key_type, 0 | 1);
+    if known && ctx.cluster.is_some() {
+        return clustered(&ctx, req, version, listener);
+    }
+    let (host, port) = ctx.advertised.clone();
+    let node = BrokerId(ctx.config.node_id);
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -63,5 +69,64 @@ pub async fn handle(
         } else {
             resp
         }
+    }
+}
+
+/// The leader of a key's `__consumer_offsets` partition, as the metadata image has it.
+fn coordinator_of(
+    ctx: &BrokerContext,
+    key: &str,
+    listener: &str,
+) -> Result<(i32, String, i32), Code> {
+    let cluster = ctx.cluster.as_ref().ok_or(Code::CoordinatorNotAvailable)?;
+    let image = cluster.image();
+    let partition = ctx.coordinator.partition_for(key);
+    let leader = image
+        .partition(crate::coordinator::OFFSETS_TOPIC, partition)
+        .map(|p| p.leader)
+        .filter(|l| *l >= 0)
+        .ok_or(Code::CoordinatorNotAvailable)?;
+    let (host, port) = crate::broker::broker_endpoint(&image, leader, listener)
+        .ok_or(Code::CoordinatorNotAvailable)?;
+    Ok((leader, host, port))
+}
+
+/// FindCoordinator in a cluster.
+fn clustered(
+    ctx: &BrokerContext,
+    req: FindCoordinatorRequest,
+    version: i16,
+    listener: &str,
+) -> FindCoordinatorResponse {
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let found = coordinator_of(ctx, key.as_str(), listener);
+                let c = Coordinator::default().with_key(key);
+                match found {
+                    Ok((id, host, port)) => c
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port),
+                    Err(code) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code.code()),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match coordinator_of(ctx, req.key.as_str(), listener) {
+        Ok((id, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port),
+        Err(code) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(code.code()),
     }
 }

@@ -26,7 +26,7 @@ pub async fn handle(
         return resp.with_error_code(Code::InvalidRequest.code());
     }
     // Idempotent producers (with or without a previous id, KIP-360) get a fresh id at epoch 0.
-    match ctx.producer_ids.allocate() {
+    match ctx.allocate_producer_id().await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "cannot allocate a producer id");

@@ -1,5 +1,7 @@
-//! Metadata (key 3): this broker as the only node and controller, topics with their ids and
-//! partitions (all led by this broker), and auto-creation of requested topics when
+//! Metadata (key 3): the brokers (a single node: this one, leading everything; a cluster: every
+//! live broker of the metadata image at the address of the listener the client came through,
+//! and the active controller), topics with their ids and partitions (leader, leader epoch,
+//! replicas, ISR, offline replicas), and auto-creation of requested topics when
 //! `auto.create.topics.enable` and the request allow it.
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub async fn handle(
     ctx: Arc<BrokerContext>,
     req: MetadataRequest,
     version: i16,
+    listener: &str,
 ) -> MetadataResponse {
     let node = BrokerId(ctx.config.node_id);
     let (host, port) = ctx.advertised.clone();
@@ -32,6 +35,7 @@ pub async fn handle(
         .with_node_id(node)
         .with_host(StrBytes::from_string(host))
         .with_port(port);
+    let view = View::of(&ctx);
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &req.topics {
         None => true,
@@ -40,7 +44,7 @@ pub async fn handle(
     let mut topics = Vec::new();
     if all {
         for meta in ctx.catalog.all() {
-            topics.push(topic_entry(node, &meta));
+            topics.extend(view.topic_entry(node, &meta));
         }
     } else {
         // v4+ carries the client's wish; earlier versions always allow auto-creation.
@@ -68,7 +72,7 @@ pub async fn handle(
                 (None, true) => continue,
             };
             match meta {
-                Ok(meta) => topics.push(topic_entry(node, &meta)),
+                Ok(meta) => topics.extend(view.topic_entry(node, &meta)),
                 Err(name) => {
                     let code = if let Err(e) = crate::catalog::validate_topic_name(&name) {
                         tracing::debug!(topic = %name, error = %e, "metadata for invalid topic name");
@@ -79,14 +83,16 @@ pub async fn handle(
                             .await
                         {
                             Ok(meta) => {
-                                topics.push(topic_entry(node, &meta));
+                                let view = View::of(&ctx);
+                                topics.extend(view.topic_entry(node, &meta));
                                 continue;
                             }
                             // Created by a concurrent request: answer with it.
                             Err(CreateTopicError::AlreadyExists(_)) => match ctx.catalog.get(&name)
                             {
                                 Some(meta) => {
-                                    topics.push(topic_entry(node, &meta));
+                                    let view = View::of(&ctx);
+                                    topics.extend(view.topic_entry(node, &meta));
                                     continue;
                                 }
                                 None => Code::LeaderNotAvailable,
@@ -109,25 +115,127 @@ pub async fn handle(
             }
         }
     }
+    let (brokers, controller, cluster_id) = match (&ctx.cluster, &view.0) {
+        (Some(_), Some(image)) => (
+            image
+                .live_brokers()
+                .filter_map(|b| {
+                    let (host, port) = crate::broker::broker_endpoint(image, b.id, listener)?;
+                    Some(
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(b.id))
+                            .with_host(StrBytes::from_string(host))
+                            .with_port(port)
+                            .with_rack(b.rack.clone().map(StrBytes::from_string)),
+                    )
+                })
+                .collect(),
+            // As KRaft brokers do, name a live broker (this one) as the controller: any broker
+            // takes admin requests and forwards them to the quorum, and a client that cached a
+            // dead controller would wait for it. The quorum's leader is in DescribeQuorum.
+            node,
+            image
+                .cluster_id
+                .clone()
+                .unwrap_or_else(|| ctx.cluster_id.clone()),
+        ),
+        _ => (vec![broker], node, ctx.cluster_id.clone()),
+    };
     MetadataResponse::default()
-        .with_brokers(vec![broker])
-        .with_cluster_id(Some(StrBytes::from_string(ctx.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(cluster_id)))
+        .with_controller_id(controller)
         .with_topics(topics)
         .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
 }
 
-fn topic_entry(node: BrokerId, meta: &TopicMeta) -> MetadataResponseTopic {
-    let partitions = (0..meta.partitions)
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-        })
-        .collect();
+/// The metadata image a response is built from (`None` on a single node).
+pub(super) struct View(pub(super) Option<Arc<crate::metadata::MetadataImage>>);
+
+/// One partition's replication state as clients see it.
+pub(super) struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub offline: Vec<BrokerId>,
+}
+
+impl View {
+    pub(super) fn of(ctx: &BrokerContext) -> View {
+        View(ctx.cluster.as_ref().map(|c| c.image()))
+    }
+
+    /// Every partition's state; `None` for a topic the image does not hold (yet or any more).
+    /// A single node leads every partition of its catalog.
+    pub(super) fn partitions(
+        &self,
+        node: BrokerId,
+        meta: &TopicMeta,
+    ) -> Option<Vec<PartitionState>> {
+        let Some(image) = &self.0 else {
+            return Some(
+                (0..meta.partitions)
+                    .map(|_| PartitionState {
+                        leader: node.0,
+                        leader_epoch: 0,
+                        replicas: vec![node],
+                        isr: vec![node],
+                        offline: Vec::new(),
+                    })
+                    .collect(),
+            );
+        };
+        let t = image.topics.get(&*meta.name)?;
+        let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+        Some(
+            t.partitions
+                .iter()
+                .map(|p| PartitionState {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: ids(&p.replicas),
+                    isr: ids(&p.isr),
+                    offline: p
+                        .replicas
+                        .iter()
+                        .filter(|r| !image.is_live(**r))
+                        .map(|r| BrokerId(*r))
+                        .collect(),
+                })
+                .collect(),
+        )
+    }
+
+    /// A topic's Metadata entry; no live leader answers LEADER_NOT_AVAILABLE.
+    fn topic_entry(&self, node: BrokerId, meta: &TopicMeta) -> Option<MetadataResponseTopic> {
+        let partitions = self
+            .partitions(node, meta)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                MetadataResponsePartition::default()
+                    .with_error_code(if p.leader < 0 {
+                        Code::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    })
+                    .with_partition_index(i as i32)
+                    .with_leader_id(BrokerId(p.leader))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(p.replicas)
+                    .with_isr_nodes(p.isr)
+                    .with_offline_replicas(p.offline)
+            })
+            .collect();
+        Some(topic_with(meta, partitions))
+    }
+}
+
+fn topic_with(
+    meta: &TopicMeta,
+    partitions: Vec<MetadataResponsePartition>,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(
             meta.name.to_string(),

@@ -23,6 +23,8 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
+mod describe_topic_partitions;
 pub mod error;
 mod fetch;
 pub mod frame;
@@ -140,6 +142,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         ApiKey::CreatePartitions,
         create_partitions::VERSIONS.0,
         create_partitions::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeTopicPartitions,
+        describe_topic_partitions::VERSIONS.0,
+        describe_topic_partitions::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeQuorum,
+        describe_quorum::VERSIONS.0,
+        describe_quorum::VERSIONS.1,
     ),
     (
         ApiKey::DescribeCluster,
@@ -449,8 +461,9 @@ async fn handle(
         ApiKey::Metadata => {
             let mut req = decode!(m::MetadataRequest);
             let denials = authz::metadata_before(&ctx, &access, &mut req, version);
+            let listener = session.listener.clone();
             respond!(async move {
-                let mut resp = metadata::handle(ctx.clone(), req, version).await;
+                let mut resp = metadata::handle(ctx.clone(), req, version, &listener.name).await;
                 authz::metadata_after(&ctx, &access, &mut resp, denials);
                 resp
             })
@@ -533,8 +546,10 @@ async fn handle(
                     session.listener.protocol,
                     SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
                 );
+            let listener = session.listener.clone();
             let fut = async move {
-                let mut fetched = fetch::handle(ctx.clone(), req, version, sendfile).await;
+                let mut fetched =
+                    fetch::handle(ctx.clone(), req, version, sendfile, &listener.name).await;
                 let resp = &mut fetched.response;
                 resp.responses.extend(denied);
                 let bytes = count_fetch(&ctx, resp);
@@ -598,14 +613,29 @@ async fn handle(
                 resp
             })
         }
+        ApiKey::DescribeTopicPartitions => {
+            let req = decode!(m::DescribeTopicPartitionsRequest);
+            respond!(describe_topic_partitions::handle(ctx, req, access))
+        }
+        ApiKey::DescribeQuorum => {
+            let req = decode!(m::DescribeQuorumRequest);
+            deny!(
+                access.cluster(&ctx, Operation::Describe),
+                m::DescribeQuorumResponse::default(),
+                C::ClusterAuthorizationFailed
+            );
+            respond!(describe_quorum::handle(ctx, req, version))
+        }
         ApiKey::DescribeCluster => {
             let req = decode!(m::DescribeClusterRequest);
             let ops = req.include_cluster_authorized_operations;
             respond!(async move {
-                let mut resp = describe_cluster::handle(ctx.clone(), req, version).await;
+                let listener = access.listener.name.clone();
+                let mut resp = describe_cluster::handle(ctx.clone(), req, version, &listener).await;
                 authz::describe_cluster(&ctx, &access, ops, &mut resp);
                 let (host, port) = &access.listener.advertised;
-                for b in &mut resp.brokers {
+                // A cluster's brokers were given the address of this listener already.
+                for b in resp.brokers.iter_mut().filter(|_| ctx.cluster.is_none()) {
                     b.host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
                     b.port = *port;
                 }
@@ -666,8 +696,12 @@ async fn handle(
             let req = decode!(m::FindCoordinatorRequest);
             respond!(async move {
                 let checked = req.clone();
-                let mut resp = find_coordinator::handle(ctx.clone(), req, version).await;
+                let listener = access.listener.name.clone();
+                let mut resp = find_coordinator::handle(ctx.clone(), req, version, &listener).await;
                 authz::find_coordinator(&ctx, &access, &checked, version, &mut resp);
+                if ctx.cluster.is_some() {
+                    return resp;
+                }
                 // The listener the client came through is the one to advertise.
                 let (host, port) = &access.listener.advertised;
                 let host = kafka_protocol::protocol::StrBytes::from_string(host.clone());
@@ -812,7 +846,7 @@ async fn handle(
             let user = access.principal.name.clone();
             let quotas = ctx.clone();
             // Phase one, in the read loop: queue the appends in request order.
-            let pending = produce::dispatch(&ctx, req, version).await;
+            let pending = produce::dispatch(&ctx, req, version, &session.listener.name).await;
             Dispatch::Respond(Box::pin(async move {
                 let mut resp = pending.complete().await;
                 resp.responses.extend(denied);

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
@@ -28,6 +30,8 @@ enum Slot {
     /// Queued on the shard; with the LogAppendTime stamped, if the topic uses it.
     Queued(oneshot::Receiver<AppendReply>, Option<i64>),
     Failed(Code, Option<String>),
+    /// Another broker leads the partition (cluster).
+    NotLeader(crate::broker::NotLeader),
 }
 
 /// A topic's response in the making, its partitions' appends and its counters.
@@ -49,6 +53,7 @@ pub async fn dispatch(
     ctx: &Arc<BrokerContext>,
     req: ProduceRequest,
     version: i16,
+    listener: &str,
 ) -> PendingProduce {
     let durability = match req.acks {
         -1 => Some(Durability::Fsync),
@@ -73,6 +78,9 @@ pub async fn dispatch(
         };
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
+            let not_leader = meta
+                .as_ref()
+                .and_then(|m| ctx.not_leader(&m.name, p.index, listener));
             let slot = match (&meta, durability, p.records) {
                 (_, None, _) => Slot::Failed(Code::InvalidRequiredAcks, None),
                 (None, _, _) => Slot::Failed(unknown, None),
@@ -84,6 +92,10 @@ pub async fn dispatch(
                     Code::InvalidTopicException,
                     Some("cannot append to internal topic".into()),
                 ),
+                (Some(_), _, _) if not_leader.is_some() => match not_leader {
+                    Some(nl) => Slot::NotLeader(nl),
+                    None => Slot::Failed(Code::NotLeaderOrFollower, None),
+                },
                 (_, _, None) => Slot::Failed(Code::CorruptMessage, Some("no records".into())),
                 (Some(m), Some(durability), Some(records)) => {
                     let limits = TopicLimits::of(ctx, m);
@@ -149,6 +161,7 @@ impl PendingProduce {
         let api = self
             .metrics
             .api(kafka_protocol::messages::ApiKey::Produce as i16);
+        let mut leaders = std::collections::BTreeMap::new();
         for (mut topic, slots, counters) in self.topics {
             for (index, slot) in slots {
                 let mut pr = PartitionProduceResponse::default()
@@ -159,6 +172,15 @@ impl PendingProduce {
                 let mut append_time = None;
                 let outcome: Result<(AppendInfo, i64), (Code, Option<String>)> = match slot {
                     Slot::Failed(code, msg) => Err((code, msg)),
+                    Slot::NotLeader(nl) => {
+                        pr.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(nl.leader_id))
+                            .with_leader_epoch(nl.leader_epoch);
+                        if let Some(e) = nl.endpoint {
+                            leaders.insert(nl.leader_id, e);
+                        }
+                        Err((Code::NotLeaderOrFollower, None))
+                    }
                     Slot::Queued(rx, t) => match rx.await {
                         Err(_) => Err((Code::NotLeaderOrFollower, None)),
                         Ok(Err(e)) => {
@@ -214,7 +236,19 @@ impl PendingProduce {
             }
             responses.push(topic);
         }
-        ProduceResponse::default().with_responses(responses)
+        // KIP-951: where the partitions that moved are led now.
+        let node_endpoints = leaders
+            .into_iter()
+            .map(|(id, (host, port))| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
+            })
+            .collect();
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints)
     }
 }
 

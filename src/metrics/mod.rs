@@ -268,6 +268,8 @@ pub struct Metrics {
     // Computed at scrape time.
     partition_count: IntGauge,
     leader_count: IntGauge,
+    active_controller: IntGauge,
+    offline_partitions: IntGauge,
     flushes: IntCounterVec,
     fsyncs: IntCounterVec,
     fsync_waiters: IntCounterVec,
@@ -505,16 +507,18 @@ impl Metrics {
             "kafka_server_replicamanager_underreplicatedpartitions",
             "Under-replicated partitions (ReplicaManager UnderReplicatedPartitions); always 0 on a single node.",
         );
-        gauge(
+        let active_controller = gauge(
             &r,
             "kafka_controller_kafkacontroller_activecontrollercount",
-            "1 on the active controller (KafkaController ActiveControllerCount).",
-        )
-        .set(1);
-        gauge(
+            "1 on the active controller (KafkaController ActiveControllerCount): the single node, \
+             or the metadata quorum's leader in a cluster.",
+        );
+        active_controller.set(1);
+        let offline_partitions = gauge(
             &r,
             "kafka_controller_kafkacontroller_offlinepartitionscount",
-            "Partitions without a leader (KafkaController OfflinePartitionsCount).",
+            "Partitions without a leader (KafkaController OfflinePartitionsCount), reported by the \
+             active controller.",
         );
         let flushes = counter_vec(
             &r,
@@ -591,6 +595,8 @@ impl Metrics {
             conn_created,
             partition_count,
             leader_count,
+            active_controller,
+            offline_partitions,
             flushes,
             fsyncs,
             fsync_waiters,

@@ -46,8 +46,30 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
             }
         }
     }
-    m.partition_count.set(partitions);
-    m.leader_count.set(partitions);
+    match &ctx.cluster {
+        None => {
+            m.partition_count.set(partitions);
+            m.leader_count.set(partitions);
+        }
+        Some(c) => {
+            // In a cluster: the replicas held here, those led here, and (on the active
+            // controller) the partitions without a leader.
+            let me = c.node_id();
+            let image = c.image();
+            let all = image.topics.values().flat_map(|t| t.partitions.iter());
+            let (mut held, mut led, mut offline) = (0i64, 0i64, 0i64);
+            for p in all {
+                held += i64::from(p.replicas.contains(&me));
+                led += i64::from(p.leader == me);
+                offline += i64::from(p.leader < 0);
+            }
+            let active = c.active_controller() == Some(me);
+            m.partition_count.set(held);
+            m.leader_count.set(led);
+            m.active_controller.set(i64::from(active));
+            m.offline_partitions.set(if active { offline } else { 0 });
+        }
+    }
     // Asked first, so the offsets are not newer than the log end offsets read after them.
     let groups = ctx.coordinator.metrics().await;
     let mut stats: Vec<PartitionStat> = Vec::new();

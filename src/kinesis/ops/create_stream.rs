@@ -114,7 +114,13 @@ pub async fn handle(
             CreateTopicError::InvalidPartitions => {
                 KinesisError::validation(shards, "shardCount", "Member must be positive")
             }
-            CreateTopicError::Storage(e) => KinesisError::Internal(e),
+            CreateTopicError::Storage(e) | CreateTopicError::Unavailable(e) => {
+                KinesisError::Internal(e)
+            }
+            e @ (CreateTopicError::InvalidReplicationFactor(_)
+            | CreateTopicError::InvalidReplicaAssignment(_)) => {
+                KinesisError::Internal(e.to_string())
+            }
         })?;
     let mut meta = StreamMeta::new(topic.id, shards, &mode, BrokerContext::now_ms());
     meta.tags = tags;

@@ -52,10 +52,10 @@ async fn set(
     }
     let mut configs = (*stream.topic.configs).clone();
     configs.insert("retention.ms".into(), (hours * 3_600_000).to_string());
-    crate::topic_config::store(&k.ctx.config.log_dir, &name, &configs)
-        .map_err(|e| KinesisError::Internal(format!("cannot store topic configs: {e}")))?;
-    k.ctx.catalog.set_configs(&name, configs);
-    k.ctx.apply_topic_configs(&name).await;
+    k.ctx
+        .set_topic_configs(&name, configs)
+        .await
+        .map_err(KinesisError::Internal)?;
     tracing::info!(stream = %name, hours, "kinesis retention changed");
     Ok(Empty {})
 }

@@ -1,0 +1,124 @@
+//! What the controller proposes to the metadata log ([`Command`], one entry each, applied
+//! atomically and deterministically by [`super::MetadataImage::apply`]) and what applying it
+//! answers ([`Reply`]). Commands are intents checked against the image at apply time (a topic
+//! created twice concurrently is refused by the second apply), so no proposer needs a lock.
+//! Encoded as JSON: the log is small and snapshots keep it so.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::Endpoint;
+
+/// One metadata log entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Sets the cluster id; ignored once one is set (the first leader proposes it).
+    InitCluster {
+        /// Kafka's base64url cluster id.
+        cluster_id: String,
+    },
+    /// A broker (re)starts: it gets a new epoch (the entry's index) and is unfenced.
+    RegisterBroker {
+        /// `node.id`.
+        id: i32,
+        /// Random per process start, so a restart is told apart from a retry.
+        incarnation: Uuid,
+        /// Its listeners as advertised to clients and to other brokers.
+        endpoints: Vec<Endpoint>,
+        /// `broker.rack`.
+        rack: Option<String>,
+    },
+    /// The broker's heartbeats stopped: it leads nothing and leaves every ISR it is not the
+    /// last member of. Ignored unless `epoch` is the broker's current one.
+    FenceBroker {
+        /// The broker.
+        id: i32,
+        /// Its epoch when the controller decided.
+        epoch: i64,
+    },
+    /// A fenced broker heartbeats again.
+    UnfenceBroker {
+        /// The broker.
+        id: i32,
+        /// Its current epoch.
+        epoch: i64,
+    },
+    /// Creates a topic with the given replica assignment (the first replica leads).
+    CreateTopic {
+        /// Name.
+        name: String,
+        /// Topic id.
+        id: Uuid,
+        /// Topic config overrides.
+        configs: BTreeMap<String, String>,
+        /// Replicas of each partition, in partition order.
+        assignments: Vec<Vec<i32>>,
+    },
+    /// Deletes a topic.
+    DeleteTopic {
+        /// Name.
+        name: String,
+    },
+    /// Adds partitions to a topic (appended after the existing ones).
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// The partition count before the change, so a concurrent change is refused.
+        from: i32,
+        /// Replicas of each new partition.
+        assignments: Vec<Vec<i32>>,
+    },
+    /// Replaces a topic's config overrides.
+    SetTopicConfigs {
+        /// Name.
+        name: String,
+        /// The full set of overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Hands out a block of producer ids.
+    AllocateProducerIds {
+        /// The broker asking.
+        broker: i32,
+        /// How many.
+        count: i64,
+    },
+}
+
+/// What applying a command answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Done.
+    Ok,
+    /// A broker registration's epoch.
+    BrokerEpoch {
+        /// The epoch.
+        epoch: i64,
+    },
+    /// First id of an allocated producer-id block.
+    ProducerIds {
+        /// First id.
+        start: i64,
+    },
+    /// The topic exists already.
+    TopicExists,
+    /// No such topic.
+    UnknownTopic,
+    /// The command no longer applies (epoch or partition count moved on); nothing changed.
+    Stale,
+    /// Refused, with the reason.
+    Error(String),
+}
+
+/// A reply with the index of the entry that produced it, so the writer can wait until its own
+/// node has caught up to that entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Applied {
+    /// The entry's log index.
+    pub index: u64,
+    /// What applying it answered.
+    pub reply: Reply,
+}
