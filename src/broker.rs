@@ -12,8 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::auth::acl::{AclBinding, AclFilter};
+use crate::auth::scram::{Mechanism, ScramCredential};
 use crate::catalog::{self, Catalog, TopicMeta, TopicNameError};
 use crate::config::Config;
+use crate::metadata::{Command, Reply};
 use crate::net::{self, Drain};
 use crate::shard::{
     shard_for, ShardConfig, ShardError, ShardHandle, ShardPool, ShardState, StorageError,
@@ -274,6 +277,88 @@ impl BrokerContext {
         self.catalog.set_configs(name, configs);
         self.apply_topic_configs(name).await;
         Ok(())
+    }
+
+    /// Adds ACL bindings: in a cluster through the metadata log (every node's authorizer
+    /// follows it), on a single node to the local store.
+    pub async fn create_acls(&self, bindings: Vec<AclBinding>) -> Result<(), String> {
+        match &self.cluster {
+            None => self
+                .security
+                .authorizer
+                .create(bindings)
+                .map_err(|e| e.to_string()),
+            Some(_) => self
+                .propose(Command::CreateAcls { bindings })
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Removes the ACL bindings matching each filter; returns what each removed.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<AclFilter>,
+    ) -> Result<Vec<Vec<AclBinding>>, String> {
+        if self.cluster.is_none() {
+            return self
+                .security
+                .authorizer
+                .delete(&filters)
+                .map_err(|e| e.to_string());
+        }
+        match self.propose(Command::DeleteAcls { filters }).await? {
+            Reply::AclsDeleted { removed } => Ok(removed),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Deletes and upserts SCRAM credentials; returns per deletion whether it found one.
+    pub async fn alter_scram(
+        &self,
+        deletions: Vec<(String, Mechanism)>,
+        upsertions: Vec<(String, Mechanism, ScramCredential)>,
+    ) -> Result<Vec<bool>, String> {
+        if self.cluster.is_none() {
+            return self
+                .security
+                .credentials
+                .alter(&deletions, upsertions)
+                .map_err(|e| e.to_string());
+        }
+        match self
+            .propose(Command::AlterScram {
+                deletions,
+                upsertions,
+            })
+            .await?
+        {
+            Reply::ScramAltered { found } => Ok(found),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Changes one client-quota entity (through the metadata log in a cluster).
+    pub async fn alter_quota(
+        &self,
+        entity: crate::quota::Entity,
+        ops: Vec<(String, Option<f64>)>,
+    ) -> Result<(), String> {
+        match &self.cluster {
+            None => self.quotas.alter(entity, &ops).map_err(|e| e.to_string()),
+            Some(_) => self
+                .propose(Command::AlterQuota { entity, ops })
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Writes a command to the metadata log and waits until this node has applied it.
+    async fn propose(&self, cmd: Command) -> Result<Reply, String> {
+        let cluster = self.cluster.as_ref().ok_or("not a cluster node")?;
+        let applied = cluster.propose(cmd).await.map_err(|e| e.to_string())?;
+        self.wait_synced(applied.index).await;
+        Ok(applied.reply)
     }
 
     /// A producer id unique in the cluster (InitProducerId).

@@ -24,7 +24,9 @@ pub const KEYS: &[&str] = &[
 pub type Part = Option<Option<String>>;
 
 /// A quota entity: (user, client-id), each absent, default or named.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Entity {
     /// The `user` component.
     pub user: Part,
@@ -53,6 +55,29 @@ impl Kind {
 struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+/// Applies changes to one entity (`None` removes the key); an entity left without keys goes
+/// (shared by the local store and the cluster's metadata image).
+pub fn apply_alteration(
+    entries: &mut BTreeMap<Entity, BTreeMap<String, f64>>,
+    entity: Entity,
+    ops: &[(String, Option<f64>)],
+) {
+    let values = entries.entry(entity.clone()).or_default();
+    for (k, v) in ops {
+        match v {
+            Some(v) => {
+                values.insert(k.clone(), *v);
+            }
+            None => {
+                values.remove(k);
+            }
+        }
+    }
+    if values.is_empty() {
+        entries.remove(&entity);
+    }
 }
 
 /// The quota store and the rate meters.
@@ -107,20 +132,22 @@ impl Quotas {
     /// Applies changes to one entity (`None` removes the key) and stores the result durably.
     pub fn alter(&self, entity: Entity, ops: &[(String, Option<f64>)]) -> std::io::Result<()> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let values = entries.entry(entity.clone()).or_default();
-        for (k, v) in ops {
-            match v {
-                Some(v) => {
-                    values.insert(k.clone(), *v);
-                }
-                None => {
-                    values.remove(k);
-                }
-            }
-        }
-        if values.is_empty() {
-            entries.remove(&entity);
-        }
+        apply_alteration(&mut entries, entity, ops);
+        self.store(entries)
+    }
+
+    /// Replaces every quota (a cluster node following the metadata log) and stores them.
+    pub fn replace(&self, all: &[(Entity, BTreeMap<String, f64>)]) -> std::io::Result<()> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        *entries = all.iter().cloned().collect();
+        self.store(entries)
+    }
+
+    /// Writes the entries durably and restarts the meters.
+    fn store(
+        &self,
+        entries: std::sync::RwLockWriteGuard<'_, BTreeMap<Entity, BTreeMap<String, f64>>>,
+    ) -> std::io::Result<()> {
         let mut text = String::new();
         for (e, values) in entries.iter() {
             for (k, v) in values {

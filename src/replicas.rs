@@ -111,6 +111,23 @@ impl Replicas {
                 .set_partitions(&t.name, t.partitions.len() as i32);
         }
         self.coordinate(ctx, me, image).await;
+        // The local authorizer and credential store follow the image (their files keep the
+        // last state for the next start).
+        if ctx.security.authorizer.all() != image.acls {
+            if let Err(e) = ctx.security.authorizer.replace(image.acls.clone()) {
+                tracing::error!(error = %e, "cannot store the cluster's acls");
+            }
+        }
+        if ctx.security.credentials.all() != image.scram {
+            if let Err(e) = ctx.security.credentials.replace(image.scram.clone()) {
+                tracing::error!(error = %e, "cannot store the cluster's scram credentials");
+            }
+        }
+        if ctx.quotas.all() != image.quotas {
+            if let Err(e) = ctx.quotas.replace(&image.quotas) {
+                tracing::error!(error = %e, "cannot store the cluster's client quotas");
+            }
+        }
         synced.send_replace(image.applied_index);
         if controller.active_controller() == Some(me) {
             self.create_offsets_topic(ctx, controller, image).await;

@@ -226,7 +226,7 @@ impl AclBinding {
 }
 
 /// A DescribeAcls / DeleteAcls filter; `None` fields match anything.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclFilter {
     /// Resource type (ANY matches every type).
     pub resource_type: ResourceType,

@@ -159,6 +159,16 @@ impl Authorizer {
         Ok(out)
     }
 
+    /// Replaces every binding (a cluster node following the metadata log) and persists the set.
+    pub fn replace(&self, bindings: BTreeSet<AclBinding>) -> Result<(), AuthError> {
+        self.change(|set| *set = bindings)
+    }
+
+    /// Every binding.
+    pub fn all(&self) -> BTreeSet<AclBinding> {
+        self.acls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Applies a change to a copy, writes the copy (tmp file, fsync, rename, directory fsync),
     /// then publishes it: a failed write changes nothing.
     fn change<F: FnOnce(&mut BTreeSet<AclBinding>)>(&self, f: F) -> Result<(), AuthError> {

@@ -142,7 +142,29 @@ impl ScramCredential {
     }
 }
 
-type Users = BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>;
+/// Every user's credentials by mechanism.
+pub type Users = BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>;
+
+/// Applies SCRAM deletions and upsertions to a set of users; returns, per deletion, whether
+/// it removed something (shared by the local store and the cluster's metadata image).
+pub fn apply_alterations(
+    users: &mut Users,
+    deletions: &[(String, Mechanism)],
+    upsertions: Vec<(String, Mechanism, ScramCredential)>,
+) -> Vec<bool> {
+    let mut found = Vec::with_capacity(deletions.len());
+    for (user, mech) in deletions {
+        let hit = users.get_mut(user).and_then(|m| m.remove(mech)).is_some();
+        if users.get(user).is_some_and(|m| m.is_empty()) {
+            users.remove(user);
+        }
+        found.push(hit);
+    }
+    for (user, mech, cred) in upsertions {
+        users.entry(user).or_default().insert(mech, cred);
+    }
+    found
+}
 
 /// The SCRAM credentials of every user, durable in [`CREDENTIALS_FILE`].
 pub struct CredentialStore {
@@ -197,23 +219,30 @@ impl CredentialStore {
     ) -> Result<Vec<bool>, AuthError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut copy = self.users.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut found = Vec::with_capacity(deletions.len());
-        for (user, mech) in deletions {
-            let hit = copy.get_mut(user).and_then(|m| m.remove(mech)).is_some();
-            if copy.get(user).is_some_and(|m| m.is_empty()) {
-                copy.remove(user);
-            }
-            found.push(hit);
-        }
-        for (user, mech, cred) in upsertions {
-            copy.entry(user).or_default().insert(mech, cred);
-        }
+        let found = apply_alterations(&mut copy, deletions, upsertions);
+        self.store(copy)?;
+        Ok(found)
+    }
+
+    /// Every user's credentials.
+    pub fn all(&self) -> Users {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces every credential (a cluster node following the metadata log) and persists them.
+    pub fn replace(&self, users: Users) -> Result<(), AuthError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.store(users)
+    }
+
+    /// Writes `copy` durably, then publishes it; a failed write changes nothing.
+    fn store(&self, copy: Users) -> Result<(), AuthError> {
         let bytes =
             serde_json::to_vec_pretty(&copy).map_err(|e| AuthError::Store(e.to_string()))?;
         super::write_atomically(&self.path, &bytes)
             .map_err(|e| AuthError::Store(format!("{}: {e}", self.path.display())))?;
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = copy;
-        Ok(found)
+        Ok(())
     }
 }
 

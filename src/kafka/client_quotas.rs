@@ -123,7 +123,7 @@ pub async fn alter(
                     .with_entity_name(d.entity_name.clone())
             })
             .collect();
-        let outcome: Result<(), (Code, String)> = (|| {
+        let outcome: Result<_, (Code, String)> = (|| {
             let mut entity = Entity {
                 user: None,
                 client_id: None,
@@ -161,16 +161,18 @@ pub async fn alter(
                 }
                 ops.push((key.to_string(), (!op.remove).then_some(op.value)));
             }
-            if req.validate_only {
-                return Ok(());
-            }
-            ctx.quotas.alter(entity, &ops).map_err(|err| {
+            Ok((entity, ops))
+        })();
+        let outcome = match outcome {
+            Ok(_) if req.validate_only => Ok(()),
+            Ok((entity, ops)) => ctx.alter_quota(entity, ops).await.map_err(|err| {
                 (
                     Code::KafkaStorageError,
                     format!("cannot store quotas: {err}"),
                 )
-            })
-        })();
+            }),
+            Err(e) => Err(e),
+        };
         let mut entry = EntryData::default().with_entity(echo);
         if let Err((code, msg)) = outcome {
             tracing::info!(error = %msg, "client quota change refused");

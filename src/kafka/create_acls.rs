@@ -59,7 +59,7 @@ pub async fn handle(
     }
     if !valid.is_empty() {
         tracing::info!(target: "esker::audit", principal = %access.principal, acls = ?valid, "acls created");
-        if let Err(e) = ctx.security.authorizer.create(valid) {
+        if let Err(e) = ctx.create_acls(valid).await {
             tracing::error!(error = %e, "cannot store acls");
             for r in results.iter_mut().filter(|r| r.error_code == 0) {
                 *r = fail(Code::UnknownServerError, e.to_string());

@@ -60,7 +60,7 @@ pub async fn handle(
             Err(e) => results.push(Some(fail(Code::InvalidRequest, e.to_string()))),
         }
     }
-    let deleted = match ctx.security.authorizer.delete(&parsed) {
+    let deleted = match ctx.delete_acls(parsed).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot store acls");

@@ -189,7 +189,7 @@ pub async fn alter(
     }
     deletions.retain(|(u, _)| !errors.contains_key(u));
     upsertions.retain(|(u, _, _)| !errors.contains_key(u));
-    match ctx.security.credentials.alter(&deletions, upsertions) {
+    match ctx.alter_scram(deletions.clone(), upsertions).await {
         Ok(found) => {
             for ((u, m), hit) in deletions.iter().zip(found) {
                 if !hit {

@@ -80,6 +80,15 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     /// Next producer id to hand out.
     pub next_producer_id: i64,
+    /// ACL bindings.
+    #[serde(default)]
+    pub acls: std::collections::BTreeSet<crate::auth::acl::AclBinding>,
+    /// SCRAM credentials.
+    #[serde(default)]
+    pub scram: crate::auth::scram::Users,
+    /// Client quotas, by entity (a list: JSON maps need string keys).
+    #[serde(default)]
+    pub quotas: Vec<(crate::quota::Entity, BTreeMap<String, f64>)>,
 }
 
 impl MetadataImage {
@@ -215,6 +224,41 @@ impl MetadataImage {
                 }
                 None => Reply::UnknownTopic,
             },
+            Command::CreateAcls { bindings } => {
+                self.acls.extend(bindings);
+                Reply::Ok
+            }
+            Command::DeleteAcls { filters } => {
+                let removed = filters
+                    .iter()
+                    .map(|f| {
+                        let gone: Vec<_> =
+                            self.acls.iter().filter(|b| f.matches(b)).cloned().collect();
+                        for b in &gone {
+                            self.acls.remove(b);
+                        }
+                        gone
+                    })
+                    .collect();
+                Reply::AclsDeleted { removed }
+            }
+            Command::AlterScram {
+                deletions,
+                upsertions,
+            } => Reply::ScramAltered {
+                found: crate::auth::scram::apply_alterations(
+                    &mut self.scram,
+                    &deletions,
+                    upsertions,
+                ),
+            },
+            Command::AlterQuota { entity, ops } => {
+                let mut all: BTreeMap<_, _> =
+                    std::mem::take(&mut self.quotas).into_iter().collect();
+                crate::quota::apply_alteration(&mut all, entity, &ops);
+                self.quotas = all.into_iter().collect();
+                Reply::Ok
+            }
             Command::AllocateProducerIds { count, .. } => {
                 let start = self.next_producer_id;
                 self.next_producer_id = start.saturating_add(count.max(1));
@@ -440,5 +484,77 @@ mod tests {
             img.apply(8, Command::DeleteTopic { name: "t".into() }),
             Reply::UnknownTopic
         );
+    }
+
+    #[test]
+    fn acls_scram_and_quotas_follow_the_log() {
+        use crate::auth::acl::{AclBinding, AclFilter};
+        use crate::auth::scram::{Mechanism, ScramCredential};
+        let mut img = MetadataImage::default();
+        // Topic (2), LITERAL (3), READ (3), ALLOW (3).
+        let b = AclBinding::from_wire(2, "t", 3, "User:alice", "*", 3, 3).expect("binding");
+        img.apply(
+            1,
+            Command::CreateAcls {
+                bindings: vec![b.clone(), b.clone()],
+            },
+        );
+        assert_eq!(img.acls.len(), 1);
+        let all = AclFilter::from_wire(1, None, 1, None, None, 1, 1).expect("filter");
+        assert_eq!(
+            img.apply(
+                2,
+                Command::DeleteAcls {
+                    filters: vec![all.clone(), all]
+                }
+            ),
+            Reply::AclsDeleted {
+                removed: vec![vec![b], vec![]]
+            }
+        );
+        let cred = ScramCredential::from_password(Mechanism::Sha256, "pw", b"salt", 4096);
+        let set = Command::AlterScram {
+            deletions: vec![],
+            upsertions: vec![("bob".into(), Mechanism::Sha256, cred)],
+        };
+        img.apply(3, set);
+        let del = Command::AlterScram {
+            deletions: vec![
+                ("bob".into(), Mechanism::Sha256),
+                ("bob".into(), Mechanism::Sha512),
+            ],
+            upsertions: vec![],
+        };
+        assert_eq!(
+            img.apply(4, del),
+            Reply::ScramAltered {
+                found: vec![true, false]
+            }
+        );
+        assert!(img.scram.is_empty());
+        let entity = crate::quota::Entity {
+            user: Some(Some("u".into())),
+            client_id: None,
+        };
+        img.apply(
+            5,
+            Command::AlterQuota {
+                entity: entity.clone(),
+                ops: vec![("producer_byte_rate".into(), Some(1024.0))],
+            },
+        );
+        assert_eq!(img.quotas.len(), 1);
+        img.apply(
+            6,
+            Command::AlterQuota {
+                entity,
+                ops: vec![("producer_byte_rate".into(), None)],
+            },
+        );
+        assert!(img.quotas.is_empty());
+        // Snapshots carry them.
+        let back: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&img).expect("encode")).expect("decode");
+        assert_eq!(back, img);
     }
 }

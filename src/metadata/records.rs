@@ -78,6 +78,34 @@ pub enum Command {
         /// The full set of overrides.
         configs: BTreeMap<String, String>,
     },
+    /// Adds ACL bindings (existing ones are kept once).
+    CreateAcls {
+        /// The bindings.
+        bindings: Vec<crate::auth::acl::AclBinding>,
+    },
+    /// Removes the ACL bindings matching each filter.
+    DeleteAcls {
+        /// The filters.
+        filters: Vec<crate::auth::acl::AclFilter>,
+    },
+    /// Deletes and upserts SCRAM credentials (salted, as AlterUserScramCredentials sends them).
+    AlterScram {
+        /// (user, mechanism) to delete.
+        deletions: Vec<(String, crate::auth::scram::Mechanism)>,
+        /// (user, mechanism, credential) to set.
+        upsertions: Vec<(
+            String,
+            crate::auth::scram::Mechanism,
+            crate::auth::scram::ScramCredential,
+        )>,
+    },
+    /// Changes one client-quota entity (`None` removes a key).
+    AlterQuota {
+        /// The (user, client-id) entity.
+        entity: crate::quota::Entity,
+        /// Key and new value.
+        ops: Vec<(String, Option<f64>)>,
+    },
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// The broker asking.
@@ -102,6 +130,16 @@ pub enum Reply {
     ProducerIds {
         /// First id.
         start: i64,
+    },
+    /// What each DeleteAcls filter removed.
+    AclsDeleted {
+        /// Per filter, the removed bindings.
+        removed: Vec<Vec<crate::auth::acl::AclBinding>>,
+    },
+    /// Per SCRAM deletion, whether it removed a credential.
+    ScramAltered {
+        /// Per deletion.
+        found: Vec<bool>,
     },
     /// The topic exists already.
     TopicExists,
