@@ -57,10 +57,103 @@ enum Command {
         #[arg(long, default_value = "Esker CA")]
         ca_name: String,
     },
+    /// Inspect or change the metadata quorum of a cluster (Kafka's kafka-metadata-quorum.sh):
+    /// the request goes to each --bootstrap-controller in turn until the quorum leader answers.
+    Quorum {
+        /// Controller listener addresses, `host:port,...`.
+        #[arg(
+            long = "bootstrap-controller",
+            value_name = "HOST:PORT",
+            value_delimiter = ',',
+            required = true
+        )]
+        controllers: Vec<String>,
+        #[command(subcommand)]
+        action: QuorumAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QuorumAction {
+    /// The leader, its epoch, the high watermark and every voter's and observer's progress.
+    Describe,
+    /// Add a node (started with this node.id and its controller listener) as a voter.
+    AddVoter {
+        /// The node's node.id.
+        #[arg(long)]
+        node_id: u64,
+        /// Its controller listener, `host:port`.
+        #[arg(long, value_name = "HOST:PORT")]
+        controller_address: String,
+    },
+    /// Remove a voter.
+    RemoveVoter {
+        /// The node's node.id.
+        #[arg(long)]
+        node_id: u64,
+    },
+}
+
+/// Runs `esker quorum ...`.
+fn quorum_command(controllers: Vec<String>, action: QuorumAction) -> anyhow::Result<()> {
+    use esker::raft::admin::{request, AdminRequest};
+    let req = match action {
+        QuorumAction::Describe => AdminRequest::Describe,
+        QuorumAction::AddVoter {
+            node_id,
+            controller_address,
+        } => AdminRequest::AddVoter {
+            node_id,
+            addr: controller_address,
+        },
+        QuorumAction::RemoveVoter { node_id } => AdminRequest::RemoveVoter { node_id },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start runtime")?;
+    let timeout = std::time::Duration::from_secs(30);
+    let out = rt.block_on(request(&controllers, req.clone(), timeout))?;
+    match out {
+        Some(d) => {
+            println!("LeaderId:       {}", d.leader_id);
+            println!("LeaderEpoch:    {}", d.term);
+            println!("HighWatermark:  {}", d.high_watermark.map_or(0, |i| i + 1));
+            println!(
+                "{:<8} {:<24} {:<12} {:<16} Status",
+                "NodeId", "Address", "LogEndOffset", "LastContactMs"
+            );
+            for (role, list) in [("Voter", &d.voters), ("Observer", &d.learners)] {
+                for r in list {
+                    println!(
+                        "{:<8} {:<24} {:<12} {:<16} {}",
+                        r.node_id,
+                        r.addr,
+                        r.matched_index.map_or(0, |i| i + 1),
+                        r.last_contact_ms.map_or(-1, |t| t as i64),
+                        if r.node_id == d.leader_id {
+                            "Leader"
+                        } else {
+                            role
+                        }
+                    );
+                }
+            }
+        }
+        None => println!("done: {req:?}"),
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Quorum {
+        controllers,
+        action,
+    }) = args.command
+    {
+        return quorum_command(controllers, action);
+    }
     if let Some(Command::Certs {
         out,
         hostnames,

@@ -23,6 +23,7 @@
 //! 0, so "nothing yet" is `None`. Commands written with [`Quorum::write`] get the index passed to
 //! [`StateMachine::apply`]; membership changes and each new leader's blank entry use indexes too.
 
+pub mod admin;
 mod network;
 mod quorum;
 mod server;
