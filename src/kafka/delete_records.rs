@@ -33,6 +33,9 @@ pub async fn handle(
             let index = p.partition_index;
             let offset = p.offset;
             let rx = match &meta {
+                Some(m) if ctx.not_leader(&m.name, index, "").is_some() => {
+                    Err(Code::NotLeaderOrFollower)
+                }
                 Some(m) if index >= 0 && index < m.partitions => {
                     let topic = m.name.clone();
                     ctx.shard(&m.name, index)

@@ -28,6 +28,9 @@ pub async fn handle(
         for index in t.partition_indexes {
             let mut pr = PartitionResponse::default().with_partition_index(index);
             let result = match &meta {
+                Some(m) if ctx.not_leader(&m.name, index, "").is_some() => {
+                    Err(Code::NotLeaderOrFollower)
+                }
                 Some(m) if index >= 0 && index < m.partitions => {
                     let topic = m.name.clone();
                     match ctx

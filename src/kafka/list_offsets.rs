@@ -45,13 +45,19 @@ pub async fn handle(
             pending.push((index, rx));
         }
         let mut partitions = Vec::with_capacity(pending.len());
+        let image = ctx.cluster.as_ref().map(|c| c.image());
         for (index, rx) in pending {
+            // The partition's leader epoch: 0 on a single node, the image's in a cluster.
+            let epoch = image
+                .as_ref()
+                .and_then(|i| i.partition(t.name.as_str(), index).map(|p| p.leader_epoch))
+                .unwrap_or(0);
             let mut pr = ListOffsetsPartitionResponse::default()
                 .with_partition_index(index)
                 .with_timestamp(-1)
                 .with_offset(-1)
                 // The field exists from v4; below it must keep its default (-1).
-                .with_leader_epoch(if version >= 4 { 0 } else { -1 });
+                .with_leader_epoch(if version >= 4 { epoch } else { -1 });
             let result = match rx {
                 Err(code) => Err(code),
                 Ok(rx) => match rx.await {

@@ -31,11 +31,26 @@ pub async fn handle(
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
+            // The partition's leader epoch: 0 on a single node, the image's in a cluster.
+            let epoch = ctx
+                .cluster
+                .as_ref()
+                .and_then(|c| {
+                    c.image()
+                        .partition(t.topic.as_str(), p.partition)
+                        .map(|p| p.leader_epoch)
+                })
+                .unwrap_or(0);
             let result = match &meta {
+                Some(m) if ctx.not_leader(&m.name, p.partition, "").is_some() => {
+                    Err(Code::NotLeaderOrFollower)
+                }
                 Some(m) if p.partition >= 0 && p.partition < m.partitions => {
-                    if p.current_leader_epoch > 0 {
+                    if p.current_leader_epoch > epoch {
                         Err(Code::UnknownLeaderEpoch)
-                    } else if p.leader_epoch > 0 {
+                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
+                        Err(Code::FencedLeaderEpoch)
+                    } else if p.leader_epoch > epoch {
                         // An epoch this broker never had: the answer is "undefined".
                         Ok(None)
                     } else {
@@ -56,7 +71,9 @@ pub async fn handle(
             };
             match result {
                 Ok(Some(end)) => {
-                    r.leader_epoch = 0;
+                    // Epoch boundaries are not tracked yet (no leader-epoch-checkpoint): every
+                    // epoch up to the current one ends at the log end, so no client truncates.
+                    r.leader_epoch = p.leader_epoch.max(0);
                     r.end_offset = end;
                 }
                 Ok(None) => {}
