@@ -166,7 +166,7 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh prometheus_test.py
-    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py)
+    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
 else
@@ -231,7 +231,7 @@ export BOOTSTRAP COMPAT_PY="$VENV/bin/python" ESKER_DATA_DIR="$WORK/data" PYTHON
 export COMPAT_LOG_RETENTION_BYTES="$LOG_RETENTION_BYTES"
 export KINESIS_ENDPOINT COMPAT_AWS="$VENV/bin/aws"
 export METRICS_ENDPOINT
-# Scenarios that need special broker settings (TLS, SASL) start their own broker from it.
+# Scenarios that need special broker settings (TLS, SASL, a cluster) start their own brokers from it.
 export BROKER_BIN
 declare -a RESULTS=()
 PASSED=0

@@ -1,0 +1,693 @@
+//! Cluster mode (Kafka's KRaft keys, every node `broker,controller`) with three `esker` processes
+//! on loopback, driven only by librdkafka (the `rdkafka` crate) and signals:
+//!
+//! - `three_nodes_metadata_and_placement`: every node's Metadata lists the three brokers at their
+//!   advertised addresses and names the same controller; a 6-partition topic with replication
+//!   factor 3 has its leaders on all three brokers and three replicas and in-sync replicas per
+//!   partition, the same seen from every node; replication factor 4 is refused with
+//!   INVALID_REPLICATION_FACTOR and creates nothing; a producer bootstrapped from node 1 (acks=all)
+//!   and a consumer group bootstrapped from node 2 move keyed records through every partition,
+//!   each read back once, at its acknowledged offset, with its key and value.
+//! - `controller_failover`: SIGKILL of the active controller; another node is elected, and
+//!   CreateTopics through a surviving node succeeds within seconds (printed); the killed node
+//!   restarts on its data directory and serves Metadata with every topic, including the one
+//!   created while it was down, and all three brokers.
+//! - `full_restart_keeps_metadata`: topics with configs (set at creation and altered after), all
+//!   three nodes stopped with SIGTERM (each exits 0) and started again: the topics, their
+//!   partition counts and their DescribeConfigs values and sources are back on every node.
+//! - `stopped_broker_is_fenced`: a SIGSTOPped partition leader is fenced once its session times
+//!   out (not before): the other nodes' Metadata no longer lists it and names it neither leader
+//!   nor in-sync replica of any partition; after SIGCONT it is listed again.
+//! - `harness_handles_a_single_node_process`: the harness itself (signals, exit status, restart,
+//!   no process left behind) on a single node without cluster keys.
+//!
+//! There is no partition data replication yet, so nothing here expects data to survive a leader
+//! change. Run with `--nocapture` to see the measured durations.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::cluster::{within, Cluster, MetadataView, HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
+use common::{consumer_config, producer_config, TIMEOUT};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// The longest any test here may run (each starts its own cluster).
+const TEST_LIMIT: Duration = Duration::from_secs(240);
+/// How long a topic may take to show up, with leaders, in a node's Metadata.
+const PROPAGATION: Duration = Duration::from_secs(30);
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    producer_config(bootstrap, "all")
+        .create()
+        .expect("admin client")
+}
+
+/// CreateTopics for one topic: `Ok` or the error code (of the topic, or of the request).
+async fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), RDKafkaErrorCode> {
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let res = admin
+        .create_topics(&[topic], &opts)
+        .await
+        .map_err(|e| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))?;
+    match res.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err((_, code))) => Err(code),
+        None => Err(RDKafkaErrorCode::Fail),
+    }
+}
+
+/// DescribeConfigs of a topic: key → (value, source) for `keys`.
+async fn topic_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    keys: &[&str],
+) -> BTreeMap<String, (Option<String>, String)> {
+    let res = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .expect("DescribeConfigs");
+    let r = res[0]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("DescribeConfigs of {topic}: {e:?}"));
+    keys.iter()
+        .map(|k| {
+            let e = r
+                .get(k)
+                .unwrap_or_else(|| panic!("{topic}: {k} not described"));
+            (k.to_string(), (e.value.clone(), format!("{:?}", e.source)))
+        })
+        .collect()
+}
+
+/// `Ok(partitions)` once `topic` is listed with `count` partitions, each with a leader.
+fn topic_ready(
+    md: &MetadataView,
+    topic: &str,
+    count: usize,
+) -> Result<Vec<common::cluster::PartitionView>, String> {
+    let Some(t) = md.topic(topic) else {
+        return Err(format!("{topic} not listed"));
+    };
+    if t.error.is_some() || t.partitions.len() != count || t.partitions.iter().any(|p| p.leader < 0)
+    {
+        return Err(format!("{topic}: {t:?}"));
+    }
+    Ok(t.partitions.clone())
+}
+
+fn sorted(v: &[i32]) -> Vec<i32> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// A record the test produced: partition, key, value.
+type Sent = (i32, String, String);
+
+/// Produces `per_partition` keyed records to every partition of `topic` through a producer
+/// bootstrapped from `bootstrap` with acks=all; returns (partition, offset) → record.
+async fn produce_everywhere(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+) -> BTreeMap<(i32, i64), Sent> {
+    let producer: FutureProducer = producer_config(bootstrap, "all")
+        .create()
+        .expect("producer");
+    let mut pending = Vec::new();
+    for i in 0..per_partition * partitions as usize {
+        let p = (i % partitions as usize) as i32;
+        let key = format!("key-{i:04}");
+        let value = format!("value {i} for partition {p}");
+        let fut = producer
+            .send_result(
+                FutureRecord::to(topic)
+                    .partition(p)
+                    .key(key.as_bytes())
+                    .payload(value.as_bytes()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        pending.push((fut, (p, key, value)));
+    }
+    let mut acked = BTreeMap::new();
+    for (fut, sent) in pending {
+        let d = fut
+            .await
+            .expect("delivery report")
+            .unwrap_or_else(|(e, _)| panic!("{} not acknowledged: {e}", sent.1));
+        assert_eq!(
+            d.partition, sent.0,
+            "{} acknowledged on another partition",
+            sent.1
+        );
+        assert!(
+            acked.insert((d.partition, d.offset), sent).is_none(),
+            "two records acknowledged at {}/{}",
+            d.partition,
+            d.offset
+        );
+    }
+    acked
+}
+
+/// Reads `topic` in a new consumer group bootstrapped from `bootstrap` until `expected` records
+/// arrived (bounded): (partition, offset) → (partition, key, value).
+async fn consume_group(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    expected: usize,
+) -> BTreeMap<(i32, i64), Sent> {
+    let consumer: StreamConsumer = consumer_config(bootstrap)
+        .set("group.id", group)
+        .set("session.timeout.ms", "10000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut got = BTreeMap::new();
+    while got.len() < expected {
+        let m = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(r) => r.expect("consumer error"),
+            Err(_) => panic!(
+                "group {group} read {} of {expected} records within 60 s",
+                got.len()
+            ),
+        };
+        let key = String::from_utf8(m.key().expect("key").to_vec()).expect("utf-8 key");
+        let value = String::from_utf8(m.payload().expect("value").to_vec()).expect("utf-8 value");
+        let previous = got.insert((m.partition(), m.offset()), (m.partition(), key, value));
+        assert!(
+            previous.is_none(),
+            "{}/{} read twice",
+            m.partition(),
+            m.offset()
+        );
+    }
+    // Nothing beyond what was acknowledged is in the partitions.
+    for p in got.keys().map(|(p, _)| *p).collect::<BTreeSet<_>>() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, TIMEOUT)
+            .expect("watermarks");
+        let read = got.keys().filter(|(q, _)| *q == p).count() as i64;
+        assert_eq!(high, read, "partition {p}: high watermark vs records read");
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_metadata_and_placement() {
+    let c = Cluster::start(3, &[]).await;
+    within(TEST_LIMIT, &c.logs(), async {
+        // Every node lists the three brokers at their advertised addresses and names the same
+        // controller, one of them.
+        let controller = c.controller_id().await;
+        let want: BTreeMap<i32, String> = c
+            .ids()
+            .into_iter()
+            .map(|id| (id, c.bootstrap(id)))
+            .collect();
+        for id in c.ids() {
+            let md = c.metadata(id).await.expect("metadata");
+            assert_eq!(md.brokers, want, "brokers listed by node {id}");
+            assert_eq!(
+                md.controller_id, controller,
+                "controller named by node {id}"
+            );
+        }
+        assert!(
+            want.contains_key(&controller),
+            "controller {controller} is a node"
+        );
+        println!("controller: node {controller}");
+
+        // 6 partitions, replication factor 3: leaders spread over all three brokers.
+        let a = admin(&c.bootstrap(1));
+        create_topic(&a, "placed", 6, 3, &[])
+            .await
+            .expect("CreateTopics placed (6 partitions, RF 3)");
+        let mut layouts = Vec::new();
+        for id in c.ids() {
+            let layout = c
+                .wait_metadata(id, "placed with 6 led partitions", PROPAGATION, |md| {
+                    topic_ready(md, "placed", 6)
+                })
+                .await;
+            layouts.push((id, layout));
+        }
+        let (_, layout) = &layouts[0];
+        for (id, l) in &layouts[1..] {
+            assert_eq!(l, layout, "node {id} describes placed as node 1 does");
+        }
+        let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+        for p in layout {
+            *led.entry(p.leader).or_default() += 1;
+            assert_eq!(
+                sorted(&p.replicas),
+                vec![1, 2, 3],
+                "replicas of placed/{}",
+                p.id
+            );
+            assert_eq!(sorted(&p.isr), vec![1, 2, 3], "ISR of placed/{}", p.id);
+            assert!(
+                p.replicas.contains(&p.leader),
+                "placed/{}: leader is a replica",
+                p.id
+            );
+        }
+        println!("placed: partitions led per broker {led:?}");
+        assert_eq!(
+            led.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "leaders of placed on every broker"
+        );
+
+        // More replicas than brokers.
+        assert_eq!(
+            create_topic(&a, "too-many-replicas", 1, 4, &[]).await,
+            Err(RDKafkaErrorCode::InvalidReplicationFactor),
+            "CreateTopics with replication factor 4 on 3 brokers"
+        );
+        for id in c.ids() {
+            let md = c.metadata(id).await.expect("metadata");
+            assert!(
+                md.topic("too-many-replicas").is_none(),
+                "node {id} lists the refused topic: {:?}",
+                md.topic("too-many-replicas")
+            );
+        }
+
+        // Produce through node 1 to every partition, consume in a group through node 2.
+        let started = Instant::now();
+        let acked = produce_everywhere(&c.bootstrap(1), "placed", 6, 50).await;
+        println!(
+            "produced {} records (acks=all) in {} ms",
+            acked.len(),
+            started.elapsed().as_millis()
+        );
+        assert_eq!(
+            acked.keys().map(|(p, _)| *p).collect::<BTreeSet<_>>(),
+            (0..6).collect::<BTreeSet<_>>(),
+            "records acknowledged on every partition"
+        );
+        let started = Instant::now();
+        let read = consume_group(&c.bootstrap(2), "placement-readers", "placed", acked.len()).await;
+        println!(
+            "group read {} records in {} ms",
+            read.len(),
+            started.elapsed().as_millis()
+        );
+        assert_eq!(read, acked, "records read by the group vs acknowledged");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_failover() {
+    let mut c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let a = admin(&c.bootstrap(1));
+        create_topic(&a, "before", 3, 3, &[])
+            .await
+            .expect("CreateTopics before the failover");
+        drop(a);
+        for id in c.ids() {
+            c.wait_metadata(id, "topic before", PROPAGATION, |md| {
+                topic_ready(md, "before", 3)
+            })
+            .await;
+        }
+
+        let old = c.controller_id().await;
+        let survivors: Vec<i32> = c.ids().into_iter().filter(|&id| id != old).collect();
+        let via = survivors[0];
+        println!("controller: node {old}; killing it, CreateTopics through node {via}");
+
+        let killed_at = Instant::now();
+        c.kill(old);
+        let new = c
+            .wait_metadata(via, "a new controller", Duration::from_secs(30), |md| {
+                if md.controller_id > 0 && md.controller_id != old {
+                    Ok(md.controller_id)
+                } else {
+                    Err(format!("controller {}", md.controller_id))
+                }
+            })
+            .await;
+        let elected = killed_at.elapsed();
+        assert!(
+            survivors.contains(&new),
+            "new controller {new} is a surviving node"
+        );
+        assert_eq!(
+            c.controller_id().await,
+            new,
+            "the survivors agree on the new controller"
+        );
+
+        // Replication factor 2: valid whether or not the killed broker is fenced yet.
+        let a = admin(&c.bootstrap(via));
+        let a = &a;
+        let mut attempts = 0;
+        let attempts_ref = &mut attempts;
+        let outcome = c
+            .wait_until(
+                "CreateTopics after the failover",
+                Duration::from_secs(30),
+                || {
+                    *attempts_ref += 1;
+                    async move {
+                        match create_topic(a, "during", 3, 2, &[]).await {
+                            Ok(()) => Ok("created"),
+                            // An earlier attempt that timed out on the client may have succeeded.
+                            Err(RDKafkaErrorCode::TopicAlreadyExists) => Ok("already created"),
+                            Err(e) => Err(format!("{e:?}")),
+                        }
+                    }
+                },
+            )
+            .await;
+        let created = killed_at.elapsed();
+        println!(
+            "failover: node {new} reported as controller {} ms after SIGKILL of node {old}; \
+             CreateTopics succeeded ({outcome}) {} ms after it, attempt {attempts}",
+            elected.as_millis(),
+            created.as_millis()
+        );
+        assert!(
+            created < Duration::from_secs(15),
+            "CreateTopics succeeded only {created:?} after the controller was killed"
+        );
+
+        // The killed node comes back on its data directory and catches up.
+        let restarted_at = Instant::now();
+        c.restart(old);
+        c.wait_metadata(
+            old,
+            "the restarted node to list every topic and broker",
+            Duration::from_secs(60),
+            |md| {
+                if md.broker_ids() != BTreeSet::from([1, 2, 3]) {
+                    return Err(format!("brokers {:?}", md.broker_ids()));
+                }
+                topic_ready(md, "before", 3)?;
+                topic_ready(md, "during", 3)?;
+                Ok(())
+            },
+        )
+        .await;
+        println!(
+            "node {old} restarted and caught up in {} ms",
+            restarted_at.elapsed().as_millis()
+        );
+        let md = c.metadata(old).await.expect("metadata");
+        for p in md.partitions("during") {
+            assert_eq!(
+                p.replicas.len(),
+                2,
+                "during/{}: replicas {:?}",
+                p.id,
+                p.replicas
+            );
+        }
+        c.wait_ready().await;
+        assert_eq!(
+            c.controller_id().await,
+            new,
+            "the restarted node names the same controller as the others"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_restart_keeps_metadata() {
+    let mut c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let keys = ["retention.ms", "cleanup.policy", "max.message.bytes"];
+        let a = admin(&c.bootstrap(1));
+        create_topic(&a, "kept-a", 4, 3, &[("retention.ms", "3600000")])
+            .await
+            .expect("CreateTopics kept-a");
+        create_topic(
+            &a,
+            "kept-b",
+            2,
+            2,
+            &[("cleanup.policy", "compact"), ("retention.ms", "7200000")],
+        )
+        .await
+        .expect("CreateTopics kept-b");
+        // A config altered after creation.
+        let altered = a
+            .alter_configs(
+                &[AlterConfig::new(ResourceSpecifier::Topic("kept-b"))
+                    .set("max.message.bytes", "2000000")],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("AlterConfigs");
+        assert!(altered[0].is_ok(), "AlterConfigs kept-b: {:?}", altered[0]);
+        let before_a = topic_configs(&a, "kept-a", &keys).await;
+        let before_b = topic_configs(&a, "kept-b", &keys).await;
+        assert_eq!(before_a["retention.ms"].0.as_deref(), Some("3600000"));
+        assert_eq!(before_b["cleanup.policy"].0.as_deref(), Some("compact"));
+        assert_eq!(before_b["retention.ms"].0.as_deref(), Some("7200000"));
+        assert_eq!(before_b["max.message.bytes"].0.as_deref(), Some("2000000"));
+        drop(a);
+        for id in c.ids() {
+            c.wait_metadata(id, "kept-a and kept-b", PROPAGATION, |md| {
+                topic_ready(md, "kept-a", 4)?;
+                topic_ready(md, "kept-b", 2)
+            })
+            .await;
+        }
+
+        // One node after the other: the last one shuts down without a quorum.
+        for id in c.ids() {
+            c.terminate(id).await;
+        }
+        let started = Instant::now();
+        c.restart_all().await;
+        println!(
+            "all three nodes restarted, each listing three brokers, in {} ms",
+            started.elapsed().as_millis()
+        );
+
+        for id in c.ids() {
+            c.wait_metadata(
+                id,
+                "kept-a and kept-b after the restart",
+                PROPAGATION,
+                |md| {
+                    let a = topic_ready(md, "kept-a", 4)?;
+                    let b = topic_ready(md, "kept-b", 2)?;
+                    for p in &a {
+                        if p.replicas.len() != 3 {
+                            return Err(format!("kept-a/{} replicas {:?}", p.id, p.replicas));
+                        }
+                    }
+                    for p in &b {
+                        if p.replicas.len() != 2 {
+                            return Err(format!("kept-b/{} replicas {:?}", p.id, p.replicas));
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await;
+        }
+        for id in c.ids() {
+            let a = admin(&c.bootstrap(id));
+            assert_eq!(
+                topic_configs(&a, "kept-a", &keys).await,
+                before_a,
+                "kept-a configs after the restart (through node {id})"
+            );
+            assert_eq!(
+                topic_configs(&a, "kept-b", &keys).await,
+                before_b,
+                "kept-b configs after the restart (through node {id})"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_broker_is_fenced() {
+    let mut c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let a = admin(&c.bootstrap(1));
+        create_topic(&a, "fenced", 6, 3, &[])
+            .await
+            .expect("CreateTopics fenced");
+        drop(a);
+        let layout = c
+            .wait_metadata(1, "fenced with 6 led partitions", PROPAGATION, |md| {
+                topic_ready(md, "fenced", 6)
+            })
+            .await;
+        // A partition leader that is not the controller (stopping the controller would test
+        // an election as well).
+        let controller = c.controller_id().await;
+        let victim = layout
+            .iter()
+            .map(|p| p.leader)
+            .filter(|&l| l != controller)
+            .max()
+            .expect("a partition led by a node other than the controller");
+        let others: Vec<i32> = c.ids().into_iter().filter(|&id| id != victim).collect();
+        let led: Vec<i32> = layout
+            .iter()
+            .filter(|p| p.leader == victim)
+            .map(|p| p.id)
+            .collect();
+        println!("controller: node {controller}; SIGSTOP node {victim}, leader of {led:?}");
+
+        let stopped_at = Instant::now();
+        c.stop(victim).await;
+        let bound = SESSION_TIMEOUT + Duration::from_secs(10);
+        let fenced = |md: &MetadataView| -> Result<(), String> {
+            if md.brokers.contains_key(&victim) {
+                return Err(format!("node {victim} still listed"));
+            }
+            for p in md.partitions("fenced") {
+                if p.leader == victim || p.isr.contains(&victim) {
+                    return Err(format!(
+                        "fenced/{}: leader {} ISR {:?}",
+                        p.id, p.leader, p.isr
+                    ));
+                }
+                if !others.contains(&p.leader) {
+                    return Err(format!(
+                        "fenced/{}: leader {} is not a live broker",
+                        p.id, p.leader
+                    ));
+                }
+            }
+            Ok(())
+        };
+        for &id in &others {
+            c.wait_metadata(id, "the stopped node to be fenced", bound, fenced)
+                .await;
+        }
+        let took = stopped_at.elapsed();
+        println!(
+            "node {victim} fenced {} ms after SIGSTOP (session timeout {} ms)",
+            took.as_millis(),
+            SESSION_TIMEOUT.as_millis()
+        );
+        // Its last heartbeat was at most one interval before the stop; fencing earlier than
+        // that session would be fencing a live broker.
+        let earliest = SESSION_TIMEOUT - HEARTBEAT_INTERVAL - Duration::from_millis(500);
+        assert!(
+            took >= earliest,
+            "node {victim} fenced {took:?} after SIGSTOP, before its session could time out"
+        );
+        let md = c.metadata(others[0]).await.expect("metadata");
+        println!(
+            "fenced leaders: {:?}",
+            md.partitions("fenced")
+                .iter()
+                .map(|p| (p.id, p.leader))
+                .collect::<Vec<_>>()
+        );
+
+        let resumed_at = Instant::now();
+        c.cont(victim);
+        for &id in &others {
+            c.wait_metadata(
+                id,
+                "the resumed node to be listed again",
+                Duration::from_secs(30),
+                |md| {
+                    if md.broker_ids() == BTreeSet::from([1, 2, 3]) {
+                        Ok(())
+                    } else {
+                        Err(format!("brokers {:?}", md.broker_ids()))
+                    }
+                },
+            )
+            .await;
+        }
+        println!(
+            "node {victim} listed again {} ms after SIGCONT",
+            resumed_at.elapsed().as_millis()
+        );
+        c.wait_ready().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_handles_a_single_node_process() {
+    let mut c = Cluster::start_single_node(&[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let md = c.metadata(1).await.expect("metadata");
+        assert_eq!(md.brokers, BTreeMap::from([(1, c.bootstrap(1))]));
+        assert_eq!(
+            c.controller_id().await,
+            1,
+            "controller id read from Metadata"
+        );
+
+        // A stopped process accepts connections but does not answer; it does after SIGCONT.
+        c.stop(1).await;
+        assert_eq!(c.live_ids(), Vec::<i32>::new());
+        assert!(
+            c.metadata(1).await.is_err(),
+            "a SIGSTOPped node answered Metadata"
+        );
+        c.cont(1);
+        c.wait_ready().await;
+
+        // SIGTERM: exit 0 (asserted by terminate); restart on the same port and directory.
+        c.terminate(1).await;
+        assert!(c.pid(1).is_none());
+        c.restart(1);
+        c.wait_ready().await;
+
+        // SIGKILL, restart.
+        c.kill(1);
+        c.restart(1);
+        c.wait_ready().await;
+
+        // A stopped process is killed and reaped on drop.
+        c.stop(1).await;
+    })
+    .await;
+    let pid = c.pid(1).expect("running");
+    drop(c);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} left behind by the drop"
+    );
+}
