@@ -77,27 +77,57 @@ async fn create_topic(
     }
 }
 
-/// DescribeConfigs of a topic: key → (value, source) for `keys`.
+/// A topic's configs as DescribeConfigs reports them: key → (value, source).
+type Configs = BTreeMap<String, (Option<String>, String)>;
+
+/// DescribeConfigs of a topic for `keys`, or why there is no answer.
 async fn topic_configs(
     admin: &AdminClient<DefaultClientContext>,
     topic: &str,
     keys: &[&str],
-) -> BTreeMap<String, (Option<String>, String)> {
+) -> Result<Configs, String> {
     let res = admin
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
         .await
-        .expect("DescribeConfigs");
+        .map_err(|e| format!("DescribeConfigs: {e}"))?;
     let r = res[0]
         .as_ref()
-        .unwrap_or_else(|e| panic!("DescribeConfigs of {topic}: {e:?}"));
+        .map_err(|e| format!("DescribeConfigs of {topic}: {e:?}"))?;
     keys.iter()
         .map(|k| {
             let e = r
                 .get(k)
-                .unwrap_or_else(|| panic!("{topic}: {k} not described"));
-            (k.to_string(), (e.value.clone(), format!("{:?}", e.source)))
+                .ok_or_else(|| format!("{topic}: {k} not described"))?;
+            Ok((k.to_string(), (e.value.clone(), format!("{:?}", e.source))))
         })
         .collect()
+}
+
+/// Polls DescribeConfigs of `topic` through node `id` until the `expected` values are described
+/// (a node applies a committed metadata change a moment later); returns `keys`' configs.
+async fn wait_configs(
+    c: &Cluster,
+    id: i32,
+    topic: &str,
+    keys: &[&str],
+    expected: &[(&str, &str)],
+) -> Configs {
+    let a = admin(&c.bootstrap(id));
+    let a = &a;
+    c.wait_until(
+        &format!("{topic}'s configs {expected:?} through node {id}"),
+        PROPAGATION,
+        move || async move {
+            let got = topic_configs(a, topic, keys).await?;
+            for (k, v) in expected {
+                if got.get(*k).and_then(|(v, _)| v.as_deref()) != Some(*v) {
+                    return Err(format!("{got:?}"));
+                }
+            }
+            Ok(got)
+        },
+    )
+    .await
 }
 
 /// `Ok(partitions)` once `topic` is listed with `count` partitions, each with a leader.
@@ -461,26 +491,27 @@ async fn full_restart_keeps_metadata() {
             "kept-b",
             2,
             2,
-            &[("cleanup.policy", "compact"), ("retention.ms", "7200000")],
+            &[("cleanup.policy", "compact"), ("retention.ms", "1000000")],
         )
         .await
         .expect("CreateTopics kept-b");
-        // A config altered after creation.
+        // Altered after creation. AlterConfigs (not the incremental one) replaces the topic's
+        // whole set of dynamic configs, so all three are given.
+        let want_a = [("retention.ms", "3600000")];
+        let want_b = [
+            ("cleanup.policy", "compact"),
+            ("retention.ms", "7200000"),
+            ("max.message.bytes", "2000000"),
+        ];
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic("kept-b"));
+        for (k, v) in want_b {
+            alter = alter.set(k, v);
+        }
         let altered = a
-            .alter_configs(
-                &[AlterConfig::new(ResourceSpecifier::Topic("kept-b"))
-                    .set("max.message.bytes", "2000000")],
-                &AdminOptions::new(),
-            )
+            .alter_configs(&[alter], &AdminOptions::new())
             .await
             .expect("AlterConfigs");
         assert!(altered[0].is_ok(), "AlterConfigs kept-b: {:?}", altered[0]);
-        let before_a = topic_configs(&a, "kept-a", &keys).await;
-        let before_b = topic_configs(&a, "kept-b", &keys).await;
-        assert_eq!(before_a["retention.ms"].0.as_deref(), Some("3600000"));
-        assert_eq!(before_b["cleanup.policy"].0.as_deref(), Some("compact"));
-        assert_eq!(before_b["retention.ms"].0.as_deref(), Some("7200000"));
-        assert_eq!(before_b["max.message.bytes"].0.as_deref(), Some("2000000"));
         drop(a);
         for id in c.ids() {
             c.wait_metadata(id, "kept-a and kept-b", PROPAGATION, |md| {
@@ -489,6 +520,9 @@ async fn full_restart_keeps_metadata() {
             })
             .await;
         }
+        let before_a = wait_configs(&c, 1, "kept-a", &keys, &want_a).await;
+        let before_b = wait_configs(&c, 1, "kept-b", &keys, &want_b).await;
+        println!("before the restart: kept-a {before_a:?}, kept-b {before_b:?}");
 
         // One node after the other: the last one shuts down without a quorum.
         for id in c.ids() {
@@ -525,16 +559,15 @@ async fn full_restart_keeps_metadata() {
             .await;
         }
         for id in c.ids() {
-            let a = admin(&c.bootstrap(id));
             assert_eq!(
-                topic_configs(&a, "kept-a", &keys).await,
+                wait_configs(&c, id, "kept-a", &keys, &want_a).await,
                 before_a,
-                "kept-a configs after the restart (through node {id})"
+                "kept-a configs and their sources after the restart (through node {id})"
             );
             assert_eq!(
-                topic_configs(&a, "kept-b", &keys).await,
+                wait_configs(&c, id, "kept-b", &keys, &want_b).await,
                 before_b,
-                "kept-b configs after the restart (through node {id})"
+                "kept-b configs and their sources after the restart (through node {id})"
             );
         }
     })

@@ -199,8 +199,8 @@ impl MetadataView {
     }
 }
 
-/// Metadata for all topics from `bootstrap` only (a fresh client, so the request goes to that
-/// node), with the controller id of the response.
+/// Metadata for all topics from node `from` at `bootstrap` (a fresh client bootstrapped from that
+/// node alone; an answer from another node is an error), with the controller id of the response.
 fn fetch_metadata(from: i32, bootstrap: &str) -> Result<MetadataView, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -211,6 +211,14 @@ fn fetch_metadata(from: i32, bootstrap: &str) -> Result<MetadataView, String> {
     let md = consumer
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| format!("metadata from node {from}: {e}"))?;
+    // librdkafka may send the request to a broker it learned of instead of the bootstrap one;
+    // only an answer from the node asked counts (`<bootstrap>/bootstrap` or `<bootstrap>/<id>`).
+    if !md.orig_broker_name().starts_with(&format!("{bootstrap}/")) {
+        return Err(format!(
+            "metadata asked of node {from} ({bootstrap}) came from {}",
+            md.orig_broker_name()
+        ));
+    }
     // SAFETY: the pointer is the live client owned by `consumer`; the call only reads the
     // controller id librdkafka cached from the Metadata response just parsed (timeout 0: no
     // waiting).

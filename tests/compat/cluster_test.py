@@ -106,7 +106,12 @@ def kcat_metadata(bootstrap):
     """kcat -L -J from `bootstrap` only, parsed; raises on failure."""
     out = subprocess.run(["kcat", "-L", "-J", "-b", bootstrap, "-m", "5"], capture_output=True,
                          timeout=15, check=True, text=True).stdout
-    return json.loads(out)
+    md = json.loads(out)
+    # librdkafka may ask a broker it learned of instead: only the node asked counts.
+    origin = md["originating_broker"]["name"]
+    if not origin.startswith(bootstrap + "/"):
+        raise RuntimeError(f"metadata asked of {bootstrap} came from {origin}")
+    return md
 
 
 def wait_for(what, timeout_s, check, nodes):
