@@ -63,6 +63,32 @@ fn free_ports(n: usize) -> Vec<u16> {
     ports
 }
 
+/// The current time as the broker's log lines print it (RFC 3339, UTC, microseconds).
+fn utc_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
 /// One node of the cluster.
 struct Node {
     id: i32,
@@ -429,20 +455,17 @@ impl Cluster {
         let nd = self.node_mut(id);
         assert!(!nd.is_up(), "node {id} is already running");
         nd.starts += 1;
-        let mut log = File::options()
+        let starts = nd.starts;
+        self.mark(
+            id,
+            &format!("===== harness: start #{starts} of node {id} ====="),
+        );
+        let nd = self.node_mut(id);
+        let log = File::options()
             .create(true)
             .append(true)
             .open(&nd.log)
             .expect("log file");
-        {
-            use std::io::Write;
-            writeln!(
-                log,
-                "===== harness: start #{} of node {id} =====",
-                nd.starts
-            )
-            .expect("write log");
-        }
         let child = Command::new(env!("CARGO_BIN_EXE_esker"))
             .arg("-c")
             .arg(&nd.config)
@@ -531,9 +554,22 @@ impl Cluster {
             .expect("child")
             .take()
             .unwrap_or_else(|| panic!("node {id} is not running"));
+        nd.stopped = false;
+        self.mark(id, &format!("===== harness: SIGKILL to node {id} ====="));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        nd.stopped = false;
+    }
+
+    /// Appends a line with the time (UTC, like the broker's own lines) to node `id`'s log, so
+    /// the harness's actions show among the node's lines.
+    fn mark(&self, id: i32, what: &str) {
+        use std::io::Write;
+        let mut log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.node(id).log)
+            .expect("log file");
+        writeln!(log, "{} {what}", utc_now()).expect("write log");
     }
 
     fn signal(&self, id: i32, sig: i32) {
@@ -541,6 +577,13 @@ impl Cluster {
             .node(id)
             .pid()
             .unwrap_or_else(|| panic!("node {id} is not running"));
+        let name = match sig {
+            libc::SIGSTOP => "SIGSTOP",
+            libc::SIGCONT => "SIGCONT",
+            libc::SIGTERM => "SIGTERM",
+            _ => "signal",
+        };
+        self.mark(id, &format!("===== harness: {name} to node {id} ====="));
         // SAFETY: kill(2) on our own child's pid (not yet reaped, so the pid is still ours).
         let rc = unsafe { libc::kill(pid, sig) };
         assert_eq!(
