@@ -9,6 +9,8 @@
 //! (librdkafka via the `rdkafka` crate). Dropping the cluster SIGKILLs every process still
 //! alive, so none outlives a failed test; when the drop happens during a panic the tail of
 //! every node's log is printed, and `ESKER_KEEP_CLUSTER=1` keeps the directory.
+//! `ESKER_CLUSTER_BIN=<path>` runs another build of the broker (e.g. target/release/esker)
+//! instead of the one cargo built for the tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -466,7 +468,9 @@ impl Cluster {
             .append(true)
             .open(&nd.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_esker"))
+        let bin = std::env::var_os("ESKER_CLUSTER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_esker").into());
+        let child = Command::new(bin)
             .arg("-c")
             .arg(&nd.config)
             .env("RUST_LOG", "info")
