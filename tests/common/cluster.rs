@@ -39,6 +39,8 @@ pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long one Metadata request may take before the poll counts it as failed (a SIGSTOPped
 /// node accepts connections but never answers).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// Metadata requests tried before giving up on getting one answered by the node meant.
+const METADATA_ATTEMPTS: usize = 10;
 /// Interval between two checks of a condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Attempts of [`Cluster::start`] when a node cannot bind a port picked for it.
@@ -229,7 +231,7 @@ impl MetadataView {
 
 /// Metadata for all topics from node `from` at `bootstrap` (a fresh client bootstrapped from that
 /// node alone; an answer from another node is an error), with the controller id of the response.
-fn fetch_metadata(from: i32, bootstrap: &str) -> Result<MetadataView, String> {
+fn fetch_metadata(from: i32, bootstrap: &str) -> Result<Option<MetadataView>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
@@ -239,13 +241,11 @@ fn fetch_metadata(from: i32, bootstrap: &str) -> Result<MetadataView, String> {
     let md = consumer
         .fetch_metadata(None, METADATA_TIMEOUT)
         .map_err(|e| format!("metadata from node {from}: {e}"))?;
-    // librdkafka may send the request to a broker it learned of instead of the bootstrap one;
-    // only an answer from the node asked counts (`<bootstrap>/bootstrap` or `<bootstrap>/<id>`).
+    // librdkafka (from 2.10, KIP-899) drops the bootstrap broker once it learned the brokers
+    // from a first Metadata answer, so the request may have gone to another node: only an
+    // answer from the node asked counts (`<bootstrap>/bootstrap` or `<bootstrap>/<id>`).
     if !md.orig_broker_name().starts_with(&format!("{bootstrap}/")) {
-        return Err(format!(
-            "metadata asked of node {from} ({bootstrap}) came from {}",
-            md.orig_broker_name()
-        ));
+        return Ok(None);
     }
     // SAFETY: the pointer is the live client owned by `consumer`; the call only reads the
     // controller id librdkafka cached from the Metadata response just parsed (timeout 0: no
@@ -284,12 +284,12 @@ fn fetch_metadata(from: i32, bootstrap: &str) -> Result<MetadataView, String> {
             (t.name().to_string(), view)
         })
         .collect();
-    Ok(MetadataView {
+    Ok(Some(MetadataView {
         from,
         controller_id,
         brokers,
         topics,
-    })
+    }))
 }
 
 /// Why a wait ended without its condition holding.
@@ -720,11 +720,21 @@ impl Cluster {
     }
 
     /// Node `id`'s answer to Metadata (all topics), or why there was none.
+    /// (A fresh client per attempt; an attempt answered by another node is repeated.)
     pub async fn metadata(&self, id: i32) -> Result<MetadataView, String> {
-        let bootstrap = self.bootstrap(id);
-        tokio::task::spawn_blocking(move || fetch_metadata(id, &bootstrap))
-            .await
-            .expect("metadata task")
+        for _ in 0..METADATA_ATTEMPTS {
+            let bootstrap = self.bootstrap(id);
+            let md = tokio::task::spawn_blocking(move || fetch_metadata(id, &bootstrap))
+                .await
+                .expect("metadata task")?;
+            if let Some(md) = md {
+                return Ok(md);
+            }
+        }
+        Err(format!(
+            "{METADATA_ATTEMPTS} Metadata requests meant for node {id} were all answered by \
+             other nodes"
+        ))
     }
 
     /// Polls node `from`'s Metadata until `check` accepts it; panics with the last reason and
