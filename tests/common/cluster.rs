@@ -98,6 +98,7 @@ struct Node {
     id: i32,
     kafka_port: u16,
     controller_port: u16,
+    metrics_port: u16,
     config: PathBuf,
     log: PathBuf,
     data: PathBuf,
@@ -199,7 +200,8 @@ pub struct MetadataView {
     /// The node that was asked.
     pub from: i32,
     /// The controller id of the response (librdkafka's `rd_kafka_controllerid`, set from this
-    /// response); -1 if none was reported.
+    /// response); -1 if none was reported. In a cluster a broker names itself (as KRaft brokers
+    /// name a live broker); see [`Cluster::controller_id`] for the quorum's leader.
     pub controller_id: i32,
     /// Broker id → advertised `host:port`.
     pub brokers: BTreeMap<i32, String>,
@@ -292,6 +294,25 @@ fn fetch_metadata(from: i32, bootstrap: &str) -> Result<Option<MetadataView>, St
     }))
 }
 
+/// `GET /metrics` over HTTP/1.1: the body, or why there is none.
+async fn scrape(addr: std::net::SocketAddr) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fail = |e: std::io::Error| format!("{addr}/metrics: {e}");
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(fail)?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.map_err(fail)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(fail)?;
+    let text = String::from_utf8_lossy(&buf);
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(format!(
+            "{addr}/metrics: {}",
+            text.lines().next().unwrap_or("")
+        )),
+    }
+}
+
 /// Why a wait ended without its condition holding.
 enum WaitFailure {
     /// A node that should be running exited.
@@ -352,15 +373,16 @@ impl Cluster {
             .prefix("esker-cluster-")
             .tempdir()
             .expect("tempdir");
-        let ports = free_ports(2 * n);
+        let ports = free_ports(3 * n);
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let id = i as i32 + 1;
                 let node_dir = dir.path().join(format!("node-{id}"));
                 Node {
                     id,
-                    kafka_port: ports[2 * i],
-                    controller_port: ports[2 * i + 1],
+                    kafka_port: ports[3 * i],
+                    controller_port: ports[3 * i + 1],
+                    metrics_port: ports[3 * i + 2],
                     config: node_dir.join("server.properties"),
                     log: node_dir.join("esker.log"),
                     data: node_dir.join("data"),
@@ -411,7 +433,7 @@ impl Cluster {
             }
             set("log.dirs", nd.data.display().to_string());
             set("kinesis.listener", String::new());
-            set("metrics.listener", String::new());
+            set("metrics.listener", format!("127.0.0.1:{}", nd.metrics_port));
             set("num.shards", "2".into());
             set("group.initial.rebalance.delay.ms", "0".into());
             if kraft {
@@ -532,6 +554,11 @@ impl Cluster {
             .map(|id| self.bootstrap(id))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Node `id`'s metrics endpoint (Prometheus `/metrics`).
+    pub fn metrics_addr(&self, id: i32) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.node(id).metrics_port))
     }
 
     /// The pid of node `id`'s process, if it runs (or is stopped).
@@ -755,28 +782,48 @@ impl Cluster {
         .await
     }
 
-    /// The controller id the live nodes agree on (polled until they all name the same live
-    /// node).
+    /// The active controller (the metadata quorum's leader): the one live node whose
+    /// ActiveControllerCount gauge is 1, polled until exactly one is. (Metadata does not tell:
+    /// as KRaft brokers do, each broker names a live broker, itself, as the controller, since
+    /// clients cannot reach the quorum; the leader is in DescribeQuorum, which librdkafka does
+    /// not send, and in this gauge.)
     pub async fn controller_id(&self) -> i32 {
         let this = self;
         self.wait_until(
-            "the live nodes to agree on a controller",
+            "exactly one live node to report being the active controller",
             START_TIMEOUT,
             || async move {
                 let live = this.live_ids();
-                let mut ids = BTreeSet::new();
+                let mut active = Vec::new();
                 for &id in &live {
-                    ids.insert(this.metadata(id).await?.controller_id);
+                    if this.active_controller_gauge(id).await? == 1 {
+                        active.push(id);
+                    }
                 }
-                match ids.iter().next() {
-                    Some(&c) if ids.len() == 1 && live.contains(&c) => Ok(c),
+                match active[..] {
+                    [c] => Ok(c),
                     _ => Err(format!(
-                        "controller ids reported by nodes {live:?}: {ids:?}"
+                        "nodes reporting activecontrollercount 1: {active:?} (live: {live:?})"
                     )),
                 }
             },
         )
         .await
+    }
+
+    /// Node `id`'s `kafka_controller_kafkacontroller_activecontrollercount` (1 on the metadata
+    /// quorum's leader, as Kafka's ActiveControllerCount), scraped from its metrics endpoint.
+    pub async fn active_controller_gauge(&self, id: i32) -> Result<i64, String> {
+        const NAME: &str = "kafka_controller_kafkacontroller_activecontrollercount";
+        let addr = self.metrics_addr(id);
+        let body = tokio::time::timeout(METADATA_TIMEOUT, scrape(addr))
+            .await
+            .map_err(|_| format!("node {id}: no answer from {addr}/metrics"))??;
+        body.lines()
+            .find_map(|l| l.strip_prefix(NAME)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as i64)
+            .ok_or_else(|| format!("node {id}: no {NAME} in /metrics"))
     }
 
     /// Polls `check` every 100 ms until it returns `Ok`; panics with the last `Err` reason and
