@@ -10,7 +10,8 @@
 //! alive, so none outlives a failed test; when the drop happens during a panic the tail of
 //! every node's log is printed, and `ESKER_KEEP_CLUSTER=1` keeps the directory.
 //! `ESKER_CLUSTER_BIN=<path>` runs another build of the broker (e.g. target/release/esker)
-//! instead of the one cargo built for the tests.
+//! instead of the one cargo built for the tests; the nodes log with
+//! `RUST_LOG=info,openraft=warn` unless `ESKER_CLUSTER_RUST_LOG` says otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -141,18 +142,22 @@ pub struct Logs {
 
 impl Logs {
     /// The last `lines` lines of every node's log, each under a header naming the node.
+    /// openraft's own lines (a leader logs every failed heartbeat to a stopped peer) are left
+    /// out and counted; the file has them.
     pub fn tails(&self, lines: usize) -> String {
         let mut out = String::new();
         for (id, path) in self.files.iter() {
             let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"));
-            let all: Vec<&str> = text.lines().collect();
-            let from = all.len().saturating_sub(lines);
+            let (raft, own): (Vec<&str>, Vec<&str>) =
+                text.lines().partition(|l| l.contains(" openraft::"));
+            let from = own.len().saturating_sub(lines);
             let _ = writeln!(
                 out,
-                "----- node {id}: {} (last {lines} lines) -----",
-                path.display()
+                "----- node {id}: {} (last {lines} lines; {} openraft lines left out) -----",
+                path.display(),
+                raft.len()
             );
-            for l in &all[from..] {
+            for l in &own[from..] {
                 let _ = writeln!(out, "{l}");
             }
         }
@@ -492,10 +497,13 @@ impl Cluster {
             .expect("log file");
         let bin = std::env::var_os("ESKER_CLUSTER_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_esker").into());
+        // openraft's INFO lines (every vote, every RPC) would fill the log tails.
+        let rust_log = std::env::var("ESKER_CLUSTER_RUST_LOG")
+            .unwrap_or_else(|_| "info,openraft=warn".to_string());
         let child = Command::new(bin)
             .arg("-c")
             .arg(&nd.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
@@ -789,10 +797,13 @@ impl Cluster {
     /// not send, and in this gauge.)
     pub async fn controller_id(&self) -> i32 {
         let this = self;
+        // The same single node in two polls in a row: a candidate can briefly report itself.
+        let previous = std::cell::Cell::new(None);
+        let previous = &previous;
         self.wait_until(
-            "exactly one live node to report being the active controller",
+            "exactly one live node to report being the active controller, twice in a row",
             START_TIMEOUT,
-            || async move {
+            move || async move {
                 let live = this.live_ids();
                 let mut active = Vec::new();
                 for &id in &live {
@@ -800,8 +811,12 @@ impl Cluster {
                         active.push(id);
                     }
                 }
-                match active[..] {
-                    [c] => Ok(c),
+                let now = match active[..] {
+                    [c] => Some(c),
+                    _ => None,
+                };
+                match (previous.replace(now), now) {
+                    (Some(p), Some(c)) if p == c => Ok(c),
                     _ => Err(format!(
                         "nodes reporting activecontrollercount 1: {active:?} (live: {live:?})"
                     )),
