@@ -5,8 +5,10 @@
 //! spawns the built binary once per node with its output in a per-node log file, and waits until
 //! every node answers Metadata listing all of them. Nodes are named by their `node.id`, 1..=n, in
 //! every method. The processes are driven with signals ([`Cluster::kill`], [`Cluster::stop`],
-//! [`Cluster::cont`], [`Cluster::terminate`]) and observed only through stock clients
-//! (librdkafka via the `rdkafka` crate). Dropping the cluster SIGKILLs every process still
+//! [`Cluster::cont`], [`Cluster::terminate`]) and observed through stock clients (librdkafka
+//! via the `rdkafka` crate) and, for which node is the active controller (Metadata does not
+//! say), each node's Prometheus gauge `kafka_controller_kafkacontroller_activecontrollercount`.
+//! Dropping the cluster SIGKILLs every process still
 //! alive, so none outlives a failed test; when the drop happens during a panic the tail of
 //! every node's log is printed, and `ESKER_KEEP_CLUSTER=1` keeps the directory.
 //! `ESKER_CLUSTER_BIN=<path>` runs another build of the broker (e.g. target/release/esker)
