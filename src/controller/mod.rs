@@ -195,12 +195,20 @@ impl Controller {
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ControllerError> {
         let bytes =
             serde_json::to_vec(&cmd).map_err(|e| ControllerError::Refused(e.to_string()))?;
+        let started = Instant::now();
         let out = tokio::time::timeout(WRITE_TIMEOUT, self.quorum.write(bytes))
             .await
             .map_err(|_| ControllerError::Refused("metadata write timed out".into()))??;
+        let committed = started.elapsed();
         let applied: Applied = serde_json::from_slice(&out)
             .map_err(|e| ControllerError::Refused(format!("undecodable reply: {e}")))?;
         self.feed.wait_for(applied.index, WRITE_TIMEOUT).await;
+        tracing::debug!(
+            index = applied.index,
+            committed_us = committed.as_micros() as u64,
+            applied_us = started.elapsed().as_micros() as u64,
+            "metadata write"
+        );
         Ok(applied)
     }
 
@@ -363,12 +371,19 @@ impl Controller {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leader = self.quorum.leader_watch();
+        // The quorum may have elected this node before the loop started: look now, not only
+        // at the next change.
+        let led = *leader.borrow_and_update() == Some(self.node_id as u64);
+        self.on_leadership(led);
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = heartbeat.tick() => {
                     self.send_heartbeat().await;
-                    if self.quorum.status().leader_id == Some(self.node_id as u64) {
+                    let status = self.quorum.status();
+                    if status.is_leader {
+                        // Also covers a change the watch folded away (same leader again).
+                        self.on_leadership(true);
                         self.lead().await;
                     }
                 }
@@ -376,18 +391,31 @@ impl Controller {
                     if changed.is_err() {
                         return;
                     }
-                    let now_leader = *leader.borrow_and_update() == Some(self.node_id as u64);
-                    let mut l = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
-                    if now_leader {
-                        // Every broker gets a full session from the moment this node leads.
-                        l.last_seen.clear();
-                        l.leader_since = Some(Instant::now());
-                        tracing::info!(node = self.node_id, "this node is the active controller");
-                    } else {
-                        l.leader_since = None;
-                    }
+                    let led = *leader.borrow_and_update() == Some(self.node_id as u64);
+                    self.on_leadership(led);
                 }
             }
+        }
+    }
+
+    /// Notes whether this node leads the quorum. On taking over, every broker gets a full
+    /// session from now (the previous leader's heartbeat times are not known here).
+    fn on_leadership(&self, leader: bool) {
+        let mut l = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+        match (leader, l.leader_since.is_some()) {
+            (true, false) => {
+                l.last_seen.clear();
+                l.leader_since = Some(Instant::now());
+                tracing::info!(node = self.node_id, "this node is the active controller");
+            }
+            (false, true) => {
+                l.leader_since = None;
+                tracing::info!(
+                    node = self.node_id,
+                    "this node is no longer the active controller"
+                );
+            }
+            _ => {}
         }
     }
 
