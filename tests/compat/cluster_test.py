@@ -10,6 +10,10 @@ ports, the files written like config/cluster/nodeN.properties):
   - a confluent-kafka producer bootstrapped from node 1 (acks=all) writes keyed records to every
     partition, so it reaches every partition leader; a consumer group bootstrapped from node 3
     reads each record back once, at its acknowledged offset, with its key and value;
+  - an ACL created through node 1 and a SCRAM user created through node 2 are seen through
+    node 3 (they live in the metadata log);
+  - all three nodes stopped with SIGTERM (each exits 0) and started again: the topic, the ACL and
+    the SCRAM user are there on every node;
   - no node logs an ERROR while serving, and each exits 0 on SIGTERM.
 
 The processes are killed in a finally block whatever happens. Every client call is bounded.
@@ -25,7 +29,10 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                  AdminClient, NewTopic, ResourcePatternType, ResourceType,
+                                  ScramCredentialInfo, ScramMechanism,
+                                  UserScramCredentialUpsertion)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compat_common import Checks, broker_bin, free_port  # noqa: E402
@@ -67,8 +74,12 @@ class Node:
                 "offsets.topic.replication.factor=3\n"
                 "default.replication.factor=3\n"
             )
+        self.start()
+
+    def start(self):
+        """Starts (or restarts) the process on the same config and data; the log is appended to."""
         env = dict(os.environ, RUST_LOG=os.environ.get("COMPAT_RUST_LOG", "info"), NO_COLOR="1")
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([broker_bin(), "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env)
 
@@ -246,12 +257,65 @@ def main():
              f"read {len(read)}, {len(duplicates)} twice, "
              f"{len(set(acked) - set(read))} missing, {sum(1 for k in read if read[k] != acked.get(k))} differ")
 
+        # Cluster-wide security metadata: an ACL through node 1, a SCRAM user through node 2.
+        acl = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+        for f in admin.create_acls([acl], request_timeout=TIMEOUT_S).values():
+            f.result(timeout=TIMEOUT_S)
+        admin2 = AdminClient({"bootstrap.servers": nodes[1].bootstrap, "broker.address.family": "v4",
+                              "log_level": 0})
+        user = "cluster-bob"
+        upsert = UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"bob-secret")
+        for f in admin2.alter_user_scram_credentials([upsert], request_timeout=TIMEOUT_S).values():
+            f.result(timeout=TIMEOUT_S)
+        acl_filter = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
+                                      AclOperation.ANY, AclPermissionType.ANY)
+
+        def security_seen(node):
+            a = AdminClient({"bootstrap.servers": node.bootstrap, "broker.address.family": "v4",
+                             "log_level": 0})
+            acls = a.describe_acls(acl_filter, request_timeout=10).result(timeout=15)
+            users = a.describe_user_scram_credentials([user], request_timeout=10)
+            infos = users[user].result(timeout=15).scram_credential_infos
+            mechanisms = [i.mechanism for i in infos]
+            done = [str(b.principal) for b in acls] == ["User:alice"] and \
+                mechanisms == [ScramMechanism.SCRAM_SHA_256]
+            return done, f"acls {acls}, scram {mechanisms}"
+
+        wait_for("node 3 to see the ACL and the SCRAM user", TIMEOUT_S,
+                 lambda: security_seen(nodes[2]), nodes)
+        c.ok(True, "an ACL created through node 1 and a SCRAM user created through node 2 are "
+             "described by node 3")
+
         # Close the clients before the nodes go away (librdkafka would log the disconnections).
-        del producer, admin
+        del producer, admin, admin2
         serving_ended = {n.id: len(n.log_text()) for n in nodes}
         for n in nodes:
             errors = n.error_lines(serving_ended[n.id])
             c.ok(not errors, f"node {n.id} logged no ERROR while serving", "; ".join(errors[:5]))
+
+        # Stop all three, start all three: the metadata is all there.
+        for n in nodes:
+            rc = n.terminate()
+            c.eq(rc, 0, f"node {n.id}: SIGTERM -> exit 0 (before the full restart)")
+            n.log.close()
+        for n in nodes:
+            n.start()
+        wait_for("every node to list three brokers after the restart", START_TIMEOUT_S, all_listed,
+                 nodes)
+        for n in nodes:
+            def kept(node=n):
+                a = AdminClient({"bootstrap.servers": node.bootstrap, "broker.address.family": "v4",
+                                 "log_level": 0})
+                t = a.list_topics(topic, timeout=10).topics.get(topic)
+                if t is None or t.error is not None or len(t.partitions) != PARTITIONS:
+                    return False, f"{topic}: {t and (t.error, len(t.partitions))}"
+                return security_seen(node)
+
+            wait_for(f"node {n.id} to have the topic, ACL and user back", TIMEOUT_S, kept, nodes)
+            c.ok(True, f"after a full restart node {n.id} has {topic} ({PARTITIONS} partitions), "
+                 "the ACL and the SCRAM user")
     except Exception:  # noqa: BLE001 - any failure is a failed check, then the nodes stop
         c.crash("cluster scenario")
     finally:
