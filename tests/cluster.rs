@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{within, Cluster, MetadataView, HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
 use common::{consumer_config, producer_config, TIMEOUT};
+use kafka_protocol::messages::{describe_quorum_request, DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
 };
@@ -459,6 +461,55 @@ async fn controller_failover() {
             );
         }
         c.wait_ready().await;
+        // DescribeQuorum (API 55, asked of a survivor's Kafka listener: the Java AdminClient's
+        // describeMetadataQuorum, which no client of this suite offers, hence the raw request)
+        // shows the restarted node back in sync: every voter's log end at the high watermark.
+        let via_addr = c.bootstrap(via);
+        c.wait_until(
+            "DescribeQuorum to show all three voters in sync",
+            Duration::from_secs(30),
+            || {
+                let addr = via_addr.clone();
+                async move {
+                    let mut raw = common::raw::Raw::connect(&addr).await;
+                    let req = DescribeQuorumRequest::default().with_topics(vec![
+                        describe_quorum_request::TopicData::default()
+                            .with_topic_name(TopicName(StrBytes::from_static_str(
+                                "__cluster_metadata",
+                            )))
+                            .with_partitions(vec![
+                                describe_quorum_request::PartitionData::default()
+                                    .with_partition_index(0),
+                            ]),
+                    ]);
+                    let resp = raw.call(&req, 1).await;
+                    let p = resp
+                        .topics
+                        .first()
+                        .and_then(|t| t.partitions.first())
+                        .ok_or("no partition in the answer")?;
+                    if p.error_code != 0 || p.leader_id.0 < 0 {
+                        return Err(format!("error {} leader {}", p.error_code, p.leader_id.0));
+                    }
+                    let voters: BTreeMap<i32, i64> = p
+                        .current_voters
+                        .iter()
+                        .map(|v| (v.replica_id.0, v.log_end_offset))
+                        .collect();
+                    let in_sync =
+                        voters.len() == 3 && voters.values().all(|leo| *leo == p.high_watermark);
+                    if in_sync {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "high watermark {}, voters {voters:?}",
+                            p.high_watermark
+                        ))
+                    }
+                }
+            },
+        )
+        .await;
         // Exactly one of the three is the active controller (controller_id checks that); a
         // rejoining voter may or may not have caused another election, so which is only reported.
         let now = c.controller_id().await;
