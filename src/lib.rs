@@ -14,7 +14,10 @@
 //!
 //! - [`auth`]: principals, SASL (PLAIN, SCRAM), the ACL authorizer and its durable stores.
 //! - [`config`]: the table of every configuration key; parses `server.properties`.
-//! - [`broker`]: start-up (recovery, listeners) and graceful shutdown; the shared context.
+//! - [`broker`]: start-up (recovery, listeners, the quorum) and graceful shutdown; it only wires.
+//! - [`context`]: the handlers' shared context and the operations that span layers (topics,
+//!   configs, ACLs, SCRAM users, quotas, producer ids, leadership), local or through the
+//!   metadata log.
 //! - [`catalog`]: which topics exist (names, ids, partition counts).
 //! - [`net`]: connections, frames, pipelining.
 //! - [`kafka`]: the protocol and its handlers.
@@ -41,6 +44,7 @@ pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod context;
 pub mod controller;
 pub mod coordinator;
 pub mod kafka;

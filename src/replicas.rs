@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::broker::BrokerContext;
 use crate::catalog::TopicMeta;
+use crate::context::BrokerContext;
 use crate::controller::{Controller, ControllerError};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataImage;

@@ -30,9 +30,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::broker::{BrokerContext, CreateTopicError};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::context::{BrokerContext, CreateTopicError};
 use crate::shard::{shard_for, ShardHandle};
 
 use self::partition::{Command, PartitionActor};

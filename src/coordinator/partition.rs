@@ -24,8 +24,8 @@ use super::{
     GroupError, GroupListing, GroupMetrics, JoinOutcome, JoinParams, Results, SyncOutcome,
     SyncParams, OFFSETS_TOPIC,
 };
-use crate::broker::BrokerContext;
 use crate::catalog::Catalog;
+use crate::context::BrokerContext;
 use crate::log::batch::{self, BatchBuilder};
 use crate::shard::{Durability, ShardHandle, ShardState};
 

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{BROKER, TOPIC};
 use super::error::Code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::topic_config;
 
 /// Supported versions of IncrementalAlterConfigs.

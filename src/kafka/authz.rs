@@ -23,7 +23,7 @@ use super::describe_configs::{BROKER, TOPIC};
 use super::error::Code;
 use crate::auth::acl::CLUSTER_NAME;
 use crate::auth::{ListenerInfo, Operation, Principal, ResourceType};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Who is asking, for authorization: the connection's principal, peer IP and listener.
 #[derive(Debug, Clone)]

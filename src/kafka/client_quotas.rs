@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::quota::{Entity, Part, KEYS};
 
 /// Supported versions of both APIs.

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::group_code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::assignor;
 
 /// Supported versions.

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::{BrokerContext, CreateTopicError};
 use crate::catalog::validate_topic_name;
+use crate::context::{BrokerContext, CreateTopicError};
 use crate::topic_config;
 
 /// Supported versions.

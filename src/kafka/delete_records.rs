@@ -12,7 +12,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::error::{shard_code, storage_code, Code};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::shard::ShardState;
 
 /// Supported versions.

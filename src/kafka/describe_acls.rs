@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::error::Code;
 use super::Access;
 use crate::auth::acl::{AclFilter, Operation, ResourceType, CLUSTER_NAME};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (1, 3);

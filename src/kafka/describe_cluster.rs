@@ -8,7 +8,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 2);
@@ -45,7 +45,7 @@ pub async fn handle(
         resp.brokers = image
             .live_brokers()
             .filter_map(|b| {
-                let (host, port) = crate::broker::broker_endpoint(&image, b.id, listener)?;
+                let (host, port) = crate::context::broker_endpoint(&image, b.id, listener)?;
                 Some(
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(b.id))

@@ -10,8 +10,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::BrokerContext;
 use crate::config::{Kind, KEYS};
+use crate::context::BrokerContext;
 use crate::topic_config::{self, config_type, Source};
 
 /// Supported versions.

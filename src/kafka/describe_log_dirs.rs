@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::shard::ShardState;
 
 /// Supported versions.

@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
 use super::error::{shard_code, storage_code, Code};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::shard::ShardState;
 
 /// Supported versions.

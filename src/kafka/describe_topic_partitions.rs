@@ -19,7 +19,7 @@ use super::authz::Access;
 use super::error::Code;
 use super::metadata::View;
 use crate::auth::acl::Operation;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 0);

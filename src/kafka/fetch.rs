@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, Notify};
 use super::error::{shard_code, storage_code, Code};
 use super::frame::{self, Splice};
 use super::Reply;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::log::{FileRecords, ReadResult, RecordSet};
 use crate::shard::{PartitionSnapshot, ShardState, StorageError};
 
@@ -54,7 +54,7 @@ enum Slot {
     Queued(oneshot::Receiver<ReadReply>),
     Failed(Code),
     /// Another broker leads the partition (cluster).
-    NotLeader(crate::broker::NotLeader),
+    NotLeader(crate::context::NotLeader),
 }
 
 /// Handles a Fetch request, waiting up to `max_wait_ms` for `min_bytes`. With `sendfile`, large

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 6);
@@ -86,7 +86,7 @@ fn coordinator_of(
         .map(|p| p.leader)
         .filter(|l| *l >= 0)
         .ok_or(Code::CoordinatorNotAvailable)?;
-    let (host, port) = crate::broker::broker_endpoint(&image, leader, listener)
+    let (host, port) = crate::context::broker_endpoint(&image, leader, listener)
         .ok_or(Code::CoordinatorNotAvailable)?;
     Ok((leader, host, port))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::error::Code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 5);

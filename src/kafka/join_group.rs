@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::error::group_error_code;
 use super::Caller;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::JoinParams;
 
 /// Supported versions.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::error::{shard_code, storage_code, Code};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::shard::ShardState;
 
 /// Supported versions.

@@ -13,8 +13,8 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::Code;
-use crate::broker::{BrokerContext, CreateTopicError};
 use crate::catalog::TopicMeta;
+use crate::context::{BrokerContext, CreateTopicError};
 
 /// Supported versions (0..=13).
 pub const VERSIONS: (i16, i16) = (0, 13);
@@ -120,7 +120,7 @@ pub async fn handle(
             image
                 .live_brokers()
                 .filter_map(|b| {
-                    let (host, port) = crate::broker::broker_endpoint(image, b.id, listener)?;
+                    let (host, port) = crate::context::broker_endpoint(image, b.id, listener)?;
                     Some(
                         MetadataResponseBroker::default()
                             .with_node_id(BrokerId(b.id))

@@ -61,7 +61,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::auth::acl::Operation;
 use crate::auth::{SecurityProtocol, Session};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::quota;
 pub use authz::Access;
 

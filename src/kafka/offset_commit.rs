@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::error::{group_code, Code};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::{CommitOffset, CommitParams, GroupError};
 
 /// Supported versions.

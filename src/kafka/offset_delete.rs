@@ -10,7 +10,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::error::{group_code, Code};
 use super::offset_commit::partition_exists;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 0);

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::group_code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::{FetchedOffset, GroupError};
 
 /// Supported versions.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::error::{shard_code, storage_code, Code};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::shard::ShardState;
 
 /// Supported versions.

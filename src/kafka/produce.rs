@@ -13,8 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
 use super::error::{shard_code, storage_code, Code};
-use crate::broker::BrokerContext;
 use crate::catalog::TopicMeta;
+use crate::context::BrokerContext;
 use crate::log::AppendInfo;
 use crate::metrics::{Metrics, TopicMetrics};
 use crate::shard::SyncResult;
@@ -31,7 +31,7 @@ enum Slot {
     Queued(oneshot::Receiver<AppendReply>, Option<i64>),
     Failed(Code, Option<String>),
     /// Another broker leads the partition (cluster).
-    NotLeader(crate::broker::NotLeader),
+    NotLeader(crate::context::NotLeader),
 }
 
 /// A topic's response in the making, its partitions' appends and its counters.

@@ -20,7 +20,7 @@ use super::error::Code;
 use super::Access;
 use crate::auth::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::auth::scram::{Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Supported versions of both APIs.
 pub const VERSIONS: (i16, i16) = (0, 0);

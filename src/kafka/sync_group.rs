@@ -7,7 +7,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::group_error_code;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::SyncParams;
 
 /// Supported versions.

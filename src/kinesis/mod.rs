@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub use error::KinesisError;
 pub use server::accept_loop;
 
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use iterator::IteratorKey;
 use sigv4::{AuthMode, Credentials};
 use store::StreamStore;

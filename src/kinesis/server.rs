@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::error::KinesisError;
 use super::sigv4::{self, SignedRequest};
 use super::{ops, Kinesis};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::net::Drain;
 
 /// The largest request body accepted: a PutRecords of 5 MiB of data, base64-encoded, with room

@@ -36,7 +36,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Latency buckets of `kafka_network_requestmetrics_totaltimems`, in milliseconds (fetches
 /// long-poll up to `fetch.max.wait.ms`, so the tail is long).

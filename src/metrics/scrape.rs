@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use super::Metrics;
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::coordinator::GroupMetrics;
 use crate::shard::ShardState;
 

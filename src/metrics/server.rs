@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 
 /// Binds `metrics.listener` (the first address it resolves to). A listener left at its default
 /// is best effort: if its port is taken the broker runs without it, with a warning.

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::auth::{ListenerInfo, Principal, SecurityProtocol, Session};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kafka::frame::Chunk;
 use crate::kafka::{self, Dispatch, Reply};
 use crate::log::FileRegion;

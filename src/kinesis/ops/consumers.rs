@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::{limit, required, stream_arn, validate_stream_name, Stream};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{
     Consumer, ConsumerDescription, ConsumerRefInput, DescribeConsumerOutput, Empty,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{required, validate_stream_name, ON_DEMAND_SHARDS};
-use crate::broker::{BrokerContext, CreateTopicError};
+use crate::context::{BrokerContext, CreateTopicError};
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{CreateStreamInput, Empty};
 use crate::kinesis::sigv4::Caller;

@@ -4,7 +4,7 @@
 //! ListOffsets lookup of the time index) — and issues a signed iterator for it.
 
 use super::{find_shard, required, shard_id, stream_name_of, Stream};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::iterator::ShardPosition;
 use crate::kinesis::model::{GetShardIteratorInput, GetShardIteratorOutput, Timestamp};

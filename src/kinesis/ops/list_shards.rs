@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::{limit, parse_shard_id, shard_model, stream_name_of, validate_stream_name, Stream};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{ListShardsInput, ListShardsOutput, ShardFilter, Timestamp};
 use crate::kinesis::sigv4::Caller;

@@ -1,6 +1,6 @@
 //! One handler per Kinesis operation, and the dispatch table from operation name to handler.
 //! A handler takes the decoded request and answers the response model or a [`KinesisError`];
-//! it reaches storage only through [`crate::broker::BrokerContext`] and shard calls.
+//! it reaches storage only through [`crate::context::BrokerContext`] and shard calls.
 
 mod consumers;
 mod create_stream;
@@ -33,8 +33,8 @@ use super::server::{Encoding, Reply};
 use super::sigv4::Caller;
 use super::store::{ShardMeta, StreamMeta};
 use super::Kinesis;
-use crate::broker::BrokerContext;
 use crate::catalog::TopicMeta;
+use crate::context::BrokerContext;
 use crate::shard::{Durability, ShardState};
 
 /// Operations of the Kinesis API that this broker does not offer.

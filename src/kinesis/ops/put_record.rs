@@ -3,7 +3,7 @@
 //! SequenceNumberForOrdering is accepted: records of one partition key are already in order.
 
 use super::{required, shard_id, stream_name_of};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::hash::{hash_key, parse_hash_key, HashKeyError};
 use crate::kinesis::model::{PutRecordInput, PutRecordOutput};

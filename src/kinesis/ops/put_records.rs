@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::put_record::route;
 use super::{required, shard_id, stream_name_of};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
 use crate::kinesis::records::{build_batch, NewRecord};

@@ -6,7 +6,7 @@
 //! complete before they answer, so the stream is ACTIVE again at once.
 
 use super::{find_shard, required, shard_id, stream_name_of, Stream};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::hash::{even_ranges, parse_hash_key, HashRange};
 use crate::kinesis::model::{

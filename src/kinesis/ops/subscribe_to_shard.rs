@@ -20,7 +20,7 @@ use super::consumers::find_consumer;
 use super::get_records::{child_shards, millis_behind, read_shard, record_models};
 use super::get_shard_iterator::resolve;
 use super::{encode, find_shard, required};
-use crate::broker::BrokerContext;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::eventstream;
 use crate::kinesis::model::{Empty, SubscribeToShardEvent, SubscribeToShardInput};
