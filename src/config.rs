@@ -371,10 +371,10 @@ pub const KEYS: &[KeyDef] = &[
         name: "process.roles",
         default: "",
         kind: Kind::Str,
-        doc: "Kafka's KRaft roles of this node: `broker,controller` (a node of a cluster that is both) \
-              or `controller` (a quorum member only). Empty (the default) runs the single-node broker \
-              without a quorum. `broker` alone is not supported yet: run cluster nodes as \
-              `broker,controller`.",
+        doc: "Kafka's KRaft roles of this node: `broker,controller` makes it a node of a cluster \
+              that serves clients and is a member of the metadata quorum. Empty (the default) runs \
+              the single-node broker without a quorum. Dedicated `broker` or `controller` nodes are \
+              not supported yet.",
     },
     KeyDef {
         name: "controller.quorum.voters",

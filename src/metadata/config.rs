@@ -77,11 +77,11 @@ impl ClusterConfig {
                 }
             }
         }
-        if roles.broker && !roles.controller {
+        if roles.broker != roles.controller {
             return Err((
                 "process.roles",
-                "a broker without the controller role is not supported yet; run cluster nodes \
-                 as broker,controller"
+                "dedicated broker or controller nodes are not supported yet; run every cluster \
+                 node as broker,controller"
                     .into(),
             ));
         }
@@ -236,7 +236,10 @@ mod tests {
         assert!(ok.cluster.enabled());
         assert_eq!(ok.cluster.inter_broker_listener, "PLAINTEXT");
         assert_eq!(ok.cluster.rack.as_deref(), Some("r1"));
-        let err = crate::Config::load("process.roles=broker\n", &[]).expect_err("broker only");
-        assert!(err.to_string().contains("not supported"), "{err}");
+        for only in ["broker", "controller"] {
+            let err = crate::Config::load(&format!("process.roles={only}\n"), &[])
+                .expect_err("a single role");
+            assert!(err.to_string().contains("not supported"), "{err}");
+        }
     }
 }
