@@ -292,58 +292,53 @@ impl MetadataImage {
     /// the first live in-sync replica in assignment order (none: the partition is offline).
     fn on_fenced(&mut self, id: i32) {
         let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
-        for t in self.topics.values_mut() {
-            if !t.partitions.iter().any(|p| p.replicas.contains(&id)) {
-                continue;
+        self.change_replicas_of(id, |p| {
+            let mut changed = false;
+            if p.isr.len() > 1 && p.isr.contains(&id) {
+                p.isr.retain(|r| *r != id);
+                changed = true;
             }
-            for p in Arc::make_mut(t).partitions.iter_mut() {
-                if !p.replicas.contains(&id) {
-                    continue;
-                }
-                let mut changed = false;
-                if p.isr.len() > 1 && p.isr.contains(&id) {
-                    p.isr.retain(|r| *r != id);
-                    changed = true;
-                }
-                if p.leader == id {
-                    p.leader = p
-                        .replicas
-                        .iter()
-                        .copied()
-                        .find(|r| p.isr.contains(r) && live.contains(r))
-                        .unwrap_or(-1);
-                    p.leader_epoch += 1;
-                    changed = true;
-                }
-                if changed {
-                    p.partition_epoch += 1;
-                }
+            if p.leader == id {
+                p.leader = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| p.isr.contains(r) && live.contains(r))
+                    .unwrap_or(-1);
+                p.leader_epoch += 1;
+                changed = true;
             }
-        }
+            changed
+        });
     }
 
     /// A broker back in service rejoins the ISR of its partitions and leads those that have no
     /// leader. (Without partition replication yet, a returning replica is taken as caught up.)
     fn on_unfenced(&mut self, id: i32) {
+        self.change_replicas_of(id, |p| {
+            let mut changed = false;
+            if !p.isr.contains(&id) {
+                p.isr.push(id);
+                changed = true;
+            }
+            if p.leader == -1 {
+                p.leader = id;
+                p.leader_epoch += 1;
+                changed = true;
+            }
+            changed
+        });
+    }
+
+    /// Runs `change` on every partition that has `id` among its replicas (copying only the
+    /// topics concerned); a partition it reports changed gets a new partition epoch.
+    fn change_replicas_of(&mut self, id: i32, mut change: impl FnMut(&mut PartitionImage) -> bool) {
         for t in self.topics.values_mut() {
             if !t.partitions.iter().any(|p| p.replicas.contains(&id)) {
                 continue;
             }
             for p in Arc::make_mut(t).partitions.iter_mut() {
-                if !p.replicas.contains(&id) {
-                    continue;
-                }
-                let mut changed = false;
-                if !p.isr.contains(&id) {
-                    p.isr.push(id);
-                    changed = true;
-                }
-                if p.leader == -1 {
-                    p.leader = id;
-                    p.leader_epoch += 1;
-                    changed = true;
-                }
-                if changed {
+                if p.replicas.contains(&id) && change(p) {
                     p.partition_epoch += 1;
                 }
             }
