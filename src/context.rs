@@ -501,6 +501,7 @@ impl BrokerContext {
     /// `<log.dirs>/.esker-config/broker.properties`, then applied to every topic's partitions.
     pub async fn alter_broker_configs(
         &self,
+        broker: Option<i32>,
         changes: &[(String, Option<String>)],
         validate_only: bool,
     ) -> Result<(), String> {
@@ -513,6 +514,16 @@ impl BrokerContext {
         }
         if validate_only {
             return Ok(());
+        }
+        if self.cluster.is_some() {
+            // Every node follows the log (replicas.rs applies its effective set).
+            return self
+                .propose(Command::SetBrokerConfigs {
+                    broker,
+                    changes: changes.to_vec(),
+                })
+                .await
+                .map(drop);
         }
         let next = {
             let mut next = self
@@ -541,6 +552,52 @@ impl BrokerContext {
         }
         tracing::info!(changes = changes.len(), "dynamic broker configs changed");
         Ok(())
+    }
+
+    /// The stored dynamic broker configs of a scope: a single node has one set; a cluster has
+    /// the cluster default (`None`) and one per broker.
+    pub fn dynamic_broker_configs(&self, broker: Option<i32>) -> BTreeMap<String, String> {
+        match &self.cluster {
+            None => self
+                .config
+                .dynamic
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            Some(c) => c
+                .image()
+                .broker_configs
+                .get(&broker.unwrap_or(crate::metadata::image::CLUSTER_DEFAULT))
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A cluster node takes the dynamic broker configs in force on it from the image (stored
+    /// locally too, for the next start) and pushes them to its partitions when they changed.
+    pub(crate) async fn follow_broker_configs(&self, image: &crate::metadata::MetadataImage) {
+        let next = image.effective_broker_configs(self.config.node_id);
+        let current = self
+            .config
+            .dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if next == current {
+            return;
+        }
+        if let Err(e) = store_dynamic(&self.config.log_dir, &next) {
+            tracing::error!(error = %e, "cannot store the cluster's broker configs");
+        }
+        *self
+            .config
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next;
+        for t in self.catalog.all() {
+            self.apply_topic_configs(&t.name).await;
+        }
+        tracing::info!("dynamic broker configs changed");
     }
 
     /// Milliseconds since the Unix epoch.

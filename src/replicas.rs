@@ -123,6 +123,7 @@ impl Replicas {
                 tracing::error!(error = %e, "cannot store the cluster's scram credentials");
             }
         }
+        ctx.follow_broker_configs(image).await;
         if ctx.quotas.all() != image.quotas {
             if let Err(e) = ctx.quotas.replace(&image.quotas) {
                 tracing::error!(error = %e, "cannot store the cluster's client quotas");

@@ -177,15 +177,19 @@ where
     match resource_type {
         TOPIC => {}
         BROKER => {
-            if !name.is_empty() && name != ctx.config.node_id.to_string() {
-                return Err((Code::InvalidRequest, format!("unknown broker '{name}'")));
-            }
-            let current: BTreeMap<String, String> = ctx
-                .config
-                .dynamic
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            // "" is the cluster-wide default; a cluster also takes any registered broker's id.
+            let known = |id: i32| match &ctx.cluster {
+                None => id == ctx.config.node_id,
+                Some(c) => c.image().brokers.contains_key(&id),
+            };
+            let scope = match name {
+                "" => None,
+                n => match n.parse::<i32>() {
+                    Ok(id) if known(id) => Some(id),
+                    _ => return Err((Code::InvalidRequest, format!("unknown broker '{name}'"))),
+                },
+            };
+            let current = ctx.dynamic_broker_configs(scope);
             let next = change(&current, true)?;
             let mut changes: Vec<(String, Option<String>)> = next
                 .iter()
@@ -199,7 +203,7 @@ where
                     .map(|k| (k.clone(), None)),
             );
             return ctx
-                .alter_broker_configs(&changes, validate_only)
+                .alter_broker_configs(scope, &changes, validate_only)
                 .await
                 .map_err(|e| (Code::InvalidConfig, e));
         }

@@ -89,7 +89,13 @@ pub struct MetadataImage {
     /// Client quotas, by entity (a list: JSON maps need string keys).
     #[serde(default)]
     pub quotas: Vec<(crate::quota::Entity, BTreeMap<String, f64>)>,
+    /// Dynamic broker configs by broker id; [`CLUSTER_DEFAULT`] holds the cluster-wide default.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
+
+/// The key of the cluster-wide default in [`MetadataImage::broker_configs`].
+pub const CLUSTER_DEFAULT: i32 = -1;
 
 impl MetadataImage {
     /// Brokers that are registered and not fenced, by id.
@@ -105,6 +111,19 @@ impl MetadataImage {
     /// A topic by id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicImage>> {
         self.topics.values().find(|t| t.id == *id)
+    }
+
+    /// The dynamic broker configs in force on `broker`: the cluster default overlaid with its own.
+    pub fn effective_broker_configs(&self, broker: i32) -> BTreeMap<String, String> {
+        let mut all = self
+            .broker_configs
+            .get(&CLUSTER_DEFAULT)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(own) = self.broker_configs.get(&broker) {
+            all.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        all
     }
 
     /// A partition's state.
@@ -257,6 +276,20 @@ impl MetadataImage {
                     std::mem::take(&mut self.quotas).into_iter().collect();
                 crate::quota::apply_alteration(&mut all, entity, &ops);
                 self.quotas = all.into_iter().collect();
+                Reply::Ok
+            }
+            Command::SetBrokerConfigs { broker, changes } => {
+                let key = broker.unwrap_or(CLUSTER_DEFAULT);
+                let values = self.broker_configs.entry(key).or_default();
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => values.insert(k, v),
+                        None => values.remove(&k),
+                    };
+                }
+                if values.is_empty() {
+                    self.broker_configs.remove(&key);
+                }
                 Reply::Ok
             }
             Command::AllocateProducerIds { count, .. } => {
@@ -551,5 +584,25 @@ mod tests {
         let back: MetadataImage =
             serde_json::from_slice(&serde_json::to_vec(&img).expect("encode")).expect("decode");
         assert_eq!(back, img);
+    }
+
+    #[test]
+    fn broker_configs_default_and_per_broker() {
+        let mut img = MetadataImage::default();
+        let set = |broker, k: &str, v: Option<&str>| Command::SetBrokerConfigs {
+            broker,
+            changes: vec![(k.to_string(), v.map(str::to_string))],
+        };
+        img.apply(1, set(None, "log.retention.ms", Some("1000")));
+        img.apply(2, set(Some(2), "log.retention.ms", Some("2000")));
+        img.apply(3, set(Some(2), "message.max.bytes", Some("5000")));
+        assert_eq!(img.effective_broker_configs(1)["log.retention.ms"], "1000");
+        let two = img.effective_broker_configs(2);
+        assert_eq!(two["log.retention.ms"], "2000");
+        assert_eq!(two["message.max.bytes"], "5000");
+        img.apply(4, set(Some(2), "log.retention.ms", None));
+        img.apply(5, set(Some(2), "message.max.bytes", None));
+        assert!(!img.broker_configs.contains_key(&2));
+        assert_eq!(img.effective_broker_configs(2)["log.retention.ms"], "1000");
     }
 }

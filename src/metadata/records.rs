@@ -106,6 +106,14 @@ pub enum Command {
         /// Key and new value.
         ops: Vec<(String, Option<f64>)>,
     },
+    /// Changes dynamic broker configs (`None` value removes a key) of one broker, or the
+    /// cluster-wide default (`broker` None).
+    SetBrokerConfigs {
+        /// The broker, or `None` for the cluster default.
+        broker: Option<i32>,
+        /// Key and new value.
+        changes: Vec<(String, Option<String>)>,
+    },
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// The broker asking.
