@@ -361,8 +361,10 @@ impl Broker {
                     voters = ?ctx.config.cluster.voters,
                     "joining the metadata quorum"
                 );
+                // Waits as long as the quorum takes to form (the other nodes may start much
+                // later); a year stands for "until stopped" without overflowing an Instant.
                 controller
-                    .register(std::time::Duration::from_secs(u64::MAX / 4))
+                    .register(std::time::Duration::from_secs(365 * 24 * 3600))
                     .await
                     .map_err(|e| BrokerError::Cluster(e.to_string()))?;
                 let mut replicas = crate::replicas::Replicas::new(local);
