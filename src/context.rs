@@ -542,6 +542,13 @@ impl BrokerContext {
         };
         store_dynamic(&self.config.log_dir, &next)
             .map_err(|e| format!("cannot store broker configs: {e}"))?;
+        self.install_dynamic(next).await;
+        tracing::info!(changes = changes.len(), "dynamic broker configs changed");
+        Ok(())
+    }
+
+    /// Puts a set of dynamic broker configs in force and pushes it to every topic's partitions.
+    async fn install_dynamic(&self, next: BTreeMap<String, String>) {
         *self
             .config
             .dynamic
@@ -550,8 +557,6 @@ impl BrokerContext {
         for t in self.catalog.all() {
             self.apply_topic_configs(&t.name).await;
         }
-        tracing::info!(changes = changes.len(), "dynamic broker configs changed");
-        Ok(())
     }
 
     /// The stored dynamic broker configs of a scope: a single node has one set; a cluster has
@@ -589,14 +594,7 @@ impl BrokerContext {
         if let Err(e) = store_dynamic(&self.config.log_dir, &next) {
             tracing::error!(error = %e, "cannot store the cluster's broker configs");
         }
-        *self
-            .config
-            .dynamic
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = next;
-        for t in self.catalog.all() {
-            self.apply_topic_configs(&t.name).await;
-        }
+        self.install_dynamic(next).await;
         tracing::info!("dynamic broker configs changed");
     }
 
