@@ -14,11 +14,20 @@
 //! `ESKER_CLUSTER_BIN=<path>` runs another build of the broker (e.g. target/release/esker)
 //! instead of the one cargo built for the tests; the nodes log with
 //! `RUST_LOG=info,openraft=warn` unless `ESKER_CLUSTER_RUST_LOG` says otherwise.
+//!
+//! [`Cluster::start_isolated`] starts each node in a network namespace of its own instead
+//! (`ip netns exec <namespace> esker ...`, see [`super::netns`]): the nodes listen on and
+//! advertise their namespace's address, on fixed ports (each namespace has its own), and reach
+//! each other and the test process through a bridge in the test's namespace. [`Cluster::cut`]
+//! and [`Cluster::heal`] take a node off that network and put it back; the process is the
+//! broker's own (`ip` execs it), so the signals reach the broker. The drop removes the
+//! namespaces and links after the processes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::netns::Network;
 
 /// How long [`Cluster::start`] and [`Cluster::wait_ready`] wait for every node to list all
 /// brokers.
@@ -50,6 +61,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const START_ATTEMPTS: usize = 3;
 /// Lines of each node's log shown when a wait fails.
 const TAIL_LINES: usize = 40;
+/// Ports of every isolated node (each has its own network namespace, so they never clash):
+/// Kafka, controller, metrics.
+const ISOLATED_PORTS: (u16, u16, u16) = (9092, 9093, 9644);
+/// How long `ip netns exec` may take to exec the broker.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ports handed out in this test process, never handed out twice (tests run in parallel).
 static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
@@ -99,6 +115,10 @@ fn utc_now() -> String {
 /// One node of the cluster.
 struct Node {
     id: i32,
+    /// The address it listens on and advertises: loopback, or its namespace's address.
+    host: Ipv4Addr,
+    /// Its network namespace, when isolated.
+    namespace: Option<String>,
     kafka_port: u16,
     controller_port: u16,
     metrics_port: u16,
@@ -335,6 +355,8 @@ pub struct Cluster {
     /// Without the KRaft keys: a single plain broker (to exercise the harness itself).
     kraft: bool,
     logs: Logs,
+    /// The nodes' namespaces and links, when isolated; removed after the processes.
+    net: Option<Network>,
 }
 
 impl Cluster {
@@ -344,19 +366,26 @@ impl Cluster {
     /// a port picked for it (another process took it in between), starts again on new ports.
     pub async fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true).await
+        Self::launch(n, extra, true, false).await
+    }
+
+    /// Like [`Cluster::start`], each node in a network namespace of its own (see the module
+    /// doc). Panics, naming the missing privilege, where namespaces cannot be created.
+    pub async fn start_isolated(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        assert!(n >= 1, "a cluster has nodes");
+        Self::launch(n, extra, true, true).await
     }
 
     /// One node without any cluster key (a plain single-node broker with `node.id=1`): what the
     /// harness can drive before cluster mode exists, to check its own process handling.
     pub async fn start_single_node(extra: &[(&str, &str)]) -> Cluster {
-        Self::launch(1, extra, false).await
+        Self::launch(1, extra, false, false).await
     }
 
-    async fn launch(n: usize, extra: &[(&str, &str)], kraft: bool) -> Cluster {
+    async fn launch(n: usize, extra: &[(&str, &str)], kraft: bool, isolated: bool) -> Cluster {
         let mut attempt = 1;
         loop {
-            let c = Self::spawn_all(n, extra, kraft);
+            let c = Self::spawn_all(n, extra, kraft, isolated);
             match c.wait_ready_inner(START_TIMEOUT).await {
                 Ok(()) => return c,
                 Err(WaitFailure::Exited(id, status))
@@ -375,18 +404,26 @@ impl Cluster {
     }
 
     /// Writes the configs and spawns every node.
-    fn spawn_all(n: usize, extra: &[(&str, &str)], kraft: bool) -> Cluster {
+    fn spawn_all(n: usize, extra: &[(&str, &str)], kraft: bool, isolated: bool) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("esker-cluster-")
             .tempdir()
             .expect("tempdir");
-        let ports = free_ports(3 * n);
+        let net = isolated.then(|| Network::create(n).unwrap_or_else(|e| panic!("{e}")));
+        let ports: Vec<u16> = match net {
+            Some(_) => (0..n)
+                .flat_map(|_| [ISOLATED_PORTS.0, ISOLATED_PORTS.1, ISOLATED_PORTS.2])
+                .collect(),
+            None => free_ports(3 * n),
+        };
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let id = i as i32 + 1;
                 let node_dir = dir.path().join(format!("node-{id}"));
                 Node {
                     id,
+                    host: net.as_ref().map_or(Ipv4Addr::LOCALHOST, |net| net.addr(id)),
+                    namespace: net.as_ref().map(|net| net.namespace(id).to_string()),
                     kafka_port: ports[3 * i],
                     controller_port: ports[3 * i + 1],
                     metrics_port: ports[3 * i + 2],
@@ -401,7 +438,7 @@ impl Cluster {
             .collect();
         let voters = nodes
             .iter()
-            .map(|nd| format!("{}@127.0.0.1:{}", nd.id, nd.controller_port))
+            .map(|nd| format!("{}@{}:{}", nd.id, nd.host, nd.controller_port))
             .collect::<Vec<_>>()
             .join(",");
         let rf = n.min(3).to_string();
@@ -421,13 +458,15 @@ impl Cluster {
                 set(
                     "listeners",
                     format!(
-                        "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                        nd.kafka_port, nd.controller_port
+                        "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}",
+                        nd.kafka_port,
+                        nd.controller_port,
+                        host = nd.host
                     ),
                 );
                 set(
                     "advertised.listeners",
-                    format!("PLAINTEXT://127.0.0.1:{}", nd.kafka_port),
+                    format!("PLAINTEXT://{}:{}", nd.host, nd.kafka_port),
                 );
                 set("controller.listener.names", "CONTROLLER".into());
                 set("inter.broker.listener.name", "PLAINTEXT".into());
@@ -435,12 +474,15 @@ impl Cluster {
             } else {
                 set(
                     "listeners",
-                    format!("PLAINTEXT://127.0.0.1:{}", nd.kafka_port),
+                    format!("PLAINTEXT://{}:{}", nd.host, nd.kafka_port),
                 );
             }
             set("log.dirs", nd.data.display().to_string());
             set("kinesis.listener", String::new());
-            set("metrics.listener", format!("127.0.0.1:{}", nd.metrics_port));
+            set(
+                "metrics.listener",
+                format!("{}:{}", nd.host, nd.metrics_port),
+            );
             set("num.shards", "2".into());
             set("group.initial.rebalance.delay.ms", "0".into());
             if kraft {
@@ -474,6 +516,7 @@ impl Cluster {
             nodes,
             kraft,
             logs,
+            net,
         };
         for id in c.ids() {
             c.spawn(id);
@@ -502,7 +545,17 @@ impl Cluster {
         // openraft's INFO lines (every vote, every RPC) would fill the log tails.
         let rust_log = std::env::var("ESKER_CLUSTER_RUST_LOG")
             .unwrap_or_else(|_| "info,openraft=warn".to_string());
-        let child = Command::new(bin)
+        // In a namespace, `ip netns exec` execs the broker (no fork), so the child's pid is the
+        // broker's; checked below.
+        let mut cmd = match &nd.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .arg("-c")
             .arg(&nd.config)
             .env("RUST_LOG", rust_log)
@@ -512,8 +565,40 @@ impl Cluster {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn esker");
+        let pid = child.id();
+        let isolated = nd.namespace.is_some();
         *nd.child.lock().expect("child") = Some(child);
         nd.stopped = false;
+        if isolated {
+            self.wait_exec(id, pid, Path::new(&bin));
+        }
+    }
+
+    /// Waits until process `pid` (started as `ip netns exec ... <bin>`) runs `bin`, so signals
+    /// sent to `pid` reach the broker; panics if it exits or does not get there in time.
+    fn wait_exec(&self, id: i32, pid: u32, bin: &Path) {
+        let want = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+        let deadline = Instant::now() + EXEC_TIMEOUT;
+        loop {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.as_deref() == Some(want.as_path()) {
+                return;
+            }
+            if let Some(status) = self.node(id).exited() {
+                self.logs.panic(&format!(
+                    "node {id}: `ip netns exec` exited ({status}) instead of running {}",
+                    want.display()
+                ));
+            }
+            if Instant::now() >= deadline {
+                self.logs.panic(&format!(
+                    "node {id}: process {pid} runs {exe:?}, not {}, {EXEC_TIMEOUT:?} after \
+                     `ip netns exec`",
+                    want.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn node(&self, id: i32) -> &Node {
@@ -543,18 +628,63 @@ impl Cluster {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
-    /// Nodes whose process runs and is not SIGSTOPped.
+    /// Nodes whose process runs, is not SIGSTOPped and is not cut off the network.
     pub fn live_ids(&self) -> Vec<i32> {
         self.nodes
             .iter()
-            .filter(|n| n.is_up() && !n.stopped)
+            .filter(|n| n.is_up() && !n.stopped && !self.is_cut(n.id))
             .map(|n| n.id)
             .collect()
     }
 
     /// `host:port` of node `id`'s Kafka listener.
     pub fn bootstrap(&self, id: i32) -> String {
-        format!("127.0.0.1:{}", self.node(id).kafka_port)
+        let nd = self.node(id);
+        format!("{}:{}", nd.host, nd.kafka_port)
+    }
+
+    /// The address node `id` listens on and advertises (loopback unless isolated).
+    pub fn host(&self, id: i32) -> Ipv4Addr {
+        self.node(id).host
+    }
+
+    /// The nodes' network, when isolated ([`Cluster::start_isolated`]).
+    pub fn network(&self) -> Option<&Network> {
+        self.net.as_ref()
+    }
+
+    fn network_mut(&mut self) -> &mut Network {
+        self.net
+            .as_mut()
+            .expect("cut/heal need a cluster started with Cluster::start_isolated")
+    }
+
+    /// Whether node `id` is cut off the network ([`Cluster::cut`]).
+    pub fn is_cut(&self, id: i32) -> bool {
+        self.net.as_ref().is_some_and(|n| n.is_cut(id))
+    }
+
+    /// Cuts node `id` off the network, both ways: the other nodes and the test process no
+    /// longer reach it, nor it them. Only for isolated clusters.
+    pub fn cut(&mut self, id: i32) {
+        self.mark(
+            id,
+            &format!("===== harness: network of node {id} cut ====="),
+        );
+        if let Err(e) = self.network_mut().cut(id) {
+            self.logs.panic(&format!("cutting node {id} off: {e}"));
+        }
+    }
+
+    /// Joins node `id` to the network again after [`Cluster::cut`].
+    pub fn heal(&mut self, id: i32) {
+        if let Err(e) = self.network_mut().heal(id) {
+            self.logs.panic(&format!("healing node {id}: {e}"));
+        }
+        self.mark(
+            id,
+            &format!("===== harness: network of node {id} healed ====="),
+        );
     }
 
     /// Every node's Kafka listener, comma-separated.
@@ -568,7 +698,8 @@ impl Cluster {
 
     /// Node `id`'s metrics endpoint (Prometheus `/metrics`).
     pub fn metrics_addr(&self, id: i32) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.node(id).metrics_port))
+        let nd = self.node(id);
+        std::net::SocketAddr::from((nd.host, nd.metrics_port))
     }
 
     /// The pid of node `id`'s process, if it runs (or is stopped).
@@ -919,5 +1050,7 @@ impl Drop for Cluster {
                 eprintln!("cluster directory kept: {}", dir.keep().display());
             }
         }
+        // After the processes: a namespace with a process in it outlives its deletion.
+        drop(self.net.take());
     }
 }

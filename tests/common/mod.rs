@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod kinesis;
+pub mod netns;
 pub mod raw;
 
 use std::time::Duration;
