@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod kinesis;
 pub mod netns;
 pub mod raw;
+pub mod replica_check;
 
 use std::time::Duration;
 
