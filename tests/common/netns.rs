@@ -115,15 +115,31 @@ fn remove_namespace(ns: &str) {
     ip_quiet(&["netns", "delete", ns]);
 }
 
-/// The pid part of a namespace name `esker-<pid>-<counter>-<node>`.
+/// The pid part of a namespace name `esker-<pid>-<counter>-<node>` (decimal numbers).
 fn namespace_pid(ns: &str) -> Option<u32> {
-    ns.strip_prefix(NS_PREFIX)?.split('-').next()?.parse().ok()
+    let parts: Vec<&str> = ns.strip_prefix(NS_PREFIX)?.split('-').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() != 3 || !parts.iter().all(numeric) {
+        return None;
+    }
+    parts[0].parse().ok()
 }
 
-/// The pid part of a link name `ek<pid hex>-<counter hex><kind><node>`.
+/// The pid part of a link name `ek<pid hex>-<counter hex>b` (the bridge) or
+/// `ek<pid hex>-<counter hex>{h,n}<node>` (a veth end).
 fn link_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(LINK_PREFIX)?;
-    let (pid, _) = rest.split_once('-')?;
+    let (pid, rest) = name.strip_prefix(LINK_PREFIX)?.split_once('-')?;
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let counter = rest.strip_suffix('b').or_else(|| {
+        let (head, node) = rest.split_at(rest.len().checked_sub(1)?);
+        node.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| head.strip_suffix(['h', 'n']))
+            .flatten()
+    })?;
+    if !hex(pid) || !hex(counter) {
+        return None;
+    }
     u32::from_str_radix(pid, 16).ok()
 }
 
