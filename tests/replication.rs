@@ -6,11 +6,11 @@
 //!   `min.insync.replicas=2`; an idempotent acks=all producer (values `p<partition>-<n>`, every
 //!   acknowledgement recorded with its offset) and a consumer group reading from the beginning
 //!   run in background threads while the fault schedule runs its rounds, one fault each in
-//!   turn: SIGKILL of a partition leader then restart; SIGSTOP of a leader until the others
-//!   fence it (longer than the session timeout) then SIGCONT; a leader cut off the network
-//!   until fenced, then healed; SIGKILL of a follower then restart. Each round waits until
-//!   messages produced after the fault are acknowledged on every partition, and after it until
-//!   every node is back and every partition's ISR holds its three replicas. Then the producer
+//!   turn: SIGKILL of a partition leader, then restart; SIGSTOP of a leader, then SIGCONT; a
+//!   leader cut off the network, then healed; SIGKILL of a follower, then restart. Each fault
+//!   lasts until the other nodes fenced the node (longer than the session timeout) and messages
+//!   produced since the fault are acknowledged on every partition; after it the round waits
+//!   until every node is back and every partition's ISR holds its three replicas. Then the producer
 //!   stops, the consumer reads to the high watermark, every node is stopped with SIGTERM and the
 //!   replicas are read from disk (`common::replica_check`): the ISR replicas' bytes are
 //!   identical below the high watermark, every acknowledged value is there once, at its
@@ -23,6 +23,9 @@
 //!   replication): nodes advertise their namespace addresses, the pid held is the broker's, a
 //!   cut node is fenced by the others and unreachable from the test, a healed one is back, and
 //!   the drop removes the namespaces and links.
+//! - `replica_check_passes_on_a_healthy_single_broker`: the same load and checks against one
+//!   plain broker without faults find nothing (the checker reads the broker's own files right),
+//!   also while the broker runs.
 //! - `namespaces_of_dead_test_processes_are_swept`: leftovers of a test process that died
 //!   without cleaning up are removed when a network is created.
 //! - `replica_check_*`: the checker on segment files written here (torn tails, divergent
@@ -529,11 +532,22 @@ async fn probe_send(bootstrap: &str, partition: i32) -> String {
     }
 }
 
-/// Waits until messages produced from now on are acknowledged on every partition. Shortly
-/// before giving up, a probe send says what the broker answers (see [`probe_send`]).
+/// Waits until messages produced from now on are acknowledged on every partition; see
+/// [`wait_progress_since`].
 async fn wait_progress(c: &Cluster, load: &Load, what: &str) -> Duration {
-    let started = Instant::now();
-    let mark = load.mark();
+    wait_progress_since(c, load, what, load.mark(), Instant::now()).await
+}
+
+/// Waits until messages produced since `mark` (taken at `started`) are acknowledged on every
+/// partition; returns the time since `started`. Shortly before giving up, a probe send says
+/// what the broker answers (see [`probe_send`]).
+async fn wait_progress_since(
+    c: &Cluster,
+    load: &Load,
+    what: &str,
+    mark: [u64; PARTITIONS as usize],
+    started: Instant,
+) -> Duration {
     let probed: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
     let bootstrap = c.bootstrap_all();
     let (mark, probed, bootstrap) = (&mark, &probed, &bootstrap);
@@ -559,145 +573,75 @@ async fn wait_progress(c: &Cluster, load: &Load, what: &str) -> Duration {
     started.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicated_log_survives_faults() {
-    let rounds: usize = env_or("ESKER_FAULT_ROUNDS", DEFAULT_ROUNDS);
-    let min_insync: u32 = env_or("ESKER_FAULT_MIN_INSYNC", 2);
-    let limit = BASE_LIMIT + ROUND_LIMIT * rounds as u32;
-    let mut c = Cluster::start_isolated(3, &[]).await;
-    let logs = c.logs();
-    let bootstrap = c.bootstrap_all();
-    let started = Instant::now();
-    let (load, isr, high_watermarks, timeline) = within(limit, &logs, async {
-        let a = admin(&bootstrap);
-        let min_insync_text = min_insync.to_string();
-        let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))
-            .set("min.insync.replicas", &min_insync_text);
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let res = a.create_topics(&[topic], &opts).await.expect("CreateTopics");
-        assert!(
-            matches!(res.first(), Some(Ok(_))),
-            "CreateTopics {TOPIC}: {res:?}"
-        );
-        drop(a);
-        wait_full_isr(&c, "the topic with three in-sync replicas per partition").await;
-
-        let mut load = Load::start(&bootstrap);
-        let mut timeline = Vec::new();
-        let took = wait_progress(&c, &load, "the first acknowledgements on every partition").await;
-        timeline.push(format!("first acknowledgements after {} ms", took.as_millis()));
-
-        for round in 0..rounds {
-            let fault = SCHEDULE[round % SCHEDULE.len()];
-            let partition = (round % PARTITIONS as usize) as i32;
-            let parts = layout(&c, "leaders before the fault").await;
-            let p = &parts[partition as usize];
-            let victim = match fault {
-                Fault::KillFollower => *p
-                    .replicas
-                    .iter()
-                    .find(|&&r| r != p.leader)
-                    .expect("a follower"),
-                _ => p.leader,
-            };
-            println!(
-                "round {round}: {fault:?} on node {victim} (partition {partition}: leader {}, ISR {:?})",
-                p.leader, p.isr
-            );
-            let at = Instant::now();
-            let recovered = match fault {
-                Fault::KillLeader | Fault::KillFollower => {
-                    c.kill(victim);
-                    let took = wait_progress(&c, &load, &format!("progress with node {victim} killed")).await;
-                    c.restart(victim);
-                    took
-                }
-                Fault::StopLeader => {
-                    c.stop(victim).await;
-                    wait_fenced(&c, victim).await;
-                    let took = wait_progress(&c, &load, &format!("progress with node {victim} stopped")).await;
-                    c.cont(victim);
-                    took
-                }
-                Fault::CutLeader => {
-                    c.cut(victim);
-                    wait_fenced(&c, victim).await;
-                    let took = wait_progress(&c, &load, &format!("progress with node {victim} cut off")).await;
-                    c.heal(victim);
-                    took
-                }
-            };
-            wait_full_isr(&c, &format!("node {victim} back in every ISR after {fault:?}")).await;
-            wait_progress(&c, &load, &format!("progress after round {round}")).await;
-            timeline.push(format!(
-                "round {round}: {fault:?} node {victim}: acknowledgements on every partition \
-                 {} ms after the fault; every node back in every ISR and producing after {} ms",
-                recovered.as_millis(),
-                at.elapsed().as_millis()
-            ));
-        }
-
-        load.stop_producing().await;
-        let parts = wait_full_isr(&c, "every replica in every ISR after the faults").await;
-        let isr: Vec<Vec<i32>> = parts.iter().map(|p| p.isr.clone()).collect();
-        let watermarks = {
-            let b = bootstrap.clone();
-            tokio::task::spawn_blocking(move || {
-                let consumer: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &b)
-                    .set("broker.address.family", "v4")
-                    .create()
-                    .expect("client");
-                (0..PARTITIONS)
-                    .map(|p| {
-                        consumer
-                            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-                            .map(|(_, high)| high)
-                            .unwrap_or_else(|e| panic!("watermarks of {TOPIC}/{p}: {e}"))
-                    })
-                    .collect::<Vec<i64>>()
+/// The high watermark of every partition, through a fresh client.
+async fn high_watermarks(bootstrap: &str) -> Vec<i64> {
+    let b = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("broker.address.family", "v4")
+            .create()
+            .expect("client");
+        (0..PARTITIONS)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .unwrap_or_else(|e| panic!("watermarks of {TOPIC}/{p}: {e}"))
             })
-            .await
-            .expect("watermarks task")
-        };
-        load.consumed.lock().expect("consumed").drain_to =
-            Some(watermarks.clone().try_into().expect("three partitions"));
-        let consumed = load.consumed.clone();
-        c.wait_until(
-            "the consumer to read every partition to its high watermark",
-            Duration::from_secs(60),
-            || {
-                let consumed = consumed.clone();
-                let watermarks = watermarks.clone();
-                async move {
-                    let l = consumed.lock().expect("consumed");
-                    if l.done {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "next offsets {:?}, high watermarks {watermarks:?}, errors {:?}",
-                            l.next, l.errors
-                        ))
-                    }
-                }
-            },
-        )
-        .await;
-        load.stop_consuming().await;
-        c.terminate_all().await;
-        (load, isr, watermarks, timeline)
+            .collect::<Vec<i64>>()
     })
-    .await;
+    .await
+    .expect("watermarks task")
+}
 
-    // The replicas, from disk.
-    let produced = load.produced.lock().expect("produced");
-    let consumed = load.consumed.lock().expect("consumed");
+/// With the producer stopped: reads the high watermarks, lets the consumer read every
+/// partition up to them (bounded) and stops it; returns the high watermarks.
+async fn drain(c: &Cluster, load: &mut Load, bootstrap: &str) -> Vec<i64> {
+    let watermarks = high_watermarks(bootstrap).await;
+    load.consumed.lock().expect("consumed").drain_to =
+        Some(watermarks.clone().try_into().expect("three partitions"));
+    let consumed = &load.consumed;
+    let w = &watermarks;
+    c.wait_until(
+        "the consumer to read every partition to its high watermark",
+        Duration::from_secs(60),
+        || async move {
+            let l = consumed.lock().expect("consumed");
+            if l.done {
+                Ok(())
+            } else {
+                Err(format!(
+                    "next offsets {:?}, high watermarks {w:?}, errors {:?}",
+                    l.next, l.errors
+                ))
+            }
+        },
+    )
+    .await;
+    load.stop_consuming().await;
+    watermarks
+}
+
+/// Records checked per (partition, node): (records, log end offset, torn tail).
+type Checked = BTreeMap<(i32, i32), (usize, i64, bool)>;
+
+/// Reads every node's copy of every partition from disk and runs the checks: the copies of the
+/// nodes in the partition's ISR identical below its high watermark, and, on each of them, the
+/// acknowledged and the consumed records.
+fn check_on_disk(
+    c: &Cluster,
+    nodes: &[i32],
+    isr: &[Vec<i32>],
+    high_watermarks: &[i64],
+    produced: &Produced,
+    consumed: &ConsumedLog,
+) -> (Findings, Checked) {
     let mut findings = Findings::default();
     let mut checked = BTreeMap::new();
     for p in 0..PARTITIONS {
         let pi = p as usize;
-        let hw = high_watermarks[pi];
-        let replicas: Vec<_> = NODES
+        let replicas: Vec<_> = nodes
             .iter()
             .map(|&n| {
                 read_partition(n, c.data_dir(n), TOPIC, p)
@@ -709,7 +653,7 @@ async fn replicated_log_survives_faults() {
             .filter(|r| isr[pi].contains(&r.node))
             .collect();
         let label = format!("{TOPIC}-{p}");
-        findings.merge(check_identical(&label, &in_isr, hw));
+        findings.merge(check_identical(&label, &in_isr, high_watermarks[pi]));
         for r in &in_isr {
             let label = format!("{TOPIC}-{p} on node {}", r.node);
             let records = match r.records() {
@@ -727,6 +671,112 @@ async fn replicated_log_survives_faults() {
             findings.merge(check_consumed(&label, &records, &consumed.records[pi]));
         }
     }
+    (findings, checked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_log_survives_faults() {
+    let rounds: usize = env_or("ESKER_FAULT_ROUNDS", DEFAULT_ROUNDS);
+    let min_insync: u32 = env_or("ESKER_FAULT_MIN_INSYNC", 2);
+    let limit = BASE_LIMIT + ROUND_LIMIT * rounds as u32;
+    let mut c = Cluster::start_isolated(3, &[]).await;
+    let logs = c.logs();
+    let bootstrap = c.bootstrap_all();
+    let started = Instant::now();
+    let (load, isr, high_watermarks, timeline) = within(limit, &logs, async {
+        let a = admin(&bootstrap);
+        let min_insync_text = min_insync.to_string();
+        let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))
+            .set("min.insync.replicas", &min_insync_text);
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let res = a
+            .create_topics(&[topic], &opts)
+            .await
+            .expect("CreateTopics");
+        assert!(
+            matches!(res.first(), Some(Ok(_))),
+            "CreateTopics {TOPIC}: {res:?}"
+        );
+        drop(a);
+        wait_full_isr(&c, "the topic with three in-sync replicas per partition").await;
+
+        let mut load = Load::start(&bootstrap);
+        let mut timeline = Vec::new();
+        let what = "the first acknowledgements on every partition";
+        let took = wait_progress(&c, &load, what).await;
+        timeline.push(format!(
+            "first acknowledgements after {} ms",
+            took.as_millis()
+        ));
+
+        for round in 0..rounds {
+            let fault = SCHEDULE[round % SCHEDULE.len()];
+            let partition = (round % PARTITIONS as usize) as i32;
+            let parts = layout(&c, "leaders before the fault").await;
+            let p = &parts[partition as usize];
+            let victim = match fault {
+                Fault::KillFollower => *p
+                    .replicas
+                    .iter()
+                    .find(|&&r| r != p.leader)
+                    .expect("a follower"),
+                _ => p.leader,
+            };
+            println!(
+                "round {round}: {fault:?} on node {victim} (partition {partition}: leader {}, \
+                 ISR {:?})",
+                p.leader, p.isr
+            );
+            // Progress is what is produced after the fault; the node stays out at least until
+            // the others fenced it (its session timed out), so the ISR shrinks and grows again.
+            let (mark, at) = (load.mark(), Instant::now());
+            let state = match fault {
+                Fault::KillLeader | Fault::KillFollower => {
+                    c.kill(victim);
+                    "killed"
+                }
+                Fault::StopLeader => {
+                    c.stop(victim).await;
+                    "stopped"
+                }
+                Fault::CutLeader => {
+                    c.cut(victim);
+                    "cut off"
+                }
+            };
+            wait_fenced(&c, victim).await;
+            let what = format!("progress with node {victim} {state}");
+            let recovered = wait_progress_since(&c, &load, &what, mark, at).await;
+            match fault {
+                Fault::KillLeader | Fault::KillFollower => c.restart(victim),
+                Fault::StopLeader => c.cont(victim),
+                Fault::CutLeader => c.heal(victim),
+            }
+            let what = format!("node {victim} back in every ISR after {fault:?}");
+            wait_full_isr(&c, &what).await;
+            wait_progress(&c, &load, &format!("progress after round {round}")).await;
+            timeline.push(format!(
+                "round {round}: {fault:?} node {victim}: acknowledgements on every partition \
+                 {} ms after the fault; every node back in every ISR and producing after {} ms",
+                recovered.as_millis(),
+                at.elapsed().as_millis()
+            ));
+        }
+
+        load.stop_producing().await;
+        let parts = wait_full_isr(&c, "every replica in every ISR after the faults").await;
+        let isr: Vec<Vec<i32>> = parts.iter().map(|p| p.isr.clone()).collect();
+        let watermarks = drain(&c, &mut load, &bootstrap).await;
+        c.terminate_all().await;
+        (load, isr, watermarks, timeline)
+    })
+    .await;
+
+    // The replicas, from disk.
+    let produced = load.produced.lock().expect("produced");
+    let consumed = load.consumed.lock().expect("consumed");
+    let (findings, checked) =
+        check_on_disk(&c, &NODES, &isr, &high_watermarks, &produced, &consumed);
 
     println!("----- replication under faults: summary -----");
     println!(
@@ -768,6 +818,70 @@ async fn replicated_log_survives_faults() {
         produced.acks(),
         produced.failed_summary()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_check_passes_on_a_healthy_single_broker() {
+    let mut c = Cluster::start_single_node(&[]).await;
+    let logs = c.logs();
+    let bootstrap = c.bootstrap_all();
+    let (load, watermarks) = within(Duration::from_secs(120), &logs, async {
+        let a = admin(&bootstrap);
+        let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
+        let res = a
+            .create_topics(&[topic], &AdminOptions::new())
+            .await
+            .expect("CreateTopics");
+        assert!(matches!(res.first(), Some(Ok(_))), "CreateTopics: {res:?}");
+        layout(&c, "the topic with its leaders").await;
+        let mut load = Load::start(&bootstrap);
+        let produced = &load.produced;
+        c.wait_until(
+            "1500 acknowledgements",
+            Duration::from_secs(60),
+            || async move {
+                let n = produced.lock().expect("produced").acks();
+                if n >= 1500 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} acknowledgements"))
+                }
+            },
+        )
+        .await;
+        load.stop_producing().await;
+        let watermarks = drain(&c, &mut load, &bootstrap).await;
+        // Read while the broker runs: whole batches, nothing damaged.
+        for p in 0..PARTITIONS {
+            let live = read_partition(1, c.data_dir(1), TOPIC, p).expect("read");
+            assert!(live.problems.is_empty(), "{:?}", live.problems);
+            assert_eq!(live.end_offset(), watermarks[p as usize]);
+        }
+        c.terminate(1).await;
+        (load, watermarks)
+    })
+    .await;
+    let produced = load.produced.lock().expect("produced");
+    let consumed = load.consumed.lock().expect("consumed");
+    let isr = vec![vec![1]; PARTITIONS as usize];
+    let (findings, checked) = check_on_disk(&c, &[1], &isr, &watermarks, &produced, &consumed);
+    assert!(findings.is_empty(), "{findings}");
+    assert!(
+        produced.failed.is_empty(),
+        "failed sends: {}",
+        produced.failed_summary()
+    );
+    for p in 0..PARTITIONS {
+        let (records, end, _) = checked[&(p, 1)];
+        assert_eq!(records as i64, watermarks[p as usize]);
+        assert_eq!(end, watermarks[p as usize]);
+        assert_eq!(records, produced.acked[p as usize].len());
+        let offsets: BTreeSet<i64> = consumed.records[p as usize]
+            .iter()
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(records, offsets.len(), "partition {p}: offsets consumed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
