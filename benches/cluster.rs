@@ -504,7 +504,10 @@ async fn failover_stall(args: &Args, dir: &Path) {
         });
         let ms = acked_at.duration_since(killed_at).as_secs_f64() * 1000.0;
         let new_leader = partition0(&client).map_or(-1, |(l, _)| l);
-        println!("  round {round}: killed leader node {leader}; stalled {ms:.0} ms; leader now {new_leader}");
+        println!(
+            "  round {round}: killed leader node {leader}; stalled {ms:.0} ms; leader now \
+             {new_leader}"
+        );
         stalls.push(ms);
         node.start();
         wait_brokers(&node.bootstrap(), 3, STALL_LIMIT);
