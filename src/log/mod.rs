@@ -17,12 +17,16 @@
 //! - **Produce** ([`PartitionLog::append`]): batches are validated ([`batch::validate`]), their
 //!   base offsets set in patched copies of their 61-byte headers, and headers and the
 //!   producer's untouched record bytes written with one `pwritev` to the active segment's file
-//!   (the page cache). Records are neither decoded nor copied. The active segment rolls when full (`segment.bytes`,
-//!   index full) and, via the retention pass, when older than `segment.ms`.
+//!   (the page cache). Records are neither decoded nor copied. The active segment rolls when
+//!   full (`segment.bytes`, index full) and, via the retention pass, when older than
+//!   `segment.ms`.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
 //!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
-//!   can leave large ones in the files as regions ([`FileRecords`]) for `sendfile(2)`.
+//!   can leave large ones in the files as regions ([`FileRecords`]) for `sendfile(2)`. Both have
+//!   bounded forms ([`PartitionLog::read_upto`], [`PartitionLog::read_records_upto`]) that stop
+//!   before the first batch reaching an upper offset (consumers of a replicated partition read
+//!   up to the high watermark).
 //! - **Retention** ([`PartitionLog::apply_retention`], run by the shard's maintenance tick):
 //!   rolls an aged or wholly expired active segment, then deletes whole segments from the oldest
 //!   on while they are past `retention.ms`, beyond `retention.bytes` or below the log start
@@ -57,6 +61,8 @@ mod time_index;
 
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;
 
@@ -294,8 +300,29 @@ pub struct ReadResult<R = Bytes> {
     pub records: R,
     /// The log start offset at the time of the read.
     pub log_start_offset: i64,
-    /// The high watermark, equal to the log end offset on a single node.
+    /// The log end offset at the time of the read: the high watermark on a single node. A
+    /// replicated partition's caller substitutes its own high watermark.
     pub high_watermark: i64,
+}
+
+/// Where a read starts (segment index, byte position of the first batch) and, for a bounded
+/// read, the segment index and byte position it must not pass (`None`: the log end).
+#[derive(Debug, Clone, Copy)]
+struct ReadSpan {
+    index: usize,
+    position: u64,
+    end: Option<(usize, u64)>,
+}
+
+impl ReadSpan {
+    /// How far segment `index` may be read; `None` once past the bound.
+    fn until(&self, index: usize, segment: &Segment) -> Option<u64> {
+        match self.end {
+            Some((end_index, _)) if index > end_index => None,
+            Some((end_index, position)) if index == end_index => Some(position),
+            _ => Some(segment.size),
+        }
+    }
 }
 
 /// The log of one partition: its segments, the active one last.
@@ -660,15 +687,34 @@ impl PartitionLog {
     /// in total but always at least one whole batch if there is one at or after `offset`
     /// (KIP-74); never a partial batch. May continue into later segments. `offset` equal to the
     /// log end offset gives empty records; outside `[log start, log end]` gives
-    /// [`LogError::OffsetOutOfRange`].
+    /// [`LogError::OffsetOutOfRange`]. This is [`PartitionLog::read_upto`] up to the log end.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_upto(offset, max_bytes, self.log_end_offset)
+    }
+
+    /// [`PartitionLog::read`] bounded above: only batches whose last offset is below `upper`
+    /// (clamped to the log end offset) are returned; a batch reaching `upper` and everything
+    /// after it is left out. An `offset` in `[upper, log end]` gives empty records; outside
+    /// `[log start, log end]` is [`LogError::OffsetOutOfRange`]. The result's `high_watermark`
+    /// is still the log end offset.
+    pub fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadResult, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         let mut out = BytesMut::new();
-        if let Some((mut index, mut position)) = self.read_start(offset)? {
+        if let Some(span) = self.read_span(offset, upper)? {
+            let (mut index, mut position) = (span.index, span.position);
             while let Some(segment) = self.segments.get(index) {
+                let Some(until) = span.until(index, segment) else {
+                    break;
+                };
                 let budget = max_bytes.saturating_sub(out.len());
                 let at_least_one = out.is_empty();
-                let reached_end = segment.read_batches(position, budget, at_least_one, &mut out)?;
+                let reached_end =
+                    segment.read_batches(position, until, budget, at_least_one, &mut out)?;
                 if !reached_end || out.len() >= max_bytes {
                     break;
                 }
@@ -686,44 +732,66 @@ impl PartitionLog {
     /// [`PartitionLog::read`] for a fetch that can send file regions: the same batches, but
     /// left in the segment files ([`RecordSet::File`]) when the read could return at least
     /// `file_min_bytes` (the smaller of `max_bytes` and what the log holds from the start
-    /// batch on), and read into memory otherwise.
+    /// batch on), and read into memory otherwise. This is [`PartitionLog::read_records_upto`]
+    /// up to the log end.
     pub fn read_records(
         &self,
         offset: i64,
         max_bytes: usize,
         file_min_bytes: usize,
     ) -> Result<ReadResult<RecordSet>, LogError> {
+        self.read_records_upto(offset, max_bytes, file_min_bytes, self.log_end_offset)
+    }
+
+    /// [`PartitionLog::read_records`] bounded above by `upper` as [`PartitionLog::read_upto`]
+    /// is: the same batches, as file regions or in memory by the same rule.
+    pub fn read_records_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadResult<RecordSet>, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
-        let Some((mut index, mut position)) = self.read_start(offset)? else {
+        let Some(span) = self.read_span(offset, upper)? else {
             return Ok(ReadResult {
                 records: RecordSet::default(),
                 log_start_offset: log_start,
                 high_watermark: log_end,
             });
         };
-        // Bytes from the start batch to the log end, counted only as far as the threshold.
+        // Bytes from the start batch to the bound, counted only as far as the threshold.
         let wanted = max_bytes.min(file_min_bytes) as u64;
         let mut available = 0u64;
-        for segment in self.segments.get(index..).unwrap_or_default() {
-            if available >= wanted.saturating_add(position) {
+        for (index, segment) in self.segments.iter().enumerate().skip(span.index) {
+            if available >= wanted.saturating_add(span.position) {
                 break;
             }
-            available += segment.size;
+            let Some(until) = span.until(index, segment) else {
+                break;
+            };
+            available += until;
         }
-        let available = available.saturating_sub(position);
+        let available = available.saturating_sub(span.position);
         if (available.min(max_bytes as u64) as usize) < file_min_bytes {
-            return self.read(offset, max_bytes).map(|r| ReadResult {
-                records: RecordSet::Bytes(r.records),
-                log_start_offset: r.log_start_offset,
-                high_watermark: r.high_watermark,
-            });
+            return self
+                .read_upto(offset, max_bytes, upper)
+                .map(|r| ReadResult {
+                    records: RecordSet::Bytes(r.records),
+                    log_start_offset: r.log_start_offset,
+                    high_watermark: r.high_watermark,
+                });
         }
         let mut out = FileRecords::default();
+        let (mut index, mut position) = (span.index, span.position);
         while let Some(segment) = self.segments.get(index) {
+            let Some(until) = span.until(index, segment) else {
+                break;
+            };
             let budget = max_bytes.saturating_sub(out.len());
             let at_least_one = out.is_empty();
             let (region, reached_end) =
-                segment.region_of_batches(position, budget, at_least_one)?;
+                segment.region_of_batches(position, until, budget, at_least_one)?;
             if let Some(region) = region {
                 out.push(region);
             }
@@ -740,9 +808,9 @@ impl PartitionLog {
         })
     }
 
-    /// Where a read at `offset` starts: the segment index and byte position of the first batch
-    /// whose last offset is `>= offset`; `None` at the log end.
-    fn read_start(&self, offset: i64) -> Result<Option<(usize, u64)>, LogError> {
+    /// Where a read at `offset` bounded by `upper` starts and stops; `None` if it has nothing
+    /// to return (`offset` at or beyond the bound, or no batch after it).
+    fn read_span(&self, offset: i64, upper: i64) -> Result<Option<ReadSpan>, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -751,9 +819,35 @@ impl PartitionLog {
                 log_end,
             });
         }
-        if offset == log_end {
+        let upper = upper.min(log_end);
+        if offset >= upper {
             return Ok(None);
         }
+        let Some((index, position)) = self.locate_batch(offset)? else {
+            return Ok(None);
+        };
+        // Up to the log end every batch qualifies: no bound to look up.
+        let end = if upper == log_end {
+            None
+        } else {
+            let end_index = self
+                .segments
+                .partition_point(|s| s.base_offset <= upper)
+                .saturating_sub(1);
+            let segment = &self.segments[end_index];
+            let end_position = segment.locate(upper)?.map_or(segment.size, |(p, _)| p);
+            Some((end_index, end_position))
+        };
+        Ok(Some(ReadSpan {
+            index,
+            position,
+            end,
+        }))
+    }
+
+    /// The segment index and byte position of the first batch whose last offset is
+    /// `>= offset`; `None` if there is none.
+    fn locate_batch(&self, offset: i64) -> Result<Option<(usize, u64)>, LogError> {
         let mut index = self
             .segments
             .partition_point(|s| s.base_offset <= offset)

@@ -304,18 +304,20 @@ impl Segment {
         Ok(None)
     }
 
-    /// Appends to `out` the whole batches starting at `position`, as many as fit in `budget`
+    /// Appends to `out` the whole batches starting at `position` and ending at or before byte
+    /// `until` (a batch boundary; the segment's size for no bound), as many as fit in `budget`
     /// bytes; with `at_least_one`, the first batch is taken even if it is larger. Returns
-    /// whether everything up to the end of the segment was taken (so a read may go on into
-    /// the next segment).
+    /// whether everything up to `until` was taken (so a read may go on into the next segment).
     pub(crate) fn read_batches(
         &self,
         position: u64,
+        until: u64,
         budget: usize,
         at_least_one: bool,
         out: &mut BytesMut,
     ) -> Result<bool, LogError> {
-        let available = usize::try_from(self.size.saturating_sub(position)).unwrap_or(usize::MAX);
+        let until = until.min(self.size);
+        let available = usize::try_from(until.saturating_sub(position)).unwrap_or(usize::MAX);
         if available == 0 {
             return Ok(true);
         }
@@ -376,21 +378,23 @@ impl Segment {
     }
 
     /// Like [`Segment::read_batches`] but leaves the bytes in the file: the region of the whole
-    /// batches starting at `position` that fit in `budget` bytes (with `at_least_one`, the first
-    /// batch even if larger), found by walking batch length fields from the offset index's last
-    /// entry within the budget. Returns the region (if any bytes) and whether it reaches the end
-    /// of the segment.
+    /// batches starting at `position` and ending at or before `until` that fit in `budget` bytes
+    /// (with `at_least_one`, the first batch even if larger), found by walking batch length
+    /// fields from the offset index's last entry within the budget. Returns the region (if any
+    /// bytes) and whether it reaches `until`.
     pub(crate) fn region_of_batches(
         &self,
         position: u64,
+        until: u64,
         budget: usize,
         at_least_one: bool,
     ) -> Result<(Option<FileRegion>, bool), LogError> {
-        if position >= self.size {
+        let until = until.min(self.size);
+        if position >= until {
             return Ok((None, true));
         }
         let file = self.file()?;
-        let limit = position.saturating_add(budget as u64).min(self.size);
+        let limit = position.saturating_add(budget as u64).min(until);
         // Index entries are batch starts: every batch between `position` and the entry fits.
         let mut end = match self.offset_index.floor_position(limit) {
             Some(e) if u64::from(e.position) > position => u64::from(e.position),
@@ -398,14 +402,14 @@ impl Segment {
         };
         let mut overhead = [0u8; LOG_OVERHEAD];
         let mut first_size = None;
-        while end + LOG_OVERHEAD as u64 <= self.size {
+        while end + LOG_OVERHEAD as u64 <= until {
             read_exact_at(file, &mut overhead, end)?;
             let size = batch_size(&overhead, end)? as u64;
-            if end + size > self.size {
+            if end + size > until {
                 return Err(LogError::CorruptRecord(format!(
                     "batch at position {end} of segment {} needs {size} bytes, only {} remain",
                     self.base_offset,
-                    self.size - end
+                    until - end
                 )));
             }
             first_size.get_or_insert(size);
@@ -422,7 +426,7 @@ impl Segment {
             .ok()
             .filter(|&len| len > 0)
             .map(|len| FileRegion::new(file.clone(), position, len));
-        Ok((region, end == self.size))
+        Ok((region, end == until))
     }
 
     /// The first record at or after offset `min_offset` (the log start offset) whose timestamp
