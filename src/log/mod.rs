@@ -12,14 +12,20 @@
 //!   log-start-offset                the log start offset, when DeleteRecords moved it inside
 //!                                   a segment (fsynced before DeleteRecords is answered)
 //!   recovery-point-offset           every offset below it was fsynced (written lazily)
+//!   leader-epoch-checkpoint         the leader-epoch cache: `epoch startOffset` per line
+//!                                   (only once an epoch was assigned or replicated; fsynced)
 //! ```
 //!
 //! - **Produce** ([`PartitionLog::append`]): batches are validated ([`batch::validate`]), their
-//!   base offsets set in patched copies of their 61-byte headers, and headers and the
-//!   producer's untouched record bytes written with one `pwritev` to the active segment's file
-//!   (the page cache). Records are neither decoded nor copied. The active segment rolls when
-//!   full (`segment.bytes`, index full) and, via the retention pass, when older than
-//!   `segment.ms`.
+//!   base offsets set in patched copies of their 61-byte headers (and, once the log leads an
+//!   epoch, their `partitionLeaderEpoch`), and headers and the producer's untouched record bytes
+//!   written with one `pwritev` to the active segment's file (the page cache). Records are
+//!   neither decoded nor copied. The active segment rolls when full (`segment.bytes`, index
+//!   full) and, via the retention pass, when older than `segment.ms`.
+//! - **Leader epochs** ([`PartitionLog::assign_leader_epoch`]): the leader stamps its epoch on
+//!   every batch it appends and records `(epoch, start offset)` in the leader-epoch cache (module
+//!   `leader_epoch`), which answers OffsetForLeaderEpoch
+//!   ([`PartitionLog::end_offset_for_epoch`]).
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
 //!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
@@ -31,7 +37,8 @@
 //!   rolls an aged or wholly expired active segment, then deletes whole segments from the oldest
 //!   on while they are past `retention.ms`, beyond `retention.bytes` or below the log start
 //!   offset. **DeleteRecords** ([`PartitionLog::delete_records_before`]) moves the log start
-//!   offset, durably, and deletes the segments wholly below it.
+//!   offset, durably, and deletes the segments wholly below it. Either way the epoch cache drops
+//!   the entries below the new log start.
 //! - **Durability**: appends never fsync. [`PartitionLog::take_unsynced`] hands the files
 //!   written since its last call to the caller, which fsyncs them on blocking threads and
 //!   answers `acks=-1` producers afterwards (group commit), then gives the [`SyncToken`] back to
@@ -43,7 +50,8 @@
 //! - **Recovery** ([`PartitionLog::open`]): after a clean shutdown the index files are trusted
 //!   and nothing is scanned; after a crash the segments wholly below the checkpointed recovery
 //!   point are trusted likewise, and every later one is scanned and CRC-checked, a torn or
-//!   corrupt tail truncated (and reported with its byte counts), later segments deleted.
+//!   corrupt tail truncated (and reported with its byte counts), later segments deleted. The
+//!   epoch cache then loses the entries at or beyond the recovered log end.
 //!
 //! A `PartitionLog` is owned and used by one shard thread; there is no internal locking. Indexes
 //! are kept in memory and written whole when a segment rolls and on close. Open files: the
@@ -54,6 +62,7 @@
 pub mod batch;
 mod checkpoint;
 mod index;
+mod leader_epoch;
 mod recovery;
 mod region;
 mod segment;
@@ -78,6 +87,7 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, error, info, warn};
 
 use self::batch::BatchHeader;
+use self::leader_epoch::LeaderEpochCache;
 use self::recovery::{push_once, Recovery};
 pub use self::region::{FileRecords, FileRegion, RecordSet};
 use self::segment::Segment;
@@ -275,6 +285,18 @@ pub enum LogError {
     /// log accepts no more appends until it is reopened (which runs recovery).
     #[error("log is poisoned by an earlier i/o failure and accepts no writes")]
     Poisoned,
+    /// [`PartitionLog::assign_leader_epoch`] with an epoch older than the newest one the log
+    /// has seen (a deposed leader).
+    #[error("leader epoch {epoch} is older than the latest leader epoch {latest} of the log")]
+    StaleEpoch {
+        /// The epoch given.
+        epoch: i32,
+        /// The newest epoch in the leader-epoch cache.
+        latest: i32,
+    },
+    /// A negative leader epoch given to [`PartitionLog::assign_leader_epoch`].
+    #[error("leader epoch {0} is negative")]
+    InvalidEpoch(i32),
 }
 
 /// What [`PartitionLog::append`] stored.
@@ -358,6 +380,11 @@ pub struct PartitionLog {
     /// nothing to write or fsync.
     closed: bool,
     poisoned: bool,
+    /// The leader-epoch cache, as in its checkpoint file.
+    epochs: LeaderEpochCache,
+    /// The epoch stamped on appended batches while this log leads (set by
+    /// `assign_leader_epoch`); `None`: batches are stored with the producer's field.
+    leader_epoch: Option<i32>,
 }
 
 impl PartitionLog {
@@ -376,6 +403,11 @@ impl PartitionLog {
     /// `log-start-offset` checkpoint. Should it lie beyond the recovered log end offset (records
     /// deleted by DeleteRecords were also lost in the crash), the log is emptied and restarts at
     /// the log start offset, so no offset is handed out twice.
+    ///
+    /// The leader-epoch cache is read from `leader-epoch-checkpoint` (a malformed file is
+    /// ignored with a warning); entries starting at or beyond the recovered log end offset are
+    /// dropped, and entries below the log start offset as after retention. Appends are not
+    /// stamped with an epoch until [`PartitionLog::assign_leader_epoch`] is called again.
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -400,6 +432,8 @@ impl PartitionLog {
         };
         let opened = recovery::open_segments(dir, &config, recovery)?;
         dir_dirty |= opened.dir_dirty;
+        let mut epochs = LeaderEpochCache::load(dir)?;
+        let mut epochs_changed = epochs.truncate_from_end(opened.log_end_offset);
         let clock = Clock::system();
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -422,6 +456,8 @@ impl PartitionLog {
             open_stats: opened.stats,
             closed: false,
             poisoned: false,
+            epochs,
+            leader_epoch: None,
         };
         log.closed = clean_shutdown && !log.has_unsynced();
         if let Some(start) = checkpoint::read(dir, checkpoint::LOG_START_FILE)? {
@@ -429,6 +465,10 @@ impl PartitionLog {
                 log.restart_at(start)?;
             }
             log.log_start_offset = log.log_start_offset.max(start);
+        }
+        epochs_changed |= log.epochs.truncate_from_start(log.log_start_offset);
+        if epochs_changed {
+            log.epochs.persist(dir)?;
         }
         Ok(log)
     }
@@ -497,6 +537,10 @@ impl PartitionLog {
     /// `log_append_time` is `Some(now_ms)` for topics with `message.timestamp.type=LogAppendTime`:
     /// each batch then gets the timestamp-type attribute bit and `maxTimestamp = now_ms`, and its
     /// CRC is recomputed (as Kafka does; `baseTimestamp` is left alone).
+    ///
+    /// While the log leads an epoch ([`PartitionLog::assign_leader_epoch`]), each header copy
+    /// also gets that epoch as its `partitionLeaderEpoch` (outside the CRC). Otherwise the field
+    /// is stored as the producer sent it.
     pub fn append(
         &mut self,
         records: impl Into<Bytes>,
@@ -506,6 +550,7 @@ impl PartitionLog {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
+        let stamp = self.leader_epoch;
         let offset_count = self.validate_batches(&records)?;
         let bytes = records.len();
         let base_offset = self.log_end_offset;
@@ -523,9 +568,12 @@ impl PartitionLog {
         while pos < bytes {
             let header = BatchHeader::parse(&records[pos..])?;
             let size = header.total_size();
-            let patched =
+            let mut patched =
                 batch::patched_header(&records[pos..pos + size], next_offset, log_append_time)
                     .ok_or_else(|| LogError::CorruptRecord("truncated batch".into()))?;
+            if let Some(epoch) = stamp {
+                batch::set_partition_leader_epoch(&mut patched, epoch);
+            }
             let header = BatchHeader::parse(&patched)?;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             record_count = record_count.saturating_add(header.records_count.unsigned_abs());
@@ -580,6 +628,66 @@ impl PartitionLog {
             record_count,
             bytes,
         })
+    }
+
+    /// Leader side: from now on appends are stamped with `epoch` in each batch header's
+    /// `partitionLeaderEpoch` (bytes 12..16, outside the CRC, patched in the header copy like
+    /// the base offset). An epoch newer than the cache's latest is recorded as
+    /// `(epoch, log end offset)` in the leader-epoch cache, whose checkpoint is fsynced before
+    /// this returns; the latest epoch again only resumes stamping (after a reopen, say). An
+    /// older epoch is [`LogError::StaleEpoch`], a negative one [`LogError::InvalidEpoch`];
+    /// neither changes anything.
+    ///
+    /// Stamping lasts until the log is reopened.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if epoch < 0 {
+            return Err(LogError::InvalidEpoch(epoch));
+        }
+        match self.epochs.latest_epoch() {
+            Some(latest) if epoch < latest => {
+                return Err(LogError::StaleEpoch { epoch, latest });
+            }
+            Some(latest) if epoch == latest => {}
+            _ => {
+                let mut epochs = self.epochs.clone();
+                epochs.assign(epoch, self.log_end_offset);
+                epochs.persist(&self.dir)?;
+                self.epochs = epochs;
+                info!(
+                    dir = %self.dir.display(),
+                    epoch,
+                    start_offset = self.log_end_offset,
+                    "leading a new leader epoch"
+                );
+            }
+        }
+        self.leader_epoch = Some(epoch);
+        Ok(())
+    }
+
+    /// The newest epoch in the leader-epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer for `epoch`: the largest cached epoch `<= epoch`
+    /// and the end offset of that epoch (the start offset of the next newer cached epoch, or
+    /// the log end offset if it is the newest). `None` when `epoch` is older than every cached
+    /// epoch or the cache is empty (the caller answers UNDEFINED, -1/-1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The leader-epoch cache entries `(epoch, start offset)`, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
     }
 
     /// Validates every batch of an append; returns the number of offsets they span.
@@ -954,7 +1062,8 @@ impl PartitionLog {
     ///    `retention.ms` before `now_ms`; the log would still hold at least `retention.bytes`
     ///    without it. The active segment is never deleted.
     ///
-    /// The log start offset moves up to the new first segment's base offset.
+    /// The log start offset moves up to the new first segment's base offset, and the epoch
+    /// cache follows it.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -989,6 +1098,7 @@ impl PartitionLog {
         if count > 0 {
             outcome.deleted_segments = count;
             outcome.deleted_bytes = self.delete_oldest(count, "retention")?;
+            self.trim_epochs_to_log_start()?;
         }
         Ok(outcome)
     }
@@ -1033,7 +1143,8 @@ impl PartitionLog {
     /// deletes the segments wholly below it; returns the new log start offset (the low
     /// watermark). An offset below the current start moves nothing; one above the high
     /// watermark (or negative other than -1) is [`LogError::OffsetOutOfRange`]. The new start is
-    /// fsynced in the `log-start-offset` checkpoint before this returns.
+    /// fsynced in the `log-start-offset` checkpoint before this returns; the epoch cache drops
+    /// the entries below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -1063,7 +1174,23 @@ impl PartitionLog {
         if count > 0 {
             self.delete_oldest(count, "DeleteRecords")?;
         }
+        self.trim_epochs_to_log_start()?;
         Ok(self.log_start_offset)
+    }
+
+    /// Drops the epoch cache entries wholly below the log start offset and moves the start of
+    /// the newest one below it up to it (Kafka's truncation from the start), rewriting the
+    /// checkpoint if that changed anything.
+    fn trim_epochs_to_log_start(&mut self) -> Result<(), LogError> {
+        if self.epochs.is_empty() {
+            return Ok(());
+        }
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_start(self.log_start_offset) {
+            epochs.persist(&self.dir)?;
+            self.epochs = epochs;
+        }
+        Ok(())
     }
 
     /// The files written since the last call (the active segment if appended to, segments

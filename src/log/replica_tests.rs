@@ -1,8 +1,10 @@
-//! Tests of the replication side of `PartitionLog`: reads bounded by an upper offset.
+//! Tests of the replication side of `PartitionLog`: reads bounded by an upper offset,
+//! leader-epoch stamping and the epoch cache (persisted, reloaded, trimmed by retention and
+//! DeleteRecords).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchBuilder, BatchHeader};
 use super::*;
@@ -33,6 +35,33 @@ fn split(bytes: &[u8]) -> Result<Vec<(BatchHeader, Vec<u8>)>, LogError> {
     batch::batches(bytes)
         .map(|item| item.map(|(h, b)| (h, b.to_vec())))
         .collect()
+}
+
+/// Everything readable, as stored.
+fn all_bytes(log: &PartitionLog) -> Result<Bytes, LogError> {
+    Ok(log.read(log.log_start_offset(), usize::MAX)?.records)
+}
+
+/// The files of `dir` with one of the given extensions, sorted, with their contents.
+fn files_with(dir: &Path, extensions: &[&str]) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e))
+        {
+            let name = PathBuf::from(path.file_name().unwrap_or_default());
+            files.push((name, std::fs::read(&path)?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn epoch_file(dir: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(dir.join(leader_epoch::LEADER_EPOCH_FILE))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,5 +148,226 @@ fn reads_bounded_by_an_upper_offset() -> TestResult {
             }
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leader epochs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn assigned_epoch_is_stamped_outside_the_crc() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // A producer's own value in the field, to see who wins.
+    let mut sent = make_batch(3, 20, 1_000);
+    batch::set_partition_leader_epoch(&mut sent, 77);
+
+    // A log never given an epoch stores the producer's bytes, only the base offset set.
+    let mut plain = PartitionLog::open(&dir.path().join("plain"), config(1 << 20), false)?;
+    plain.append(sent.clone(), None)?;
+    plain.append(sent.clone(), None)?;
+    let mut expected = sent.to_vec();
+    batch::set_base_offset(&mut expected, 3);
+    assert_eq!(&all_bytes(&plain)?[sent.len()..], &expected[..]);
+    assert_eq!(plain.latest_epoch(), None);
+    assert!(plain.epoch_entries().is_empty());
+    assert!(!dir
+        .path()
+        .join("plain")
+        .join(leader_epoch::LEADER_EPOCH_FILE)
+        .exists());
+
+    let led_dir = dir.path().join("led");
+    let mut log = PartitionLog::open(&led_dir, config(1 << 20), false)?;
+    log.append(sent.clone(), None)?;
+    log.assign_leader_epoch(3)?;
+    log.append(sent.clone(), None)?;
+    log.append(sent.clone(), Some(1_700_000_000_000))?;
+    log.assign_leader_epoch(5)?;
+    log.append(sent.clone(), None)?;
+    let stored = split(&all_bytes(&log)?)?;
+    let epochs: Vec<i32> = stored
+        .iter()
+        .map(|(h, _)| h.partition_leader_epoch)
+        .collect();
+    assert_eq!(epochs, [77, 3, 3, 5]);
+    for (header, bytes) in &stored {
+        let checked = batch::validate(bytes)?;
+        assert_eq!(checked, *header, "the CRC still holds");
+        assert_eq!(
+            i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
+            header.partition_leader_epoch
+        );
+        // Apart from the base offset, the epoch (and the append time) nothing changed.
+        assert_eq!(&bytes[batch::HEADER_LEN..], &sent[batch::HEADER_LEN..]);
+    }
+    assert!(stored[2].0.is_log_append_time());
+    assert_eq!(log.epoch_entries(), [(3, 3), (5, 9)]);
+    assert_eq!(log.latest_epoch(), Some(5));
+
+    // Older epochs are refused and change nothing; the latest again is a no-op; negative is
+    // invalid.
+    assert!(matches!(
+        log.assign_leader_epoch(4),
+        Err(LogError::StaleEpoch {
+            epoch: 4,
+            latest: 5
+        })
+    ));
+    log.assign_leader_epoch(5)?;
+    assert!(matches!(
+        log.assign_leader_epoch(-1),
+        Err(LogError::InvalidEpoch(-1))
+    ));
+    assert_eq!(log.epoch_entries(), [(3, 3), (5, 9)]);
+    assert_eq!(epoch_file(&led_dir)?, "0\n2\n3 3\n5 9\n");
+    log.append(sent.clone(), None)?;
+    let last = split(&all_bytes(&log)?)?.pop().ok_or("no batch")?;
+    assert_eq!(last.0.partition_leader_epoch, 5);
+    log.check_consistency();
+    Ok(())
+}
+
+#[test]
+fn epoch_cache_survives_clean_and_crash_reopens() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    log.assign_leader_epoch(1)?;
+    for _ in 0..3 {
+        log.append(make_batch(2, 60, 10), None)?;
+    }
+    log.assign_leader_epoch(2)?;
+    for _ in 0..3 {
+        log.append(make_batch(2, 60, 20), None)?;
+    }
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6)]);
+    log.close()?;
+    drop(log);
+
+    let mut log = PartitionLog::open(path, config(1_000), true)?;
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6)]);
+    assert_eq!(log.latest_epoch(), Some(2));
+    // Reopening ends stamping until the epoch is assigned again.
+    let sent = make_batch(1, 10, 30);
+    log.append(sent.clone(), None)?;
+    log.assign_leader_epoch(2)?;
+    log.append(sent, None)?;
+    let stored = split(&all_bytes(&log)?)?;
+    assert_eq!(stored[stored.len() - 2].0.partition_leader_epoch, -1);
+    assert_eq!(stored[stored.len() - 1].0.partition_leader_epoch, 2);
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6)]);
+    log.assign_leader_epoch(4)?;
+    log.append(make_batch(2, 60, 40), None)?;
+    let end = log.log_end_offset();
+    drop(log); // a crash
+
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6), (4, 14)]);
+    assert!(matches!(
+        log.assign_leader_epoch(3),
+        Err(LogError::StaleEpoch { .. })
+    ));
+
+    // An epoch assigned at the log end with nothing appended is dropped by the next open,
+    // as is one whose batches a crash tore off.
+    log.assign_leader_epoch(6)?;
+    drop(log);
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6), (4, 14)]);
+    log.assign_leader_epoch(7)?;
+    let torn = log.append(make_batch(3, 60, 50), None)?;
+    let active = files_with(path, &["log"])?.pop().ok_or("no segment")?.0;
+    drop(log);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join(active))?;
+    file.set_len(file.metadata()?.len() - 5)?;
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!(log.log_end_offset(), torn.base_offset);
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 6), (4, 14)]);
+    assert_eq!(epoch_file(path)?, "0\n3\n1 0\n2 6\n4 14\n");
+    drop(log);
+
+    // A malformed checkpoint is ignored: the log opens with an empty cache.
+    std::fs::write(path.join(leader_epoch::LEADER_EPOCH_FILE), "0\n2\n1 0\n")?;
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert!(log.epoch_entries().is_empty());
+    assert_eq!(log.log_end_offset(), torn.base_offset);
+    Ok(())
+}
+
+#[test]
+fn end_offset_for_epoch_answers_as_kafka_does() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut log = PartitionLog::open(dir.path(), config(1 << 20), false)?;
+    assert_eq!(log.end_offset_for_epoch(0), None, "empty cache");
+    log.assign_leader_epoch(1)?;
+    log.append(make_batch(3, 10, 1), None)?;
+    log.assign_leader_epoch(3)?;
+    log.append(make_batch(2, 10, 2), None)?;
+    log.assign_leader_epoch(6)?;
+    log.append(make_batch(1, 10, 3), None)?;
+    assert_eq!(log.epoch_entries(), [(1, 0), (3, 3), (6, 5)]);
+    assert_eq!(log.end_offset_for_epoch(0), None, "older than every epoch");
+    assert_eq!(log.end_offset_for_epoch(1), Some((1, 3)));
+    assert_eq!(log.end_offset_for_epoch(2), Some((1, 3)), "between epochs");
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 5)));
+    assert_eq!(log.end_offset_for_epoch(5), Some((3, 5)));
+    assert_eq!(log.end_offset_for_epoch(6), Some((6, 6)), "newest: log end");
+    assert_eq!(log.end_offset_for_epoch(9), Some((6, 6)));
+    log.append(make_batch(4, 10, 4), None)?;
+    assert_eq!(log.end_offset_for_epoch(6), Some((6, 10)));
+    Ok(())
+}
+
+#[test]
+fn retention_and_delete_records_move_the_cache_start() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    // No epochs: nothing to adjust, and no checkpoint appears.
+    log.append(make_batch(2, 60, 1), None)?;
+    log.delete_records_before(1)?;
+    assert!(!path.join(leader_epoch::LEADER_EPOCH_FILE).exists());
+
+    log.assign_leader_epoch(1)?;
+    for _ in 0..10 {
+        log.append(make_batch(2, 60, 1), None)?;
+    }
+    log.assign_leader_epoch(2)?;
+    for _ in 0..10 {
+        log.append(make_batch(2, 60, 1), None)?;
+    }
+    log.assign_leader_epoch(4)?;
+    for _ in 0..10 {
+        log.append(make_batch(2, 60, 1), None)?;
+    }
+    assert_eq!(log.epoch_entries(), [(1, 2), (2, 22), (4, 42)]);
+    // The start moves inside the first epoch: its entry follows.
+    log.delete_records_before(5)?;
+    assert_eq!(log.epoch_entries(), [(1, 5), (2, 22), (4, 42)]);
+    // Past the second epoch's start: the first entry goes, the second starts at the log start.
+    log.delete_records_before(23)?;
+    assert_eq!(log.epoch_entries(), [(2, 23), (4, 42)]);
+    assert_eq!(epoch_file(path)?, "0\n2\n2 23\n4 42\n");
+    // Exactly at an entry's start: the older entries go, that one stays as it is.
+    log.delete_records_before(42)?;
+    assert_eq!(log.epoch_entries(), [(4, 42)]);
+
+    // Retention by size deletes segments; the log start moves to the new first segment.
+    let mut shrink = config(1_000);
+    shrink.retention_bytes = Some(1_000);
+    log.set_config(shrink);
+    let outcome = log.apply_retention(0)?;
+    assert!(outcome.deleted_segments > 0);
+    let start = log.log_start_offset();
+    assert!(start > 42);
+    assert_eq!(log.epoch_entries(), [(4, start)]);
+    drop(log);
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!(log.epoch_entries(), [(4, start)]);
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, log.log_end_offset())));
     Ok(())
 }
