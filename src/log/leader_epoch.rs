@@ -10,7 +10,7 @@
 //! while `epoch` was the partition's leader epoch. Entries strictly increase in both epoch and
 //! start offset. The leader adds one when it takes over ([`PartitionLog::assign_leader_epoch`],
 //! at the log end offset); a follower adds one for the first batch of a newer epoch it copies
-//! (at that batch's base offset). Followers ask the leader for
+//! ([`PartitionLog::append_replica`], at that batch's base offset). Followers ask the leader for
 //! the end offset of their latest epoch (Kafka's OffsetForLeaderEpoch, answered by
 //! [`LeaderEpochCache::end_offset_for`]) and truncate their log where it diverges.
 //!
@@ -22,6 +22,7 @@
 //! for a log that never had an entry.
 //!
 //! [`PartitionLog::assign_leader_epoch`]: super::PartitionLog::assign_leader_epoch
+//! [`PartitionLog::append_replica`]: super::PartitionLog::append_replica
 
 use std::fmt::Write as _;
 use std::io;

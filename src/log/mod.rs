@@ -26,6 +26,9 @@
 //!   every batch it appends and records `(epoch, start offset)` in the leader-epoch cache (module
 //!   `leader_epoch`), which answers OffsetForLeaderEpoch
 //!   ([`PartitionLog::end_offset_for_epoch`]).
+//! - **Follower appends** ([`PartitionLog::append_replica`]): batches copied from the leader are
+//!   validated the same way but stored byte for byte, offsets and epochs included (a re-sent
+//!   prefix is skipped); a batch of a newer epoch adds a cache entry.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
 //!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
@@ -285,6 +288,15 @@ pub enum LogError {
     /// log accepts no more appends until it is reopened (which runs recovery).
     #[error("log is poisoned by an earlier i/o failure and accepts no writes")]
     Poisoned,
+    /// A replicated batch does not continue the log: it starts below the log end offset (and
+    /// does not wholly precede it), or below the offset after the previous batch of the append.
+    #[error("record batch with base offset {got} does not continue the log: expected an offset of at least {expected}")]
+    OffsetMismatch {
+        /// The smallest base offset that would have been accepted.
+        expected: i64,
+        /// The batch's base offset.
+        got: i64,
+    },
     /// [`PartitionLog::assign_leader_epoch`] with an epoch older than the newest one the log
     /// has seen (a deposed leader).
     #[error("leader epoch {epoch} is older than the latest leader epoch {latest} of the log")]
@@ -299,7 +311,7 @@ pub enum LogError {
     InvalidEpoch(i32),
 }
 
-/// What [`PartitionLog::append`] stored.
+/// What [`PartitionLog::append`] (or [`PartitionLog::append_replica`]) stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset of the first record appended.
@@ -383,7 +395,8 @@ pub struct PartitionLog {
     /// The leader-epoch cache, as in its checkpoint file.
     epochs: LeaderEpochCache,
     /// The epoch stamped on appended batches while this log leads (set by
-    /// `assign_leader_epoch`); `None`: batches are stored with the producer's field.
+    /// `assign_leader_epoch`, cleared by the follower-side operations); `None`: batches are
+    /// stored with the producer's field.
     leader_epoch: Option<i32>,
 }
 
@@ -557,7 +570,7 @@ impl PartitionLog {
         let last_offset = base_offset
             .checked_add(offset_count - 1)
             .ok_or_else(|| LogError::CorruptRecord("offsets overflow".into()))?;
-        self.maybe_roll(bytes, last_offset)?;
+        self.maybe_roll(bytes, base_offset, last_offset)?;
 
         // Assign offsets (and the append time) in copies of the headers.
         let mut next_offset = base_offset;
@@ -587,25 +600,7 @@ impl PartitionLog {
             slices.push(&records[pos + batch::HEADER_LEN..pos + header.total_size()]);
         }
 
-        let segment = self.active_mut();
-        let position = segment.size;
-        let Some(file) = segment.open_file().cloned() else {
-            return Err(io::Error::other("active segment has no open file").into());
-        };
-        if let Err(e) = segment::write_all_vectored_at(&file, &slices, position) {
-            // Cut off whatever part was written; if even that fails the file no longer matches
-            // the log end offset.
-            if let Err(truncate_error) = file.set_len(position) {
-                error!(
-                    dir = %self.dir.display(),
-                    %e,
-                    %truncate_error,
-                    "append failed and the partial write could not be removed; poisoning the log"
-                );
-                self.poisoned = true;
-            }
-            return Err(e.into());
-        }
+        let position = self.write_active(&slices)?;
         drop(slices);
 
         let interval = self.config.index_interval_bytes;
@@ -638,7 +633,8 @@ impl PartitionLog {
     /// older epoch is [`LogError::StaleEpoch`], a negative one [`LogError::InvalidEpoch`];
     /// neither changes anything.
     ///
-    /// Stamping lasts until the log is reopened.
+    /// Stamping lasts until the log is used as a follower ([`PartitionLog::append_replica`] ends
+    /// it), or is reopened.
     pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -690,6 +686,173 @@ impl PartitionLog {
             .collect()
     }
 
+    /// Follower side: appends batches exactly as the leader stored them, offsets and every
+    /// header byte kept (nothing patched, one `pwritev` of the bytes as received).
+    ///
+    /// Every batch is validated as [`PartitionLog::append`] does (framing, magic 2, CRC-32C,
+    /// record counts) except for `max.message.bytes`, which the leader enforced. Whole batches
+    /// whose last offset is below the log end offset are skipped (a re-sent prefix); the first
+    /// batch kept must start at or after the log end offset, and every batch after the previous
+    /// one's last offset (gaps are allowed, as compaction leaves them); otherwise the append is
+    /// [`LogError::OffsetMismatch`] and nothing is written. A kept batch whose
+    /// `partitionLeaderEpoch` is newer than the cache's latest epoch adds
+    /// `(epoch, base offset)` to the leader-epoch cache, fsynced before the bytes are written
+    /// (and taken back if the write fails). The active segment rolls as for `append`, the new
+    /// segment starting at the first kept batch's base offset. Ends stamping (see
+    /// [`PartitionLog::assign_leader_epoch`]).
+    ///
+    /// Returns what was written: the first kept batch's base offset, the last kept offset, their
+    /// largest `maxTimestamp`, record count and bytes. With nothing new (empty `records`, or
+    /// every batch skipped) nothing is written and the result is `base_offset` = log end offset,
+    /// `last_offset` = log end offset - 1, `max_timestamp` -1, `record_count` 0, `bytes` 0.
+    pub fn append_replica(&mut self, records: Bytes) -> Result<AppendInfo, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        let log_end = self.log_end_offset;
+        let mut skip = 0usize;
+        let mut first_offset: Option<i64> = None;
+        let mut next_offset: Option<i64> = None;
+        let mut max_timestamp = batch::NO_TIMESTAMP;
+        let mut record_count: u32 = 0;
+        let mut latest_epoch = self.epochs.latest_epoch();
+        let mut new_epochs: Vec<(i32, i64)> = Vec::new();
+        let mut pos = 0;
+        while pos < records.len() {
+            let header = batch::validate(&records[pos..])?;
+            let next = header
+                .base_offset
+                .checked_add(i64::from(header.last_offset_delta) + 1)
+                .ok_or_else(|| {
+                    LogError::CorruptRecord(format!(
+                        "batch with base offset {} overflows the offset range",
+                        header.base_offset
+                    ))
+                })?;
+            if let Some(expected) = next_offset {
+                if header.base_offset < expected {
+                    return Err(LogError::OffsetMismatch {
+                        expected,
+                        got: header.base_offset,
+                    });
+                }
+            }
+            next_offset = Some(next);
+            pos += header.total_size();
+            if first_offset.is_none() {
+                if next <= log_end {
+                    skip = pos;
+                    continue;
+                }
+                if header.base_offset < log_end {
+                    return Err(LogError::OffsetMismatch {
+                        expected: log_end,
+                        got: header.base_offset,
+                    });
+                }
+                first_offset = Some(header.base_offset);
+            }
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            record_count = record_count.saturating_add(header.records_count.unsigned_abs());
+            let epoch = header.partition_leader_epoch;
+            if epoch >= 0 && latest_epoch.map_or(true, |latest| epoch > latest) {
+                new_epochs.push((epoch, header.base_offset));
+                latest_epoch = Some(epoch);
+            }
+        }
+        let (Some(first_offset), Some(next_offset)) = (first_offset, next_offset) else {
+            return Ok(AppendInfo {
+                base_offset: log_end,
+                last_offset: log_end - 1,
+                max_timestamp: batch::NO_TIMESTAMP,
+                record_count: 0,
+                bytes: 0,
+            });
+        };
+        let kept = &records[skip..];
+        let bytes = kept.len();
+        self.maybe_roll(bytes, first_offset, next_offset - 1)?;
+
+        let previous_epochs = if new_epochs.is_empty() {
+            None
+        } else {
+            let mut epochs = self.epochs.clone();
+            for &(epoch, start_offset) in &new_epochs {
+                epochs.assign(epoch, start_offset);
+            }
+            epochs.persist(&self.dir)?;
+            Some(std::mem::replace(&mut self.epochs, epochs))
+        };
+        let position = match self.write_active(&[kept]) {
+            Ok(position) => position,
+            Err(e) => {
+                if let Some(previous) = previous_epochs {
+                    self.epochs = previous;
+                    if let Err(persist_error) = self.epochs.persist(&self.dir) {
+                        // Harmless: entries beyond the log end are dropped at the next open,
+                        // and replaced when the batches are appended again.
+                        warn!(
+                            dir = %self.dir.display(),
+                            %persist_error,
+                            "could not take back the leader-epoch checkpoint after a failed append"
+                        );
+                    }
+                }
+                return Err(e);
+            }
+        };
+
+        let interval = self.config.index_interval_bytes;
+        let now_ms = self.clock.now_ms();
+        let segment = self.active_mut();
+        let mut at = 0;
+        while at < bytes {
+            let header = BatchHeader::parse(&kept[at..])?;
+            segment.on_batch(&header, position + at as u64, interval);
+            at += header.total_size();
+        }
+        if segment.size == 0 {
+            segment.roll_base_ms = Some(now_ms);
+        }
+        segment.size += bytes as u64;
+        self.log_end_offset = next_offset;
+        self.active_dirty = true;
+        self.closed = false;
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            record_count,
+            bytes,
+        })
+    }
+
+    /// Writes `slices` back to back at the end of the active segment with one `pwritev` and
+    /// returns the position they start at. On failure, whatever part was written is cut off
+    /// again; if even that fails the file no longer matches the log end offset and the log is
+    /// poisoned.
+    fn write_active(&mut self, slices: &[&[u8]]) -> Result<u64, LogError> {
+        let segment = self.active();
+        let position = segment.size;
+        let Some(file) = segment.open_file().cloned() else {
+            return Err(io::Error::other("active segment has no open file").into());
+        };
+        if let Err(e) = segment::write_all_vectored_at(&file, slices, position) {
+            if let Err(truncate_error) = file.set_len(position) {
+                error!(
+                    dir = %self.dir.display(),
+                    %e,
+                    %truncate_error,
+                    "append failed and the partial write could not be removed; poisoning the log"
+                );
+                self.poisoned = true;
+            }
+            return Err(e.into());
+        }
+        Ok(position)
+    }
+
     /// Validates every batch of an append; returns the number of offsets they span.
     fn validate_batches(&self, records: &[u8]) -> Result<i64, LogError> {
         if records.is_empty() {
@@ -712,8 +875,16 @@ impl PartitionLog {
         Ok(offset_count)
     }
 
-    /// Rolls the active segment if an append of `bytes` ending at `last_offset` does not fit.
-    fn maybe_roll(&mut self, bytes: usize, last_offset: i64) -> Result<(), LogError> {
+    /// Rolls the active segment if an append of `bytes` from `first_offset` (the log end offset,
+    /// or beyond it for a follower's append after a gap) to `last_offset` does not fit. The new
+    /// segment starts at `first_offset`. An empty active segment is rolled only when the append
+    /// starts beyond a gap that its relative offsets cannot span.
+    fn maybe_roll(
+        &mut self,
+        bytes: usize,
+        first_offset: i64,
+        last_offset: i64,
+    ) -> Result<(), LogError> {
         let max_position = u64::from(u32::MAX);
         if bytes as u64 > max_position {
             return Err(LogError::RecordTooLarge {
@@ -723,13 +894,14 @@ impl PartitionLog {
         }
         let limit = self.config.segment_bytes.min(max_position);
         let active = self.active();
-        let must_roll = active.size > 0
+        let must_roll = (active.size > 0
             && (active.size + bytes as u64 > limit
                 || active.offset_index.is_full()
                 || active.time_index.is_full()
-                || active.relative(last_offset).is_none());
+                || active.relative(last_offset).is_none()))
+            || (active.relative(last_offset).is_none() && first_offset > active.base_offset);
         if must_roll {
-            self.roll_active()?;
+            self.roll_active(first_offset)?;
         }
         if self.active().relative(last_offset).is_none() {
             return Err(LogError::CorruptRecord(format!(
@@ -747,15 +919,18 @@ impl PartitionLog {
         if self.active().size == 0 {
             return Ok(false);
         }
-        self.roll_active()?;
+        self.roll_active(self.log_end_offset)?;
         Ok(true)
     }
 
     /// Seals the active segment (final time index entry, index files written) and starts a new
-    /// one at the log end offset. The sealed segment's files join the unsynced set, so the next
-    /// fsync (acks=-1, `flush.*`, or the shard's background sync after a roll) makes it durable.
-    fn roll_active(&mut self) -> Result<(), LogError> {
-        let new_base = self.log_end_offset;
+    /// one at `base` (the log end offset, or beyond it for a follower's append after a gap, in
+    /// which case the log end offset moves there: the offsets of the gap are never written, and
+    /// recovery would put the end at the new segment's base too). The sealed segment's files
+    /// join the unsynced set, so the next fsync (acks=-1, `flush.*`, or the shard's background
+    /// sync after a roll) makes it durable.
+    fn roll_active(&mut self, base: i64) -> Result<(), LogError> {
+        let new_base = base.max(self.log_end_offset);
         let active = self.active_mut();
         active.seal();
         let index_files = active.write_indexes()?;
@@ -775,6 +950,7 @@ impl PartitionLog {
         self.closed = false;
         self.active_dirty = false;
         self.segments.push(segment);
+        self.log_end_offset = new_base;
         // Keep files open for the active segment and the newest inactive one only; the idle
         // policy (`close_idle_files`) closes the latter later.
         let keep_from = self.segments.len().saturating_sub(2);
@@ -1075,7 +1251,7 @@ impl PartitionLog {
         });
         let expired = active.size > 0 && self.is_expired(active, now_ms)?;
         if active.size > 0 && (aged || expired) {
-            self.roll_active()?;
+            self.roll_active(self.log_end_offset)?;
             outcome.rolled = true;
         }
 
@@ -1357,6 +1533,17 @@ impl PartitionLog {
     /// batches' timestamps, sizes and offsets are contiguous. Panics on a violation.
     #[cfg(test)]
     pub(crate) fn check_consistency(&self) {
+        self.check_consistency_inner(true);
+    }
+
+    /// [`PartitionLog::check_consistency`] for a follower's log, whose offsets may have gaps.
+    #[cfg(test)]
+    pub(crate) fn check_consistency_allowing_gaps(&self) {
+        self.check_consistency_inner(false);
+    }
+
+    #[cfg(test)]
+    fn check_consistency_inner(&self, contiguous: bool) {
         let mut expected_next: Option<i64> = None;
         for (i, segment) in self.segments.iter().enumerate() {
             let file = segment.file().expect("segment file");
@@ -1371,7 +1558,11 @@ impl PartitionLog {
             while position < segment.size {
                 let header = scanner.header_at(position).expect("header");
                 if let Some(next) = expected_next {
-                    assert_eq!(header.base_offset, next, "offsets are contiguous");
+                    if contiguous {
+                        assert_eq!(header.base_offset, next, "offsets are contiguous");
+                    } else {
+                        assert!(header.base_offset >= next, "offsets increase");
+                    }
                 }
                 assert!(header.base_offset >= segment.base_offset);
                 expected_next = Some(header.next_offset());

@@ -1,6 +1,6 @@
 //! Tests of the replication side of `PartitionLog`: reads bounded by an upper offset,
 //! leader-epoch stamping and the epoch cache (persisted, reloaded, trimmed by retention and
-//! DeleteRecords).
+//! DeleteRecords), and follower appends (`append_replica`).
 
 use std::path::{Path, PathBuf};
 
@@ -369,5 +369,266 @@ fn retention_and_delete_records_move_the_cache_start() -> TestResult {
     let log = PartitionLog::open(path, config(1_000), false)?;
     assert_eq!(log.epoch_entries(), [(4, start)]);
     assert_eq!(log.end_offset_for_epoch(4), Some((4, log.log_end_offset())));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Follower appends
+// ---------------------------------------------------------------------------------------------
+
+/// `make_batch` as a leader stored it: `base_offset` and `epoch` set in its header.
+fn stored_batch(count: usize, base_offset: i64, epoch: i32, ts: i64) -> BytesMut {
+    let mut b = make_batch(count, 40, ts);
+    batch::set_base_offset(&mut b, base_offset);
+    batch::set_partition_leader_epoch(&mut b, epoch);
+    b
+}
+
+/// A leader log of `n` batches of 1 to 4 records under epochs 0, 2 and 5, some LogAppendTime,
+/// appended one batch per call with 1000-byte segments.
+fn leader_log(path: &Path, n: usize) -> Result<PartitionLog, LogError> {
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    for i in 0..n {
+        match i {
+            0 => log.assign_leader_epoch(0)?,
+            7 => log.assign_leader_epoch(2)?,
+            15 => log.assign_leader_epoch(5)?,
+            _ => {}
+        }
+        let append_time = (i % 5 == 4).then_some(1_700_000_000_000 + i as i64);
+        log.append(
+            make_batch(1 + i % 4, 50, 1_000 + 10 * i as i64),
+            append_time,
+        )?;
+    }
+    Ok(log)
+}
+
+#[test]
+fn append_replica_copies_a_leader_log_byte_for_byte() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut leader = leader_log(&dir.path().join("leader"), 24)?;
+    assert!(leader.segment_count() > 3);
+    let stored = split(&all_bytes(&leader)?)?;
+
+    // One batch per call: the follower rolls where the leader did.
+    let follower_dir = dir.path().join("follower");
+    let mut follower = PartitionLog::open(&follower_dir, config(1_000), false)?;
+    for (header, bytes) in &stored {
+        let info = follower.append_replica(Bytes::copy_from_slice(bytes))?;
+        assert_eq!(info.base_offset, header.base_offset);
+        assert_eq!(info.last_offset, header.last_offset());
+        assert_eq!(info.record_count, header.records_count as u32);
+        assert_eq!(info.bytes, bytes.len());
+        assert_eq!(info.max_timestamp, header.max_timestamp);
+    }
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(follower.epoch_entries(), leader.epoch_entries());
+    assert_eq!(
+        follower.segment_base_offsets(),
+        leader.segment_base_offsets()
+    );
+    follower.check_consistency();
+    leader.close()?;
+    follower.close()?;
+    let leader_files = files_with(&dir.path().join("leader"), &["log", "index", "timeindex"])?;
+    let follower_files = files_with(&follower_dir, &["log", "index", "timeindex"])?;
+    assert!(
+        leader_files == follower_files,
+        "segment and index files differ"
+    );
+    assert_eq!(
+        epoch_file(&follower_dir)?,
+        epoch_file(&dir.path().join("leader"))?
+    );
+
+    // Fetch-sized chunks: different segment boundaries, the same bytes.
+    let chunked_dir = dir.path().join("chunked");
+    let mut chunked = PartitionLog::open(&chunked_dir, config(1_000), false)?;
+    let mut offset = 0;
+    while offset < leader.log_end_offset() {
+        let chunk = leader.read(offset, 700)?.records;
+        let info = chunked.append_replica(chunk)?;
+        offset = info.last_offset + 1;
+    }
+    assert_eq!(all_bytes(&chunked)?, all_bytes(&leader)?);
+    assert_eq!(chunked.epoch_entries(), leader.epoch_entries());
+    chunked.check_consistency();
+    drop(chunked);
+    let chunked = PartitionLog::open(&chunked_dir, config(1_000), false)?;
+    assert_eq!(all_bytes(&chunked)?, all_bytes(&leader)?);
+    assert_eq!(chunked.epoch_entries(), leader.epoch_entries());
+    Ok(())
+}
+
+#[test]
+fn append_replica_skips_a_resent_prefix_and_refuses_what_does_not_follow() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let leader = leader_log(&dir.path().join("leader"), 6)?;
+    let stored = split(&all_bytes(&leader)?)?;
+    let bytes_of = |range: std::ops::Range<usize>| -> Bytes {
+        let mut out = BytesMut::new();
+        for (_, b) in &stored[range] {
+            out.extend_from_slice(b);
+        }
+        out.freeze()
+    };
+
+    let mut log = PartitionLog::open(&dir.path().join("follower"), config(1 << 20), false)?;
+    log.append_replica(bytes_of(0..3))?;
+    let end = log.log_end_offset();
+    assert_eq!(end, stored[3].0.base_offset);
+    // Re-sent from the start: the known prefix is skipped.
+    let info = log.append_replica(bytes_of(0..6))?;
+    assert_eq!(info.base_offset, end);
+    assert_eq!(info.last_offset, leader.log_end_offset() - 1);
+    assert_eq!(info.bytes, bytes_of(3..6).len());
+    let records: i32 = stored[3..6].iter().map(|(h, _)| h.records_count).sum();
+    assert_eq!(info.record_count, records as u32);
+    assert_eq!(all_bytes(&log)?, all_bytes(&leader)?);
+    // Nothing new, or nothing at all: nothing written.
+    let end = log.log_end_offset();
+    let nothing = AppendInfo {
+        base_offset: end,
+        last_offset: end - 1,
+        max_timestamp: -1,
+        record_count: 0,
+        bytes: 0,
+    };
+    assert_eq!(log.append_replica(bytes_of(0..6))?, nothing);
+    assert_eq!(log.append_replica(Bytes::new())?, nothing);
+    assert_eq!(log.size_bytes(), all_bytes(&leader)?.len() as u64);
+
+    let before = all_bytes(&log)?;
+    let size = log.size_bytes();
+    let unchanged = |log: &PartitionLog| -> TestResult {
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.size_bytes(), size);
+        assert_eq!(all_bytes(log)?, before);
+        Ok(())
+    };
+    // A batch straddling the log end.
+    let straddling = stored_batch(3, end - 1, 5, 1);
+    assert!(matches!(
+        log.append_replica(straddling.freeze()),
+        Err(LogError::OffsetMismatch { expected, got }) if expected == end && got == end - 1
+    ));
+    unchanged(&log)?;
+    // Offsets going backwards within one append: the first, valid batch is not written either.
+    let mut two = stored_batch(2, end, 5, 1);
+    two.extend_from_slice(&stored_batch(1, end + 1, 5, 1));
+    assert!(matches!(
+        log.append_replica(two.freeze()),
+        Err(LogError::OffsetMismatch { expected, got }) if expected == end + 2 && got == end + 1
+    ));
+    unchanged(&log)?;
+    // A corrupt CRC, a wrong magic, a torn batch.
+    let mut corrupt = stored_batch(2, end, 5, 1);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x40;
+    assert!(matches!(
+        log.append_replica(corrupt.freeze()),
+        Err(LogError::CorruptRecord(_))
+    ));
+    let mut magic = stored_batch(2, end, 5, 1);
+    magic[batch::MAGIC_OFFSET] = 1;
+    assert!(matches!(
+        log.append_replica(magic.freeze()),
+        Err(LogError::UnsupportedMagic(1))
+    ));
+    let torn = stored_batch(2, end, 5, 1);
+    assert!(matches!(
+        log.append_replica(torn.freeze().slice(..70)),
+        Err(LogError::CorruptRecord(_))
+    ));
+    unchanged(&log)?;
+    assert_eq!(
+        log.epoch_entries(),
+        leader.epoch_entries(),
+        "no epoch added"
+    );
+
+    // max.message.bytes is the leader's business.
+    let mut tight = config(1 << 20);
+    tight.max_message_bytes = 100;
+    log.set_config(tight);
+    let big = stored_batch(4, end, 5, 1);
+    assert!(big.len() > 100);
+    log.append_replica(big.freeze())?;
+    assert!(matches!(
+        log.append(make_batch(4, 40, 1), None),
+        Err(LogError::RecordTooLarge { .. })
+    ));
+
+    // Gaps (compaction) are fine; a read in the gap gets the batch after it.
+    let end = log.log_end_offset();
+    let info = log.append_replica(stored_batch(2, end + 10, 5, 1).freeze())?;
+    assert_eq!(info.base_offset, end + 10);
+    assert_eq!(log.log_end_offset(), end + 12);
+    let read = split(&log.read(end + 3, 1)?.records)?;
+    assert_eq!(read[0].0.base_offset, end + 10);
+    log.check_consistency_allowing_gaps();
+    drop(log);
+    let log = PartitionLog::open(&dir.path().join("follower"), config(1 << 20), false)?;
+    assert_eq!(log.log_end_offset(), end + 12);
+    log.check_consistency_allowing_gaps();
+    Ok(())
+}
+
+#[test]
+fn append_replica_rolls_segments_and_records_newer_epochs() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    // Epoch -1 (never stamped) is not recorded; older epochs than the latest are ignored.
+    let epochs = [-1, 1, 1, 3, 3, 2, 3, 5, 5, 5, 8, 8];
+    let mut offset = 0;
+    for (i, &epoch) in epochs.iter().enumerate() {
+        let b = stored_batch(3, offset, epoch, 100 + i as i64);
+        offset += 3;
+        log.append_replica(b.freeze())?;
+    }
+    assert_eq!(log.epoch_entries(), [(1, 3), (3, 9), (5, 21), (8, 30)]);
+    assert!(log.segment_count() >= 3);
+    log.check_consistency();
+    // Several epochs in one append, persisted before the write.
+    let mut several = stored_batch(1, offset, 9, 1);
+    several.extend_from_slice(&stored_batch(1, offset + 1, 11, 1));
+    log.append_replica(several.freeze())?;
+    assert_eq!(
+        log.epoch_entries(),
+        [(1, 3), (3, 9), (5, 21), (8, 30), (9, 36), (11, 37)]
+    );
+    assert_eq!(
+        epoch_file(path)?,
+        "0\n6\n1 3\n3 9\n5 21\n8 30\n9 36\n11 37\n"
+    );
+
+    // A follower append ends stamping: a leader must assign its epoch again.
+    log.assign_leader_epoch(12)?;
+    log.append_replica(Bytes::new())?;
+    log.append(make_batch(1, 10, 1), None)?;
+    let last = split(&all_bytes(&log)?)?.pop().ok_or("no batch")?;
+    assert_eq!(last.0.partition_leader_epoch, -1);
+
+    // A gap wider than a segment's relative offsets rolls, even from an empty segment.
+    let far = log.log_end_offset() + 5_000_000_000;
+    log.append_replica(stored_batch(2, far, 12, 1).freeze())?;
+    assert_eq!(log.segment_base_offsets().last(), Some(&far));
+    assert_eq!(log.log_end_offset(), far + 2);
+    let dir2 = tempfile::tempdir()?;
+    let mut fresh = PartitionLog::open(dir2.path(), config(1_000), false)?;
+    fresh.append_replica(stored_batch(2, far, 12, 1).freeze())?;
+    assert_eq!(fresh.segment_base_offsets(), [0, far]);
+    assert_eq!(split(&fresh.read(0, 1)?.records)?[0].0.base_offset, far);
+    fresh.check_consistency_allowing_gaps();
+    fresh.close()?;
+    drop(fresh);
+    let fresh = PartitionLog::open(dir2.path(), config(1_000), true)?;
+    assert_eq!(fresh.log_end_offset(), far + 2);
+    drop(fresh);
+    let fresh = PartitionLog::open(dir2.path(), config(1_000), false)?;
+    assert_eq!(fresh.log_end_offset(), far + 2);
+    assert_eq!(fresh.epoch_entries(), [(12, far)]);
     Ok(())
 }
