@@ -16,7 +16,10 @@
 //! Both are written to `<name>.tmp` and renamed over the old file. The recovery point is not
 //! fsynced: it only ever names data that was already fsynced, so losing the newest write costs a
 //! longer scan at the next unclean start, never data; a file that does not parse is ignored (a
-//! full scan). The log start offset is fsynced (file and directory) before DeleteRecords is
+//! full scan). The exception is a truncation lowering it: the old value would name data that
+//! no longer exists, and data written there afterwards would be trusted on its word after a
+//! crash, so the lowered value is fsynced before the truncation starts. The log start offset is
+//! fsynced (file and directory) before DeleteRecords (or a follower's restart of the log) is
 //! answered, because losing it would bring deleted records back.
 //!
 //! [`write_atomic`] also writes the `leader-epoch-checkpoint` (see the `leader_epoch` module).

@@ -10,8 +10,10 @@
 //!   00000000000001048576.log        next segment, named by its base offset
 //!   …
 //!   log-start-offset                the log start offset, when DeleteRecords moved it inside
-//!                                   a segment (fsynced before DeleteRecords is answered)
-//!   recovery-point-offset           every offset below it was fsynced (written lazily)
+//!                                   a segment or a follower restarted the log (fsynced before
+//!                                   either is answered)
+//!   recovery-point-offset           every offset below it was fsynced (written lazily; durably
+//!                                   when a truncation lowers it)
 //!   leader-epoch-checkpoint         the leader-epoch cache: `epoch startOffset` per line
 //!                                   (only once an epoch was assigned or replicated; fsynced)
 //! ```
@@ -29,6 +31,10 @@
 //! - **Follower appends** ([`PartitionLog::append_replica`]): batches copied from the leader are
 //!   validated the same way but stored byte for byte, offsets and epochs included (a re-sent
 //!   prefix is skipped); a batch of a newer epoch adds a cache entry.
+//! - **Truncation** ([`PartitionLog::truncate_to`], [`PartitionLog::truncate_fully_and_start_at`]):
+//!   a follower whose log diverged from the leader's cuts it at a batch boundary (later segments
+//!   deleted, the segment holding the cut shortened and made active, indexes, recovery point and
+//!   epoch cache brought back) or restarts it empty at an offset.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
 //!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
@@ -49,7 +55,7 @@
 //!   `flush.ms` say when acks=1 data is due ([`PartitionLog::flush_due`]). A failed fsync must be
 //!   reported with [`PartitionLog::poison`], after which the log refuses appends.
 //!   [`PartitionLog::close`] writes the indexes, fsyncs everything and records the end as the
-//!   recovery point, for a clean shutdown.
+//!   recovery point, for a clean shutdown. Truncation hands its changes out the same way.
 //! - **Recovery** ([`PartitionLog::open`]): after a clean shutdown the index files are trusted
 //!   and nothing is scanned; after a crash the segments wholly below the checkpointed recovery
 //!   point are trusted likewise, and every later one is scanned and CRC-checked, a torn or
@@ -93,7 +99,7 @@ use self::batch::BatchHeader;
 use self::leader_epoch::LeaderEpochCache;
 use self::recovery::{push_once, Recovery};
 pub use self::region::{FileRecords, FileRegion, RecordSet};
-use self::segment::Segment;
+use self::segment::{Segment, SegmentCut};
 
 /// Per-partition storage settings (Kafka's topic configs of the same meaning). Every partition
 /// log holds its own copy, replaceable at run time with [`PartitionLog::set_config`]; the
@@ -249,7 +255,8 @@ pub struct Unsynced {
 }
 
 /// Distinguishes log instances, so a sync token of a deleted partition is not applied to a new
-/// partition of the same name.
+/// partition of the same name. A truncation gives its log a new instance too, so tokens for
+/// data it removed are not applied to data written in its place.
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// Errors of the storage layer.
@@ -475,6 +482,12 @@ impl PartitionLog {
         log.closed = clean_shutdown && !log.has_unsynced();
         if let Some(start) = checkpoint::read(dir, checkpoint::LOG_START_FILE)? {
             if start > log.log_end_offset {
+                warn!(
+                    dir = %dir.display(),
+                    log_end_offset = log.log_end_offset,
+                    log_start_offset = start,
+                    "the log start offset lies beyond the recovered log; restarting the log there"
+                );
                 log.restart_at(start)?;
             }
             log.log_start_offset = log.log_start_offset.max(start);
@@ -509,15 +522,9 @@ impl PartitionLog {
         self.open_stats
     }
 
-    /// Empties the log and starts it again at `offset`, above its end: every segment is deleted
-    /// and a new one created.
+    /// Empties the log and starts it again at `offset`: every segment is deleted and a new one
+    /// created. Checkpoints and the epoch cache are the caller's business.
     fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
-        warn!(
-            dir = %self.dir.display(),
-            log_end_offset = self.log_end_offset,
-            log_start_offset = offset,
-            "the log start offset lies beyond the recovered log; restarting the log there"
-        );
         for segment in &mut self.segments {
             segment.release_file();
             segment.delete_files()?;
@@ -633,8 +640,9 @@ impl PartitionLog {
     /// older epoch is [`LogError::StaleEpoch`], a negative one [`LogError::InvalidEpoch`];
     /// neither changes anything.
     ///
-    /// Stamping lasts until the log is used as a follower ([`PartitionLog::append_replica`] ends
-    /// it), or is reopened.
+    /// Stamping lasts until the log is used as a follower: [`PartitionLog::append_replica`],
+    /// [`PartitionLog::truncate_to`] and [`PartitionLog::truncate_fully_and_start_at`] end it,
+    /// as does reopening the log.
     pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -826,6 +834,168 @@ impl PartitionLog {
             record_count,
             bytes,
         })
+    }
+
+    /// Removes every record at or after `offset`, for a follower whose log diverged from the
+    /// leader's; returns the new log end offset.
+    ///
+    /// The cut is at a batch boundary: the start of the first batch whose last offset is
+    /// `>= offset` (so a batch holding `offset` goes whole), and the new log end offset is the
+    /// offset after the last batch kept (the segment's base offset if the segment holding the
+    /// cut keeps none; never more than `offset`). Nothing happens when `offset` is at or beyond
+    /// the log end offset. Below the log start offset this is
+    /// [`PartitionLog::truncate_fully_and_start_at`]`(offset)`; so it is, at the log start
+    /// offset, if the cut would leave nothing readable (the batch holding the log start offset
+    /// is cut).
+    ///
+    /// The recovery point drops to the new end if it was beyond (its checkpoint rewritten and
+    /// fsynced first, so that a crash cannot trust later data on the old one's word), epoch
+    /// cache entries starting at or after the new end are removed (checkpoint fsynced), then
+    /// segments wholly past the cut are deleted and the segment holding it is shortened and
+    /// becomes the active one (its index entries past the cut dropped, its largest timestamp
+    /// recomputed). The files changed and the directory are handed out by the next
+    /// [`PartitionLog::take_unsynced`]; sync tokens taken before are void. An i/o failure while
+    /// the segments change poisons the log. Ends stamping, even when nothing is removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        if offset >= self.log_end_offset {
+            return Ok(self.log_end_offset);
+        }
+        if offset < self.log_start_offset {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(offset);
+        }
+        // `offset >= log start >= the first segment's base`, so a segment holds it.
+        let index = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let segment = &self.segments[index];
+        let position = segment.locate(offset)?.map_or(segment.size, |(p, _)| p);
+        let cut = segment.plan_cut(position)?;
+        let new_end = cut.next_offset;
+        if new_end < self.log_start_offset {
+            let start = self.log_start_offset;
+            self.truncate_fully_and_start_at(start)?;
+            return Ok(start);
+        }
+        self.lower_recovery_point(new_end)?;
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_end(new_end) {
+            epochs.persist(&self.dir)?;
+            self.epochs = epochs;
+        }
+        let old_end = self.log_end_offset;
+        let old_size = self.size_bytes();
+        let deleted = self.segments.len() - index - 1;
+        if let Err(e) = self.cut_segments(index, &cut) {
+            error!(
+                dir = %self.dir.display(),
+                %e,
+                "truncation failed part way; poisoning the log"
+            );
+            self.poisoned = true;
+            return Err(e);
+        }
+        info!(
+            dir = %self.dir.display(),
+            offset,
+            old_log_end_offset = old_end,
+            log_end_offset = new_end,
+            deleted_segments = deleted,
+            removed_bytes = old_size - self.size_bytes(),
+            "truncated the log"
+        );
+        Ok(new_end)
+    }
+
+    /// Deletes the segments after `index` and cuts segment `index` as planned, making it the
+    /// active segment.
+    fn cut_segments(&mut self, index: usize, cut: &SegmentCut) -> Result<(), LogError> {
+        self.closed = false;
+        self.instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let removed = self.segments.split_off(index + 1);
+        if !removed.is_empty() {
+            self.dir_dirty = true;
+        }
+        for mut segment in removed {
+            segment.release_file();
+            segment.delete_files()?;
+        }
+        self.segments[index].apply_cut(cut)?;
+        self.log_end_offset = cut.next_offset;
+        self.flushed_offset = self.flushed_offset.min(cut.next_offset);
+        self.active_dirty = true;
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts the log empty at `offset` (log start = log end =
+    /// `offset`), for a follower whose log has nothing in common with the leader's (or lies
+    /// wholly below the leader's log start). The epoch cache is emptied (checkpoint fsynced
+    /// first), the segments deleted and a new one created, the directory fsynced, and then the
+    /// new log start offset written to the `log-start-offset` checkpoint and fsynced, as
+    /// DeleteRecords does; the recovery point drops to `offset` if it was beyond. A crash part
+    /// way leaves either the old log or an empty one. A negative `offset` is
+    /// [`LogError::OffsetOutOfRange`]. Sync tokens taken before are void; an i/o failure once
+    /// segments are being deleted poisons the log. Ends stamping.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        self.lower_recovery_point(offset)?;
+        if !self.epochs.is_empty() {
+            let empty = LeaderEpochCache::default();
+            empty.persist(&self.dir)?;
+            self.epochs = empty;
+        }
+        let old_end = self.log_end_offset;
+        self.instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let restarted = self.restart_at(offset).and_then(|()| {
+            File::open(&self.dir)?.sync_all()?;
+            checkpoint::write(&self.dir, checkpoint::LOG_START_FILE, offset, true)?;
+            Ok(())
+        });
+        if let Err(e) = restarted {
+            error!(
+                dir = %self.dir.display(),
+                %e,
+                "restarting the log failed part way; poisoning the log"
+            );
+            self.poisoned = true;
+            return Err(e);
+        }
+        info!(
+            dir = %self.dir.display(),
+            old_log_end_offset = old_end,
+            log_start_offset = offset,
+            "truncated the whole log and restarted it"
+        );
+        Ok(())
+    }
+
+    /// Moves the recovery point down to `offset` if it (or the value in its checkpoint file)
+    /// is beyond, rewriting the checkpoint durably first: the old value names data about to be
+    /// removed, and data written there later must not be trusted on its word after a crash.
+    fn lower_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
+        let file_beyond = self.recovery_point_written.map_or(true, |w| w > offset);
+        if self.recovery_point > offset || file_beyond {
+            let point = self.recovery_point.min(offset);
+            checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT_FILE, point, true)?;
+            self.recovery_point = point;
+            self.recovery_point_written = Some(point);
+        }
+        Ok(())
     }
 
     /// Writes `slices` back to back at the end of the active segment with one `pwritev` and

@@ -1,6 +1,8 @@
 //! Tests of the replication side of `PartitionLog`: reads bounded by an upper offset,
 //! leader-epoch stamping and the epoch cache (persisted, reloaded, trimmed by retention and
-//! DeleteRecords), and follower appends (`append_replica`).
+//! DeleteRecords), follower appends (`append_replica`), truncation (`truncate_to`,
+//! `truncate_fully_and_start_at`) including reopening afterwards, and a property test of random
+//! leader and follower life cycles against a model.
 
 use std::path::{Path, PathBuf};
 
@@ -631,4 +633,617 @@ fn append_replica_rolls_segments_and_records_newer_epochs() -> TestResult {
     assert_eq!(fresh.log_end_offset(), far + 2);
     assert_eq!(fresh.epoch_entries(), [(12, far)]);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Truncation
+// ---------------------------------------------------------------------------------------------
+
+/// What a log should hold: each batch's offsets, largest timestamp and stored bytes.
+#[derive(Debug, Clone, Default)]
+struct Model {
+    batches: Vec<(BatchHeader, Vec<u8>)>,
+}
+
+impl Model {
+    fn of(log: &PartitionLog) -> Result<Model, LogError> {
+        Ok(Model {
+            batches: split(&all_bytes(log)?)?,
+        })
+    }
+
+    fn end(&self) -> i64 {
+        self.batches.last().map_or(0, |b| b.0.next_offset())
+    }
+
+    /// Keeps the batches wholly below `offset`.
+    fn truncate(&mut self, offset: i64) {
+        self.batches.retain(|(h, _)| h.last_offset() < offset);
+    }
+
+    /// Reads at every offset, timestamp lookups and the largest timestamp agree with the model.
+    fn check(&self, log: &PartitionLog) -> TestResult {
+        assert_eq!(log.log_end_offset(), self.end());
+        for (i, (header, bytes)) in self.batches.iter().enumerate() {
+            for offset in header.base_offset.max(log.log_start_offset())..=header.last_offset() {
+                assert_eq!(&log.read(offset, 1)?.records[..], &bytes[..], "{offset}");
+            }
+            let all = log.read(header.base_offset.max(log.log_start_offset()), usize::MAX)?;
+            let expected: Vec<u8> = self.batches[i..]
+                .iter()
+                .flat_map(|b| b.1.iter().copied())
+                .collect();
+            assert!(all.records[..] == expected[..]);
+            // Timestamps increase with the batches in these tests.
+            if header.base_offset >= log.log_start_offset() {
+                let found = log.offset_for_timestamp(header.max_timestamp)?;
+                assert_eq!(
+                    found.map(|f| f.0),
+                    Some(header.base_offset + i64::from(header.last_offset_delta))
+                );
+            }
+        }
+        let newest = self.batches.last().map(|b| b.0.max_timestamp);
+        assert_eq!(log.max_timestamp().map(|m| m.0), newest);
+        assert!(log.read(self.end(), 100)?.records.is_empty());
+        log.check_consistency();
+        Ok(())
+    }
+}
+
+/// A log of 30 batches of 3 records (offsets 3i..3i+2, timestamps increasing) in segments of
+/// about three batches, under epochs 1 (from 0), 2 (from 30) and 3 (from 60).
+fn truncation_log(path: &Path) -> Result<(PartitionLog, Model), LogError> {
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    for i in 0..30 {
+        match i {
+            0 => log.assign_leader_epoch(1)?,
+            10 => log.assign_leader_epoch(2)?,
+            20 => log.assign_leader_epoch(3)?,
+            _ => {}
+        }
+        log.append(make_batch(3, 60, 10_000 + 100 * i), None)?;
+    }
+    let model = Model::of(&log)?;
+    Ok((log, model))
+}
+
+/// Truncates to `offset` and checks the log against the model, then appends, reopens cleanly
+/// and after a crash, checking each time.
+fn truncate_and_check(offset: i64, expected_end: i64, expected_segments: usize) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let (mut log, mut model) = truncation_log(path)?;
+    let before = log.take_unsynced()?;
+    assert_eq!(
+        log.truncate_to(offset)?,
+        expected_end,
+        "truncate_to({offset})"
+    );
+    model.truncate(offset);
+    assert_eq!(model.end(), expected_end);
+    assert_eq!(
+        log.segment_count(),
+        expected_segments,
+        "truncate_to({offset})"
+    );
+    assert_eq!(files_with(path, &["log"])?.len(), expected_segments);
+    model.check(&log)?;
+    let entries: Vec<(i32, i64)> = [(1, 0), (2, 30), (3, 60)]
+        .into_iter()
+        .filter(|e| e.1 < expected_end)
+        .collect();
+    assert_eq!(log.epoch_entries(), entries);
+    assert_eq!(LeaderEpochCache::load(path)?.entries().len(), entries.len());
+    assert!(log.recovery_point() <= expected_end);
+    assert_eq!(
+        checkpoint::read(path, checkpoint::RECOVERY_POINT_FILE)?,
+        Some(log.recovery_point())
+    );
+
+    // The changed segment (and the directory, if segments went) are handed out for fsync;
+    // a token from before the truncation no longer moves the recovery point.
+    assert!(log.has_unsynced());
+    let unsynced = log.take_unsynced()?;
+    assert!(unsynced
+        .files
+        .iter()
+        .any(|f| f.metadata().is_ok_and(|m| m.is_file())));
+    if expected_segments < 10 {
+        assert!(unsynced
+            .files
+            .iter()
+            .any(|f| f.metadata().is_ok_and(|m| m.is_dir())));
+    }
+    assert_eq!(
+        log.append(make_batch(2, 60, 90_000), None)?.base_offset,
+        expected_end
+    );
+    log.mark_synced(before.token);
+    assert!(log.recovery_point() <= expected_end);
+    log.mark_synced(unsynced.token);
+    assert_eq!(log.recovery_point(), expected_end);
+
+    // Appends go on at the new end, stamped with the epoch assigned again.
+    assert_eq!(log.truncate_to(expected_end)?, expected_end);
+    log.assign_leader_epoch(4)?;
+    let info = log.append(make_batch(2, 60, 95_000), None)?;
+    assert_eq!(info.base_offset, expected_end);
+    for i in 0..6 {
+        log.append(make_batch(3, 60, 96_000 + 100 * i), None)?;
+    }
+    let mut model = Model::of(&log)?;
+    assert_eq!(
+        model.batches[model.batches.len() - 7].0.base_offset,
+        expected_end
+    );
+    model.batches.truncate(model.batches.len() - 7);
+    let grown = Model::of(&log)?;
+    grown.check(&log)?;
+    let entries_after = log.epoch_entries();
+    assert_eq!(entries_after.last(), Some(&(4, expected_end)));
+
+    // Clean reopen.
+    log.close()?;
+    drop(log);
+    let log = PartitionLog::open(path, config(1_000), true)?;
+    grown.check(&log)?;
+    assert_eq!(log.epoch_entries(), entries_after);
+    drop(log);
+    // Crash reopen (nothing scanned is lost: the data is in the page cache).
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    grown.check(&log)?;
+    assert_eq!(log.epoch_entries(), entries_after);
+
+    // Truncate again, crash straight away, reopen.
+    let end = log.truncate_to(expected_end + 1)?;
+    assert_eq!(end, expected_end);
+    drop(log);
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!(log.log_end_offset(), expected_end);
+    model.check(&log)?;
+    assert_eq!(log.epoch_entries(), entries);
+    Ok(())
+}
+
+#[test]
+fn truncate_inside_a_segment() -> TestResult {
+    // Batch 13 (offset 39) is in the middle of the fifth segment (three batches a segment).
+    let dir = tempfile::tempdir()?;
+    let (log, _) = truncation_log(dir.path())?;
+    let bases = log.segment_base_offsets();
+    assert_eq!(bases[4], 36);
+    drop(log);
+    truncate_and_check(39, 39, 5)
+}
+
+#[test]
+fn truncate_at_a_segment_boundary() -> TestResult {
+    // The sixth segment starts at 45: it is kept, empty, as the active segment.
+    truncate_and_check(45, 45, 6)
+}
+
+#[test]
+fn truncate_across_several_segments() -> TestResult {
+    truncate_and_check(3, 3, 1)
+}
+
+#[test]
+fn truncate_inside_a_batch() -> TestResult {
+    // Offset 65 is inside batch 63..65: the whole batch goes.
+    truncate_and_check(65, 63, 8)
+}
+
+#[test]
+fn truncate_to_the_start_or_beyond_the_end() -> TestResult {
+    truncate_and_check(0, 0, 1)?;
+    let dir = tempfile::tempdir()?;
+    let (mut log, model) = truncation_log(dir.path())?;
+    let files = files_with(dir.path(), &["log"])?;
+    let end = log.log_end_offset();
+    assert_eq!(log.truncate_to(end)?, end);
+    assert_eq!(log.truncate_to(end + 100)?, end);
+    assert_eq!(files_with(dir.path(), &["log"])?, files);
+    assert_eq!(log.epoch_entries(), [(1, 0), (2, 30), (3, 60)]);
+    model.check(&log)?;
+    Ok(())
+}
+
+#[test]
+fn a_crash_after_truncating_scans_from_the_lowered_recovery_point() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let (mut log, _) = truncation_log(path)?;
+    let unsynced = log.take_unsynced()?;
+    log.mark_synced(unsynced.token);
+    log.checkpoint_recovery_point()?;
+    assert_eq!(
+        checkpoint::read(path, checkpoint::RECOVERY_POINT_FILE)?,
+        Some(90)
+    );
+    assert_eq!(log.truncate_to(39)?, 39);
+    assert_eq!(log.recovery_point(), 39);
+    assert_eq!(
+        checkpoint::read(path, checkpoint::RECOVERY_POINT_FILE)?,
+        Some(39)
+    );
+    // Unsynced appends past the old recovery point, then a crash that damaged a segment below
+    // it: had the old checkpoint survived, that segment would be trusted unscanned.
+    for i in 0..20 {
+        log.append(make_batch(3, 60, 50_000 + 100 * i), None)?;
+    }
+    let bases = log.segment_base_offsets();
+    let damaged = *bases
+        .iter()
+        .find(|&&b| b > 45 && b < 80)
+        .ok_or("no segment to damage")?;
+    drop(log);
+    let file = path.join(format!("{damaged:020}.log"));
+    let mut bytes = std::fs::read(&file)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes)?;
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert!(log.open_stats().bytes_truncated > 0);
+    assert!(log.log_end_offset() < 99);
+    assert_eq!(log.segment_base_offsets().last(), Some(&damaged));
+    log.check_consistency();
+    Ok(())
+}
+
+#[test]
+fn truncate_below_the_log_start_restarts_the_log() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let (mut log, _) = truncation_log(path)?;
+    log.delete_records_before(40)?;
+    assert_eq!(log.epoch_entries(), [(2, 40), (3, 60)]);
+    assert_eq!(log.truncate_to(35)?, 35);
+    assert_eq!(log.log_start_offset(), 35);
+    assert_eq!(log.log_end_offset(), 35);
+    assert_eq!(log.segment_base_offsets(), [35]);
+    assert!(log.epoch_entries().is_empty());
+    assert_eq!(epoch_file(path)?, "0\n0\n");
+    assert_eq!(
+        checkpoint::read(path, checkpoint::LOG_START_FILE)?,
+        Some(35)
+    );
+    assert!(matches!(
+        log.read(34, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.append(make_batch(2, 10, 1), None)?.base_offset, 35);
+    drop(log);
+    let log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (35, 37));
+    log.check_consistency();
+    drop(log);
+
+    // A cut through the batch holding the log start leaves nothing readable: the log restarts
+    // at the log start.
+    let dir = tempfile::tempdir()?;
+    let (mut log, _) = truncation_log(dir.path())?;
+    log.delete_records_before(40)?;
+    assert_eq!(log.truncate_to(41)?, 40);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+    assert!(log.read(40, 100)?.records.is_empty());
+    log.check_consistency();
+    Ok(())
+}
+
+#[test]
+fn truncate_fully_and_start_at_any_offset() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let (mut log, _) = truncation_log(path)?;
+    log.truncate_fully_and_start_at(500)?;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert_eq!(log.segment_base_offsets(), [500]);
+    assert_eq!(files_with(path, &["log"])?.len(), 1);
+    assert!(log.epoch_entries().is_empty());
+    assert!(matches!(
+        log.truncate_fully_and_start_at(-1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let unsynced = log.take_unsynced()?;
+    assert!(unsynced
+        .files
+        .iter()
+        .any(|f| f.metadata().is_ok_and(|m| m.is_dir())));
+    log.append_replica(stored_batch(2, 510, 7, 1).freeze())?;
+    assert_eq!(log.epoch_entries(), [(7, 510)]);
+    drop(log);
+    let mut log = PartitionLog::open(path, config(1_000), false)?;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 512));
+    assert_eq!(log.epoch_entries(), [(7, 510)]);
+    // And back below the old start.
+    log.truncate_fully_and_start_at(3)?;
+    log.append(make_batch(1, 10, 1), None)?;
+    log.close()?;
+    drop(log);
+    let log = PartitionLog::open(path, config(1_000), true)?;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 4));
+    assert!(log.epoch_entries().is_empty());
+    log.check_consistency();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property test: random leader/follower life cycles against a model.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        count: usize,
+        value_len: usize,
+    },
+    /// A new leader epoch (the latest plus `step`) assigned at the log end.
+    Assign {
+        step: i32,
+    },
+    /// `truncate_to` at a point (per mille) of `[log start, log end]`; beyond 1000 is past the
+    /// end (a no-op).
+    Truncate {
+        at: u16,
+    },
+    /// `truncate_to` this far below the log start.
+    TruncateBelowStart {
+        by: i64,
+    },
+    /// `truncate_fully_and_start_at` this far from the log end.
+    TruncateFully {
+        delta: i64,
+    },
+    Roll,
+    Sync,
+    RestartClean,
+    /// A crash that loses nothing (the page cache survives): recovery scans, the cache is
+    /// reloaded.
+    RestartUnclean,
+    DeleteRecords {
+        at: u16,
+    },
+    RetentionBytes {
+        limit: u64,
+    },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (1usize..5, 0usize..200).prop_map(|(count, value_len)| Op::Append { count, value_len }),
+        2 => (1i32..3).prop_map(|step| Op::Assign { step }),
+        3 => (0u16..1100).prop_map(|at| Op::Truncate { at }),
+        1 => (1i64..20).prop_map(|by| Op::TruncateBelowStart { by }),
+        1 => (-30i64..30).prop_map(|delta| Op::TruncateFully { delta }),
+        1 => Just(Op::Roll),
+        1 => Just(Op::Sync),
+        1 => Just(Op::RestartClean),
+        1 => Just(Op::RestartUnclean),
+        1 => (0u16..=1000).prop_map(|at| Op::DeleteRecords { at }),
+        1 => (500u64..5_000).prop_map(|limit| Op::RetentionBytes { limit }),
+    ]
+}
+
+/// The log as it should be: the batches physically present (some possibly below the log
+/// start), the start and end offsets, the epoch cache and the epoch being stamped.
+#[derive(Debug, Default)]
+struct LifeModel {
+    batches: Vec<(BatchHeader, Vec<u8>)>,
+    start: i64,
+    end: i64,
+    epochs: Vec<(i32, i64)>,
+    stamp: Option<i32>,
+}
+
+impl LifeModel {
+    fn restart_at(&mut self, offset: i64) {
+        self.batches.clear();
+        self.start = offset;
+        self.end = offset;
+        self.epochs.clear();
+    }
+
+    /// Kafka's truncation of the cache from the start.
+    fn trim_epochs(&mut self) {
+        let start = self.start;
+        if let Some(floor) = self.epochs.iter().rposition(|e| e.1 <= start) {
+            self.epochs.drain(..floor);
+            self.epochs[0].1 = start;
+        }
+    }
+
+    fn reopened(&mut self) {
+        let end = self.end;
+        self.epochs.retain(|e| e.1 < end);
+        self.trim_epochs();
+        self.stamp = None;
+    }
+
+    fn check(&self, log: &PartitionLog) -> TestResult {
+        log.check_consistency();
+        assert_eq!(log.log_start_offset(), self.start, "log start offset");
+        assert_eq!(log.log_end_offset(), self.end, "log end offset");
+        assert_eq!(log.epoch_entries(), self.epochs, "epoch cache");
+        let on_disk: Vec<(i32, i64)> = LeaderEpochCache::load(log.dir())?
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect();
+        assert_eq!(on_disk, self.epochs, "epoch checkpoint");
+        let size: u64 = self.batches.iter().map(|b| b.1.len() as u64).sum();
+        assert_eq!(log.size_bytes(), size, "size");
+        let visible: Vec<&(BatchHeader, Vec<u8>)> = self
+            .batches
+            .iter()
+            .filter(|b| b.0.last_offset() >= self.start)
+            .collect();
+        let expected: Vec<u8> = visible.iter().flat_map(|b| b.1.iter().copied()).collect();
+        assert!(log.read(self.start, usize::MAX)?.records[..] == expected[..]);
+        for b in &visible {
+            let offset = b.0.base_offset.max(self.start);
+            assert_eq!(
+                &log.read(offset, 1)?.records[..],
+                &b.1[..],
+                "batch at {offset}"
+            );
+            // Bounded just past this batch: everything from `offset` up to it.
+            let upto = log.read_upto(self.start, usize::MAX, b.0.next_offset())?;
+            let prefix: Vec<u8> = visible
+                .iter()
+                .take_while(|v| v.0.base_offset <= b.0.base_offset)
+                .flat_map(|v| v.1.iter().copied())
+                .collect();
+            assert!(
+                upto.records[..] == prefix[..],
+                "bounded at {}",
+                b.0.next_offset()
+            );
+        }
+        for &(epoch, _) in &self.epochs {
+            let next = self
+                .epochs
+                .iter()
+                .find(|e| e.0 > epoch)
+                .map_or(self.end, |e| e.1);
+            assert_eq!(log.end_offset_for_epoch(epoch), Some((epoch, next)));
+        }
+        Ok(())
+    }
+}
+
+fn run_life(ops: &[Op]) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path();
+    let cfg = LogConfig {
+        segment_bytes: 1_200,
+        index_interval_bytes: 250,
+        retention_ms: None,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(path, cfg.clone(), false)?;
+    let mut model = LifeModel::default();
+    let mut ts = 1_000;
+    for op in ops {
+        match *op {
+            Op::Append { count, value_len } => {
+                ts += 10;
+                let sent = make_batch(count, value_len, ts);
+                let info = log.append(sent.clone(), None)?;
+                assert_eq!(info.base_offset, model.end);
+                let mut stored = sent.to_vec();
+                batch::set_base_offset(&mut stored, info.base_offset);
+                if let Some(epoch) = model.stamp {
+                    batch::set_partition_leader_epoch(&mut stored, epoch);
+                }
+                model.batches.push((BatchHeader::parse(&stored)?, stored));
+                model.end = info.last_offset + 1;
+            }
+            Op::Assign { step } => {
+                let epoch = model.epochs.last().map_or(0, |e| e.0) + step;
+                log.assign_leader_epoch(epoch)?;
+                if model.epochs.last().is_some_and(|e| e.1 == model.end) {
+                    model.epochs.pop();
+                }
+                model.epochs.push((epoch, model.end));
+                model.stamp = Some(epoch);
+            }
+            Op::Truncate { at } => {
+                let target = model.start + (model.end - model.start) * i64::from(at) / 1000;
+                let first_base = log.segment_base_offsets()[0];
+                let new_end = log.truncate_to(target)?;
+                model.stamp = None;
+                if target < model.end {
+                    let kept: Vec<_> = model
+                        .batches
+                        .iter()
+                        .filter(|b| b.0.last_offset() < target)
+                        .cloned()
+                        .collect();
+                    let end = kept.last().map_or(first_base, |b| b.0.next_offset());
+                    if end < model.start {
+                        let start = model.start;
+                        model.restart_at(start);
+                    } else {
+                        model.batches = kept;
+                        model.end = end;
+                        model.epochs.retain(|e| e.1 < end);
+                    }
+                }
+                assert_eq!(new_end, model.end);
+            }
+            Op::TruncateBelowStart { by } => {
+                let target = model.start - by;
+                if target >= 0 {
+                    assert_eq!(log.truncate_to(target)?, target);
+                    model.restart_at(target);
+                    model.stamp = None;
+                }
+            }
+            Op::TruncateFully { delta } => {
+                let offset = (model.end + delta).max(0);
+                log.truncate_fully_and_start_at(offset)?;
+                model.restart_at(offset);
+                model.stamp = None;
+            }
+            Op::Roll => {
+                log.roll()?;
+            }
+            Op::Sync => {
+                let unsynced = log.take_unsynced()?;
+                log.mark_synced(unsynced.token);
+                assert_eq!(log.recovery_point(), log.log_end_offset());
+            }
+            Op::RestartClean => {
+                log.close()?;
+                drop(log);
+                log = PartitionLog::open(path, cfg.clone(), true)?;
+                model.reopened();
+            }
+            Op::RestartUnclean => {
+                drop(log);
+                log = PartitionLog::open(path, cfg.clone(), false)?;
+                model.reopened();
+            }
+            Op::DeleteRecords { at } => {
+                let target = model.start + (model.end - model.start) * i64::from(at) / 1000;
+                model.start = log.delete_records_before(target)?;
+                let first_base = log.segment_base_offsets()[0];
+                model.batches.retain(|b| b.0.base_offset >= first_base);
+                model.trim_epochs();
+            }
+            Op::RetentionBytes { limit } => {
+                log.set_config(LogConfig {
+                    retention_bytes: Some(limit),
+                    ..cfg.clone()
+                });
+                log.apply_retention(0)?;
+                log.set_config(cfg.clone());
+                let first_base = log.segment_base_offsets()[0];
+                model.batches.retain(|b| b.0.base_offset >= first_base);
+                model.start = model.start.max(first_base);
+                model.trim_epochs();
+            }
+        }
+        model.check(&log)?;
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Any sequence of appends under changing leader epochs, truncations (inside and across
+    /// segments, below the start, full restarts), rolls, fsyncs, clean and unclean restarts,
+    /// DeleteRecords and retention leaves the log, its epoch cache and its checkpoint equal to
+    /// the model, with indexes that agree with the segment files.
+    #[test]
+    fn random_replica_life_cycles_match_the_model(ops in proptest::collection::vec(op(), 1..50)) {
+        let result = run_life(&ops);
+        proptest::prop_assert!(result.is_ok(), "{:?}", result);
+    }
 }

@@ -76,6 +76,21 @@ pub(crate) struct TimestampOffset {
     pub(crate) batch_base_offset: i64,
 }
 
+/// How a segment is to be cut, from [`Segment::plan_cut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentCut {
+    /// Byte position of the cut: the start of the first batch removed (the size if none is).
+    pub(crate) position: u64,
+    /// The offset after the last batch kept; the segment's base offset if none is kept.
+    pub(crate) next_offset: i64,
+    /// Relative offset of the first batch removed (`u32::MAX` if none is).
+    cut_relative: u32,
+    /// Largest `maxTimestamp` of the batches kept.
+    max_timestamp: Option<TimestampOffset>,
+    /// Bytes from the last offset index entry kept to the cut.
+    bytes_since_index: u64,
+}
+
 /// A segment's files and in-memory state.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -277,6 +292,87 @@ impl Segment {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Works out how to cut the segment at byte `position` (a batch boundary; the size for
+    /// nothing cut): the offset after the last batch kept, the largest timestamp of the kept
+    /// batches and the bytes since the last index entry kept. Reads the headers from the batch
+    /// of the last time index entry kept (the largest timestamp up to there) to the cut, so
+    /// usually little more than an index interval. Changes nothing; see [`Segment::apply_cut`].
+    pub(crate) fn plan_cut(&self, position: u64) -> Result<SegmentCut, LogError> {
+        let position = position.min(self.size);
+        let file = self.file()?;
+        let cut_relative = if position < self.size {
+            let mut scanner = SegmentScanner::new(file, self.size, HEADER_SCAN_CHUNK);
+            let header = scanner.header_at(position)?;
+            // A batch below the segment's base cannot be; drop every time entry if one is.
+            self.relative(header.base_offset).unwrap_or(0)
+        } else {
+            u32::MAX
+        };
+        let mut start = 0;
+        if let Some(entry) = self.time_index.last_below_relative(cut_relative) {
+            if let Some((p, _)) =
+                self.locate(self.base_offset + i64::from(entry.relative_offset))?
+            {
+                start = p.min(position);
+            }
+        }
+        let mut scanner = SegmentScanner::new(file, position, HEADER_SCAN_CHUNK);
+        let mut max_timestamp: Option<TimestampOffset> = None;
+        let mut next_offset = self.base_offset;
+        let mut at = start;
+        while at < position {
+            let header = scanner.header_at(at)?;
+            if max_timestamp.map_or(true, |m| header.max_timestamp > m.timestamp) {
+                max_timestamp = Some(TimestampOffset {
+                    timestamp: header.max_timestamp,
+                    batch_base_offset: header.base_offset,
+                });
+            }
+            next_offset = header.next_offset();
+            at += header.total_size() as u64;
+        }
+        let last_entry = position
+            .checked_sub(1)
+            .and_then(|p| self.offset_index.floor_position(p));
+        Ok(SegmentCut {
+            position,
+            next_offset,
+            cut_relative,
+            max_timestamp,
+            bytes_since_index: position - last_entry.map_or(0, |e| u64::from(e.position)),
+        })
+    }
+
+    /// Cuts the segment as planned by [`Segment::plan_cut`]: the file is shortened, the index
+    /// entries of the batches removed are dropped, and a read-write handle is installed (the
+    /// segment becomes the active one). Its index files are left as they are: they are
+    /// rewritten when it rolls or the log closes, and a crash makes recovery scan it (the
+    /// recovery point is at or below the cut).
+    pub(crate) fn apply_cut(&mut self, cut: &SegmentCut) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(LOG_SUFFIX))?;
+        let metadata = file.metadata()?;
+        if self.roll_base_ms.is_none() && cut.position > 0 {
+            self.roll_base_ms = Some(mtime_ms(&metadata));
+        }
+        if metadata.len() > cut.position {
+            file.set_len(cut.position)?;
+        }
+        self.offset_index.truncate_to_position(cut.position);
+        self.time_index.truncate_to_relative(cut.cut_relative);
+        self.size = cut.position;
+        self.max_timestamp = cut.max_timestamp;
+        self.bytes_since_index = cut.bytes_since_index;
+        if cut.position == 0 {
+            self.roll_base_ms = None;
+        }
+        self.release_file();
+        self.set_file(Arc::new(file));
         Ok(())
     }
 
