@@ -276,6 +276,16 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     }
 }
 
+/// Overwrites the `partitionLeaderEpoch` of the batch at the start of `batch` (not covered by
+/// the CRC). `batch` must hold at least 16 bytes; shorter slices are left untouched.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    if let Some(field) =
+        batch.get_mut(PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4)
+    {
+        field.copy_from_slice(&epoch.to_be_bytes());
+    }
+}
+
 /// Marks the batch at the start of `batch` (exactly one whole batch) as LogAppendTime: sets
 /// attribute bit 3, sets `maxTimestamp` to `append_time`, and recomputes the CRC since it covers
 /// both. Does nothing if `batch` is shorter than a header.
@@ -766,6 +776,18 @@ mod tests {
             assert!(validate(&joined).is_ok());
         }
         assert!(patched_header(&batch[..HEADER_LEN - 1], 0, None).is_none());
+    }
+
+    #[test]
+    fn leader_epoch_is_outside_the_crc() {
+        let mut batch = build_batch(&[(Some(&b"k"[..]), Some(&b"v"[..]))], 5);
+        set_partition_leader_epoch(&mut batch, 0x0102_0304);
+        let header = validate(&batch).expect("still valid");
+        assert_eq!(header.partition_leader_epoch, 0x0102_0304);
+        assert_eq!(&batch[12..16], &[1, 2, 3, 4]);
+        let mut short = [0u8; 15];
+        set_partition_leader_epoch(&mut short, 7);
+        assert_eq!(short, [0u8; 15]);
     }
 
     use super::*;

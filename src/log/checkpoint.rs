@@ -16,8 +16,13 @@
 //! Both are written to `<name>.tmp` and renamed over the old file. The recovery point is not
 //! fsynced: it only ever names data that was already fsynced, so losing the newest write costs a
 //! longer scan at the next unclean start, never data; a file that does not parse is ignored (a
-//! full scan). The log start offset is fsynced (file and directory) before DeleteRecords is
+//! full scan). The exception is a truncation lowering it: the old value would name data that
+//! no longer exists, and data written there afterwards would be trusted on its word after a
+//! crash, so the lowered value is fsynced before the truncation starts. The log start offset is
+//! fsynced (file and directory) before DeleteRecords (or a follower's restart of the log) is
 //! answered, because losing it would bring deleted records back.
+//!
+//! [`write_atomic`] also writes the `leader-epoch-checkpoint` (see the `leader_epoch` module).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -58,13 +63,30 @@ pub(crate) fn read(dir: &Path, name: &str) -> io::Result<Option<i64>> {
 /// Writes an offset checkpoint by renaming a temporary file over it. With `durable`, the file
 /// and then the directory are fsynced, so the new value survives a crash once this returns.
 pub(crate) fn write(dir: &Path, name: &str, offset: i64, durable: bool) -> io::Result<()> {
+    write_atomic(
+        dir,
+        name,
+        format!("{VERSION}\n{offset}\n").as_bytes(),
+        durable,
+    )
+}
+
+/// Replaces `dir/name` with `contents`: written to `<name>.tmp`, then renamed over the old
+/// file, so a reader sees the old or the new contents, never a mix. With `durable`, the file is
+/// fsynced before the rename and the directory after it.
+pub(crate) fn write_atomic(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+    durable: bool,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)?;
-    file.write_all(format!("{VERSION}\n{offset}\n").as_bytes())?;
+    file.write_all(contents)?;
     if durable {
         file.sync_all()?;
     }

@@ -110,6 +110,14 @@ impl OffsetIndex {
         n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
     }
 
+    /// Drops the entries of batches at or after byte `position` (the segment is cut there).
+    pub(crate) fn truncate_to_position(&mut self, position: u64) {
+        let keep = self
+            .entries
+            .partition_point(|e| u64::from(e.position) < position);
+        self.entries.truncate(keep);
+    }
+
     /// The last entry.
     pub(crate) fn last(&self) -> Option<OffsetIndexEntry> {
         self.entries.last().copied()
@@ -164,6 +172,12 @@ mod tests {
         assert_eq!(idx.floor(u32::MAX), Some(e(20, 250)));
         let back = OffsetIndex::from_bytes(&idx.to_bytes(), 1024)?;
         assert_eq!(back, idx);
+        idx.truncate_to_position(251);
+        assert_eq!(idx.len(), 2);
+        idx.truncate_to_position(250);
+        assert_eq!(idx.entries(), [e(10, 100)]);
+        idx.truncate_to_position(0);
+        assert!(idx.is_empty());
         Ok(())
     }
 

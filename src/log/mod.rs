@@ -10,24 +10,44 @@
 //!   00000000000001048576.log        next segment, named by its base offset
 //!   …
 //!   log-start-offset                the log start offset, when DeleteRecords moved it inside
-//!                                   a segment (fsynced before DeleteRecords is answered)
-//!   recovery-point-offset           every offset below it was fsynced (written lazily)
+//!                                   a segment or a follower restarted the log (fsynced before
+//!                                   either is answered)
+//!   recovery-point-offset           every offset below it was fsynced (written lazily; durably
+//!                                   when a truncation lowers it)
+//!   leader-epoch-checkpoint         the leader-epoch cache: `epoch startOffset` per line
+//!                                   (only once an epoch was assigned or replicated; fsynced)
 //! ```
 //!
 //! - **Produce** ([`PartitionLog::append`]): batches are validated ([`batch::validate`]), their
-//!   base offsets set in patched copies of their 61-byte headers, and headers and the
-//!   producer's untouched record bytes written with one `pwritev` to the active segment's file
-//!   (the page cache). Records are neither decoded nor copied. The active segment rolls when full (`segment.bytes`,
-//!   index full) and, via the retention pass, when older than `segment.ms`.
+//!   base offsets set in patched copies of their 61-byte headers (and, once the log leads an
+//!   epoch, their `partitionLeaderEpoch`), and headers and the producer's untouched record bytes
+//!   written with one `pwritev` to the active segment's file (the page cache). Records are
+//!   neither decoded nor copied. The active segment rolls when full (`segment.bytes`, index
+//!   full) and, via the retention pass, when older than `segment.ms`.
+//! - **Leader epochs** ([`PartitionLog::assign_leader_epoch`]): the leader stamps its epoch on
+//!   every batch it appends and records `(epoch, start offset)` in the leader-epoch cache (module
+//!   `leader_epoch`), which answers OffsetForLeaderEpoch
+//!   ([`PartitionLog::end_offset_for_epoch`]).
+//! - **Follower appends** ([`PartitionLog::append_replica`]): batches copied from the leader are
+//!   validated the same way but stored byte for byte, offsets and epochs included (a re-sent
+//!   prefix is skipped); a batch of a newer epoch adds a cache entry.
+//! - **Truncation** ([`PartitionLog::truncate_to`], [`PartitionLog::truncate_fully_and_start_at`]):
+//!   a follower whose log diverged from the leader's cuts it at a batch boundary (later segments
+//!   deleted, the segment holding the cut shortened and made active, indexes, recovery point and
+//!   epoch cache brought back) or restarts it empty at an offset.
 //! - **Fetch** ([`PartitionLog::read`]): whole batches, verbatim, found through the sparse
 //!   offset index and read with positional reads; below the log start offset is
 //!   [`LogError::OffsetOutOfRange`]. [`PartitionLog::read_records`] finds the same batches but
-//!   can leave large ones in the files as regions ([`FileRecords`]) for `sendfile(2)`.
+//!   can leave large ones in the files as regions ([`FileRecords`]) for `sendfile(2)`. Both have
+//!   bounded forms ([`PartitionLog::read_upto`], [`PartitionLog::read_records_upto`]) that stop
+//!   before the first batch reaching an upper offset (consumers of a replicated partition read
+//!   up to the high watermark).
 //! - **Retention** ([`PartitionLog::apply_retention`], run by the shard's maintenance tick):
 //!   rolls an aged or wholly expired active segment, then deletes whole segments from the oldest
 //!   on while they are past `retention.ms`, beyond `retention.bytes` or below the log start
 //!   offset. **DeleteRecords** ([`PartitionLog::delete_records_before`]) moves the log start
-//!   offset, durably, and deletes the segments wholly below it.
+//!   offset, durably, and deletes the segments wholly below it. Either way the epoch cache drops
+//!   the entries below the new log start.
 //! - **Durability**: appends never fsync. [`PartitionLog::take_unsynced`] hands the files
 //!   written since its last call to the caller, which fsyncs them on blocking threads and
 //!   answers `acks=-1` producers afterwards (group commit), then gives the [`SyncToken`] back to
@@ -35,11 +55,12 @@
 //!   `flush.ms` say when acks=1 data is due ([`PartitionLog::flush_due`]). A failed fsync must be
 //!   reported with [`PartitionLog::poison`], after which the log refuses appends.
 //!   [`PartitionLog::close`] writes the indexes, fsyncs everything and records the end as the
-//!   recovery point, for a clean shutdown.
+//!   recovery point, for a clean shutdown. Truncation hands its changes out the same way.
 //! - **Recovery** ([`PartitionLog::open`]): after a clean shutdown the index files are trusted
 //!   and nothing is scanned; after a crash the segments wholly below the checkpointed recovery
 //!   point are trusted likewise, and every later one is scanned and CRC-checked, a torn or
-//!   corrupt tail truncated (and reported with its byte counts), later segments deleted.
+//!   corrupt tail truncated (and reported with its byte counts), later segments deleted. The
+//!   epoch cache then loses the entries at or beyond the recovered log end.
 //!
 //! A `PartitionLog` is owned and used by one shard thread; there is no internal locking. Indexes
 //! are kept in memory and written whole when a segment rolls and on close. Open files: the
@@ -50,6 +71,7 @@
 pub mod batch;
 mod checkpoint;
 mod index;
+mod leader_epoch;
 mod recovery;
 mod region;
 mod segment;
@@ -57,6 +79,8 @@ mod time_index;
 
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;
 
@@ -72,9 +96,10 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, error, info, warn};
 
 use self::batch::BatchHeader;
+use self::leader_epoch::LeaderEpochCache;
 use self::recovery::{push_once, Recovery};
 pub use self::region::{FileRecords, FileRegion, RecordSet};
-use self::segment::Segment;
+use self::segment::{Segment, SegmentCut};
 
 /// Per-partition storage settings (Kafka's topic configs of the same meaning). Every partition
 /// log holds its own copy, replaceable at run time with [`PartitionLog::set_config`]; the
@@ -230,7 +255,8 @@ pub struct Unsynced {
 }
 
 /// Distinguishes log instances, so a sync token of a deleted partition is not applied to a new
-/// partition of the same name.
+/// partition of the same name. A truncation gives its log a new instance too, so tokens for
+/// data it removed are not applied to data written in its place.
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// Errors of the storage layer.
@@ -269,9 +295,30 @@ pub enum LogError {
     /// log accepts no more appends until it is reopened (which runs recovery).
     #[error("log is poisoned by an earlier i/o failure and accepts no writes")]
     Poisoned,
+    /// A replicated batch does not continue the log: it starts below the log end offset (and
+    /// does not wholly precede it), or below the offset after the previous batch of the append.
+    #[error("record batch with base offset {got} does not continue the log: expected an offset of at least {expected}")]
+    OffsetMismatch {
+        /// The smallest base offset that would have been accepted.
+        expected: i64,
+        /// The batch's base offset.
+        got: i64,
+    },
+    /// [`PartitionLog::assign_leader_epoch`] with an epoch older than the newest one the log
+    /// has seen (a deposed leader).
+    #[error("leader epoch {epoch} is older than the latest leader epoch {latest} of the log")]
+    StaleEpoch {
+        /// The epoch given.
+        epoch: i32,
+        /// The newest epoch in the leader-epoch cache.
+        latest: i32,
+    },
+    /// A negative leader epoch given to [`PartitionLog::assign_leader_epoch`].
+    #[error("leader epoch {0} is negative")]
+    InvalidEpoch(i32),
 }
 
-/// What [`PartitionLog::append`] stored.
+/// What [`PartitionLog::append`] (or [`PartitionLog::append_replica`]) stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset of the first record appended.
@@ -294,8 +341,29 @@ pub struct ReadResult<R = Bytes> {
     pub records: R,
     /// The log start offset at the time of the read.
     pub log_start_offset: i64,
-    /// The high watermark, equal to the log end offset on a single node.
+    /// The log end offset at the time of the read: the high watermark on a single node. A
+    /// replicated partition's caller substitutes its own high watermark.
     pub high_watermark: i64,
+}
+
+/// Where a read starts (segment index, byte position of the first batch) and, for a bounded
+/// read, the segment index and byte position it must not pass (`None`: the log end).
+#[derive(Debug, Clone, Copy)]
+struct ReadSpan {
+    index: usize,
+    position: u64,
+    end: Option<(usize, u64)>,
+}
+
+impl ReadSpan {
+    /// How far segment `index` may be read; `None` once past the bound.
+    fn until(&self, index: usize, segment: &Segment) -> Option<u64> {
+        match self.end {
+            Some((end_index, _)) if index > end_index => None,
+            Some((end_index, position)) if index == end_index => Some(position),
+            _ => Some(segment.size),
+        }
+    }
 }
 
 /// The log of one partition: its segments, the active one last.
@@ -331,6 +399,12 @@ pub struct PartitionLog {
     /// nothing to write or fsync.
     closed: bool,
     poisoned: bool,
+    /// The leader-epoch cache, as in its checkpoint file.
+    epochs: LeaderEpochCache,
+    /// The epoch stamped on appended batches while this log leads (set by
+    /// `assign_leader_epoch`, cleared by the follower-side operations); `None`: batches are
+    /// stored with the producer's field.
+    leader_epoch: Option<i32>,
 }
 
 impl PartitionLog {
@@ -349,6 +423,11 @@ impl PartitionLog {
     /// `log-start-offset` checkpoint. Should it lie beyond the recovered log end offset (records
     /// deleted by DeleteRecords were also lost in the crash), the log is emptied and restarts at
     /// the log start offset, so no offset is handed out twice.
+    ///
+    /// The leader-epoch cache is read from `leader-epoch-checkpoint` (a malformed file is
+    /// ignored with a warning); entries starting at or beyond the recovered log end offset are
+    /// dropped, and entries below the log start offset as after retention. Appends are not
+    /// stamped with an epoch until [`PartitionLog::assign_leader_epoch`] is called again.
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -373,6 +452,8 @@ impl PartitionLog {
         };
         let opened = recovery::open_segments(dir, &config, recovery)?;
         dir_dirty |= opened.dir_dirty;
+        let mut epochs = LeaderEpochCache::load(dir)?;
+        let mut epochs_changed = epochs.truncate_from_end(opened.log_end_offset);
         let clock = Clock::system();
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -395,13 +476,25 @@ impl PartitionLog {
             open_stats: opened.stats,
             closed: false,
             poisoned: false,
+            epochs,
+            leader_epoch: None,
         };
         log.closed = clean_shutdown && !log.has_unsynced();
         if let Some(start) = checkpoint::read(dir, checkpoint::LOG_START_FILE)? {
             if start > log.log_end_offset {
+                warn!(
+                    dir = %dir.display(),
+                    log_end_offset = log.log_end_offset,
+                    log_start_offset = start,
+                    "the log start offset lies beyond the recovered log; restarting the log there"
+                );
                 log.restart_at(start)?;
             }
             log.log_start_offset = log.log_start_offset.max(start);
+        }
+        epochs_changed |= log.epochs.truncate_from_start(log.log_start_offset);
+        if epochs_changed {
+            log.epochs.persist(dir)?;
         }
         Ok(log)
     }
@@ -429,15 +522,9 @@ impl PartitionLog {
         self.open_stats
     }
 
-    /// Empties the log and starts it again at `offset`, above its end: every segment is deleted
-    /// and a new one created.
+    /// Empties the log and starts it again at `offset`: every segment is deleted and a new one
+    /// created. Checkpoints and the epoch cache are the caller's business.
     fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
-        warn!(
-            dir = %self.dir.display(),
-            log_end_offset = self.log_end_offset,
-            log_start_offset = offset,
-            "the log start offset lies beyond the recovered log; restarting the log there"
-        );
         for segment in &mut self.segments {
             segment.release_file();
             segment.delete_files()?;
@@ -470,6 +557,10 @@ impl PartitionLog {
     /// `log_append_time` is `Some(now_ms)` for topics with `message.timestamp.type=LogAppendTime`:
     /// each batch then gets the timestamp-type attribute bit and `maxTimestamp = now_ms`, and its
     /// CRC is recomputed (as Kafka does; `baseTimestamp` is left alone).
+    ///
+    /// While the log leads an epoch ([`PartitionLog::assign_leader_epoch`]), each header copy
+    /// also gets that epoch as its `partitionLeaderEpoch` (outside the CRC). Otherwise the field
+    /// is stored as the producer sent it.
     pub fn append(
         &mut self,
         records: impl Into<Bytes>,
@@ -479,13 +570,14 @@ impl PartitionLog {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
+        let stamp = self.leader_epoch;
         let offset_count = self.validate_batches(&records)?;
         let bytes = records.len();
         let base_offset = self.log_end_offset;
         let last_offset = base_offset
             .checked_add(offset_count - 1)
             .ok_or_else(|| LogError::CorruptRecord("offsets overflow".into()))?;
-        self.maybe_roll(bytes, last_offset)?;
+        self.maybe_roll(bytes, base_offset, last_offset)?;
 
         // Assign offsets (and the append time) in copies of the headers.
         let mut next_offset = base_offset;
@@ -496,9 +588,12 @@ impl PartitionLog {
         while pos < bytes {
             let header = BatchHeader::parse(&records[pos..])?;
             let size = header.total_size();
-            let patched =
+            let mut patched =
                 batch::patched_header(&records[pos..pos + size], next_offset, log_append_time)
                     .ok_or_else(|| LogError::CorruptRecord("truncated batch".into()))?;
+            if let Some(epoch) = stamp {
+                batch::set_partition_leader_epoch(&mut patched, epoch);
+            }
             let header = BatchHeader::parse(&patched)?;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             record_count = record_count.saturating_add(header.records_count.unsigned_abs());
@@ -512,25 +607,7 @@ impl PartitionLog {
             slices.push(&records[pos + batch::HEADER_LEN..pos + header.total_size()]);
         }
 
-        let segment = self.active_mut();
-        let position = segment.size;
-        let Some(file) = segment.open_file().cloned() else {
-            return Err(io::Error::other("active segment has no open file").into());
-        };
-        if let Err(e) = segment::write_all_vectored_at(&file, &slices, position) {
-            // Cut off whatever part was written; if even that fails the file no longer matches
-            // the log end offset.
-            if let Err(truncate_error) = file.set_len(position) {
-                error!(
-                    dir = %self.dir.display(),
-                    %e,
-                    %truncate_error,
-                    "append failed and the partial write could not be removed; poisoning the log"
-                );
-                self.poisoned = true;
-            }
-            return Err(e.into());
-        }
+        let position = self.write_active(&slices)?;
         drop(slices);
 
         let interval = self.config.index_interval_bytes;
@@ -555,6 +632,397 @@ impl PartitionLog {
         })
     }
 
+    /// Leader side: from now on appends are stamped with `epoch` in each batch header's
+    /// `partitionLeaderEpoch` (bytes 12..16, outside the CRC, patched in the header copy like
+    /// the base offset). An epoch newer than the cache's latest is recorded as
+    /// `(epoch, log end offset)` in the leader-epoch cache, whose checkpoint is fsynced before
+    /// this returns; the latest epoch again only resumes stamping (after a reopen, say). An
+    /// older epoch is [`LogError::StaleEpoch`], a negative one [`LogError::InvalidEpoch`];
+    /// neither changes anything.
+    ///
+    /// Stamping lasts until the log is used as a follower: [`PartitionLog::append_replica`],
+    /// [`PartitionLog::truncate_to`] and [`PartitionLog::truncate_fully_and_start_at`] end it,
+    /// as does reopening the log.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if epoch < 0 {
+            return Err(LogError::InvalidEpoch(epoch));
+        }
+        match self.epochs.latest_epoch() {
+            Some(latest) if epoch < latest => {
+                return Err(LogError::StaleEpoch { epoch, latest });
+            }
+            Some(latest) if epoch == latest => {}
+            _ => {
+                let mut epochs = self.epochs.clone();
+                epochs.assign(epoch, self.log_end_offset);
+                epochs.persist(&self.dir)?;
+                self.epochs = epochs;
+                info!(
+                    dir = %self.dir.display(),
+                    epoch,
+                    start_offset = self.log_end_offset,
+                    "leading a new leader epoch"
+                );
+            }
+        }
+        self.leader_epoch = Some(epoch);
+        Ok(())
+    }
+
+    /// The newest epoch in the leader-epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer for `epoch`: the largest cached epoch `<= epoch`
+    /// and the end offset of that epoch (the start offset of the next newer cached epoch, or
+    /// the log end offset if it is the newest). `None` when `epoch` is older than every cached
+    /// epoch or the cache is empty (the caller answers UNDEFINED, -1/-1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The leader-epoch cache entries `(epoch, start offset)`, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
+    }
+
+    /// Follower side: appends batches exactly as the leader stored them, offsets and every
+    /// header byte kept (nothing patched, one `pwritev` of the bytes as received).
+    ///
+    /// Every batch is validated as [`PartitionLog::append`] does (framing, magic 2, CRC-32C,
+    /// record counts) except for `max.message.bytes`, which the leader enforced. Whole batches
+    /// whose last offset is below the log end offset are skipped (a re-sent prefix); the first
+    /// batch kept must start at or after the log end offset, and every batch after the previous
+    /// one's last offset (gaps are allowed, as compaction leaves them); otherwise the append is
+    /// [`LogError::OffsetMismatch`] and nothing is written. A kept batch whose
+    /// `partitionLeaderEpoch` is newer than the cache's latest epoch adds
+    /// `(epoch, base offset)` to the leader-epoch cache, fsynced before the bytes are written
+    /// (and taken back if the write fails). The active segment rolls as for `append`, the new
+    /// segment starting at the first kept batch's base offset. Ends stamping (see
+    /// [`PartitionLog::assign_leader_epoch`]).
+    ///
+    /// Returns what was written: the first kept batch's base offset, the last kept offset, their
+    /// largest `maxTimestamp`, record count and bytes. With nothing new (empty `records`, or
+    /// every batch skipped) nothing is written and the result is `base_offset` = log end offset,
+    /// `last_offset` = log end offset - 1, `max_timestamp` -1, `record_count` 0, `bytes` 0.
+    pub fn append_replica(&mut self, records: Bytes) -> Result<AppendInfo, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        let log_end = self.log_end_offset;
+        let mut skip = 0usize;
+        let mut first_offset: Option<i64> = None;
+        let mut next_offset: Option<i64> = None;
+        let mut max_timestamp = batch::NO_TIMESTAMP;
+        let mut record_count: u32 = 0;
+        let mut latest_epoch = self.epochs.latest_epoch();
+        let mut new_epochs: Vec<(i32, i64)> = Vec::new();
+        let mut pos = 0;
+        while pos < records.len() {
+            let header = batch::validate(&records[pos..])?;
+            let next = header
+                .base_offset
+                .checked_add(i64::from(header.last_offset_delta) + 1)
+                .ok_or_else(|| {
+                    LogError::CorruptRecord(format!(
+                        "batch with base offset {} overflows the offset range",
+                        header.base_offset
+                    ))
+                })?;
+            if let Some(expected) = next_offset {
+                if header.base_offset < expected {
+                    return Err(LogError::OffsetMismatch {
+                        expected,
+                        got: header.base_offset,
+                    });
+                }
+            }
+            next_offset = Some(next);
+            pos += header.total_size();
+            if first_offset.is_none() {
+                if next <= log_end {
+                    skip = pos;
+                    continue;
+                }
+                if header.base_offset < log_end {
+                    return Err(LogError::OffsetMismatch {
+                        expected: log_end,
+                        got: header.base_offset,
+                    });
+                }
+                first_offset = Some(header.base_offset);
+            }
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            record_count = record_count.saturating_add(header.records_count.unsigned_abs());
+            let epoch = header.partition_leader_epoch;
+            if epoch >= 0 && latest_epoch.map_or(true, |latest| epoch > latest) {
+                new_epochs.push((epoch, header.base_offset));
+                latest_epoch = Some(epoch);
+            }
+        }
+        let (Some(first_offset), Some(next_offset)) = (first_offset, next_offset) else {
+            return Ok(AppendInfo {
+                base_offset: log_end,
+                last_offset: log_end - 1,
+                max_timestamp: batch::NO_TIMESTAMP,
+                record_count: 0,
+                bytes: 0,
+            });
+        };
+        let kept = &records[skip..];
+        let bytes = kept.len();
+        self.maybe_roll(bytes, first_offset, next_offset - 1)?;
+
+        let previous_epochs = if new_epochs.is_empty() {
+            None
+        } else {
+            let mut epochs = self.epochs.clone();
+            for &(epoch, start_offset) in &new_epochs {
+                epochs.assign(epoch, start_offset);
+            }
+            epochs.persist(&self.dir)?;
+            Some(std::mem::replace(&mut self.epochs, epochs))
+        };
+        let position = match self.write_active(&[kept]) {
+            Ok(position) => position,
+            Err(e) => {
+                if let Some(previous) = previous_epochs {
+                    self.epochs = previous;
+                    if let Err(persist_error) = self.epochs.persist(&self.dir) {
+                        // Harmless: entries beyond the log end are dropped at the next open,
+                        // and replaced when the batches are appended again.
+                        warn!(
+                            dir = %self.dir.display(),
+                            %persist_error,
+                            "could not take back the leader-epoch checkpoint after a failed append"
+                        );
+                    }
+                }
+                return Err(e);
+            }
+        };
+
+        let interval = self.config.index_interval_bytes;
+        let now_ms = self.clock.now_ms();
+        let segment = self.active_mut();
+        let mut at = 0;
+        while at < bytes {
+            let header = BatchHeader::parse(&kept[at..])?;
+            segment.on_batch(&header, position + at as u64, interval);
+            at += header.total_size();
+        }
+        if segment.size == 0 {
+            segment.roll_base_ms = Some(now_ms);
+        }
+        segment.size += bytes as u64;
+        self.log_end_offset = next_offset;
+        self.active_dirty = true;
+        self.closed = false;
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            record_count,
+            bytes,
+        })
+    }
+
+    /// Removes every record at or after `offset`, for a follower whose log diverged from the
+    /// leader's; returns the new log end offset.
+    ///
+    /// The cut is at a batch boundary: the start of the first batch whose last offset is
+    /// `>= offset` (so a batch holding `offset` goes whole), and the new log end offset is the
+    /// offset after the last batch kept (the segment's base offset if the segment holding the
+    /// cut keeps none; never more than `offset`). Nothing happens when `offset` is at or beyond
+    /// the log end offset. Below the log start offset this is
+    /// [`PartitionLog::truncate_fully_and_start_at`]`(offset)`; so it is, at the log start
+    /// offset, if the cut would leave nothing readable (the batch holding the log start offset
+    /// is cut).
+    ///
+    /// The recovery point drops to the new end if it was beyond (its checkpoint rewritten and
+    /// fsynced first, so that a crash cannot trust later data on the old one's word), epoch
+    /// cache entries starting at or after the new end are removed (checkpoint fsynced), then
+    /// segments wholly past the cut are deleted and the segment holding it is shortened and
+    /// becomes the active one (its index entries past the cut dropped, its largest timestamp
+    /// recomputed). The files changed and the directory are handed out by the next
+    /// [`PartitionLog::take_unsynced`]; sync tokens taken before are void. An i/o failure while
+    /// the segments change poisons the log. Ends stamping, even when nothing is removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        if offset >= self.log_end_offset {
+            return Ok(self.log_end_offset);
+        }
+        if offset < self.log_start_offset {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(offset);
+        }
+        // `offset >= log start >= the first segment's base`, so a segment holds it.
+        let index = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let segment = &self.segments[index];
+        let position = segment.locate(offset)?.map_or(segment.size, |(p, _)| p);
+        let cut = segment.plan_cut(position)?;
+        let new_end = cut.next_offset;
+        if new_end < self.log_start_offset {
+            let start = self.log_start_offset;
+            self.truncate_fully_and_start_at(start)?;
+            return Ok(start);
+        }
+        self.lower_recovery_point(new_end)?;
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_end(new_end) {
+            epochs.persist(&self.dir)?;
+            self.epochs = epochs;
+        }
+        let old_end = self.log_end_offset;
+        let old_size = self.size_bytes();
+        let deleted = self.segments.len() - index - 1;
+        if let Err(e) = self.cut_segments(index, &cut) {
+            error!(
+                dir = %self.dir.display(),
+                %e,
+                "truncation failed part way; poisoning the log"
+            );
+            self.poisoned = true;
+            return Err(e);
+        }
+        info!(
+            dir = %self.dir.display(),
+            offset,
+            old_log_end_offset = old_end,
+            log_end_offset = new_end,
+            deleted_segments = deleted,
+            removed_bytes = old_size - self.size_bytes(),
+            "truncated the log"
+        );
+        Ok(new_end)
+    }
+
+    /// Deletes the segments after `index` and cuts segment `index` as planned, making it the
+    /// active segment.
+    fn cut_segments(&mut self, index: usize, cut: &SegmentCut) -> Result<(), LogError> {
+        self.closed = false;
+        self.instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let removed = self.segments.split_off(index + 1);
+        if !removed.is_empty() {
+            self.dir_dirty = true;
+        }
+        for mut segment in removed {
+            segment.release_file();
+            segment.delete_files()?;
+        }
+        self.segments[index].apply_cut(cut)?;
+        self.log_end_offset = cut.next_offset;
+        self.flushed_offset = self.flushed_offset.min(cut.next_offset);
+        self.active_dirty = true;
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts the log empty at `offset` (log start = log end =
+    /// `offset`), for a follower whose log has nothing in common with the leader's (or lies
+    /// wholly below the leader's log start). The epoch cache is emptied (checkpoint fsynced
+    /// first), the segments deleted and a new one created, the directory fsynced, and then the
+    /// new log start offset written to the `log-start-offset` checkpoint and fsynced, as
+    /// DeleteRecords does; the recovery point drops to `offset` if it was beyond. A crash part
+    /// way leaves either the old log or an empty one. A negative `offset` is
+    /// [`LogError::OffsetOutOfRange`]. Sync tokens taken before are void; an i/o failure once
+    /// segments are being deleted poisons the log. Ends stamping.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.leader_epoch = None;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        self.lower_recovery_point(offset)?;
+        if !self.epochs.is_empty() {
+            let empty = LeaderEpochCache::default();
+            empty.persist(&self.dir)?;
+            self.epochs = empty;
+        }
+        let old_end = self.log_end_offset;
+        self.instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let restarted = self.restart_at(offset).and_then(|()| {
+            File::open(&self.dir)?.sync_all()?;
+            checkpoint::write(&self.dir, checkpoint::LOG_START_FILE, offset, true)?;
+            Ok(())
+        });
+        if let Err(e) = restarted {
+            error!(
+                dir = %self.dir.display(),
+                %e,
+                "restarting the log failed part way; poisoning the log"
+            );
+            self.poisoned = true;
+            return Err(e);
+        }
+        info!(
+            dir = %self.dir.display(),
+            old_log_end_offset = old_end,
+            log_start_offset = offset,
+            "truncated the whole log and restarted it"
+        );
+        Ok(())
+    }
+
+    /// Moves the recovery point down to `offset` if it (or the value in its checkpoint file)
+    /// is beyond, rewriting the checkpoint durably first: the old value names data about to be
+    /// removed, and data written there later must not be trusted on its word after a crash.
+    fn lower_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
+        let file_beyond = self.recovery_point_written.map_or(true, |w| w > offset);
+        if self.recovery_point > offset || file_beyond {
+            let point = self.recovery_point.min(offset);
+            checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT_FILE, point, true)?;
+            self.recovery_point = point;
+            self.recovery_point_written = Some(point);
+        }
+        Ok(())
+    }
+
+    /// Writes `slices` back to back at the end of the active segment with one `pwritev` and
+    /// returns the position they start at. On failure, whatever part was written is cut off
+    /// again; if even that fails the file no longer matches the log end offset and the log is
+    /// poisoned.
+    fn write_active(&mut self, slices: &[&[u8]]) -> Result<u64, LogError> {
+        let segment = self.active();
+        let position = segment.size;
+        let Some(file) = segment.open_file().cloned() else {
+            return Err(io::Error::other("active segment has no open file").into());
+        };
+        if let Err(e) = segment::write_all_vectored_at(&file, slices, position) {
+            if let Err(truncate_error) = file.set_len(position) {
+                error!(
+                    dir = %self.dir.display(),
+                    %e,
+                    %truncate_error,
+                    "append failed and the partial write could not be removed; poisoning the log"
+                );
+                self.poisoned = true;
+            }
+            return Err(e.into());
+        }
+        Ok(position)
+    }
+
     /// Validates every batch of an append; returns the number of offsets they span.
     fn validate_batches(&self, records: &[u8]) -> Result<i64, LogError> {
         if records.is_empty() {
@@ -577,8 +1045,16 @@ impl PartitionLog {
         Ok(offset_count)
     }
 
-    /// Rolls the active segment if an append of `bytes` ending at `last_offset` does not fit.
-    fn maybe_roll(&mut self, bytes: usize, last_offset: i64) -> Result<(), LogError> {
+    /// Rolls the active segment if an append of `bytes` from `first_offset` (the log end offset,
+    /// or beyond it for a follower's append after a gap) to `last_offset` does not fit. The new
+    /// segment starts at `first_offset`. An empty active segment is rolled only when the append
+    /// starts beyond a gap that its relative offsets cannot span.
+    fn maybe_roll(
+        &mut self,
+        bytes: usize,
+        first_offset: i64,
+        last_offset: i64,
+    ) -> Result<(), LogError> {
         let max_position = u64::from(u32::MAX);
         if bytes as u64 > max_position {
             return Err(LogError::RecordTooLarge {
@@ -588,13 +1064,14 @@ impl PartitionLog {
         }
         let limit = self.config.segment_bytes.min(max_position);
         let active = self.active();
-        let must_roll = active.size > 0
+        let must_roll = (active.size > 0
             && (active.size + bytes as u64 > limit
                 || active.offset_index.is_full()
                 || active.time_index.is_full()
-                || active.relative(last_offset).is_none());
+                || active.relative(last_offset).is_none()))
+            || (active.relative(last_offset).is_none() && first_offset > active.base_offset);
         if must_roll {
-            self.roll_active()?;
+            self.roll_active(first_offset)?;
         }
         if self.active().relative(last_offset).is_none() {
             return Err(LogError::CorruptRecord(format!(
@@ -612,15 +1089,18 @@ impl PartitionLog {
         if self.active().size == 0 {
             return Ok(false);
         }
-        self.roll_active()?;
+        self.roll_active(self.log_end_offset)?;
         Ok(true)
     }
 
     /// Seals the active segment (final time index entry, index files written) and starts a new
-    /// one at the log end offset. The sealed segment's files join the unsynced set, so the next
-    /// fsync (acks=-1, `flush.*`, or the shard's background sync after a roll) makes it durable.
-    fn roll_active(&mut self) -> Result<(), LogError> {
-        let new_base = self.log_end_offset;
+    /// one at `base` (the log end offset, or beyond it for a follower's append after a gap, in
+    /// which case the log end offset moves there: the offsets of the gap are never written, and
+    /// recovery would put the end at the new segment's base too). The sealed segment's files
+    /// join the unsynced set, so the next fsync (acks=-1, `flush.*`, or the shard's background
+    /// sync after a roll) makes it durable.
+    fn roll_active(&mut self, base: i64) -> Result<(), LogError> {
+        let new_base = base.max(self.log_end_offset);
         let active = self.active_mut();
         active.seal();
         let index_files = active.write_indexes()?;
@@ -640,6 +1120,7 @@ impl PartitionLog {
         self.closed = false;
         self.active_dirty = false;
         self.segments.push(segment);
+        self.log_end_offset = new_base;
         // Keep files open for the active segment and the newest inactive one only; the idle
         // policy (`close_idle_files`) closes the latter later.
         let keep_from = self.segments.len().saturating_sub(2);
@@ -660,15 +1141,34 @@ impl PartitionLog {
     /// in total but always at least one whole batch if there is one at or after `offset`
     /// (KIP-74); never a partial batch. May continue into later segments. `offset` equal to the
     /// log end offset gives empty records; outside `[log start, log end]` gives
-    /// [`LogError::OffsetOutOfRange`].
+    /// [`LogError::OffsetOutOfRange`]. This is [`PartitionLog::read_upto`] up to the log end.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_upto(offset, max_bytes, self.log_end_offset)
+    }
+
+    /// [`PartitionLog::read`] bounded above: only batches whose last offset is below `upper`
+    /// (clamped to the log end offset) are returned; a batch reaching `upper` and everything
+    /// after it is left out. An `offset` in `[upper, log end]` gives empty records; outside
+    /// `[log start, log end]` is [`LogError::OffsetOutOfRange`]. The result's `high_watermark`
+    /// is still the log end offset.
+    pub fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadResult, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         let mut out = BytesMut::new();
-        if let Some((mut index, mut position)) = self.read_start(offset)? {
+        if let Some(span) = self.read_span(offset, upper)? {
+            let (mut index, mut position) = (span.index, span.position);
             while let Some(segment) = self.segments.get(index) {
+                let Some(until) = span.until(index, segment) else {
+                    break;
+                };
                 let budget = max_bytes.saturating_sub(out.len());
                 let at_least_one = out.is_empty();
-                let reached_end = segment.read_batches(position, budget, at_least_one, &mut out)?;
+                let reached_end =
+                    segment.read_batches(position, until, budget, at_least_one, &mut out)?;
                 if !reached_end || out.len() >= max_bytes {
                     break;
                 }
@@ -686,44 +1186,66 @@ impl PartitionLog {
     /// [`PartitionLog::read`] for a fetch that can send file regions: the same batches, but
     /// left in the segment files ([`RecordSet::File`]) when the read could return at least
     /// `file_min_bytes` (the smaller of `max_bytes` and what the log holds from the start
-    /// batch on), and read into memory otherwise.
+    /// batch on), and read into memory otherwise. This is [`PartitionLog::read_records_upto`]
+    /// up to the log end.
     pub fn read_records(
         &self,
         offset: i64,
         max_bytes: usize,
         file_min_bytes: usize,
     ) -> Result<ReadResult<RecordSet>, LogError> {
+        self.read_records_upto(offset, max_bytes, file_min_bytes, self.log_end_offset)
+    }
+
+    /// [`PartitionLog::read_records`] bounded above by `upper` as [`PartitionLog::read_upto`]
+    /// is: the same batches, as file regions or in memory by the same rule.
+    pub fn read_records_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadResult<RecordSet>, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
-        let Some((mut index, mut position)) = self.read_start(offset)? else {
+        let Some(span) = self.read_span(offset, upper)? else {
             return Ok(ReadResult {
                 records: RecordSet::default(),
                 log_start_offset: log_start,
                 high_watermark: log_end,
             });
         };
-        // Bytes from the start batch to the log end, counted only as far as the threshold.
+        // Bytes from the start batch to the bound, counted only as far as the threshold.
         let wanted = max_bytes.min(file_min_bytes) as u64;
         let mut available = 0u64;
-        for segment in self.segments.get(index..).unwrap_or_default() {
-            if available >= wanted.saturating_add(position) {
+        for (index, segment) in self.segments.iter().enumerate().skip(span.index) {
+            if available >= wanted.saturating_add(span.position) {
                 break;
             }
-            available += segment.size;
+            let Some(until) = span.until(index, segment) else {
+                break;
+            };
+            available += until;
         }
-        let available = available.saturating_sub(position);
+        let available = available.saturating_sub(span.position);
         if (available.min(max_bytes as u64) as usize) < file_min_bytes {
-            return self.read(offset, max_bytes).map(|r| ReadResult {
-                records: RecordSet::Bytes(r.records),
-                log_start_offset: r.log_start_offset,
-                high_watermark: r.high_watermark,
-            });
+            return self
+                .read_upto(offset, max_bytes, upper)
+                .map(|r| ReadResult {
+                    records: RecordSet::Bytes(r.records),
+                    log_start_offset: r.log_start_offset,
+                    high_watermark: r.high_watermark,
+                });
         }
         let mut out = FileRecords::default();
+        let (mut index, mut position) = (span.index, span.position);
         while let Some(segment) = self.segments.get(index) {
+            let Some(until) = span.until(index, segment) else {
+                break;
+            };
             let budget = max_bytes.saturating_sub(out.len());
             let at_least_one = out.is_empty();
             let (region, reached_end) =
-                segment.region_of_batches(position, budget, at_least_one)?;
+                segment.region_of_batches(position, until, budget, at_least_one)?;
             if let Some(region) = region {
                 out.push(region);
             }
@@ -740,9 +1262,9 @@ impl PartitionLog {
         })
     }
 
-    /// Where a read at `offset` starts: the segment index and byte position of the first batch
-    /// whose last offset is `>= offset`; `None` at the log end.
-    fn read_start(&self, offset: i64) -> Result<Option<(usize, u64)>, LogError> {
+    /// Where a read at `offset` bounded by `upper` starts and stops; `None` if it has nothing
+    /// to return (`offset` at or beyond the bound, or no batch after it).
+    fn read_span(&self, offset: i64, upper: i64) -> Result<Option<ReadSpan>, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -751,9 +1273,35 @@ impl PartitionLog {
                 log_end,
             });
         }
-        if offset == log_end {
+        let upper = upper.min(log_end);
+        if offset >= upper {
             return Ok(None);
         }
+        let Some((index, position)) = self.locate_batch(offset)? else {
+            return Ok(None);
+        };
+        // Up to the log end every batch qualifies: no bound to look up.
+        let end = if upper == log_end {
+            None
+        } else {
+            let end_index = self
+                .segments
+                .partition_point(|s| s.base_offset <= upper)
+                .saturating_sub(1);
+            let segment = &self.segments[end_index];
+            let end_position = segment.locate(upper)?.map_or(segment.size, |(p, _)| p);
+            Some((end_index, end_position))
+        };
+        Ok(Some(ReadSpan {
+            index,
+            position,
+            end,
+        }))
+    }
+
+    /// The segment index and byte position of the first batch whose last offset is
+    /// `>= offset`; `None` if there is none.
+    fn locate_batch(&self, offset: i64) -> Result<Option<(usize, u64)>, LogError> {
         let mut index = self
             .segments
             .partition_point(|s| s.base_offset <= offset)
@@ -860,7 +1408,8 @@ impl PartitionLog {
     ///    `retention.ms` before `now_ms`; the log would still hold at least `retention.bytes`
     ///    without it. The active segment is never deleted.
     ///
-    /// The log start offset moves up to the new first segment's base offset.
+    /// The log start offset moves up to the new first segment's base offset, and the epoch
+    /// cache follows it.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -872,7 +1421,7 @@ impl PartitionLog {
         });
         let expired = active.size > 0 && self.is_expired(active, now_ms)?;
         if active.size > 0 && (aged || expired) {
-            self.roll_active()?;
+            self.roll_active(self.log_end_offset)?;
             outcome.rolled = true;
         }
 
@@ -895,6 +1444,7 @@ impl PartitionLog {
         if count > 0 {
             outcome.deleted_segments = count;
             outcome.deleted_bytes = self.delete_oldest(count, "retention")?;
+            self.trim_epochs_to_log_start()?;
         }
         Ok(outcome)
     }
@@ -939,7 +1489,8 @@ impl PartitionLog {
     /// deletes the segments wholly below it; returns the new log start offset (the low
     /// watermark). An offset below the current start moves nothing; one above the high
     /// watermark (or negative other than -1) is [`LogError::OffsetOutOfRange`]. The new start is
-    /// fsynced in the `log-start-offset` checkpoint before this returns.
+    /// fsynced in the `log-start-offset` checkpoint before this returns; the epoch cache drops
+    /// the entries below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
@@ -969,7 +1520,23 @@ impl PartitionLog {
         if count > 0 {
             self.delete_oldest(count, "DeleteRecords")?;
         }
+        self.trim_epochs_to_log_start()?;
         Ok(self.log_start_offset)
+    }
+
+    /// Drops the epoch cache entries wholly below the log start offset and moves the start of
+    /// the newest one below it up to it (Kafka's truncation from the start), rewriting the
+    /// checkpoint if that changed anything.
+    fn trim_epochs_to_log_start(&mut self) -> Result<(), LogError> {
+        if self.epochs.is_empty() {
+            return Ok(());
+        }
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_start(self.log_start_offset) {
+            epochs.persist(&self.dir)?;
+            self.epochs = epochs;
+        }
+        Ok(())
     }
 
     /// The files written since the last call (the active segment if appended to, segments
@@ -1136,6 +1703,17 @@ impl PartitionLog {
     /// batches' timestamps, sizes and offsets are contiguous. Panics on a violation.
     #[cfg(test)]
     pub(crate) fn check_consistency(&self) {
+        self.check_consistency_inner(true);
+    }
+
+    /// [`PartitionLog::check_consistency`] for a follower's log, whose offsets may have gaps.
+    #[cfg(test)]
+    pub(crate) fn check_consistency_allowing_gaps(&self) {
+        self.check_consistency_inner(false);
+    }
+
+    #[cfg(test)]
+    fn check_consistency_inner(&self, contiguous: bool) {
         let mut expected_next: Option<i64> = None;
         for (i, segment) in self.segments.iter().enumerate() {
             let file = segment.file().expect("segment file");
@@ -1150,7 +1728,11 @@ impl PartitionLog {
             while position < segment.size {
                 let header = scanner.header_at(position).expect("header");
                 if let Some(next) = expected_next {
-                    assert_eq!(header.base_offset, next, "offsets are contiguous");
+                    if contiguous {
+                        assert_eq!(header.base_offset, next, "offsets are contiguous");
+                    } else {
+                        assert!(header.base_offset >= next, "offsets increase");
+                    }
                 }
                 assert!(header.base_offset >= segment.base_offset);
                 expected_next = Some(header.next_offset());

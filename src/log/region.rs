@@ -6,7 +6,12 @@
 //! alive after the segment is closed as idle or deleted by retention), a position and a length.
 //! Regions only ever cover whole batches below the log end offset at the time of the read, and
 //! bytes below the log end never change (appends only add; a failed append truncates back to
-//! the previous end; retention deletes whole files), so sending them later is safe.
+//! the previous end; retention deletes whole files), so sending them later is safe. The one
+//! exception is a follower's truncation (`PartitionLog::truncate_to`), which shortens a file
+//! below the old end: a region read before it may then run past the end of the file (the send
+//! fails with an end-of-file error and the connection closes) or, once new batches are
+//! appended there, carry bytes written after the read. A leader never truncates its log, so
+//! only reads served by a replica that is about to follow are exposed to this.
 //!
 //! Used on the shard thread that reads the log (building regions) and on the connection's
 //! writer task (sending or reading them).

@@ -76,6 +76,21 @@ pub(crate) struct TimestampOffset {
     pub(crate) batch_base_offset: i64,
 }
 
+/// How a segment is to be cut, from [`Segment::plan_cut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentCut {
+    /// Byte position of the cut: the start of the first batch removed (the size if none is).
+    pub(crate) position: u64,
+    /// The offset after the last batch kept; the segment's base offset if none is kept.
+    pub(crate) next_offset: i64,
+    /// Relative offset of the first batch removed (`u32::MAX` if none is).
+    cut_relative: u32,
+    /// Largest `maxTimestamp` of the batches kept.
+    max_timestamp: Option<TimestampOffset>,
+    /// Bytes from the last offset index entry kept to the cut.
+    bytes_since_index: u64,
+}
+
 /// A segment's files and in-memory state.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -280,6 +295,87 @@ impl Segment {
         Ok(())
     }
 
+    /// Works out how to cut the segment at byte `position` (a batch boundary; the size for
+    /// nothing cut): the offset after the last batch kept, the largest timestamp of the kept
+    /// batches and the bytes since the last index entry kept. Reads the headers from the batch
+    /// of the last time index entry kept (the largest timestamp up to there) to the cut, so
+    /// usually little more than an index interval. Changes nothing; see [`Segment::apply_cut`].
+    pub(crate) fn plan_cut(&self, position: u64) -> Result<SegmentCut, LogError> {
+        let position = position.min(self.size);
+        let file = self.file()?;
+        let cut_relative = if position < self.size {
+            let mut scanner = SegmentScanner::new(file, self.size, HEADER_SCAN_CHUNK);
+            let header = scanner.header_at(position)?;
+            // A batch below the segment's base cannot be; drop every time entry if one is.
+            self.relative(header.base_offset).unwrap_or(0)
+        } else {
+            u32::MAX
+        };
+        let mut start = 0;
+        if let Some(entry) = self.time_index.last_below_relative(cut_relative) {
+            if let Some((p, _)) =
+                self.locate(self.base_offset + i64::from(entry.relative_offset))?
+            {
+                start = p.min(position);
+            }
+        }
+        let mut scanner = SegmentScanner::new(file, position, HEADER_SCAN_CHUNK);
+        let mut max_timestamp: Option<TimestampOffset> = None;
+        let mut next_offset = self.base_offset;
+        let mut at = start;
+        while at < position {
+            let header = scanner.header_at(at)?;
+            if max_timestamp.map_or(true, |m| header.max_timestamp > m.timestamp) {
+                max_timestamp = Some(TimestampOffset {
+                    timestamp: header.max_timestamp,
+                    batch_base_offset: header.base_offset,
+                });
+            }
+            next_offset = header.next_offset();
+            at += header.total_size() as u64;
+        }
+        let last_entry = position
+            .checked_sub(1)
+            .and_then(|p| self.offset_index.floor_position(p));
+        Ok(SegmentCut {
+            position,
+            next_offset,
+            cut_relative,
+            max_timestamp,
+            bytes_since_index: position - last_entry.map_or(0, |e| u64::from(e.position)),
+        })
+    }
+
+    /// Cuts the segment as planned by [`Segment::plan_cut`]: the file is shortened, the index
+    /// entries of the batches removed are dropped, and a read-write handle is installed (the
+    /// segment becomes the active one). Its index files are left as they are: they are
+    /// rewritten when it rolls or the log closes, and a crash makes recovery scan it (the
+    /// recovery point is at or below the cut).
+    pub(crate) fn apply_cut(&mut self, cut: &SegmentCut) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path(LOG_SUFFIX))?;
+        let metadata = file.metadata()?;
+        if self.roll_base_ms.is_none() && cut.position > 0 {
+            self.roll_base_ms = Some(mtime_ms(&metadata));
+        }
+        if metadata.len() > cut.position {
+            file.set_len(cut.position)?;
+        }
+        self.offset_index.truncate_to_position(cut.position);
+        self.time_index.truncate_to_relative(cut.cut_relative);
+        self.size = cut.position;
+        self.max_timestamp = cut.max_timestamp;
+        self.bytes_since_index = cut.bytes_since_index;
+        if cut.position == 0 {
+            self.roll_base_ms = None;
+        }
+        self.release_file();
+        self.set_file(Arc::new(file));
+        Ok(())
+    }
+
     /// Finds the batch containing `offset` or, if `offset` falls in a gap, the first batch
     /// after it: the first batch whose last offset is `>= offset`. Starts from the offset
     /// index's floor entry. `None` if no batch of this segment qualifies.
@@ -304,18 +400,20 @@ impl Segment {
         Ok(None)
     }
 
-    /// Appends to `out` the whole batches starting at `position`, as many as fit in `budget`
+    /// Appends to `out` the whole batches starting at `position` and ending at or before byte
+    /// `until` (a batch boundary; the segment's size for no bound), as many as fit in `budget`
     /// bytes; with `at_least_one`, the first batch is taken even if it is larger. Returns
-    /// whether everything up to the end of the segment was taken (so a read may go on into
-    /// the next segment).
+    /// whether everything up to `until` was taken (so a read may go on into the next segment).
     pub(crate) fn read_batches(
         &self,
         position: u64,
+        until: u64,
         budget: usize,
         at_least_one: bool,
         out: &mut BytesMut,
     ) -> Result<bool, LogError> {
-        let available = usize::try_from(self.size.saturating_sub(position)).unwrap_or(usize::MAX);
+        let until = until.min(self.size);
+        let available = usize::try_from(until.saturating_sub(position)).unwrap_or(usize::MAX);
         if available == 0 {
             return Ok(true);
         }
@@ -376,21 +474,23 @@ impl Segment {
     }
 
     /// Like [`Segment::read_batches`] but leaves the bytes in the file: the region of the whole
-    /// batches starting at `position` that fit in `budget` bytes (with `at_least_one`, the first
-    /// batch even if larger), found by walking batch length fields from the offset index's last
-    /// entry within the budget. Returns the region (if any bytes) and whether it reaches the end
-    /// of the segment.
+    /// batches starting at `position` and ending at or before `until` that fit in `budget` bytes
+    /// (with `at_least_one`, the first batch even if larger), found by walking batch length
+    /// fields from the offset index's last entry within the budget. Returns the region (if any
+    /// bytes) and whether it reaches `until`.
     pub(crate) fn region_of_batches(
         &self,
         position: u64,
+        until: u64,
         budget: usize,
         at_least_one: bool,
     ) -> Result<(Option<FileRegion>, bool), LogError> {
-        if position >= self.size {
+        let until = until.min(self.size);
+        if position >= until {
             return Ok((None, true));
         }
         let file = self.file()?;
-        let limit = position.saturating_add(budget as u64).min(self.size);
+        let limit = position.saturating_add(budget as u64).min(until);
         // Index entries are batch starts: every batch between `position` and the entry fits.
         let mut end = match self.offset_index.floor_position(limit) {
             Some(e) if u64::from(e.position) > position => u64::from(e.position),
@@ -398,14 +498,14 @@ impl Segment {
         };
         let mut overhead = [0u8; LOG_OVERHEAD];
         let mut first_size = None;
-        while end + LOG_OVERHEAD as u64 <= self.size {
+        while end + LOG_OVERHEAD as u64 <= until {
             read_exact_at(file, &mut overhead, end)?;
             let size = batch_size(&overhead, end)? as u64;
-            if end + size > self.size {
+            if end + size > until {
                 return Err(LogError::CorruptRecord(format!(
                     "batch at position {end} of segment {} needs {size} bytes, only {} remain",
                     self.base_offset,
-                    self.size - end
+                    until - end
                 )));
             }
             first_size.get_or_insert(size);
@@ -422,7 +522,7 @@ impl Segment {
             .ok()
             .filter(|&len| len > 0)
             .map(|len| FileRegion::new(file.clone(), position, len));
-        Ok((region, end == self.size))
+        Ok((region, end == until))
     }
 
     /// The first record at or after offset `min_offset` (the log start offset) whose timestamp

@@ -107,6 +107,24 @@ impl TimeIndex {
         n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
     }
 
+    /// Drops the entries naming batches whose relative offset is `>= relative_offset` (the
+    /// segment is cut at that batch). The entries kept stay true: each names a batch that is
+    /// kept and the largest timestamp up to it.
+    pub(crate) fn truncate_to_relative(&mut self, relative_offset: u32) {
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
+        self.entries.truncate(keep);
+    }
+
+    /// The last entry naming a batch whose relative offset is `< relative_offset`.
+    pub(crate) fn last_below_relative(&self, relative_offset: u32) -> Option<TimeIndexEntry> {
+        let n = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
+        n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
+    }
+
     /// The last entry (the segment's largest timestamp once the segment is sealed).
     pub(crate) fn last(&self) -> Option<TimeIndexEntry> {
         self.entries.last().copied()
@@ -160,6 +178,12 @@ mod tests {
         let back = TimeIndex::from_bytes(&idx.to_bytes(), 1200)?;
         assert_eq!(back, idx);
         assert!(TimeIndex::from_bytes(&[1; 13], 1200).is_err());
+        idx.truncate_to_relative(8);
+        assert_eq!(idx.len(), 2);
+        idx.truncate_to_relative(7);
+        assert_eq!(idx.entries(), [e(100, 0)]);
+        idx.truncate_to_relative(0);
+        assert!(idx.is_empty());
         Ok(())
     }
 
