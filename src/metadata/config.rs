@@ -46,6 +46,30 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max: Duration,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.backoff.ms`.
+    pub replica_fetch_backoff: Duration,
+    /// `replica.socket.timeout.ms`.
+    pub replica_socket_timeout: Duration,
+    /// `replica.fsync.enable`.
+    pub replica_fsync: bool,
+    /// `unclean.leader.election.enable` (the broker default; topics may override it).
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_percentage: i64,
+    /// `replica.selector.class` set: consumers are sent to replicas in their rack.
+    pub rack_aware_selector: bool,
 }
 
 impl ClusterConfig {
@@ -98,6 +122,7 @@ impl ClusterConfig {
             .find(|s| !s.is_empty())
             .unwrap_or_else(|| "CONTROLLER".into());
         let int = |k: &str| get(k).trim().parse::<i64>().unwrap_or(0);
+        let flag = |k: &str| get(k).trim().eq_ignore_ascii_case("true");
         let enabled = roles.broker || roles.controller;
         if !enabled && (!voters.is_empty() || !bootstrap_servers.is_empty()) {
             return Err((
@@ -165,6 +190,20 @@ impl ClusterConfig {
             snapshot_every: int("metadata.snapshot.interval.entries") as u64,
             heartbeat_interval: Duration::from_millis(int("broker.heartbeat.interval.ms") as u64),
             session_timeout: Duration::from_millis(int("broker.session.timeout.ms") as u64),
+            replica_lag_time_max: Duration::from_millis(int("replica.lag.time.max.ms") as u64),
+            replica_fetch_max_bytes: int("replica.fetch.max.bytes") as i32,
+            replica_fetch_response_max_bytes: int("replica.fetch.response.max.bytes") as i32,
+            replica_fetch_wait_max: Duration::from_millis(int("replica.fetch.wait.max.ms") as u64),
+            replica_fetch_backoff: Duration::from_millis(int("replica.fetch.backoff.ms") as u64),
+            replica_socket_timeout: Duration::from_millis(int("replica.socket.timeout.ms") as u64),
+            replica_fsync: flag("replica.fsync.enable"),
+            unclean_leader_election: flag("unclean.leader.election.enable"),
+            auto_leader_rebalance: flag("auto.leader.rebalance.enable"),
+            leader_imbalance_check_interval: Duration::from_secs(int(
+                "leader.imbalance.check.interval.seconds",
+            ) as u64),
+            leader_imbalance_percentage: int("leader.imbalance.per.broker.percentage"),
+            rack_aware_selector: !get("replica.selector.class").trim().is_empty(),
         })
     }
 }

@@ -52,6 +52,29 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Bumped on every change of this partition.
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (they are in `replicas`
+    /// already and join the ISR once caught up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// Replicas to drop once every added one is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// The replicas a reassignment in progress leads to (the current ones without it).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
 }
 
 /// A topic.
@@ -152,6 +175,7 @@ impl MetadataImage {
                 rack,
             } => {
                 let epoch = index as i64;
+                let restarted = self.brokers.contains_key(&id);
                 self.brokers.insert(
                     id,
                     BrokerRegistration {
@@ -163,6 +187,10 @@ impl MetadataImage {
                         fenced: false,
                     },
                 );
+                if restarted {
+                    // The old process is gone: whatever it held in memory is too.
+                    self.on_restarted(id);
+                }
                 self.on_unfenced(id);
                 Reply::BrokerEpoch { epoch }
             }
@@ -292,6 +320,34 @@ impl MetadataImage {
                 }
                 Reply::Ok
             }
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(
+                &topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                &isr,
+            ),
+            Command::ElectLeader {
+                topic,
+                partition,
+                preferred,
+            } => self.elect_leader(&topic, partition, preferred),
+            Command::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(&topic, partition, target),
+            Command::CompleteReassignment { topic, partition } => {
+                self.complete_reassignment(&topic, partition)
+            }
             Command::AllocateProducerIds { count, .. } => {
                 let start = self.next_producer_id;
                 self.next_producer_id = start.saturating_add(count.max(1));
@@ -318,6 +374,8 @@ impl MetadataImage {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 
@@ -345,22 +403,252 @@ impl MetadataImage {
         });
     }
 
-    /// A broker back in service rejoins the ISR of its partitions and leads those that have no
-    /// leader. (Without partition replication yet, a returning replica is taken as caught up.)
+    /// A broker back in service leads the partitions that have no leader and keep it in their
+    /// ISR (it was their last in-sync replica). It rejoins other ISRs only when their leaders
+    /// see it caught up (AlterPartition).
     fn on_unfenced(&mut self, id: i32) {
         self.change_replicas_of(id, |p| {
+            if p.leader == -1 && p.isr.contains(&id) {
+                p.leader = id;
+                p.leader_epoch += 1;
+                return true;
+            }
+            false
+        });
+    }
+
+    /// A broker registered again (a new process): it leaves the ISRs it is not the last member
+    /// of, and the partitions it led get a new leader epoch (another in-sync replica leading if
+    /// one is live), since the old process's state went with it.
+    fn on_restarted(&mut self, id: i32) {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        self.change_replicas_of(id, |p| {
             let mut changed = false;
-            if !p.isr.contains(&id) {
-                p.isr.push(id);
+            if p.isr.len() > 1 && p.isr.contains(&id) {
+                p.isr.retain(|r| *r != id);
                 changed = true;
             }
-            if p.leader == -1 {
-                p.leader = id;
+            if p.leader == id {
+                p.leader = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && p.isr.contains(r) && live.contains(r))
+                    .unwrap_or(-1);
                 p.leader_epoch += 1;
                 changed = true;
             }
             changed
         });
+    }
+
+    /// [`Command::AlterPartition`].
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[(i32, i64)],
+    ) -> Reply {
+        let live = |id: i32, epoch: i64| {
+            self.brokers
+                .get(&id)
+                .is_some_and(|b| !b.fenced && (epoch < 0 || b.epoch == epoch))
+        };
+        let Some(current) = self.partition(topic, partition) else {
+            return Reply::UnknownTopic;
+        };
+        if current.leader != leader
+            || current.leader_epoch != leader_epoch
+            || current.partition_epoch != partition_epoch
+        {
+            return Reply::Stale;
+        }
+        if !isr.iter().any(|(r, _)| *r == leader) {
+            return Reply::Error("the leader must stay in the ISR".into());
+        }
+        for (r, epoch) in isr {
+            if current.isr.contains(r) {
+                continue;
+            }
+            if !current.replicas.contains(r) {
+                return Reply::Error(format!("broker {r} is not a replica"));
+            }
+            if *epoch < 0 || !live(*r, *epoch) {
+                return Reply::Error(format!("broker {r} is fenced or has a newer epoch"));
+            }
+        }
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return Reply::UnknownTopic;
+        };
+        // Assignment order, so equal sets compare equal.
+        let members: Vec<i32> = isr.iter().map(|(r, _)| *r).collect();
+        p.isr = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| members.contains(r))
+            .collect();
+        p.partition_epoch += 1;
+        Reply::Partition {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.isr.clone(),
+        }
+    }
+
+    /// [`Command::ElectLeader`].
+    fn elect_leader(&mut self, topic: &str, partition: i32, preferred: bool) -> Reply {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return Reply::UnknownTopic;
+        };
+        if preferred {
+            let Some(&first) = p.replicas.first() else {
+                return Reply::NotEligible;
+            };
+            if p.leader == first {
+                return Reply::ElectionNotNeeded;
+            }
+            if !live.contains(&first) || !p.isr.contains(&first) {
+                return Reply::NotEligible;
+            }
+            p.leader = first;
+        } else {
+            if p.leader != -1 {
+                return Reply::ElectionNotNeeded;
+            }
+            if let Some(r) = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|r| p.isr.contains(r) && live.contains(r))
+            {
+                p.leader = r;
+            } else {
+                let Some(r) = p.replicas.iter().copied().find(|r| live.contains(r)) else {
+                    return Reply::NotEligible;
+                };
+                p.leader = r;
+                p.isr = vec![r];
+            }
+        }
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Reply::Partition {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.isr.clone(),
+        }
+    }
+
+    /// [`Command::Reassign`]: starts (or replaces, or with `None` cancels) a reassignment.
+    fn reassign(&mut self, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Reply {
+        let known: Vec<i32> = self.brokers.keys().copied().collect();
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return Reply::UnknownTopic;
+        };
+        // The assignment before any reassignment in progress.
+        let original: Vec<i32> = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !p.adding.contains(r))
+            .collect();
+        let target = match target {
+            None => {
+                if !p.reassigning() {
+                    return Reply::Error("no reassignment in progress".into());
+                }
+                original.clone()
+            }
+            Some(t) => {
+                if t.is_empty() {
+                    return Reply::Error("the target replica list is empty".into());
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                if !t.iter().all(|r| seen.insert(*r)) {
+                    return Reply::Error("the target lists a broker twice".into());
+                }
+                if let Some(r) = t.iter().find(|r| !known.contains(r)) {
+                    return Reply::Error(format!("broker {r} is not registered"));
+                }
+                t
+            }
+        };
+        // Target first (so the preferred replica is the target's), then the rest.
+        let mut replicas = target.clone();
+        replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+        p.adding = target
+            .iter()
+            .copied()
+            .filter(|r| !original.contains(r))
+            .collect();
+        p.removing = original
+            .iter()
+            .copied()
+            .filter(|r| !target.contains(r))
+            .collect();
+        p.replicas = replicas;
+        p.isr.retain(|r| target.contains(r) || original.contains(r));
+        p.partition_epoch += 1;
+        let done = p.adding.iter().all(|r| p.isr.contains(r));
+        if done {
+            return self.complete_reassignment(topic, partition);
+        }
+        Reply::Ok
+    }
+
+    /// [`Command::CompleteReassignment`]: once every added replica is in sync, the removed ones
+    /// go (leadership moves if the leader is one of them).
+    fn complete_reassignment(&mut self, topic: &str, partition: i32) -> Reply {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return Reply::UnknownTopic;
+        };
+        if !p.reassigning() {
+            return Reply::Stale;
+        }
+        if !p.adding.iter().all(|r| p.isr.contains(r)) {
+            return Reply::Stale;
+        }
+        let target = p.target_replicas();
+        let isr: Vec<i32> = p
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| target.contains(r))
+            .collect();
+        if isr.is_empty() {
+            return Reply::Stale;
+        }
+        p.replicas = target;
+        p.isr = isr;
+        p.adding.clear();
+        p.removing.clear();
+        if !p.replicas.contains(&p.leader) {
+            p.leader = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|r| p.isr.contains(r) && live.contains(r))
+                .unwrap_or(-1);
+            p.leader_epoch += 1;
+        }
+        p.partition_epoch += 1;
+        Reply::Ok
+    }
+
+    /// A partition to change (copying its topic if shared).
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionImage> {
+        let t = self.topics.get_mut(topic)?;
+        Arc::make_mut(t)
+            .partitions
+            .get_mut(usize::try_from(partition).ok()?)
     }
 
     /// Runs `change` on every partition that has `id` among its replicas (copying only the
@@ -442,9 +730,10 @@ mod tests {
             img.apply(8, Command::UnfenceBroker { id: 1, epoch: e1 }),
             Reply::Ok
         );
+        // Back in service is not back in sync: the leader adds it with AlterPartition.
         assert_eq!(
             img.partition("t", 0).map(|p| p.isr.clone()),
-            Some(vec![2, 3, 1])
+            Some(vec![2, 3])
         );
         // Epochs are the registering index.
         assert_eq!(img.brokers[&1].epoch, 1);
@@ -604,5 +893,148 @@ mod tests {
         img.apply(5, set(Some(2), "message.max.bytes", None));
         assert!(!img.broker_configs.contains_key(&2));
         assert_eq!(img.effective_broker_configs(2)["log.retention.ms"], "1000");
+    }
+
+    #[test]
+    fn alter_partition_checks_epochs_and_members() {
+        let mut img = MetadataImage::default();
+        let e1 = register(&mut img, 1, 1);
+        let e2 = register(&mut img, 2, 2);
+        let e3 = register(&mut img, 3, 3);
+        img.apply(
+            4,
+            Command::CreateTopic {
+                name: "t".into(),
+                id: Uuid::new_v4(),
+                configs: BTreeMap::new(),
+                assignments: vec![vec![1, 2, 3]],
+            },
+        );
+        let alter = |leader_epoch, partition_epoch, isr: Vec<(i32, i64)>| Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        };
+        // Shrink to {1, 3}.
+        assert!(matches!(
+            img.apply(5, alter(0, 0, vec![(1, e1), (3, -1)])),
+            Reply::Partition {
+                partition_epoch: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            img.partition("t", 0).map(|p| p.isr.clone()),
+            Some(vec![1, 3])
+        );
+        // A stale partition epoch or leader epoch changes nothing.
+        assert_eq!(img.apply(6, alter(0, 0, vec![(1, e1)])), Reply::Stale);
+        assert_eq!(img.apply(7, alter(1, 1, vec![(1, e1)])), Reply::Stale);
+        // Adding needs the member's current broker epoch (KIP-903).
+        assert!(matches!(
+            img.apply(8, alter(0, 1, vec![(1, e1), (2, e2 + 1), (3, e3)])),
+            Reply::Error(_)
+        ));
+        assert!(matches!(
+            img.apply(9, alter(0, 1, vec![(3, e3), (2, e2), (1, e1)])),
+            Reply::Partition {
+                partition_epoch: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            img.partition("t", 0).map(|p| p.isr.clone()),
+            Some(vec![1, 2, 3])
+        );
+        // The leader cannot leave.
+        assert!(matches!(
+            img.apply(10, alter(0, 2, vec![(2, e2)])),
+            Reply::Error(_)
+        ));
+    }
+
+    #[test]
+    fn restart_leaves_isr_and_bumps_leader_epoch() {
+        let mut img = MetadataImage::default();
+        register(&mut img, 1, 1);
+        register(&mut img, 2, 2);
+        img.apply(
+            3,
+            Command::CreateTopic {
+                name: "t".into(),
+                id: Uuid::new_v4(),
+                configs: BTreeMap::new(),
+                assignments: vec![vec![1, 2], vec![2, 1]],
+            },
+        );
+        // Broker 1 restarts before anyone fenced it.
+        register(&mut img, 4, 1);
+        let p0 = img.partition("t", 0).cloned().expect("p0");
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr), (2, 1, vec![2]));
+        let p1 = img.partition("t", 1).cloned().expect("p1");
+        assert_eq!((p1.leader, p1.leader_epoch, p1.isr), (2, 0, vec![2]));
+        // Last in-sync replica restarting leads again, with a new epoch.
+        register(&mut img, 5, 2);
+        let p0 = img.partition("t", 0).cloned().expect("p0");
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr), (2, 3, vec![2]));
+    }
+
+    #[test]
+    fn elections_preferred_and_unclean() {
+        let mut img = MetadataImage::default();
+        let e1 = register(&mut img, 1, 1);
+        let e2 = register(&mut img, 2, 2);
+        img.apply(
+            3,
+            Command::CreateTopic {
+                name: "t".into(),
+                id: Uuid::new_v4(),
+                configs: BTreeMap::new(),
+                assignments: vec![vec![1, 2]],
+            },
+        );
+        let elect = |preferred| Command::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            preferred,
+        };
+        assert_eq!(img.apply(4, elect(true)), Reply::ElectionNotNeeded);
+        img.apply(5, Command::FenceBroker { id: 1, epoch: e1 });
+        img.apply(6, Command::UnfenceBroker { id: 1, epoch: e1 });
+        // Not in sync yet: not eligible.
+        assert_eq!(img.apply(7, elect(true)), Reply::NotEligible);
+        img.apply(
+            8,
+            Command::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: 2,
+                leader_epoch: 1,
+                partition_epoch: 1,
+                isr: vec![(2, e2), (1, e1)],
+            },
+        );
+        assert!(matches!(
+            img.apply(9, elect(true)),
+            Reply::Partition {
+                leader: 1,
+                leader_epoch: 2,
+                ..
+            }
+        ));
+        // Both fenced: offline with ISR {2}; unclean election of 1 once it is back.
+        img.apply(10, Command::FenceBroker { id: 1, epoch: e1 });
+        img.apply(11, Command::FenceBroker { id: 2, epoch: e2 });
+        assert_eq!(img.partition("t", 0).map(|p| p.leader), Some(-1));
+        img.apply(12, Command::UnfenceBroker { id: 1, epoch: e1 });
+        assert_eq!(img.partition("t", 0).map(|p| p.leader), Some(-1));
+        assert!(matches!(
+            img.apply(13, elect(false)),
+            Reply::Partition { leader: 1, .. }
+        ));
+        assert_eq!(img.partition("t", 0).map(|p| p.isr.clone()), Some(vec![1]));
     }
 }

@@ -114,6 +114,53 @@ pub enum Command {
         /// Key and new value.
         changes: Vec<(String, Option<String>)>,
     },
+    /// A partition leader changes its ISR (Kafka's AlterPartition): applied only if `leader`,
+    /// `leader_epoch` and `partition_epoch` are still current, every added member is a live
+    /// replica whose broker epoch is `epochs`' (KIP-903), and the leader stays in the ISR.
+    AlterPartition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The proposing leader.
+        leader: i32,
+        /// Its leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch it last saw.
+        partition_epoch: i32,
+        /// The new ISR with each member's broker epoch as the leader knows it (-1: unknown,
+        /// accepted only for members already in the ISR).
+        isr: Vec<(i32, i64)>,
+    },
+    /// Moves leadership of a partition (ElectLeaders, unclean election): `preferred` elects
+    /// the first assigned replica if it is live and in sync; otherwise (`unclean`) a live
+    /// replica outside the ISR may lead when no in-sync one is live, with the ISR reset to it.
+    ElectLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Preferred (true) or unclean (false) election.
+        preferred: bool,
+    },
+    /// Starts a replica reassignment (KIP-455) towards `target`, replacing one in progress;
+    /// `None` cancels the one in progress.
+    Reassign {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The new replica list (the first is the preferred leader).
+        target: Option<Vec<i32>>,
+    },
+    /// Finishes a reassignment whose added replicas are all in sync (the controller proposes
+    /// it; applied only if that still holds).
+    CompleteReassignment {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
     /// Hands out a block of producer ids.
     AllocateProducerIds {
         /// The broker asking.
@@ -153,6 +200,21 @@ pub enum Reply {
     TopicExists,
     /// No such topic.
     UnknownTopic,
+    /// A partition's state after AlterPartition or ElectLeader.
+    Partition {
+        /// Leader (-1: none).
+        leader: i32,
+        /// Leader epoch.
+        leader_epoch: i32,
+        /// Partition epoch.
+        partition_epoch: i32,
+        /// ISR.
+        isr: Vec<i32>,
+    },
+    /// ElectLeader had nothing to do (the leader is already the one that would be elected).
+    ElectionNotNeeded,
+    /// ElectLeader found no eligible replica.
+    NotEligible,
     /// The command no longer applies (epoch or partition count moved on); nothing changed.
     Stale,
     /// Refused, with the reason.
