@@ -13,6 +13,10 @@ pub fn storage_code(e: &StorageError) -> Code {
         StorageError::Io(_) => Code::KafkaStorageError,
         StorageError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
+        StorageError::NotLeader => Code::NotLeaderOrFollower,
+        StorageError::NotEnoughReplicas { .. } => Code::NotEnoughReplicas,
+        StorageError::FencedLeaderEpoch { .. } => Code::FencedLeaderEpoch,
+        StorageError::UnknownLeaderEpoch { .. } => Code::UnknownLeaderEpoch,
     }
 }
 
@@ -22,6 +26,7 @@ pub fn log_code(e: &LogError) -> Code {
         LogError::CorruptRecord(_) | LogError::UnsupportedMagic(_) => Code::CorruptMessage,
         LogError::RecordTooLarge { .. } => Code::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
+        LogError::StaleEpoch { .. } => Code::FencedLeaderEpoch,
         _ => Code::KafkaStorageError,
     }
 }
