@@ -571,6 +571,21 @@ impl Coordinator {
             .map_err(|reason| CoordinatorError::Load { partition, reason })
     }
 
+    /// Forgets one partition's groups (leadership moved to another broker); a later
+    /// [`Coordinator::load_partition`] replays it again.
+    pub async fn unload_partition(&self, partition: i32) {
+        let Some(tx) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        else {
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(Command::Unload(reply)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// The coordinator's settings.
     pub fn config(&self) -> &GroupConfig {
         &self.config

@@ -36,6 +36,9 @@ const LOAD_CHUNK: usize = 1 << 20;
 pub enum Command {
     /// Replay the partition; answers the number of groups.
     Load(oneshot::Sender<Result<usize, String>>),
+    /// Another broker leads the partition now: forget its groups (a later Load replays the
+    /// log again, replicated meanwhile).
+    Unload(oneshot::Sender<()>),
     /// JoinGroup.
     Join(JoinParams, oneshot::Sender<JoinOutcome>),
     /// SyncGroup.
@@ -116,6 +119,10 @@ pub enum AfterWrite {
         results: Vec<Result<(), GroupError>>,
     },
 }
+
+/// How long a coordinator write waits for the in-sync replicas (cluster) before the request
+/// fails with COORDINATOR_NOT_AVAILABLE.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The actor of one `__consumer_offsets` partition.
 pub struct PartitionActor {
@@ -210,6 +217,17 @@ impl PartitionActor {
         if self.stopped && !matches!(cmd, Command::Written(..)) {
             return reject(cmd, GroupError::NotCoordinator);
         }
+        if let Command::Unload(reply) = cmd {
+            for g in self.groups.values_mut() {
+                g.release_parked(GroupError::NotCoordinator);
+            }
+            self.groups.clear();
+            self.consumer_groups.clear();
+            self.timers.clear();
+            self.loaded = false;
+            let _ = reply.send(());
+            return;
+        }
         if !self.loaded {
             if let Command::Load(reply) = cmd {
                 let r = self.load().await;
@@ -224,6 +242,10 @@ impl PartitionActor {
         match cmd {
             Command::Load(reply) => {
                 let _ = reply.send(Ok(self.groups.len()));
+            }
+            Command::Unload(reply) => {
+                // Handled before loading is checked.
+                let _ = reply.send(());
             }
             Command::Join(p, reply) => {
                 let id = p.group_id.clone();
@@ -507,7 +529,11 @@ impl PartitionActor {
         let submitted = self
             .shard
             .submit(move |s: &mut ShardState| {
-                s.append(OFFSETS_TOPIC, partition, batch, None, Durability::Fsync)
+                let (info, wait) =
+                    s.append(OFFSETS_TOPIC, partition, batch, None, Durability::Fsync)?;
+                // In a cluster, as acks=all: every in-sync replica has the records.
+                let replicated = s.replication_wait(OFFSETS_TOPIC, partition, info.last_offset + 1);
+                Ok::<_, crate::shard::StorageError>((info, wait, replicated))
             })
             .await;
         tokio::spawn(async move {
@@ -516,14 +542,28 @@ impl PartitionActor {
                 Ok(rx) => match rx.await {
                     Err(_) => Err("shard stopped".to_string()),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Ok(Ok((info, wait))) => match wait {
-                        None => Ok(info.base_offset),
-                        Some(w) => match w.await {
-                            Ok(Ok(())) => Ok(info.base_offset),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err("shard stopped before fsync".to_string()),
-                        },
-                    },
+                    Ok(Ok((info, wait, replicated))) => {
+                        let synced = match wait {
+                            None => Ok(()),
+                            Some(w) => match w.await {
+                                Ok(Ok(())) => Ok(()),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(_) => Err("shard stopped before fsync".to_string()),
+                            },
+                        };
+                        match (synced, replicated) {
+                            (Err(e), _) => Err(e),
+                            (Ok(()), None) => Ok(info.base_offset),
+                            (Ok(()), Some(r)) => {
+                                match tokio::time::timeout(REPLICATION_TIMEOUT, r).await {
+                                    Ok(Ok(Ok(()))) => Ok(info.base_offset),
+                                    Ok(Ok(Err(e))) => Err(e.to_string()),
+                                    Ok(Err(_)) => Err("partition closed".to_string()),
+                                    Err(_) => Err("in-sync replicas did not confirm".to_string()),
+                                }
+                            }
+                        }
+                    }
                 },
             };
             let result = result.map_err(|e| {
@@ -941,7 +981,7 @@ impl PartitionActor {
             let read = self
                 .shard
                 .call(move |s: &mut ShardState| {
-                    s.read(OFFSETS_TOPIC, partition, offset, LOAD_CHUNK, None)
+                    s.read_to_log_end(OFFSETS_TOPIC, partition, offset, LOAD_CHUNK)
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -1089,6 +1129,9 @@ fn reject(cmd: Command, e: GroupError) {
     match cmd {
         Command::Load(r) => {
             let _ = r.send(Err(e.to_string()));
+        }
+        Command::Unload(r) => {
+            let _ = r.send(());
         }
         Command::Join(p, r) => {
             let _ = r.send(JoinOutcome {

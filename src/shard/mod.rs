@@ -6,11 +6,12 @@
 //! Connections are also spread over the shard runtimes, so every core accepts work.
 
 pub mod producer_state;
+pub mod replica;
 mod state;
 
 pub use state::{
-    Durability, FlushPolicy, PartitionSnapshot, ShardConfig, ShardState, StorageError, SyncResult,
-    SyncStats, IDLE_FILE_TIMEOUT,
+    Durability, FlushPolicy, PartitionSnapshot, ReplicationStats, ShardConfig, ShardState,
+    StorageError, SyncResult, SyncStats, IDLE_FILE_TIMEOUT,
 };
 
 use std::future::Future;

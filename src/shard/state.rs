@@ -14,6 +14,7 @@ use std::sync::Weak;
 use tokio::sync::{oneshot, Notify};
 
 use super::producer_state::{BatchMeta, ProducerState, Verdict};
+use super::replica::{AckResult, FollowerState, IsrChange, LeaderState, Role};
 use super::ShardSelf;
 use crate::config::Config;
 use crate::log::{
@@ -131,6 +132,33 @@ pub enum StorageError {
         /// The batch's epoch.
         got: i16,
     },
+    /// This broker does not lead the partition (or no longer does).
+    #[error("this broker is not the partition's leader")]
+    NotLeader,
+    /// An `acks=all` append found fewer in-sync replicas than `min.insync.replicas`.
+    #[error("min.insync.replicas is {min} but {isr} replicas are in sync")]
+    NotEnoughReplicas {
+        /// ISR size.
+        isr: usize,
+        /// `min.insync.replicas`.
+        min: usize,
+    },
+    /// The request's leader epoch is older than the partition's.
+    #[error("leader epoch {got} is older than the current {current}")]
+    FencedLeaderEpoch {
+        /// The partition's epoch here.
+        current: i32,
+        /// The request's.
+        got: i32,
+    },
+    /// The request's leader epoch is newer than this broker knows.
+    #[error("leader epoch {got} is newer than the current {current}")]
+    UnknownLeaderEpoch {
+        /// The partition's epoch here.
+        current: i32,
+        /// The request's.
+        got: i32,
+    },
 }
 
 /// The outcome of a group-committed fsync, sent to every waiter.
@@ -147,6 +175,17 @@ pub struct SyncStats {
     pub waiters: u64,
 }
 
+/// The replication state of a shard's led partitions (see [`ShardState::replication_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationStats {
+    /// Partitions whose ISR is smaller than their replica set.
+    pub under_replicated: usize,
+    /// Partitions whose ISR is smaller than `min.insync.replicas`.
+    pub under_min_isr: usize,
+    /// The largest lag, in offsets, of an in-sync follower behind its leader's log end.
+    pub max_lag: i64,
+}
+
 /// What a fetch needs to know about a partition besides its records.
 #[derive(Debug, Clone)]
 pub struct PartitionSnapshot {
@@ -160,6 +199,9 @@ pub struct PartitionSnapshot {
 
 struct Partition {
     log: PartitionLog,
+    /// Leader or follower of a replicated partition (cluster); `None` on a single node, where
+    /// the high watermark is the log end.
+    role: Option<Role>,
     /// Long-polling fetches to wake on the next append.
     waiters: Vec<Weak<Notify>>,
     dir: PathBuf,
@@ -349,6 +391,7 @@ impl ShardState {
                 partition,
                 Partition {
                     producers: rebuild_producer_state(&log, &dir, clean),
+                    role: None,
                     log,
                     waiters: Vec::new(),
                     dir,
@@ -417,6 +460,16 @@ impl ShardState {
     ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
         let records: Bytes = records.into();
         let p = self.get_mut(topic, partition)?;
+        match &p.role {
+            Some(Role::Follower(_)) => return Err(StorageError::NotLeader),
+            Some(Role::Leader(l)) if durability == Durability::Fsync && l.isr.len() < l.min_isr => {
+                return Err(StorageError::NotEnoughReplicas {
+                    isr: l.isr.len(),
+                    min: l.min_isr,
+                })
+            }
+            _ => {}
+        }
         let idempotent = idempotent_batch(&records);
         if let Some(b) = &idempotent {
             match p
@@ -480,11 +533,12 @@ impl ShardState {
         durability: Durability,
     ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
         let p = self.get_mut(topic, partition)?;
-        for w in p.waiters.drain(..) {
-            if let Some(n) = w.upgrade() {
-                n.notify_one();
-            }
+        let log_end = p.log.log_end_offset();
+        if let Some(Role::Leader(l)) = &mut p.role {
+            // A lone in-sync leader moves the high watermark itself.
+            l.advance(log_end);
         }
+        p.wake_fetches();
         match durability {
             Durability::PageCache => {
                 if p.log.needs_background_sync() || p.log.flush_due(wall_clock_ms()) {
@@ -710,6 +764,371 @@ impl ShardState {
         }
     }
 
+    /// After an `acks=all` append ending before `required`: a receiver answered once every
+    /// in-sync replica has the records (`None` when the partition is not replicated, so the
+    /// local fsync is all there is to wait for).
+    pub fn replication_wait(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        required: i64,
+    ) -> Option<oneshot::Receiver<AckResult>> {
+        let p = self.get_mut(topic, partition).ok()?;
+        match &mut p.role {
+            Some(Role::Leader(l)) => {
+                let min_isr = l.min_isr;
+                Some(l.wait(required, min_isr))
+            }
+            _ => None,
+        }
+    }
+
+    /// Makes this broker the partition's leader for `epoch` (or updates the ISR and replicas
+    /// under the same epoch). A new epoch is recorded in the log's leader-epoch cache; waiters
+    /// of an earlier leadership are answered `NotLeader`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn become_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        me: i32,
+        epoch: i32,
+        partition_epoch: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        min_isr: usize,
+    ) -> Result<(), StorageError> {
+        let now = wall_clock_ms();
+        let p = self.get_mut(topic, partition)?;
+        let log_end = p.log.log_end_offset();
+        if let Some(Role::Leader(l)) = &mut p.role {
+            if l.epoch == epoch {
+                l.min_isr = min_isr;
+                l.update(partition_epoch, replicas, isr, log_end, now);
+                p.wake_fetches();
+                return Ok(());
+            }
+        }
+        p.log.assign_leader_epoch(epoch)?;
+        let hw = match p.role.take() {
+            Some(Role::Leader(mut l)) => {
+                l.abandon();
+                l.high_watermark
+            }
+            Some(Role::Follower(f)) => f.high_watermark,
+            None => p.log.log_start_offset(),
+        };
+        let mut leader = LeaderState::new(
+            me,
+            epoch,
+            partition_epoch,
+            replicas,
+            isr,
+            log_end,
+            hw.max(p.log.log_start_offset()),
+            now,
+        );
+        leader.min_isr = min_isr;
+        tracing::info!(
+            topic,
+            partition,
+            epoch,
+            log_end,
+            high_watermark = leader.high_watermark,
+            "leading partition"
+        );
+        p.role = Some(Role::Leader(leader));
+        p.wake_fetches();
+        Ok(())
+    }
+
+    /// Makes this broker a follower of `leader` for `epoch`; waiters of an earlier leadership
+    /// are answered `NotLeader`. Truncation is the fetcher's job (it asks the leader first).
+    pub fn become_follower(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        epoch: i32,
+    ) -> Result<(), StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        let log_end = p.log.log_end_offset();
+        let hw = match p.role.take() {
+            Some(Role::Leader(mut l)) => {
+                l.abandon();
+                l.high_watermark
+            }
+            Some(Role::Follower(f)) => f.high_watermark,
+            None => p.log.log_start_offset(),
+        };
+        tracing::info!(
+            topic,
+            partition,
+            leader,
+            epoch,
+            log_end,
+            "following partition"
+        );
+        p.role = Some(Role::Follower(FollowerState {
+            leader,
+            epoch,
+            high_watermark: hw.min(log_end),
+        }));
+        Ok(())
+    }
+
+    /// A follower's fetch at the leader: records its position (which may move the high
+    /// watermark and answer `acks=all` appends), then reads from `offset` up to the log end.
+    /// Returns the read and the high watermark to report.
+    #[allow(clippy::too_many_arguments)]
+    pub fn replica_fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        replica: i32,
+        broker_epoch: i64,
+        current_leader_epoch: i32,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        wake: Option<&Arc<Notify>>,
+    ) -> Result<ReadResult<RecordSet>, StorageError> {
+        let now = wall_clock_ms();
+        let p = self.get_mut(topic, partition)?;
+        let log_end = p.log.log_end_offset();
+        let Some(Role::Leader(l)) = &mut p.role else {
+            return Err(StorageError::NotLeader);
+        };
+        check_epoch(l.epoch, current_leader_epoch)?;
+        let moved = l.on_fetch(replica, broker_epoch, offset, log_end, now);
+        let hw = l.high_watermark;
+        if moved {
+            p.wake_fetches();
+        }
+        let mut r = p
+            .log
+            .read_records_upto(offset, max_bytes, file_min_bytes, log_end)?;
+        r.high_watermark = hw;
+        if let Some(w) = wake {
+            p.waiters.retain(|w| w.strong_count() > 0);
+            p.waiters.push(Arc::downgrade(w));
+        }
+        Ok(r)
+    }
+
+    /// A follower appends what it fetched from its leader (batches kept byte for byte) and
+    /// takes the leader's high watermark. With `durable`, the returned receiver answers once
+    /// the bytes are fsynced (group commit), before the next fetch reports them.
+    pub fn append_as_follower(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+        records: Bytes,
+        leader_high_watermark: i64,
+        durable: bool,
+    ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        match &p.role {
+            Some(Role::Follower(f)) if f.epoch == epoch => {}
+            Some(Role::Follower(f)) => {
+                return Err(StorageError::FencedLeaderEpoch {
+                    current: f.epoch,
+                    got: epoch,
+                })
+            }
+            _ => return Err(StorageError::NotLeader),
+        }
+        let info = if records.is_empty() {
+            let end = p.log.log_end_offset();
+            AppendInfo {
+                base_offset: end,
+                last_offset: end - 1,
+                max_timestamp: -1,
+                record_count: 0,
+                bytes: 0,
+            }
+        } else {
+            let from = p.log.log_end_offset();
+            let info = p.log.append_replica(records.clone())?;
+            if info.bytes > 0 {
+                record_producers(&mut p.producers, &records, from, wall_clock_ms());
+            }
+            info
+        };
+        let log_end = p.log.log_end_offset();
+        if let Some(Role::Follower(f)) = &mut p.role {
+            f.high_watermark = f.high_watermark.max(leader_high_watermark.min(log_end));
+        }
+        if info.bytes == 0 {
+            p.wake_fetches();
+            return Ok((info, None));
+        }
+        let durability = if durable {
+            Durability::Fsync
+        } else {
+            Durability::PageCache
+        };
+        self.after_append(topic, partition, info, durability)
+    }
+
+    /// What a follower's fetcher needs before fetching: (log end, newest leader epoch in its
+    /// cache).
+    pub fn fetch_position(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i64, Option<i32>), StorageError> {
+        let p = self.get(topic, partition)?;
+        Ok((p.log.log_end_offset(), p.log.latest_epoch()))
+    }
+
+    /// OffsetForLeaderEpoch: the end offset of `epoch` in this log (the leader's answer), with
+    /// the request's current leader epoch checked against this broker's.
+    pub fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<Option<(i32, i64)>, StorageError> {
+        let p = self.get(topic, partition)?;
+        match &p.role {
+            Some(Role::Leader(l)) => check_epoch(l.epoch, current_leader_epoch)?,
+            Some(Role::Follower(_)) => return Err(StorageError::NotLeader),
+            None => {
+                // A single node: every record was written under epoch 0 (or unstamped).
+                if epoch < 0 {
+                    return Ok(None);
+                }
+                return Ok(Some((0, p.log.log_end_offset())));
+            }
+        }
+        Ok(p.log.end_offset_for_epoch(epoch))
+    }
+
+    /// Cuts a follower's divergent tail: everything from `offset` on goes (see
+    /// [`PartitionLog::truncate_to`]); the idempotent producers' state is rebuilt from the log.
+    /// Returns the new log end.
+    pub fn truncate(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        if offset >= p.log.log_end_offset() {
+            return Ok(p.log.log_end_offset());
+        }
+        let end = p.log.truncate_to(offset)?;
+        p.producers = rebuild_producer_state(&p.log, &p.dir, false);
+        if let Some(Role::Follower(f)) = &mut p.role {
+            f.high_watermark = f.high_watermark.min(end);
+        }
+        tracing::info!(
+            topic,
+            partition,
+            log_end = end,
+            "truncated a divergent tail"
+        );
+        self.background_sync(topic, partition);
+        Ok(end)
+    }
+
+    /// The leader answered OffsetForLeaderEpoch for this follower's newest epoch with
+    /// `(leader_epoch, leader_end)`: cut the tail that the leader does not have (the smaller of
+    /// its end and this log's own end of `leader_epoch`, KIP-279). An undefined answer (-1)
+    /// cuts to the high watermark. Returns the new log end.
+    pub fn truncate_to_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        leader_end: i64,
+    ) -> Result<i64, StorageError> {
+        let p = self.get(topic, partition)?;
+        let cut = if leader_epoch < 0 || leader_end < 0 {
+            p.high_watermark()
+        } else {
+            match p.log.end_offset_for_epoch(leader_epoch) {
+                Some((_, local_end)) => leader_end.min(local_end),
+                None => leader_end,
+            }
+        };
+        self.truncate(topic, partition, cut)
+    }
+
+    /// A follower far behind a leader whose log starts later: the log restarts empty there.
+    pub fn restart_at(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        p.log.truncate_fully_and_start_at(offset)?;
+        p.producers = ProducerState::default();
+        if let Some(Role::Follower(f)) = &mut p.role {
+            f.high_watermark = offset;
+        }
+        tracing::info!(
+            topic,
+            partition,
+            offset,
+            "replica restarted at the leader's log start"
+        );
+        self.background_sync(topic, partition);
+        Ok(())
+    }
+
+    /// The ISR changes this shard's leaders want to propose now: `(topic, partition, change)`.
+    /// Each is marked pending until the metadata shows a newer partition epoch.
+    pub fn isr_changes(&mut self, lag_ms: i64) -> Vec<(String, i32, IsrChange)> {
+        let now = wall_clock_ms();
+        let mut out = Vec::new();
+        for (topic, parts) in &mut self.partitions {
+            for (&partition, p) in parts.iter_mut() {
+                let log_end = p.log.log_end_offset();
+                if let Some(Role::Leader(l)) = &mut p.role {
+                    if let Some(change) = l.isr_change(log_end, now, lag_ms) {
+                        l.pending_change = Some(change.partition_epoch + 1);
+                        out.push((topic.clone(), partition, change));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A proposed ISR change was refused or failed: it may be proposed again.
+    pub fn clear_pending_isr_change(&mut self, topic: &str, partition: i32) {
+        if let Ok(p) = self.get_mut(topic, partition) {
+            if let Some(Role::Leader(l)) = &mut p.role {
+                l.pending_change = None;
+            }
+        }
+    }
+
+    /// The replication state of the partitions led here, for the metrics.
+    pub fn replication_stats(&self) -> ReplicationStats {
+        let mut out = ReplicationStats::default();
+        for p in self.partitions.values().flat_map(|t| t.values()) {
+            if let Some(Role::Leader(l)) = &p.role {
+                let end = p.log.log_end_offset();
+                out.under_replicated += usize::from(l.isr.len() < l.replicas.len());
+                out.under_min_isr += usize::from(l.isr.len() < l.min_isr);
+                let lag = l
+                    .followers()
+                    .filter(|(r, _)| l.isr.contains(r))
+                    .map(|(_, f)| end - f.log_end.max(0))
+                    .max()
+                    .unwrap_or(0);
+                out.max_lag = out.max_lag.max(lag);
+            }
+        }
+        out
+    }
+
     /// DeleteRecords: moves the partition's log start offset to `offset` (-1: the high
     /// watermark) and returns the new low watermark (see
     /// [`PartitionLog::delete_records_before`]).
@@ -754,8 +1173,21 @@ impl ShardState {
             .collect())
     }
 
-    /// Reads whole batches from `offset` (see [`PartitionLog::read`]). When nothing is there
-    /// yet and `wake` is given, it is notified by the next append (fetch long poll).
+    /// Reads whole batches from `offset` up to the log end, committed or not (the group
+    /// coordinator loading its partition as the new leader).
+    pub fn read_to_log_end(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, StorageError> {
+        Ok(self.get(topic, partition)?.log.read(offset, max_bytes)?)
+    }
+
+    /// Reads whole batches from `offset` below the high watermark (see
+    /// [`PartitionLog::read`]). When nothing is there yet and `wake` is given, it is notified
+    /// by the next append or high-watermark move (fetch long poll).
     pub fn read(
         &mut self,
         topic: &str,
@@ -769,7 +1201,8 @@ impl ShardState {
             .get_mut(topic)
             .and_then(|t| t.get_mut(&partition))
             .ok_or(StorageError::UnknownPartition)?;
-        let r = p.log.read(offset, max_bytes)?;
+        let mut r = p.log.read_upto(offset, max_bytes, p.high_watermark())?;
+        r.high_watermark = p.high_watermark();
         if let (true, Some(w)) = (r.records.is_empty(), wake) {
             p.waiters.retain(|w| w.strong_count() > 0);
             p.waiters.push(Arc::downgrade(w));
@@ -795,7 +1228,11 @@ impl ShardState {
             .get_mut(topic)
             .and_then(|t| t.get_mut(&partition))
             .ok_or(StorageError::UnknownPartition)?;
-        let r = p.log.read_records(offset, max_bytes, file_min_bytes)?;
+        let hw = p.high_watermark();
+        let mut r = p
+            .log
+            .read_records_upto(offset, max_bytes, file_min_bytes, hw)?;
+        r.high_watermark = hw;
         if let Some(w) = wake {
             p.waiters.retain(|w| w.strong_count() > 0);
             p.waiters.push(Arc::downgrade(w));
@@ -808,7 +1245,7 @@ impl ShardState {
         let p = self.get(topic, partition)?;
         Ok(PartitionSnapshot {
             log_start_offset: p.log.log_start_offset(),
-            high_watermark: p.log.log_end_offset(),
+            high_watermark: p.high_watermark(),
             size_bytes: p.log.size_bytes(),
         })
     }
@@ -821,9 +1258,10 @@ impl ShardState {
         partition: i32,
         timestamp: i64,
     ) -> Result<(i64, i64), StorageError> {
-        let log = &self.get(topic, partition)?.log;
+        let p = self.get(topic, partition)?;
+        let log = &p.log;
         Ok(match timestamp {
-            -1 => (log.log_end_offset(), -1),
+            -1 => (p.high_watermark(), -1),
             -2 => (log.log_start_offset(), -1),
             -3 => match log.max_timestamp() {
                 Some((ts, off)) => refine_in_compressed_batch(log, off, ts, Lookup::Max),
@@ -953,28 +1391,71 @@ fn rebuild_producer_state(log: &PartitionLog, dir: &Path, clean: bool) -> Produc
         if read.records.is_empty() {
             break;
         }
-        let mut next = offset;
-        for (h, _) in crate::log::batch::batches(&read.records).flatten() {
-            if h.producer_id >= 0 {
-                state.record(
-                    h.producer_id,
-                    h.producer_epoch,
-                    BatchMeta {
-                        first_seq: h.base_sequence,
-                        last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
-                        first_offset: h.base_offset,
-                        last_offset: h.last_offset(),
-                        max_timestamp: h.max_timestamp,
-                    },
-                    now,
-                );
-            }
-            next = h.next_offset();
-        }
+        let next = record_producers(&mut state, &read.records, offset, now).unwrap_or(offset);
         if next <= offset {
             break;
         }
         offset = next;
     }
     state
+}
+
+/// Records the idempotent producers' batches found in `records` (whole batches as stored) that
+/// start at or after `from`; returns the offset after the last batch seen.
+fn record_producers(state: &mut ProducerState, records: &[u8], from: i64, now: i64) -> Option<i64> {
+    let mut next = None;
+    for (h, _) in crate::log::batch::batches(records).flatten() {
+        if h.producer_id >= 0 && h.base_offset >= from {
+            state.record(
+                h.producer_id,
+                h.producer_epoch,
+                BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    max_timestamp: h.max_timestamp,
+                },
+                now,
+            );
+        }
+        next = Some(h.next_offset());
+    }
+    next
+}
+
+/// A request's leader epoch against the partition's (`-1`: the client did not say).
+fn check_epoch(current: i32, requested: i32) -> Result<(), StorageError> {
+    if requested < 0 || requested == current {
+        Ok(())
+    } else if requested < current {
+        Err(StorageError::FencedLeaderEpoch {
+            current,
+            got: requested,
+        })
+    } else {
+        Err(StorageError::UnknownLeaderEpoch {
+            current,
+            got: requested,
+        })
+    }
+}
+
+impl Partition {
+    /// The high watermark: the log end on a single node.
+    fn high_watermark(&self) -> i64 {
+        match &self.role {
+            Some(r) => r.high_watermark(),
+            None => self.log.log_end_offset(),
+        }
+    }
+
+    /// Wakes the long-polling fetches (new records, or a high watermark that moved).
+    fn wake_fetches(&mut self) {
+        for w in self.waiters.drain(..) {
+            if let Some(n) = w.upgrade() {
+                n.notify_one();
+            }
+        }
+    }
 }
