@@ -367,7 +367,12 @@ impl Broker {
                     .register(std::time::Duration::from_secs(365 * 24 * 3600))
                     .await
                     .map_err(|e| BrokerError::Cluster(e.to_string()))?;
-                let mut replicas = crate::replicas::Replicas::new(local);
+                let replication = crate::replication::Replication::new(
+                    ctx.clone(),
+                    controller.clone(),
+                    stop_rx.clone(),
+                );
+                let mut replicas = crate::replicas::Replicas::new(local, replication);
                 replicas
                     .reconcile(&ctx, controller, &controller.image(), &synced_tx)
                     .await;
@@ -379,6 +384,11 @@ impl Broker {
                     stop_rx.clone(),
                 ));
                 shards[0].spawn(controller.clone().run(stop_rx.clone()));
+                shards[0].spawn(crate::replication::run_isr_changes(
+                    ctx.clone(),
+                    controller.clone(),
+                    stop_rx.clone(),
+                ));
             }
         }
         let drain = Drain::default();
@@ -481,6 +491,11 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         tracing::info!("shutting down");
         self.ctx.metrics.set_ready(false);
+        if let Some(controller) = &self.ctx.cluster {
+            // Controlled shutdown: leadership moves to other in-sync replicas now rather than
+            // after the session timeout.
+            controller.controlled_shutdown().await;
+        }
         let _ = self.stop.send(true);
         // Parked JoinGroup/SyncGroup requests are answered now rather than holding the drain.
         self.ctx.coordinator.shutdown().await;

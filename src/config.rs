@@ -466,6 +466,97 @@ pub const KEYS: &[KeyDef] = &[
               unfenced at its next heartbeat.",
     },
     KeyDef {
+        name: "unclean.leader.election.enable",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "When every in-sync replica of a partition is down, let a live replica outside the ISR \
+              lead (availability over durability: records it never had are lost). Topic config \
+              of the same name overrides it.",
+    },
+    KeyDef {
+        name: "auto.leader.rebalance.enable",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "The active controller moves leadership back to each partition's preferred replica \
+              (the first assigned) when it is live and in sync and a broker's share of partitions \
+              led elsewhere exceeds leader.imbalance.per.broker.percentage.",
+    },
+    KeyDef {
+        name: "leader.imbalance.check.interval.seconds",
+        default: "300",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often the active controller checks for leader imbalance.",
+    },
+    KeyDef {
+        name: "leader.imbalance.per.broker.percentage",
+        default: "10",
+        kind: Kind::Int { min: 0, max: 100 },
+        doc: "The share of a broker's preferred partitions that may be led elsewhere before the \
+              controller elects the preferred leaders again.",
+    },
+    KeyDef {
+        name: "replica.selector.class",
+        default: "",
+        kind: Kind::Str,
+        doc: "Follower fetching for consumers (KIP-392): when set (to any value, e.g. Kafka's \
+              org.apache.kafka.common.replica.RackAwareReplicaSelector), a partition leader \
+              directs a consumer that sends client.rack to an in-sync replica in the same \
+              broker.rack, which serves it up to its high watermark. Empty: consumers read from \
+              leaders only.",
+    },
+    KeyDef {
+        name: "replica.lag.time.max.ms",
+        default: "30000",
+        kind: Kind::Int { min: 10, max: I32MAX },
+        doc: "A follower that has not caught up with its leader's log end for this long leaves the \
+              partition's in-sync replicas (AlterPartition through the controller); it rejoins once \
+              it reaches the high watermark again.",
+    },
+    KeyDef {
+        name: "replica.fetch.max.bytes",
+        default: "1048576",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Bytes a follower asks for per partition in one fetch from its leader (at least one \
+              batch is always returned).",
+    },
+    KeyDef {
+        name: "replica.fetch.response.max.bytes",
+        default: "10485760",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Bytes a follower asks for in one whole fetch from a leader.",
+    },
+    KeyDef {
+        name: "replica.fetch.wait.max.ms",
+        default: "500",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a follower's fetch waits at the leader for new records.",
+    },
+    KeyDef {
+        name: "replica.fetch.backoff.ms",
+        default: "1000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a follower waits before retrying a leader it could not fetch from (the \
+              first retries come sooner, doubling up to this).",
+    },
+    KeyDef {
+        name: "replica.socket.timeout.ms",
+        default: "30000",
+        kind: Kind::Int { min: 100, max: I32MAX },
+        doc: "A follower's fetch that gets no answer in this long (on top of \
+              replica.fetch.wait.max.ms) is abandoned and its connection reopened.",
+    },
+    KeyDef {
+        name: "replica.fsync.enable",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "Esker's durability promise in a cluster: a follower fsyncs (group commit) what it \
+              fetched before its next fetch reports it to the leader, so an acks=all produce is \
+              answered only when every in-sync replica has the records on disk. false lets \
+              followers report records still in their page cache, as Kafka does (faster \
+              replication; a simultaneous power loss of the in-sync replicas can lose \
+              acknowledged records).",
+    },
+    KeyDef {
         name: "offsets.topic.num.partitions",
         default: "50",
         kind: Kind::Int { min: 1, max: 1000 },

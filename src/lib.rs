@@ -57,6 +57,7 @@ pub mod producer_ids;
 pub mod quota;
 pub mod raft;
 pub mod replicas;
+pub mod replication;
 pub mod shard;
 pub mod tls;
 pub mod topic_config;

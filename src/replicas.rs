@@ -17,6 +17,7 @@ use crate::context::BrokerContext;
 use crate::controller::{Controller, ControllerError};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataImage;
+use crate::replication::Replication;
 use crate::shard::ShardState;
 
 /// The reconciler's memory between passes.
@@ -25,14 +26,20 @@ pub struct Replicas {
     open: HashSet<(String, i32)>,
     /// `__consumer_offsets` partitions loaded by the coordinator.
     loaded: HashSet<i32>,
+    /// Roles of the local replicas and the fetchers.
+    replication: Replication,
 }
 
 impl Replicas {
     /// Starts from the partitions found on disk at start-up.
-    pub fn new(open: impl IntoIterator<Item = (String, i32)>) -> Replicas {
+    pub fn new(
+        open: impl IntoIterator<Item = (String, i32)>,
+        replication: Replication,
+    ) -> Replicas {
         Replicas {
             open: open.into_iter().collect(),
             loaded: HashSet::new(),
+            replication,
         }
     }
 
@@ -110,6 +117,40 @@ impl Replicas {
             ctx.catalog
                 .set_partitions(&t.name, t.partitions.len() as i32);
         }
+        // Leaders and followers before the coordinator: it serves only what is led here.
+        self.replication.apply(image, &self.open).await;
+        // Replicas moved away from this node (reassignment) lose their local data.
+        let moved: Vec<(String, i32)> = self
+            .open
+            .iter()
+            .filter(|(t, p)| {
+                image
+                    .partition(t, *p)
+                    .is_some_and(|part| !part.replicas.contains(&me))
+            })
+            .cloned()
+            .collect();
+        for (topic, p) in moved {
+            let t = topic.clone();
+            let res = ctx
+                .shard(&topic, p)
+                .call(move |s: &mut ShardState| s.remove_partition(&t, p))
+                .await;
+            match res {
+                Ok(Ok(())) => tracing::info!(
+                    topic,
+                    partition = p,
+                    "replica moved away; local log deleted"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(topic, partition = p, error = %e, "cannot delete a moved replica")
+                }
+                Err(e) => {
+                    tracing::warn!(topic, partition = p, error = %e, "cannot delete a moved replica")
+                }
+            }
+            self.open.remove(&(topic, p));
+        }
         self.coordinate(ctx, me, image).await;
         // The local authorizer and credential store follow the image (their files keep the
         // last state for the next start).
@@ -157,6 +198,12 @@ impl Replicas {
                 }
             }
             ctx.coordinator.set_leading(p, lead);
+            if !lead && self.loaded.remove(&p) {
+                // Another broker coordinates these groups now; they are replayed again if
+                // leadership comes back.
+                ctx.coordinator.unload_partition(p).await;
+                tracing::info!(partition = p, "coordinator partition unloaded");
+            }
         }
     }
 

@@ -74,7 +74,12 @@ enum HeartbeatReply {
 struct Liveness {
     last_seen: HashMap<i32, Instant>,
     leader_since: Option<Instant>,
+    /// When the leader-imbalance check last ran.
+    last_rebalance: Option<Instant>,
 }
+
+/// How long a controlled shutdown waits for its fencing to commit.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// This node's controller.
 pub struct Controller {
@@ -479,6 +484,134 @@ impl Controller {
             tracing::warn!(broker = id, epoch, "broker heartbeats stopped; fencing it");
             if let Err(e) = self.propose(Command::FenceBroker { id, epoch }).await {
                 tracing::warn!(broker = id, error = %e, "cannot fence broker");
+            }
+        }
+        let rebalance = self.config.auto_leader_rebalance && {
+            let mut l = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+            let due = l.last_rebalance.map_or(true, |t| {
+                now.duration_since(t) >= self.config.leader_imbalance_check_interval
+            });
+            if due {
+                l.last_rebalance = Some(now);
+            }
+            due
+        };
+        self.elect_leaders(&self.image(), rebalance).await;
+    }
+
+    /// Fences this broker before it stops (Kafka's controlled shutdown), so the partitions it
+    /// leads move to other in-sync replicas at once. Bounded: a quorum that cannot commit does
+    /// not hold the shutdown.
+    pub async fn controlled_shutdown(&self) {
+        let epoch = self.broker_epoch();
+        if epoch < 0 {
+            return;
+        }
+        let cmd = Command::FenceBroker {
+            id: self.node_id,
+            epoch,
+        };
+        match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, self.propose(cmd)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(node = self.node_id, "controlled shutdown: leadership moved")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown not committed"),
+            Err(_) => tracing::warn!("controlled shutdown timed out"),
+        }
+    }
+
+    /// Leader elections the active controller makes by itself: unclean ones for partitions with
+    /// no live in-sync replica where `unclean.leader.election.enable` allows it, and preferred
+    /// ones when `auto.leader.rebalance.enable` finds a broker's preferred partitions led
+    /// elsewhere beyond `leader.imbalance.per.broker.percentage`.
+    async fn elect_leaders(&self, image: &MetadataImage, rebalance: bool) {
+        let mut elections = Vec::new();
+        for t in image.topics.values() {
+            let unclean = t
+                .configs
+                .get("unclean.leader.election.enable")
+                .map_or(self.config.unclean_leader_election, |v| {
+                    v.trim().eq_ignore_ascii_case("true")
+                });
+            for (p, part) in t.partitions.iter().enumerate() {
+                if unclean && part.leader == -1 && part.replicas.iter().any(|r| image.is_live(*r)) {
+                    elections.push((t.name.clone(), p as i32, false));
+                }
+            }
+        }
+        if rebalance {
+            // Per broker: (preferred partitions, those led elsewhere and electable).
+            let mut share: HashMap<i32, (usize, Vec<(String, i32)>)> = HashMap::new();
+            for t in image.topics.values() {
+                for (p, part) in t.partitions.iter().enumerate() {
+                    let Some(&preferred) = part.replicas.first() else {
+                        continue;
+                    };
+                    let e = share.entry(preferred).or_default();
+                    e.0 += 1;
+                    if part.leader != preferred
+                        && image.is_live(preferred)
+                        && part.isr.contains(&preferred)
+                    {
+                        e.1.push((t.name.clone(), p as i32));
+                    }
+                }
+            }
+            for (broker, (total, moved)) in share {
+                let pct = (moved.len() * 100).checked_div(total).unwrap_or(0) as i64;
+                if !moved.is_empty() && pct > self.config.leader_imbalance_percentage {
+                    tracing::info!(
+                        broker,
+                        imbalance_pct = pct,
+                        partitions = moved.len(),
+                        "electing preferred leaders"
+                    );
+                    elections.extend(moved.into_iter().map(|(t, p)| (t, p, true)));
+                }
+            }
+        }
+        // Reassignments whose added replicas all joined the ISR.
+        for t in image.topics.values() {
+            for (p, part) in t.partitions.iter().enumerate() {
+                if part.reassigning() && part.adding.iter().all(|r| part.isr.contains(r)) {
+                    let cmd = Command::CompleteReassignment {
+                        topic: t.name.clone(),
+                        partition: p as i32,
+                    };
+                    match self.propose(cmd).await {
+                        Ok(a) if a.reply == Reply::Ok => {
+                            tracing::info!(topic = %t.name, partition = p, replicas = ?part.target_replicas(), "reassignment complete")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "reassignment completion not committed")
+                        }
+                    }
+                }
+            }
+        }
+        for (topic, partition, preferred) in elections {
+            let cmd = Command::ElectLeader {
+                topic: topic.clone(),
+                partition,
+                preferred,
+            };
+            match self.propose(cmd).await {
+                Ok(a) => {
+                    if let Reply::Partition { leader, .. } = a.reply {
+                        if preferred {
+                            tracing::info!(topic, partition, leader, "preferred leader elected");
+                        } else {
+                            tracing::warn!(
+                                topic,
+                                partition,
+                                leader,
+                                "unclean leader election: records the new leader lacks are lost"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(topic, partition, error = %e, "election not committed"),
             }
         }
     }
