@@ -206,6 +206,41 @@ impl BrokerContext {
         })
     }
 
+    /// Whether this node holds a replica of the partition (cluster; a single node holds all).
+    pub fn is_replica(&self, topic: &str, partition: i32) -> bool {
+        match &self.cluster {
+            None => true,
+            Some(c) => c
+                .image()
+                .partition(topic, partition)
+                .is_some_and(|p| p.replicas.contains(&c.node_id())),
+        }
+    }
+
+    /// KIP-392: the in-sync replica a consumer in `rack` should read from, when
+    /// `replica.selector.class` is set and it is not this (leading) broker.
+    pub fn preferred_read_replica(&self, topic: &str, partition: i32, rack: &str) -> Option<i32> {
+        let c = self.cluster.as_ref()?;
+        if rack.is_empty() || !c.config().rack_aware_selector {
+            return None;
+        }
+        let image = c.image();
+        let p = image.partition(topic, partition)?;
+        if p.leader != c.node_id() {
+            return None;
+        }
+        let in_rack = |id: i32| {
+            image
+                .brokers
+                .get(&id)
+                .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+        };
+        if in_rack(c.node_id()) {
+            return None;
+        }
+        p.isr.iter().copied().find(|r| in_rack(*r))
+    }
+
     /// Replaces a topic's config overrides (validated by the caller): stored with the topic
     /// (the metadata log in a cluster, `.esker-config` on a single node) and applied.
     pub async fn set_topic_configs(

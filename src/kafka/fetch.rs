@@ -53,6 +53,8 @@ pub struct Fetched {
 enum Slot {
     Queued(oneshot::Receiver<ReadReply>),
     Failed(Code),
+    /// KIP-392: read from this replica in the consumer's rack instead.
+    Preferred(i32),
     /// Another broker leads the partition (cluster).
     NotLeader(crate::context::NotLeader),
 }
@@ -106,6 +108,16 @@ async fn read_all(
     } else {
         usize::MAX
     };
+    // A follower's fetch (Kafka's replica id; in ReplicaState from v15, KIP-903) reads up to
+    // the log end and reports its position to the leader.
+    let replica = if version >= 15 {
+        (req.replica_state.replica_id.0 >= 0).then_some((
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        ))
+    } else {
+        (req.replica_id.0 >= 0).then_some((req.replica_id.0, -1))
+    };
     // Queue every read first so the shards work in parallel, then assemble in request order.
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -123,21 +135,49 @@ async fn read_all(
                     Slot::Failed(Code::UnknownTopicOrPartition)
                 }
                 Some(m) => match ctx.not_leader(&m.name, p.partition, listener) {
-                    Some(nl) => Slot::NotLeader(nl),
-                    None => {
+                    // Followers serve consumers that can be sent to them (v11+, KIP-392).
+                    Some(nl)
+                        if replica.is_none()
+                            && !(version >= 11 && ctx.is_replica(&m.name, p.partition)) =>
+                    {
+                        Slot::NotLeader(nl)
+                    }
+                    None if rack_aware(replica, version)
+                        .then(|| ctx.preferred_read_replica(&m.name, p.partition, &req.rack_id))
+                        .flatten()
+                        .is_some() =>
+                    {
+                        ctx.preferred_read_replica(&m.name, p.partition, &req.rack_id)
+                            .map_or(Slot::Failed(Code::NotLeaderOrFollower), Slot::Preferred)
+                    }
+                    _ => {
                         let topic = m.name.clone();
                         let (index, offset) = (p.partition, p.fetch_offset);
+                        let epoch = p.current_leader_epoch;
                         let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
                         let wake = wake.cloned();
                         let job = move |s: &mut ShardState| -> ReadReply {
-                            let r = s.read_records(
-                                &topic,
-                                index,
-                                offset,
-                                limit,
-                                file_min,
-                                wake.as_ref(),
-                            );
+                            let r = match replica {
+                                Some((id, broker_epoch)) => s.replica_fetch(
+                                    &topic,
+                                    index,
+                                    id,
+                                    broker_epoch,
+                                    epoch,
+                                    offset,
+                                    limit,
+                                    file_min,
+                                    wake.as_ref(),
+                                ),
+                                None => s.read_records(
+                                    &topic,
+                                    index,
+                                    offset,
+                                    limit,
+                                    file_min,
+                                    wake.as_ref(),
+                                ),
+                            };
                             let snap = s.snapshot(&topic, index).ok();
                             (r, snap)
                         };
@@ -183,6 +223,11 @@ async fn read_all(
                     Err(Code::NotLeaderOrFollower)
                 }
                 Slot::Queued(rx) => rx.await.map_err(|_| Code::NotLeaderOrFollower),
+                Slot::Preferred(id) => {
+                    pd.preferred_read_replica = BrokerId(id);
+                    partitions.push(pd);
+                    continue;
+                }
             };
             match reply {
                 Err(code) => {
@@ -247,6 +292,11 @@ async fn read_all(
         .with_responses(responses)
         .with_node_endpoints(node_endpoints);
     (Fetched { response, files }, total, errors)
+}
+
+/// Whether a fetch may be sent to another replica (a consumer's, v11+: KIP-392).
+fn rack_aware(replica: Option<(i32, i64)>, version: i16) -> bool {
+    replica.is_none() && version >= 11
 }
 
 /// The bytes a record set puts in the response message: its own, or for file records a

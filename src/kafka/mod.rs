@@ -25,6 +25,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 pub mod error;
 mod fetch;
 pub mod frame;
@@ -33,6 +34,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod reassignments;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod scram_credentials;
@@ -152,6 +154,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         ApiKey::DescribeQuorum,
         describe_quorum::VERSIONS.0,
         describe_quorum::VERSIONS.1,
+    ),
+    (
+        ApiKey::ElectLeaders,
+        elect_leaders::VERSIONS.0,
+        elect_leaders::VERSIONS.1,
+    ),
+    (
+        ApiKey::AlterPartitionReassignments,
+        reassignments::ALTER_VERSIONS.0,
+        reassignments::ALTER_VERSIONS.1,
+    ),
+    (
+        ApiKey::ListPartitionReassignments,
+        reassignments::LIST_VERSIONS.0,
+        reassignments::LIST_VERSIONS.1,
     ),
     (
         ApiKey::DescribeCluster,
@@ -536,6 +553,18 @@ async fn handle(
         }
         ApiKey::Fetch => {
             let mut req = decode!(m::FetchRequest);
+            let replica_id = if version >= 15 {
+                req.replica_state.replica_id.0
+            } else {
+                req.replica_id.0
+            };
+            // Only brokers replicate: CLUSTER_ACTION on the cluster, as in Kafka.
+            if replica_id >= 0 && !access.cluster(&ctx, Operation::ClusterAction) {
+                tracing::info!(principal = %access.principal.name, replica_id, "replica fetch denied");
+                let resp = m::FetchResponse::default()
+                    .with_error_code(error::Code::ClusterAuthorizationFailed.code());
+                return ready(encode(correlation_id, version, &resp));
+            }
             let denied = authz::fetch(&ctx, &access, &mut req, version);
             let caller = Caller::new(&header, peer);
             let user = access.principal.name.clone();
@@ -616,6 +645,33 @@ async fn handle(
         ApiKey::DescribeTopicPartitions => {
             let req = decode!(m::DescribeTopicPartitionsRequest);
             respond!(describe_topic_partitions::handle(ctx, req, access))
+        }
+        ApiKey::ElectLeaders => {
+            let req = decode!(m::ElectLeadersRequest);
+            if !access.cluster(&ctx, Operation::Alter) {
+                let resp = elect_leaders::denied(req, version);
+                return ready(encode(correlation_id, version, &resp));
+            }
+            respond!(elect_leaders::handle(ctx, req))
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let req = decode!(m::AlterPartitionReassignmentsRequest);
+            deny!(
+                access.cluster(&ctx, Operation::Alter),
+                m::AlterPartitionReassignmentsResponse::default(),
+                C::ClusterAuthorizationFailed
+            );
+            respond!(reassignments::alter(ctx, req, version))
+        }
+        ApiKey::ListPartitionReassignments => {
+            let req = decode!(m::ListPartitionReassignmentsRequest);
+            deny!(
+                access.cluster(&ctx, Operation::Describe),
+                m::ListPartitionReassignmentsResponse::default(),
+                C::ClusterAuthorizationFailed
+            );
+            let resp = reassignments::list(&ctx, req);
+            ready(encode(correlation_id, version, &resp))
         }
         ApiKey::DescribeQuorum => {
             let req = decode!(m::DescribeQuorumRequest);

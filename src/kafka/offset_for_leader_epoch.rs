@@ -1,6 +1,8 @@
 //! OffsetForLeaderEpoch (key 23), versions 2..=4. A single broker has only ever had leader
-//! epoch 0, so the end offset of any epoch up to 0 is the high watermark; clients call this to
-//! validate their positions after a metadata change.
+//! epoch 0, so the end offset of any epoch up to 0 is the high watermark. In a cluster the
+//! partition's leader answers from its leader-epoch cache (Kafka's semantics: the largest epoch
+//! at most the one asked for, and where it ended); followers truncate divergent tails to it and
+//! clients validate their positions after a leader change.
 
 use std::sync::Arc;
 
@@ -42,6 +44,31 @@ pub async fn handle(
                 })
                 .unwrap_or(0);
             let result = match &meta {
+                // A cluster answers from the leader's epoch cache (leader-epoch-checkpoint):
+                // followers truncate to this, clients validate their positions.
+                Some(m)
+                    if ctx.cluster.is_some() && p.partition >= 0 && p.partition < m.partitions =>
+                {
+                    let topic = m.name.clone();
+                    let (index, current, wanted) =
+                        (p.partition, p.current_leader_epoch, p.leader_epoch);
+                    match ctx
+                        .shard(&m.name, index)
+                        .call(move |s: &mut ShardState| {
+                            s.end_offset_for_epoch(&topic, index, current, wanted)
+                        })
+                        .await
+                    {
+                        Ok(Ok(Some((epoch, end)))) => {
+                            r.leader_epoch = epoch;
+                            r.end_offset = end;
+                            Ok(None)
+                        }
+                        Ok(Ok(None)) => Ok(None),
+                        Ok(Err(e)) => Err(storage_code(&e)),
+                        Err(e) => Err(shard_code(&e)),
+                    }
+                }
                 Some(m) if ctx.not_leader(&m.name, p.partition, "").is_some() => {
                     Err(Code::NotLeaderOrFollower)
                 }

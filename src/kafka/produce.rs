@@ -4,6 +4,7 @@
 //! response at all (the connection keeps its response order regardless).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
@@ -17,6 +18,7 @@ use crate::catalog::TopicMeta;
 use crate::context::BrokerContext;
 use crate::log::AppendInfo;
 use crate::metrics::{Metrics, TopicMetrics};
+use crate::shard::replica::{AckResult, ReplicationError};
 use crate::shard::SyncResult;
 use crate::shard::{Durability, ShardState, StorageError};
 use crate::topic_config;
@@ -24,7 +26,17 @@ use crate::topic_config;
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (3, 13);
 
-type AppendReply = Result<(AppendInfo, i64, Option<oneshot::Receiver<SyncResult>>), StorageError>;
+/// The append, the log start offset, and what acknowledging it waits for: the local fsync
+/// and (replicated partitions, `acks=all`) every in-sync replica.
+type AppendReply = Result<
+    (
+        AppendInfo,
+        i64,
+        Option<oneshot::Receiver<SyncResult>>,
+        Option<oneshot::Receiver<AckResult>>,
+    ),
+    StorageError,
+>;
 
 enum Slot {
     /// Queued on the shard; with the LogAppendTime stamped, if the topic uses it.
@@ -45,6 +57,8 @@ type PendingTopic = (
 pub struct PendingProduce {
     topics: Vec<PendingTopic>,
     metrics: Arc<Metrics>,
+    /// How long `acks=all` waits for the in-sync replicas (the request's `timeout_ms`).
+    timeout: Duration,
 }
 
 /// Phase one (in the connection's read loop): queue every partition's append on its shard, in
@@ -61,6 +75,7 @@ pub async fn dispatch(
         _ => None,
     };
     let now = BrokerContext::now_ms();
+    let timeout_ms = req.timeout_ms;
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let meta = if version >= 13 {
@@ -110,7 +125,10 @@ pub async fn dispatch(
                                 limits.max_message_bytes
                             )),
                         )
-                    } else if durability == Durability::Fsync && limits.min_insync_replicas > 1 {
+                    } else if durability == Durability::Fsync
+                        && ctx.cluster.is_none()
+                        && limits.min_insync_replicas > 1
+                    {
                         Slot::Failed(
                             Code::NotEnoughReplicas,
                             Some(format!(
@@ -127,8 +145,13 @@ pub async fn dispatch(
                             // the batch headers, never the records.
                             let (info, wait) =
                                 s.append(&topic, index, records, log_append_time, durability)?;
+                            let replicated = if durability == Durability::Fsync {
+                                s.replication_wait(&topic, index, info.last_offset + 1)
+                            } else {
+                                None
+                            };
                             let start = s.snapshot(&topic, index)?.log_start_offset;
-                            Ok((info, start, wait))
+                            Ok((info, start, wait, replicated))
                         };
                         match ctx.shard(&m.name, index).submit(job).await {
                             Ok(rx) => Slot::Queued(rx, log_append_time),
@@ -151,6 +174,7 @@ pub async fn dispatch(
     PendingProduce {
         topics,
         metrics: ctx.metrics.clone(),
+        timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).max(1)),
     }
 }
 
@@ -189,21 +213,15 @@ impl PendingProduce {
                             }
                             Err((storage_code(&e), Some(e.to_string())))
                         }
-                        Ok(Ok((info, start, None))) => {
-                            append_time = t;
-                            Ok((info, start))
-                        }
-                        Ok(Ok((info, start, Some(sync)))) => match sync.await {
-                            Ok(Ok(())) => {
-                                append_time = t;
-                                Ok((info, start))
+                        Ok(Ok((info, start, sync, replicated))) => {
+                            match acknowledged(sync, replicated, self.timeout).await {
+                                Ok(()) => {
+                                    append_time = t;
+                                    Ok((info, start))
+                                }
+                                Err(e) => Err(e),
                             }
-                            Ok(Err(e)) => Err((Code::KafkaStorageError, Some(e.to_string()))),
-                            Err(_) => Err((
-                                Code::KafkaStorageError,
-                                Some("shard stopped before fsync".into()),
-                            )),
-                        },
+                        }
                     },
                 };
                 if let Some(m) = &counters {
@@ -249,6 +267,44 @@ impl PendingProduce {
         ProduceResponse::default()
             .with_responses(responses)
             .with_node_endpoints(node_endpoints)
+    }
+}
+
+/// Waits for what an append's acknowledgement needs: the local fsync, then every in-sync
+/// replica (bounded by the request's timeout: REQUEST_TIMED_OUT, as Kafka answers).
+async fn acknowledged(
+    sync: Option<oneshot::Receiver<SyncResult>>,
+    replicated: Option<oneshot::Receiver<AckResult>>,
+    timeout: Duration,
+) -> Result<(), (Code, Option<String>)> {
+    if let Some(sync) = sync {
+        match sync.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err((Code::KafkaStorageError, Some(e.to_string()))),
+            Err(_) => {
+                return Err((
+                    Code::KafkaStorageError,
+                    Some("shard stopped before fsync".into()),
+                ))
+            }
+        }
+    }
+    let Some(replicated) = replicated else {
+        return Ok(());
+    };
+    match tokio::time::timeout(timeout, replicated).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(ReplicationError::NotLeader))) | Ok(Err(_)) => Err((
+            Code::NotLeaderOrFollower,
+            Some(ReplicationError::NotLeader.to_string()),
+        )),
+        Ok(Ok(Err(e @ ReplicationError::NotEnoughReplicasAfterAppend))) => {
+            Err((Code::NotEnoughReplicasAfterAppend, Some(e.to_string())))
+        }
+        Err(_) => Err((
+            Code::RequestTimedOut,
+            Some("the in-sync replicas did not confirm the records in time".into()),
+        )),
     }
 }
 
