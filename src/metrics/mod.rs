@@ -268,6 +268,11 @@ pub struct Metrics {
     // Computed at scrape time.
     partition_count: IntGauge,
     leader_count: IntGauge,
+    under_replicated: IntGauge,
+    under_min_isr: IntGauge,
+    max_lag: IntGauge,
+    isr_shrinks: IntCounter,
+    isr_expands: IntCounter,
     active_controller: IntGauge,
     offline_partitions: IntGauge,
     flushes: IntCounterVec,
@@ -502,10 +507,33 @@ impl Metrics {
             "kafka_server_replicamanager_leadercount",
             "Partitions this broker leads (ReplicaManager LeaderCount).",
         );
-        gauge(
+        let under_replicated = gauge(
             &r,
             "kafka_server_replicamanager_underreplicatedpartitions",
-            "Under-replicated partitions (ReplicaManager UnderReplicatedPartitions); always 0 on a single node.",
+            "Partitions led here whose ISR is smaller than their replica set (ReplicaManager \
+             UnderReplicatedPartitions); always 0 on a single node.",
+        );
+        let under_min_isr = gauge(
+            &r,
+            "kafka_server_replicamanager_underminisrpartitioncount",
+            "Partitions led here whose ISR is smaller than min.insync.replicas: acks=all produces \
+             to them are refused (ReplicaManager UnderMinIsrPartitionCount).",
+        );
+        let isr_shrinks = counter(
+            &r,
+            "kafka_server_replicamanager_isrshrinks_total",
+            "Replicas removed from an ISR by this broker as leader (ReplicaManager IsrShrinksPerSec).",
+        );
+        let isr_expands = counter(
+            &r,
+            "kafka_server_replicamanager_isrexpands_total",
+            "Replicas added to an ISR by this broker as leader (ReplicaManager IsrExpandsPerSec).",
+        );
+        let max_lag = gauge(
+            &r,
+            "kafka_server_replicafetchermanager_maxlag",
+            "The largest lag, in offsets, of an in-sync follower behind the leader's log end, over \
+             the partitions led here (ReplicaFetcherManager MaxLag, measured at the leaders).",
         );
         let active_controller = gauge(
             &r,
@@ -595,6 +623,11 @@ impl Metrics {
             conn_created,
             partition_count,
             leader_count,
+            under_replicated,
+            under_min_isr,
+            max_lag,
+            isr_shrinks,
+            isr_expands,
             active_controller,
             offline_partitions,
             flushes,
@@ -616,6 +649,12 @@ impl Metrics {
     /// The histogram of shard `shard`'s fsync rounds, for the shard to observe directly.
     pub fn flush_timer(&self, shard: usize) -> Histogram {
         self.flush_time.with_label_values(&[&shard.to_string()])
+    }
+
+    /// Counts an ISR change this broker made as leader: members removed and added.
+    pub fn isr_changed(&self, removed: usize, added: usize) {
+        self.isr_shrinks.inc_by(removed as u64);
+        self.isr_expands.inc_by(added as u64);
     }
 
     /// Counts a TLS certificate reload attempt on `listener` (`ok`: the new files are in use).

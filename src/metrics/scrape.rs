@@ -73,6 +73,7 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
     // Asked first, so the offsets are not newer than the log end offsets read after them.
     let groups = ctx.coordinator.metrics().await;
     let mut stats: Vec<PartitionStat> = Vec::new();
+    let mut replication = crate::shard::ReplicationStats::default();
     for (id, list) in per_shard.into_iter().enumerate() {
         let shard = [id.to_string()];
         m.shard_queue
@@ -93,13 +94,16 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
                         })
                     })
                     .collect();
-                (stats, s.sync_stats())
+                (stats, s.sync_stats(), s.replication_stats())
             })
             .await;
-        let Ok((shard_stats, sync)) = answer else {
+        let Ok((shard_stats, sync, repl)) = answer else {
             continue;
         };
         stats.extend(shard_stats);
+        replication.under_replicated += repl.under_replicated;
+        replication.under_min_isr += repl.under_min_isr;
+        replication.max_lag = replication.max_lag.max(repl.max_lag);
         for (vec, value) in [
             (&m.flushes, sync.flushes),
             (&m.fsyncs, sync.fsyncs),
@@ -109,6 +113,11 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
             c.inc_by(value.saturating_sub(c.get()));
         }
     }
+    m.under_replicated
+        .set(i64::try_from(replication.under_replicated).unwrap_or(i64::MAX));
+    m.under_min_isr
+        .set(i64::try_from(replication.under_min_isr).unwrap_or(i64::MAX));
+    m.max_lag.set(replication.max_lag);
     for (shard, seconds) in super::process::shard_cpu_seconds() {
         let c = m.shard_cpu.with_label_values(&[shard.to_string().as_str()]);
         let delta = seconds - c.get();
