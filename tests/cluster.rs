@@ -23,8 +23,13 @@
 //! - `harness_handles_a_single_node_process`: the harness itself (signals, exit status, restart,
 //!   no process left behind) on a single node without cluster keys.
 //!
-//! There is no partition data replication yet, so nothing here expects data to survive a leader
-//! change. Run with `--nocapture` to see the measured durations.
+//! - `replicas_follow_and_survive_a_leader_kill`: a topic with replication factor 3 and
+//!   `min.insync.replicas=2`; records acknowledged with acks=all, SIGKILL of a partition leader,
+//!   more records through the two survivors; a consumer group reads exactly the acknowledged
+//!   records at their offsets; the killed node restarts, catches up and rejoins every ISR; after
+//!   SIGTERM the three copies of every partition are the same bytes.
+//!
+//! Run with `--nocapture` to see the measured durations.
 
 mod common;
 
@@ -726,6 +731,129 @@ async fn stopped_broker_is_fenced() {
             resumed_at.elapsed().as_millis()
         );
         c.wait_ready().await;
+    })
+    .await;
+}
+
+/// The bytes of a partition's segment files under `data`, in offset order.
+fn segment_bytes(data: &std::path::Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = data.join(format!("{topic}-{partition}"));
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_follow_and_survive_a_leader_kill() {
+    let mut c = Cluster::start(3, &[("replica.lag.time.max.ms", "3000")]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let admin = admin(&c.bootstrap_all());
+        create_topic(&admin, "replicated", 3, 3, &[("min.insync.replicas", "2")])
+            .await
+            .expect("create replicated");
+        c.wait_metadata(1, "replicated to have leaders", PROPAGATION, |md| {
+            topic_ready(md, "replicated", 3).map(|_| ())
+        })
+        .await;
+        let mut acked = produce_everywhere(&c.bootstrap_all(), "replicated", 3, 100).await;
+
+        // SIGKILL the leader of partition 0: another in-sync replica leads, nothing is lost.
+        let md = c.metadata(1).await.expect("metadata");
+        let victim = md.partitions("replicated")[0].leader;
+        let survivor = c
+            .ids()
+            .into_iter()
+            .find(|id| *id != victim)
+            .expect("survivor");
+        c.kill(victim);
+        let killed_at = Instant::now();
+        c.wait_metadata(
+            survivor,
+            "partition 0 to move off the killed leader",
+            PROPAGATION,
+            |md| {
+                let parts = topic_ready(md, "replicated", 3)?;
+                if parts
+                    .iter()
+                    .any(|p| p.leader == victim || p.isr.contains(&victim))
+                {
+                    return Err(format!("{parts:?}"));
+                }
+                Ok(())
+            },
+        )
+        .await;
+        println!(
+            "leaders moved {} ms after SIGKILL of node {victim}",
+            killed_at.elapsed().as_millis()
+        );
+        // Two in-sync replicas are enough for min.insync.replicas=2.
+        let survivors: Vec<String> = c
+            .ids()
+            .into_iter()
+            .filter(|id| *id != victim)
+            .map(|id| c.bootstrap(id))
+            .collect();
+        let more = produce_everywhere(&survivors.join(","), "replicated", 3, 50).await;
+        acked.extend(more);
+        let read = consume_group(
+            &c.bootstrap(survivor),
+            "after-kill",
+            "replicated",
+            acked.len(),
+        )
+        .await;
+        assert_eq!(
+            read, acked,
+            "records read after the leader kill differ from those acknowledged"
+        );
+
+        // The killed node comes back, catches up and rejoins every ISR.
+        c.restart(victim);
+        c.wait_metadata(
+            survivor,
+            "the restarted node back in every ISR",
+            Duration::from_secs(60),
+            |md| {
+                let parts = topic_ready(md, "replicated", 3)?;
+                if parts.iter().all(|p| p.isr.len() == 3) {
+                    Ok(())
+                } else {
+                    Err(format!("{parts:?}"))
+                }
+            },
+        )
+        .await;
+        println!(
+            "node {victim} back in every ISR {} ms after SIGKILL",
+            killed_at.elapsed().as_millis()
+        );
+        // Byte for byte the same logs on every replica (nothing produced since).
+        c.terminate_all().await;
+        for p in 0..3 {
+            let copies: Vec<Vec<u8>> = c
+                .ids()
+                .iter()
+                .map(|id| segment_bytes(c.data_dir(*id), "replicated", p))
+                .collect();
+            assert!(!copies[0].is_empty(), "partition {p} is empty");
+            for (i, copy) in copies.iter().enumerate() {
+                assert!(
+                    copy == &copies[0],
+                    "partition {p}: replica on node {} differs ({} vs {} bytes)",
+                    c.ids()[i],
+                    copy.len(),
+                    copies[0].len()
+                );
+            }
+        }
     })
     .await;
 }

@@ -679,7 +679,7 @@ async fn replicated_log_survives_faults() {
     let rounds: usize = env_or("ESKER_FAULT_ROUNDS", DEFAULT_ROUNDS);
     let min_insync: u32 = env_or("ESKER_FAULT_MIN_INSYNC", 2);
     let limit = BASE_LIMIT + ROUND_LIMIT * rounds as u32;
-    let mut c = Cluster::start_isolated(3, &[]).await;
+    let mut c = Cluster::start_isolated(3, &[("replica.lag.time.max.ms", "3000")]).await;
     let logs = c.logs();
     let bootstrap = c.bootstrap_all();
     let started = Instant::now();
