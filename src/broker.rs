@@ -347,6 +347,7 @@ impl Broker {
             cluster: cluster.clone(),
             synced,
             cluster_producer_ids: tokio::sync::Mutex::new((0, 0)),
+            replication_throttles: Default::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         match &cluster {

@@ -505,6 +505,22 @@ pub const KEYS: &[KeyDef] = &[
               leaders only.",
     },
     KeyDef {
+        name: "leader.replication.throttled.rate",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Bytes per second a leader sends to out-of-sync followers of the replicas named by \
+              topics' leader.replication.throttled.replicas (replica moves); dynamic, per broker \
+              or cluster-wide.",
+    },
+    KeyDef {
+        name: "follower.replication.throttled.rate",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Bytes per second a follower fetches for its out-of-sync replicas named by topics' \
+              follower.replication.throttled.replicas (replica moves); dynamic, per broker or \
+              cluster-wide.",
+    },
+    KeyDef {
         name: "replica.lag.time.max.ms",
         default: "30000",
         kind: Kind::Int { min: 10, max: I32MAX },
@@ -883,6 +899,8 @@ pub const DYNAMIC_KEYS: &[&str] = &[
     "log.message.timestamp.type",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
 ];
 
 impl Config {

@@ -102,6 +102,8 @@ pub struct BrokerContext {
     pub synced: watch::Receiver<u64>,
     /// The producer-id block handed to this node by the controller: (next, end).
     pub(crate) cluster_producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Replication throttles of replica moves (cluster).
+    pub replication_throttles: crate::replication::throttle::Throttles,
 }
 
 impl BrokerContext {
@@ -203,6 +205,20 @@ impl BrokerContext {
             leader_id: p.leader,
             leader_epoch: p.leader_epoch,
             endpoint: broker_endpoint(&image, p.leader, listener),
+        })
+    }
+
+    /// Whether `replica`'s fetches of a partition led here are throttled (a replica move): the
+    /// topic names it in `leader.replication.throttled.replicas` and it is not in the ISR.
+    pub fn leader_throttled(&self, topic: &str, partition: i32, replica: i32) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.image().replica_throttled(
+                topic,
+                partition,
+                "leader.replication.throttled.replicas",
+                c.node_id(),
+                replica,
+            )
         })
     }
 

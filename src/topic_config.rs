@@ -64,7 +64,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "max.message.bytes",
         broker_key: Some("message.max.bytes"),
         default: "1048588",
-        kind: Kind::Int { min: 0, max: I32MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: I32MAX,
+        },
         config_type: config_type::INT,
         doc: "The largest record batch this topic accepts.",
     },
@@ -80,15 +83,22 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "min.insync.replicas",
         broker_key: Some("min.insync.replicas"),
         default: "1",
-        kind: Kind::Int { min: 1, max: I32MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: I32MAX,
+        },
         config_type: config_type::INT,
-        doc: "acks=-1 produces fail with NOT_ENOUGH_REPLICAS when fewer replicas (here: 1) are in sync.",
+        doc: "acks=-1 produces fail with NOT_ENOUGH_REPLICAS when fewer replicas are in sync (a \
+              single node has one).",
     },
     TopicKeyDef {
         name: "retention.ms",
         broker_key: Some("log.retention.ms"),
         default: "604800000",
-        kind: Kind::Int { min: -1, max: i64::MAX },
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "Segments whose newest record is older than this are deleted; -1 keeps them.",
     },
@@ -96,7 +106,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "retention.bytes",
         broker_key: Some("log.retention.bytes"),
         default: "-1",
-        kind: Kind::Int { min: -1, max: i64::MAX },
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "Oldest segments are deleted while a partition is larger than this; -1 keeps them.",
     },
@@ -104,7 +117,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "segment.bytes",
         broker_key: Some("log.segment.bytes"),
         default: "1073741824",
-        kind: Kind::Int { min: 14, max: I32MAX },
+        kind: Kind::Int {
+            min: 14,
+            max: I32MAX,
+        },
         config_type: config_type::INT,
         doc: "Segment size at which the active segment rolls.",
     },
@@ -112,7 +128,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "segment.ms",
         broker_key: Some("log.roll.ms"),
         default: "604800000",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "Age at which a non-empty active segment rolls.",
     },
@@ -120,7 +139,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "segment.index.bytes",
         broker_key: Some("log.index.size.max.bytes"),
         default: "10485760",
-        kind: Kind::Int { min: 4, max: I32MAX },
+        kind: Kind::Int {
+            min: 4,
+            max: I32MAX,
+        },
         config_type: config_type::INT,
         doc: "Maximum size of a segment's offset index.",
     },
@@ -128,7 +150,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "index.interval.bytes",
         broker_key: Some("log.index.interval.bytes"),
         default: "4096",
-        kind: Kind::Int { min: 0, max: I32MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: I32MAX,
+        },
         config_type: config_type::INT,
         doc: "Bytes between sparse index entries.",
     },
@@ -136,7 +161,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "flush.messages",
         broker_key: Some("log.flush.interval.messages"),
         default: "9223372036854775807",
-        kind: Kind::Int { min: 1, max: i64::MAX },
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "fsync after this many messages (acks=-1 always fsyncs).",
     },
@@ -144,7 +172,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "flush.ms",
         broker_key: Some("log.flush.interval.ms"),
         default: "9223372036854775807",
-        kind: Kind::Int { min: 0, max: i64::MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "fsync after this much time (acks=-1 always fsyncs).",
     },
@@ -152,7 +183,10 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         name: "delete.retention.ms",
         broker_key: Some("log.cleaner.delete.retention.ms"),
         default: "86400000",
-        kind: Kind::Int { min: 0, max: i64::MAX },
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
         config_type: config_type::LONG,
         doc: "Stored for compaction (not implemented yet).",
     },
@@ -162,9 +196,40 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         default: "false",
         kind: Kind::Bool,
         config_type: config_type::BOOLEAN,
-        doc: "Stored; meaningless on a single broker.",
+        doc: "In a cluster: when no in-sync replica is alive, a live replica outside the ISR may \
+              lead (records it lacks are lost). Meaningless on a single broker.",
+    },
+    TopicKeyDef {
+        name: "leader.replication.throttled.replicas",
+        broker_key: None,
+        default: "",
+        kind: Kind::Str,
+        config_type: config_type::LIST,
+        doc: "partition:broker pairs (or *) whose leader side is throttled to \
+              leader.replication.throttled.rate while their followers are out of sync (replica \
+              moves).",
+    },
+    TopicKeyDef {
+        name: "follower.replication.throttled.replicas",
+        broker_key: None,
+        default: "",
+        kind: Kind::Str,
+        config_type: config_type::LIST,
+        doc: "partition:broker pairs (or *) whose follower fetches are throttled to \
+              follower.replication.throttled.rate while out of sync (replica moves).",
     },
 ];
+
+/// Whether a `*.replication.throttled.replicas` value names `partition` on `broker`.
+pub fn throttled(list: &str, partition: i32, broker: i32) -> bool {
+    let list = list.trim();
+    list == "*"
+        || list.split(',').any(|pair| {
+            pair.trim().split_once(':').and_then(|(p, b)| {
+                Some((p.trim().parse::<i32>().ok()?, b.trim().parse::<i32>().ok()?))
+            }) == Some((partition, broker))
+        })
+}
 
 /// Why a topic config was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

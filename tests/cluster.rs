@@ -29,6 +29,12 @@
 //!   records at their offsets; the killed node restarts, catches up and rejoins every ISR; after
 //!   SIGTERM the three copies of every partition are the same bytes.
 //!
+//! - `throttled_reassignment_moves_the_data`: AlterPartitionReassignments (raw request: no
+//!   client of this suite offers it) moves a one-replica partition from node 1 to node 2 with
+//!   the follower throttled to 256 KiB/s; ListPartitionReassignments shows it in progress; the
+//!   move takes at least the throttled time; the records are read back from node 2 and node 1
+//!   deletes its copy.
+//!
 //! Run with `--nocapture` to see the measured durations.
 
 mod common;
@@ -854,6 +860,126 @@ async fn replicas_follow_and_survive_a_leader_kill() {
                 );
             }
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_reassignment_moves_the_data() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest,
+    };
+    let c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let admin = admin(&c.bootstrap_all());
+        // One partition, one replica on node 1, followers throttled to 256 KiB/s.
+        let topic = NewTopic::new("moved", 1, TopicReplication::Variable(&[&[1]]))
+            .set("follower.replication.throttled.replicas", "*");
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let res = admin.create_topics(&[topic], &opts).await.expect("create");
+        assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+        let rate = (256 * 1024).to_string();
+        let broker = AlterConfig::new(ResourceSpecifier::Broker(2))
+            .set("follower.replication.throttled.rate", &rate);
+        let res = admin
+            .alter_configs(&[broker], &opts)
+            .await
+            .expect("alter configs");
+        assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+        c.wait_metadata(1, "moved to have a leader", PROPAGATION, |md| {
+            topic_ready(md, "moved", 1).map(|_| ())
+        })
+        .await;
+        // About 1 MiB of records.
+        let producer: FutureProducer = producer_config(&c.bootstrap_all(), "all")
+            .create()
+            .expect("producer");
+        let value = vec![b'x'; 10 * 1024];
+        let mut sent = 0;
+        for i in 0..100 {
+            let key = format!("k{i}");
+            producer
+                .send(
+                    FutureRecord::to("moved")
+                        .partition(0)
+                        .key(&key)
+                        .payload(&value),
+                    TIMEOUT,
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("record {i}: {e}"));
+            sent += 1;
+        }
+
+        let started = Instant::now();
+        let mut raw = common::raw::Raw::connect(&c.bootstrap(3)).await;
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("moved")))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(Some(vec![BrokerId(2)]))])]);
+        let resp = raw.call(&req, 0).await;
+        let code = resp.responses[0].partitions[0].error_code;
+        assert_eq!((resp.error_code, code), (0, 0), "{resp:?}");
+        // In progress: listed with node 2 being added and node 1 removed.
+        let listed = raw
+            .call(&ListPartitionReassignmentsRequest::default(), 0)
+            .await;
+        let ongoing = &listed.topics[0].partitions[0];
+        assert_eq!(
+            (
+                ongoing.adding_replicas.clone(),
+                ongoing.removing_replicas.clone()
+            ),
+            (vec![BrokerId(2)], vec![BrokerId(1)]),
+            "{listed:?}"
+        );
+        c.wait_metadata(
+            3,
+            "the partition to move to node 2",
+            Duration::from_secs(60),
+            |md| {
+                let parts = topic_ready(md, "moved", 1)?;
+                if parts[0].replicas == [2] && parts[0].leader == 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{parts:?}"))
+                }
+            },
+        )
+        .await;
+        let took = started.elapsed();
+        println!("1 MiB moved at 256 KiB/s in {} ms", took.as_millis());
+        // The bucket starts with one second's worth: the rest takes about three seconds.
+        assert!(
+            took >= Duration::from_secs(2),
+            "the follower throttle was not applied: moved in {took:?}"
+        );
+        let read = consume_group(&c.bootstrap(2), "moved-reader", "moved", sent).await;
+        assert_eq!(read.len(), sent);
+        c.wait_until("node 1 to delete its copy", Duration::from_secs(30), || {
+            let gone = !c.data_dir(1).join("moved-0").exists();
+            async move {
+                if gone {
+                    Ok(())
+                } else {
+                    Err("moved-0 still on node 1".to_string())
+                }
+            }
+        })
+        .await;
+        assert!(c.data_dir(2).join("moved-0").exists());
+        // Nothing in progress any more.
+        let listed = raw
+            .call(&ListPartitionReassignmentsRequest::default(), 0)
+            .await;
+        assert!(listed.topics.is_empty(), "{listed:?}");
     })
     .await;
 }

@@ -50,8 +50,19 @@ pub struct Fetched {
     files: Vec<FileRecords>,
 }
 
+/// A replica move's throttle on a follower's fetch of one partition.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Throttled {
+    /// Not throttled.
+    No,
+    /// Throttled, within the rate: the bytes sent are charged.
+    Charge,
+    /// Throttled, over the rate: no records this time (the position is still recorded).
+    Hold,
+}
+
 enum Slot {
-    Queued(oneshot::Receiver<ReadReply>),
+    Queued(oneshot::Receiver<ReadReply>, Throttled),
     Failed(Code),
     /// KIP-392: read from this replica in the consumer's rack instead.
     Preferred(i32),
@@ -151,6 +162,16 @@ async fn read_all(
                             .map_or(Slot::Failed(Code::NotLeaderOrFollower), Slot::Preferred)
                     }
                     _ => {
+                        let throttled = match replica {
+                            Some((id, _)) if ctx.leader_throttled(&m.name, p.partition, id) => {
+                                if ctx.replication_throttles.leader.permits(&ctx.config) {
+                                    Throttled::Charge
+                                } else {
+                                    Throttled::Hold
+                                }
+                            }
+                            _ => Throttled::No,
+                        };
                         let topic = m.name.clone();
                         let (index, offset) = (p.partition, p.fetch_offset);
                         let epoch = p.current_leader_epoch;
@@ -182,7 +203,7 @@ async fn read_all(
                             (r, snap)
                         };
                         match ctx.shard(&m.name, index).submit(job).await {
-                            Ok(rx) => Slot::Queued(rx),
+                            Ok(rx) => Slot::Queued(rx, throttled),
                             Err(e) => Slot::Failed(shard_code(&e)),
                         }
                     }
@@ -211,6 +232,7 @@ async fn read_all(
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1));
+            let mut throttled = Throttled::No;
             let reply = match slot {
                 Slot::Failed(code) => Err(code),
                 Slot::NotLeader(nl) => {
@@ -222,7 +244,10 @@ async fn read_all(
                     }
                     Err(Code::NotLeaderOrFollower)
                 }
-                Slot::Queued(rx) => rx.await.map_err(|_| Code::NotLeaderOrFollower),
+                Slot::Queued(rx, t) => {
+                    throttled = t;
+                    rx.await.map_err(|_| Code::NotLeaderOrFollower)
+                }
                 Slot::Preferred(id) => {
                     pd.preferred_read_replica = BrokerId(id);
                     partitions.push(pd);
@@ -241,10 +266,18 @@ async fn read_all(
                         pd.log_start_offset = s.log_start_offset;
                     }
                     match result {
-                        Ok(read) => {
+                        Ok(mut read) => {
                             pd.high_watermark = read.high_watermark;
                             pd.last_stable_offset = read.high_watermark;
                             pd.log_start_offset = read.log_start_offset;
+                            match throttled {
+                                Throttled::Hold => read.records = RecordSet::default(),
+                                Throttled::Charge => ctx
+                                    .replication_throttles
+                                    .leader
+                                    .record(&ctx.config, read.records.len()),
+                                Throttled::No => {}
+                            }
                             let remaining = max_bytes.saturating_sub(total);
                             let trimmed = if total == 0 {
                                 Ok(read.records)

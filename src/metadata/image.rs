@@ -155,6 +155,28 @@ impl MetadataImage {
         t.partitions.get(usize::try_from(partition).ok()?)
     }
 
+    /// Whether replication of `partition` to `replica` is throttled (a replica move): the
+    /// topic's `list_key` (`leader.` or `follower.replication.throttled.replicas`) names the
+    /// partition on `broker`, and `replica` is not in the ISR (in-sync replicas never are).
+    pub fn replica_throttled(
+        &self,
+        topic: &str,
+        partition: i32,
+        list_key: &str,
+        broker: i32,
+        replica: i32,
+    ) -> bool {
+        let Some(t) = self.topics.get(topic) else {
+            return false;
+        };
+        t.configs
+            .get(list_key)
+            .is_some_and(|l| crate::topic_config::throttled(l, partition, broker))
+            && self
+                .partition(topic, partition)
+                .is_some_and(|p| !p.isr.contains(&replica))
+    }
+
     /// Total partitions over all topics (placement starts new topics where the last left off).
     pub fn partition_count(&self) -> usize {
         self.topics.values().map(|t| t.partitions.len()).sum()

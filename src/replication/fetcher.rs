@@ -357,8 +357,25 @@ impl Task {
         let broker_epoch = self.controller.broker_epoch();
         let mut by_topic: BTreeMap<Uuid, Vec<FetchPartition>> = BTreeMap::new();
         let mut keys: BTreeMap<(Uuid, i32), ((String, i32), PartitionFetch)> = BTreeMap::new();
+        let image = self.controller.image();
+        let ctx = self.ctx.clone();
+        let throttle = &ctx.replication_throttles.follower;
+        let may_throttle = throttle.permits(&ctx.config);
+        let mut throttled = std::collections::HashSet::new();
         for (key, p) in parts {
             let Some(offset) = p.offset else { continue };
+            if image.replica_throttled(
+                &key.0,
+                key.1,
+                "follower.replication.throttled.replicas",
+                me,
+                me,
+            ) {
+                if !may_throttle {
+                    continue;
+                }
+                throttled.insert(key.clone());
+            }
             by_topic.entry(p.target.topic_id).or_default().push(
                 FetchPartition::default()
                     .with_partition(key.1)
@@ -403,6 +420,19 @@ impl Task {
                 "leader answered fetch error {}",
                 resp.error_code
             )));
+        }
+        if !throttled.is_empty() {
+            let bytes: usize = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p)))
+                .filter(|(id, p)| {
+                    keys.get(&(*id, p.partition_index))
+                        .is_some_and(|(k, _)| throttled.contains(k))
+                })
+                .map(|(_, p)| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            throttle.record(&ctx.config, bytes);
         }
         // Queue every append, then wait for them (and their fsyncs) together.
         let mut pending = Vec::new();

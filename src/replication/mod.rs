@@ -9,6 +9,7 @@
 
 pub mod client;
 mod fetcher;
+pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
