@@ -13,6 +13,7 @@
 //! cargo bench --bench throughput -- --mode produce --acks -1 --producers 4 --partitions 4
 //! cargo bench --bench throughput -- --mode produce --acks -1 --throughput 1000 --num-records 20000 --linger-ms 0
 //! cargo bench --bench throughput -- --bootstrap 127.0.0.1:9092 --mode both
+//! cargo bench --bench throughput -- --bootstrap 127.0.0.1:19092 --mode produce --acks -1 --replication-factor 3
 //! ```
 //!
 //! Output: records/s, MB/s and, for producers, latency from `send` to the delivery report
@@ -83,6 +84,9 @@ struct Args {
     /// Partitions of the benchmark topic; records go round-robin over them.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
+    /// Replication factor of the benchmark topic when it is created (a cluster's `--bootstrap`).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
     /// Producer clients (one connection each), sending in parallel.
     #[arg(long, default_value_t = 1)]
     producers: usize,
@@ -194,7 +198,7 @@ async fn run(args: Args) {
         .topic
         .clone()
         .unwrap_or_else(|| format!("bench-{}", std::process::id()));
-    create_topic(&bootstrap, &topic, args.partitions).await;
+    create_topic(&bootstrap, &topic, args.partitions, args.replication_factor).await;
 
     println!(
         "mode={:?} records={} size={}B throughput={} acks={} linger.ms={} batch.size={} \
@@ -313,14 +317,18 @@ async fn run(args: Args) {
     }
 }
 
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, replication: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin");
     let results = admin
         .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(replication),
+            )],
             &AdminOptions::new(),
         )
         .await
