@@ -325,18 +325,28 @@ async fn boot(
 async fn watch_metrics(node: Arc<Node>) {
     let mut metrics = node.raft.metrics();
     let mut leader = None;
+    let mut seen_log = None;
     loop {
-        let (current, term) = {
+        let (current, term, log) = {
             let m = metrics.borrow_and_update();
-            (m.current_leader, m.current_term)
+            (
+                m.current_leader,
+                m.current_term,
+                (m.last_log_index, m.last_applied.map(|l| l.index)),
+            )
         };
         if current != leader {
             tracing::info!(node = node.id, leader = ?current, term, "raft leader changed");
             leader = current;
             node.leader_tx.send_replace(current);
         }
-        if let Ok(committed) = node.raft.with_raft_state(|st| st.committed.index()).await {
-            *lock(&node.committed) = committed;
+        // Asking the core for its state makes it report metrics again: ask only when the log
+        // moved, or this loop would keep the raft thread busy forever.
+        if Some(log) != seen_log {
+            seen_log = Some(log);
+            if let Ok(committed) = node.raft.with_raft_state(|st| st.committed.index()).await {
+                *lock(&node.committed) = committed;
+            }
         }
         if metrics.changed().await.is_err() {
             break;
