@@ -147,8 +147,15 @@ impl Kinesis {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<Kinesis> {
         let dir = StreamStore::dir_of(&ctx.config.log_dir);
-        let streams = StreamStore::open(dir.clone())?;
-        streams.prune(|name, id| ctx.catalog.get(name).is_some_and(|t| t.id == id));
+        let streams = match &ctx.cluster {
+            // Shared by every node through the metadata log.
+            Some(c) => StreamStore::cluster(c.clone()),
+            None => {
+                let streams = StreamStore::open(dir.clone())?;
+                streams.prune(|name, id| ctx.catalog.get(name).is_some_and(|t| t.id == id));
+                streams
+            }
+        };
         let iterators = IteratorKey::load_or_create(&dir)?;
         let config = ctx.config.kinesis.clone();
         let remote = ctx

@@ -59,6 +59,7 @@ async fn reshard(
     meta.shards.extend(children);
     k.streams
         .put(&stream.name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, ?parents, partitions = count, "kinesis stream resharded");
     Ok(())
