@@ -39,7 +39,9 @@
 //!   three nodes; every node lists the same shards; PutRecords through node 2 and node 3 and a
 //!   PutRecord through node 1 land on every shard; GetShardIterator (TRIM_HORIZON, AT_TIMESTAMP,
 //!   AFTER_SEQUENCE_NUMBER) and GetRecords of every shard through every node return exactly the
-//!   records put, in order, with the sequence numbers PutRecords answered.
+//!   records put, in order, with the sequence numbers PutRecords answered; the stream's
+//!   creation time and tags read the same from every node, and a SplitShard through node 3 is
+//!   listed by every node.
 //!
 //! Run with `--nocapture` to see the measured durations.
 
@@ -1095,6 +1097,7 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
             .create_stream()
             .stream_name(STREAM)
             .shard_count(4)
+            .tags("team", "payments")
             .send()
             .await
             .expect("CreateStream through node 1");
@@ -1275,6 +1278,84 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
             }
         }
         println!("every shard read through every node");
+
+        // The stream's Kinesis metadata is the cluster's: the same creation time and tags from
+        // every node, and a split through node 3 is seen by every node.
+        let summary_of = |id: i32| {
+            let k = k[&id].clone();
+            async move {
+                let d = k
+                    .describe_stream_summary()
+                    .stream_name(STREAM)
+                    .send()
+                    .await
+                    .map_err(|e| format!("DescribeStreamSummary through node {id}: {e:?}"))?;
+                let d = d.stream_description_summary().ok_or("no summary")?;
+                let tags = k
+                    .list_tags_for_stream()
+                    .stream_name(STREAM)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ListTagsForStream through node {id}: {e:?}"))?;
+                Ok::<_, String>((
+                    d.stream_creation_timestamp().to_millis().ok(),
+                    d.open_shard_count(),
+                    tags.tags()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().map(str::to_string)))
+                        .collect::<Vec<_>>(),
+                ))
+            }
+        };
+        let summary = summary_of(1).await.expect("summary through node 1");
+        assert_eq!(
+            summary.2,
+            vec![("team".to_string(), Some("payments".to_string()))]
+        );
+        for id in c.ids() {
+            assert_eq!(summary_of(id).await.expect("summary"), summary, "node {id}");
+        }
+        let first = &shards[0];
+        let (start, end): (u128, u128) = (
+            first
+                .1
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("start"),
+            first
+                .2
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("end"),
+        );
+        k[&3]
+            .split_shard()
+            .stream_name(STREAM)
+            .shard_to_split(&first.0)
+            .new_starting_hash_key((start + (end - start) / 2).to_string())
+            .send()
+            .await
+            .expect("SplitShard through node 3");
+        let split = shards_of(3).await.expect("ListShards through node 3");
+        assert_eq!(split.len(), 6, "{split:?}");
+        for id in c.ids() {
+            let listed = c
+                .wait_until("the split seen by every node", PROPAGATION, || {
+                    let split = &split;
+                    let listing = shards_of(id);
+                    async move {
+                        let got = listing.await?;
+                        if &got == split {
+                            Ok(got)
+                        } else {
+                            Err(format!("node {id} lists {got:?}"))
+                        }
+                    }
+                })
+                .await;
+            assert_eq!(listed.len(), 6);
+        }
+        println!("creation time, tags and a split agree on every node");
     })
     .await;
 }
