@@ -34,6 +34,14 @@
 //!   the follower throttled to 256 KiB/s; ListPartitionReassignments shows it in progress; the
 //!   move takes at least the throttled time; the records are read back from node 2 and node 1
 //!   deletes its copy.
+//! - `kinesis_endpoint_of_every_node_serves_every_stream`: every node with a Kinesis endpoint
+//!   (`aws-sdk-kinesis`); a 4-shard stream created through node 1, its partitions led by all
+//!   three nodes; every node lists the same shards; PutRecords through node 2 and node 3 and a
+//!   PutRecord through node 1 land on every shard; GetShardIterator (TRIM_HORIZON, AT_TIMESTAMP,
+//!   AFTER_SEQUENCE_NUMBER) and GetRecords of every shard through every node return exactly the
+//!   records put, in order, with the sequence numbers PutRecords answered; the stream's
+//!   creation time and tags read the same from every node, and a SplitShard through node 3 is
+//!   listed by every node.
 //!
 //! Run with `--nocapture` to see the measured durations.
 
@@ -1029,4 +1037,325 @@ async fn harness_handles_a_single_node_process() {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "process {pid} left behind by the drop"
     );
+}
+
+/// A record put through Kinesis: sequence number, partition key, data.
+type PutRecordView = (String, String, Vec<u8>);
+
+/// Every record of `shard` from `iterator` on, through `k`, until `want` records arrived (a
+/// shard's records become readable once its in-sync replicas have them, so reads are repeated
+/// until then, bounded by the caller).
+async fn read_shard_through(
+    k: &aws_sdk_kinesis::Client,
+    iterator: String,
+    want: usize,
+) -> Result<Vec<PutRecordView>, String> {
+    let mut got = Vec::new();
+    let mut it = Some(iterator);
+    while let Some(i) = it.take() {
+        let out = k
+            .get_records()
+            .shard_iterator(i)
+            .send()
+            .await
+            .map_err(|e| format!("GetRecords: {e:?}"))?;
+        let records = out.records();
+        for r in records {
+            got.push((
+                r.sequence_number().to_string(),
+                r.partition_key().unwrap_or_default().to_string(),
+                r.data().as_ref().to_vec(),
+            ));
+        }
+        if records.is_empty() || got.len() >= want {
+            break;
+        }
+        it = out.next_shard_iterator().map(str::to_string);
+    }
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_endpoint_of_every_node_serves_every_stream() {
+    use aws_sdk_kinesis::primitives::{Blob, DateTime};
+    use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+
+    const STREAM: &str = "spread";
+    let c = Cluster::start_with_kinesis(3, &[]).await;
+    within(TEST_LIMIT, &c.logs(), async {
+        let k: BTreeMap<i32, aws_sdk_kinesis::Client> = c
+            .ids()
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    common::kinesis::client_for(c.kinesis_addr(id), "AKIDTEST", "secret"),
+                )
+            })
+            .collect();
+        k[&1]
+            .create_stream()
+            .stream_name(STREAM)
+            .shard_count(4)
+            .tags("team", "payments")
+            .send()
+            .await
+            .expect("CreateStream through node 1");
+        let mut leaders = BTreeSet::new();
+        for id in c.ids() {
+            let partitions = c
+                .wait_metadata(
+                    id,
+                    "the stream's 4 partitions with leaders",
+                    PROPAGATION,
+                    |md| topic_ready(md, STREAM, 4),
+                )
+                .await;
+            leaders = partitions.iter().map(|p| p.leader).collect();
+        }
+        assert_eq!(
+            leaders,
+            c.ids().into_iter().collect::<BTreeSet<_>>(),
+            "the 4 shards are led by all three nodes"
+        );
+
+        // Every node lists the same shards with the same hash-key ranges.
+        let shards_of = |id: i32| {
+            let k = k[&id].clone();
+            async move {
+                let out = k
+                    .list_shards()
+                    .stream_name(STREAM)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ListShards through node {id}: {e:?}"))?;
+                Ok::<_, String>(
+                    out.shards()
+                        .iter()
+                        .map(|s| {
+                            let r = s.hash_key_range();
+                            (
+                                s.shard_id().to_string(),
+                                r.map(|r| r.starting_hash_key().to_string()),
+                                r.map(|r| r.ending_hash_key().to_string()),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let shards = shards_of(1).await.expect("ListShards through node 1");
+        assert_eq!(shards.len(), 4, "{shards:?}");
+        for id in c.ids() {
+            let listed = c
+                .wait_until("the stream listed by every node", PROPAGATION, || {
+                    shards_of(id)
+                })
+                .await;
+            assert_eq!(listed, shards, "ListShards through node {id}");
+        }
+
+        // PutRecords through node 2 and node 3, a PutRecord through node 1: shard id →
+        // records in sequence-number order.
+        let started = Instant::now();
+        let mut put: BTreeMap<String, Vec<(u128, PutRecordView)>> = BTreeMap::new();
+        for id in [2, 3] {
+            let entries: Vec<PutRecordsRequestEntry> = (0..60)
+                .map(|i| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(format!("node{id}-key{i}"))
+                        .data(Blob::new(format!("record {i} through node {id}")))
+                        .build()
+                        .expect("entry")
+                })
+                .collect();
+            let out = k[&id]
+                .put_records()
+                .stream_name(STREAM)
+                .set_records(Some(entries.clone()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("PutRecords through node {id}: {e:?}"));
+            assert_eq!(out.failed_record_count(), Some(0), "{:?}", out.records());
+            for (entry, r) in entries.iter().zip(out.records()) {
+                let seq = r.sequence_number().expect("sequence number").to_string();
+                put.entry(r.shard_id().expect("shard id").to_string())
+                    .or_default()
+                    .push((
+                        seq.parse().expect("decimal sequence number"),
+                        (
+                            seq,
+                            entry.partition_key().unwrap_or_default().to_string(),
+                            entry.data().as_ref().to_vec(),
+                        ),
+                    ));
+            }
+        }
+        let one = k[&1]
+            .put_record()
+            .stream_name(STREAM)
+            .partition_key("through-node-1")
+            .data(Blob::new("one record through node 1"))
+            .send()
+            .await
+            .expect("PutRecord through node 1");
+        put.entry(one.shard_id().to_string()).or_default().push((
+            one.sequence_number().parse().expect("decimal"),
+            (
+                one.sequence_number().to_string(),
+                "through-node-1".into(),
+                b"one record through node 1".to_vec(),
+            ),
+        ));
+        println!(
+            "121 records put through nodes 2, 3 and 1 in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            put.keys().cloned().collect::<Vec<_>>(),
+            shards.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+            "records landed on every shard"
+        );
+        let put: BTreeMap<String, Vec<PutRecordView>> = put
+            .into_iter()
+            .map(|(shard, mut recs)| {
+                recs.sort_by_key(|r| r.0);
+                (shard, recs.into_iter().map(|r| r.1).collect())
+            })
+            .collect();
+
+        // Every shard through every node, three ways in: the records put, in order, with the
+        // sequence numbers PutRecords answered.
+        for id in c.ids() {
+            for (shard, want) in &put {
+                let starts = [
+                    (ShardIteratorType::TrimHorizon, None, None, want.clone()),
+                    (
+                        ShardIteratorType::AtTimestamp,
+                        None,
+                        Some(DateTime::from_secs(0)),
+                        want.clone(),
+                    ),
+                    (
+                        ShardIteratorType::AfterSequenceNumber,
+                        Some(want[0].0.clone()),
+                        None,
+                        want[1..].to_vec(),
+                    ),
+                ];
+                for (kind, seq, ts, expected) in starts {
+                    let what = format!("{shard} through node {id} from {kind:?}");
+                    let k = &k[&id];
+                    let got = c
+                        .wait_until(&what, PROPAGATION, || {
+                            let (kind, seq, expected) = (kind.clone(), seq.clone(), &expected);
+                            async move {
+                                let it = k
+                                    .get_shard_iterator()
+                                    .stream_name(STREAM)
+                                    .shard_id(shard)
+                                    .shard_iterator_type(kind)
+                                    .set_starting_sequence_number(seq)
+                                    .set_timestamp(ts)
+                                    .send()
+                                    .await
+                                    .map_err(|e| format!("GetShardIterator: {e:?}"))?;
+                                let it = it.shard_iterator().ok_or("no iterator")?.to_string();
+                                let got = read_shard_through(k, it, expected.len()).await?;
+                                if got.len() < expected.len() {
+                                    return Err(format!(
+                                        "{} of {} records readable",
+                                        got.len(),
+                                        expected.len()
+                                    ));
+                                }
+                                Ok(got)
+                            }
+                        })
+                        .await;
+                    assert_eq!(&got, &expected, "{what}");
+                }
+            }
+        }
+        println!("every shard read through every node");
+
+        // The stream's Kinesis metadata is the cluster's: the same creation time and tags from
+        // every node, and a split through node 3 is seen by every node.
+        let summary_of = |id: i32| {
+            let k = k[&id].clone();
+            async move {
+                let d = k
+                    .describe_stream_summary()
+                    .stream_name(STREAM)
+                    .send()
+                    .await
+                    .map_err(|e| format!("DescribeStreamSummary through node {id}: {e:?}"))?;
+                let d = d.stream_description_summary().ok_or("no summary")?;
+                let tags = k
+                    .list_tags_for_stream()
+                    .stream_name(STREAM)
+                    .send()
+                    .await
+                    .map_err(|e| format!("ListTagsForStream through node {id}: {e:?}"))?;
+                Ok::<_, String>((
+                    d.stream_creation_timestamp().to_millis().ok(),
+                    d.open_shard_count(),
+                    tags.tags()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().map(str::to_string)))
+                        .collect::<Vec<_>>(),
+                ))
+            }
+        };
+        let summary = summary_of(1).await.expect("summary through node 1");
+        assert_eq!(
+            summary.2,
+            vec![("team".to_string(), Some("payments".to_string()))]
+        );
+        for id in c.ids() {
+            assert_eq!(summary_of(id).await.expect("summary"), summary, "node {id}");
+        }
+        let first = &shards[0];
+        let (start, end): (u128, u128) = (
+            first
+                .1
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("start"),
+            first
+                .2
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("end"),
+        );
+        k[&3]
+            .split_shard()
+            .stream_name(STREAM)
+            .shard_to_split(&first.0)
+            .new_starting_hash_key((start + (end - start) / 2).to_string())
+            .send()
+            .await
+            .expect("SplitShard through node 3");
+        let split = shards_of(3).await.expect("ListShards through node 3");
+        assert_eq!(split.len(), 6, "{split:?}");
+        for id in c.ids() {
+            let listed = c
+                .wait_until("the split seen by every node", PROPAGATION, || {
+                    let split = &split;
+                    let listing = shards_of(id);
+                    async move {
+                        let got = listing.await?;
+                        if &got == split {
+                            Ok(got)
+                        } else {
+                            Err(format!("node {id} lists {got:?}"))
+                        }
+                    }
+                })
+                .await;
+            assert_eq!(listed.len(), 6);
+        }
+        println!("creation time, tags and a split agree on every node");
+    })
+    .await;
 }

@@ -160,6 +160,14 @@ impl From<crate::shard::StorageError> for KinesisError {
     }
 }
 
+/// A forwarded operation fails as the local one would: `InternalFailure` (500, which the AWS
+/// SDKs retry), with the storage error's text where the leader's answer maps to one.
+impl From<super::remote::RemoteError> for KinesisError {
+    fn from(e: super::remote::RemoteError) -> Self {
+        KinesisError::Internal(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +183,32 @@ mod tests {
             KinesisError::InvalidSignature("x".into()).type_name(),
             "InvalidSignatureException"
         );
+    }
+
+    #[test]
+    fn forwarded_failures_are_internal_failures() {
+        use crate::kafka::error::Code;
+        use crate::kinesis::remote::RemoteError;
+        let local = KinesisError::from(crate::shard::StorageError::NotLeader);
+        let remote = KinesisError::from(RemoteError::Kafka {
+            code: Code::NotLeaderOrFollower,
+            message: None,
+        });
+        assert_eq!(remote, local);
+        assert_eq!(remote.status(), 500);
+        let unknown = KinesisError::from(RemoteError::Kafka {
+            code: Code::UnknownTopicId,
+            message: None,
+        });
+        assert_eq!(
+            unknown,
+            KinesisError::from(crate::shard::StorageError::UnknownPartition)
+        );
+        let no_leader = KinesisError::from(RemoteError::NoLeader {
+            topic: "s".into(),
+            partition: 3,
+        });
+        assert_eq!(no_leader.type_name(), "InternalFailure");
+        assert!(no_leader.message().contains("no leader for partition 3"));
     }
 }

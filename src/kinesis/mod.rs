@@ -6,7 +6,9 @@
 //!            ──▶ router: X-Amz-Target → operation, JSON body, SigV4 (sigv4), errors (error)
 //!                  ──▶ ops/<operation>.rs: one handler per operation, speaking the model
 //!                        ──▶ BrokerContext (create/delete topic, add partitions) and the
-//!                            shards (append / read / list_offset / snapshot), as Kafka does
+//!                            shards (append / read / list_offset / snapshot), as Kafka does,
+//!                            or, in a cluster, the partition's leader (remote: Kafka
+//!                            Produce / Fetch / ListOffsets on the inter-broker listener)
 //! ```
 //!
 //! The mapping: a stream is a topic of the same name, shard `shardId-00000000000k` is partition
@@ -14,7 +16,9 @@
 //! for (hash-key ranges, parent shards, tags, stream mode) lives in [`store`]. Sequence numbers
 //! ([`sequence`]) and shard iterators ([`iterator`]) encode partition and offset. Handlers run
 //! on the runtime of the shard that accepted the connection and reach partitions only by
-//! message passing to their owning shards. `docs/kinesis.md` has the user-facing description.
+//! message passing to their owning shards, or ([`remote`]) through the partition's leader when
+//! another broker of the cluster leads it, so every broker's endpoint serves every stream.
+//! `docs/kinesis.md` has the user-facing description.
 
 pub mod error;
 pub mod eventstream;
@@ -24,6 +28,7 @@ pub mod limits;
 pub mod model;
 mod ops;
 pub mod records;
+pub mod remote;
 pub mod sequence;
 mod server;
 pub mod sigv4;
@@ -130,6 +135,8 @@ pub struct Kinesis {
     /// Active SubscribeToShard subscriptions: (topic id, consumer, partition).
     pub(crate) subscriptions:
         std::sync::Mutex<std::collections::HashSet<(uuid::Uuid, String, i32)>>,
+    /// Forwarding to the leaders of partitions this node does not lead (cluster nodes only).
+    pub(crate) remote: Option<Arc<remote::Remote>>,
 }
 
 impl Kinesis {
@@ -140,10 +147,21 @@ impl Kinesis {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<Kinesis> {
         let dir = StreamStore::dir_of(&ctx.config.log_dir);
-        let streams = StreamStore::open(dir.clone())?;
-        streams.prune(|name, id| ctx.catalog.get(name).is_some_and(|t| t.id == id));
+        let streams = match &ctx.cluster {
+            // Shared by every node through the metadata log.
+            Some(c) => StreamStore::cluster(c.clone()),
+            None => {
+                let streams = StreamStore::open(dir.clone())?;
+                streams.prune(|name, id| ctx.catalog.get(name).is_some_and(|t| t.id == id));
+                streams
+            }
+        };
         let iterators = IteratorKey::load_or_create(&dir)?;
         let config = ctx.config.kinesis.clone();
+        let remote = ctx
+            .cluster
+            .clone()
+            .map(|c| Arc::new(remote::Remote::new(c)));
         Ok(Kinesis {
             ctx,
             streams,
@@ -152,6 +170,7 @@ impl Kinesis {
             limits: limits::Limits::default(),
             stop,
             subscriptions: Default::default(),
+            remote,
         })
     }
 }

@@ -1,8 +1,11 @@
 //! Stream metadata: what Kinesis knows about a stream beyond its topic — each shard's hash-key
 //! range, parents and closing point, the stream mode, creation time, tags and enhanced
-//! monitoring settings. Stored as one JSON file per stream in
+//! monitoring settings. On a single node it is stored as one JSON file per stream in
 //! `<log.dirs>/.esker-config/kinesis/<stream>.json` (written atomically: temporary file, fsync,
-//! rename, directory fsync) and loaded at start.
+//! rename, directory fsync) and loaded at start. In a cluster it is stored with the topic in the
+//! metadata log (`SetStreamMetadata`), so every node's endpoint sees the same streams, shards,
+//! tags and consumers; deleting the topic deletes it, and each node parses a topic's document
+//! once per change of it.
 //!
 //! A topic created by Kafka clients has no file: its metadata is derived (even hash ranges over
 //! its partitions, no parents) and kept in memory only, until a Kinesis operation changes
@@ -18,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::{even_ranges, HashRange};
 use crate::catalog::TopicMeta;
+use crate::controller::Controller;
+use crate::metadata::{Command, Reply};
 
 /// When and where a shard was closed by resharding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,12 +176,47 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// Where stream metadata is kept.
+enum Backing {
+    /// One file per stream in this directory (a single node).
+    Files(PathBuf),
+    /// The cluster's metadata log, written through this node's controller.
+    Cluster(Arc<Controller>),
+}
+
+/// Why stream metadata could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Writing the file failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The metadata could not be encoded.
+    #[error("cannot encode stream metadata: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The metadata log did not take the change.
+    #[error("metadata log: {0}")]
+    Cluster(String),
+    /// The stream's topic was deleted (or recreated) meanwhile.
+    #[error("stream {0} was deleted meanwhile")]
+    Gone(String),
+}
+
+/// What [`StreamStore`] keeps in memory.
+#[derive(Default)]
+struct Cache {
+    /// Single node: every stored stream, and derived metadata. Cluster: derived metadata only.
+    streams: HashMap<String, Arc<StreamMeta>>,
+    /// Cluster: each topic's document as last parsed (compared by pointer with the image's).
+    parsed: HashMap<String, (Arc<str>, Arc<StreamMeta>)>,
+}
+
 /// Every stream's metadata, cached in memory.
 pub struct StreamStore {
-    dir: PathBuf,
-    cache: Mutex<HashMap<String, Arc<StreamMeta>>>,
+    backing: Backing,
+    cache: Mutex<Cache>,
     /// Serializes operations that change a stream (create, delete, reshard, tags, retention),
-    /// which span storage calls and a metadata write.
+    /// which span storage calls and a metadata write. (On one node: two nodes of a cluster
+    /// changing the same stream at once may each overwrite the other's change.)
     pub admin: tokio::sync::Mutex<()>,
 }
 
@@ -184,6 +224,15 @@ impl StreamStore {
     /// The directory of the metadata files under a log directory.
     pub fn dir_of(log_dir: &Path) -> PathBuf {
         log_dir.join(".esker-config").join("kinesis")
+    }
+
+    /// The store of a cluster node: the metadata log, through `controller`.
+    pub fn cluster(controller: Arc<Controller>) -> StreamStore {
+        StreamStore {
+            backing: Backing::Cluster(controller),
+            cache: Mutex::new(Cache::default()),
+            admin: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Loads every stored stream from `dir` (created if missing).
@@ -212,29 +261,65 @@ impl StreamStore {
             }
         }
         Ok(StreamStore {
-            dir,
-            cache: Mutex::new(cache),
+            backing: Backing::Files(dir),
+            cache: Mutex::new(Cache {
+                streams: cache,
+                parsed: HashMap::new(),
+            }),
             admin: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamMeta>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A cluster topic's stored metadata, parsed once per version of its document.
+    fn from_image(
+        controller: &Controller,
+        cache: &mut Cache,
+        name: &str,
+    ) -> Option<Arc<StreamMeta>> {
+        let image = controller.image();
+        let Some(json) = image.topics.get(name).and_then(|t| t.stream.clone()) else {
+            cache.parsed.remove(name);
+            return None;
+        };
+        if let Some((seen, meta)) = cache.parsed.get(name) {
+            if Arc::ptr_eq(seen, &json) {
+                return Some(meta.clone());
+            }
+        }
+        match serde_json::from_str::<StreamMeta>(&json) {
+            Ok(meta) => {
+                let meta = Arc::new(meta);
+                cache.parsed.insert(name.to_string(), (json, meta.clone()));
+                Some(meta)
+            }
+            Err(e) => {
+                tracing::warn!(stream = name, error = %e, "ignoring unreadable Kinesis stream metadata in the metadata log");
+                None
+            }
+        }
     }
 
     /// The metadata of an existing topic: stored, or derived from its partitions.
     pub fn get(&self, topic: &TopicMeta, now_ms: i64) -> Arc<StreamMeta> {
         let mut cache = self.lock();
-        if let Some(m) = cache.get(&*topic.name) {
+        let stored = match &self.backing {
+            Backing::Files(_) => cache.streams.get(&*topic.name).cloned(),
+            Backing::Cluster(c) => Self::from_image(c, &mut cache, &topic.name),
+        };
+        if let Some(m) = stored.or_else(|| cache.streams.get(&*topic.name).cloned()) {
             let current = m.topic_id == topic.id;
             if current && m.shards.len() as i32 == topic.partitions {
-                return m.clone();
+                return m;
             }
             if current && !m.derived {
                 // Partitions added through Kafka (CreatePartitions) after Kinesis stored the
                 // stream: they own no hash range, so they are listed as closed shards (still
                 // readable with GetRecords).
-                let mut meta = (**m).clone();
+                let mut meta = (*m).clone();
                 for p in meta.shards.len() as i32..topic.partitions {
                     let mut s = ShardMeta::new(p, HashRange { start: 0, end: 0 }, now_ms);
                     s.closed = Some(Closed {
@@ -249,25 +334,53 @@ impl StreamStore {
         let mut meta = StreamMeta::new(topic.id, topic.partitions, "PROVISIONED", now_ms);
         meta.derived = true;
         let meta = Arc::new(meta);
-        cache.insert(topic.name.to_string(), meta.clone());
+        cache.streams.insert(topic.name.to_string(), meta.clone());
         meta
     }
 
-    /// Stores a stream's metadata (file first, then the cache).
-    pub fn put(&self, name: &str, mut meta: StreamMeta) -> std::io::Result<Arc<StreamMeta>> {
+    /// Stores a stream's metadata: on a single node its file first, then the cache; in a
+    /// cluster through the metadata log, answering once this node has applied it.
+    pub async fn put(
+        &self,
+        name: &str,
+        mut meta: StreamMeta,
+    ) -> Result<Arc<StreamMeta>, StoreError> {
         meta.derived = false;
-        let bytes = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
-        write_atomically(&self.dir.join(format!("{name}.json")), &bytes)?;
-        let meta = Arc::new(meta);
-        self.lock().insert(name.to_string(), meta.clone());
-        Ok(meta)
+        match &self.backing {
+            Backing::Files(dir) => {
+                let bytes = serde_json::to_vec_pretty(&meta)?;
+                write_atomically(&dir.join(format!("{name}.json")), &bytes)?;
+                let meta = Arc::new(meta);
+                self.lock().streams.insert(name.to_string(), meta.clone());
+                Ok(meta)
+            }
+            Backing::Cluster(c) => {
+                let json = serde_json::to_string(&meta)?;
+                let cmd = Command::SetStreamMetadata {
+                    name: name.to_string(),
+                    id: meta.topic_id,
+                    json: Some(json),
+                };
+                let applied = c
+                    .propose(cmd)
+                    .await
+                    .map_err(|e| StoreError::Cluster(e.to_string()))?;
+                match applied.reply {
+                    Reply::Ok => Ok(Arc::new(meta)),
+                    Reply::UnknownTopic | Reply::Stale => Err(StoreError::Gone(name.to_string())),
+                    other => Err(StoreError::Cluster(format!("unexpected reply {other:?}"))),
+                }
+            }
+        }
     }
 
     /// Removes the stored metadata of streams whose topic is gone or was recreated (deleted
     /// through Kafka): `current(name, topic id)` tells whether a stream's topic still exists.
+    /// (In a cluster the metadata goes with its topic: nothing to do.)
     pub fn prune(&self, current: impl Fn(&str, uuid::Uuid) -> bool) {
         let stale: Vec<String> = self
             .lock()
+            .streams
             .iter()
             .filter(|(name, m)| !current(name, m.topic_id))
             .map(|(name, _)| name.clone())
@@ -282,11 +395,18 @@ impl StreamStore {
         }
     }
 
-    /// Forgets a stream (its file and cache entry).
+    /// Forgets a stream (its file and cache entry; in a cluster the metadata went with the
+    /// topic).
     pub fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.lock().remove(name);
-        match std::fs::remove_file(self.dir.join(format!("{name}.json"))) {
-            Ok(()) => std::fs::File::open(&self.dir)?.sync_all(),
+        let mut cache = self.lock();
+        cache.streams.remove(name);
+        cache.parsed.remove(name);
+        drop(cache);
+        let Backing::Files(dir) = &self.backing else {
+            return Ok(());
+        };
+        match std::fs::remove_file(dir.join(format!("{name}.json"))) {
+            Ok(()) => std::fs::File::open(dir)?.sync_all(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
@@ -306,8 +426,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stored_derived_and_stale() {
+    #[tokio::test]
+    async fn stored_derived_and_stale() {
         let dir = tempfile::tempdir().unwrap();
         let store = StreamStore::open(dir.path().join("k")).unwrap();
         let id = uuid::Uuid::new_v4();
@@ -317,7 +437,7 @@ mod tests {
         assert_eq!(derived.shards.len(), 3);
         let mut meta = (*derived).clone();
         meta.tags.insert("a".into(), "b".into());
-        store.put("s", meta.clone()).unwrap();
+        store.put("s", meta.clone()).await.unwrap();
         // Reloaded from disk.
         let store = StreamStore::open(dir.path().join("k")).unwrap();
         let got = store.get(&t, 9);
@@ -334,9 +454,11 @@ mod tests {
         // Pruning drops the metadata of topics that are gone.
         store
             .put("gone", StreamMeta::new(id, 1, "PROVISIONED", 1))
+            .await
             .unwrap();
         store
             .put("kept", StreamMeta::new(id, 1, "PROVISIONED", 1))
+            .await
             .unwrap();
         store.prune(|name, _| name == "kept");
         let store = StreamStore::open(dir.path().join("k")).unwrap();

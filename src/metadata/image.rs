@@ -88,6 +88,9 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
     /// Partitions in order.
     pub partitions: Vec<PartitionImage>,
+    /// The Kinesis stream metadata of the topic (JSON, opaque here), if Kinesis stored any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Arc<str>>,
 }
 
 /// The whole image.
@@ -258,10 +261,19 @@ impl MetadataImage {
                         id,
                         configs,
                         partitions,
+                        stream: None,
                     }),
                 );
                 Reply::Ok
             }
+            Command::SetStreamMetadata { name, id, json } => match self.topics.get_mut(&name) {
+                None => Reply::UnknownTopic,
+                Some(t) if t.id != id => Reply::Stale,
+                Some(t) => {
+                    Arc::make_mut(t).stream = json.map(Arc::from);
+                    Reply::Ok
+                }
+            },
             Command::DeleteTopic { name } => match self.topics.remove(&name) {
                 Some(_) => Reply::Ok,
                 None => Reply::UnknownTopic,
@@ -710,6 +722,45 @@ mod tests {
             Reply::BrokerEpoch { epoch } => epoch,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn stream_metadata_follows_its_topic() {
+        let mut img = MetadataImage::default();
+        register(&mut img, 1, 1);
+        let id = Uuid::new_v4();
+        let set = |id, json: Option<&str>| Command::SetStreamMetadata {
+            name: "s".into(),
+            id,
+            json: json.map(str::to_string),
+        };
+        assert_eq!(img.apply(2, set(id, Some("{}"))), Reply::UnknownTopic);
+        let create = Command::CreateTopic {
+            name: "s".into(),
+            id,
+            configs: BTreeMap::new(),
+            assignments: vec![vec![1]],
+        };
+        assert_eq!(img.apply(3, create), Reply::Ok);
+        assert_eq!(img.apply(4, set(id, Some("{\"a\":1}"))), Reply::Ok);
+        assert_eq!(img.topics["s"].stream.as_deref(), Some("{\"a\":1}"));
+        // Meant for another incarnation of the topic: refused.
+        assert_eq!(img.apply(5, set(Uuid::new_v4(), None)), Reply::Stale);
+        assert!(img.topics["s"].stream.is_some());
+        // Kept in snapshots.
+        let restored: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&img).unwrap()).unwrap();
+        assert_eq!(restored, img);
+        // Gone with the topic: a recreated topic starts without.
+        img.apply(6, Command::DeleteTopic { name: "s".into() });
+        let create = Command::CreateTopic {
+            name: "s".into(),
+            id: Uuid::new_v4(),
+            configs: BTreeMap::new(),
+            assignments: vec![vec![1]],
+        };
+        assert_eq!(img.apply(7, create), Reply::Ok);
+        assert!(img.topics["s"].stream.is_none());
     }
 
     #[test]

@@ -71,6 +71,18 @@ pub enum Command {
         /// Replicas of each new partition.
         assignments: Vec<Vec<i32>>,
     },
+    /// Sets what the Kinesis front end knows about a topic beyond Kafka's view (its stream
+    /// metadata: hash-key ranges, parent shards, mode, tags, consumers), as JSON opaque to the
+    /// cluster; `None` removes it. Refused (`Stale`) unless the topic exists with id `id`, so a
+    /// write meant for a deleted stream never lands on a recreated one.
+    SetStreamMetadata {
+        /// Topic name.
+        name: String,
+        /// The topic id the metadata belongs to.
+        id: Uuid,
+        /// The JSON document, or `None`.
+        json: Option<String>,
+    },
     /// Replaces a topic's config overrides.
     SetTopicConfigs {
         /// Name.

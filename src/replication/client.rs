@@ -53,6 +53,16 @@ impl BrokerClient {
         })
     }
 
+    /// Whether the connection still looks usable: the peer has not closed it and sent nothing
+    /// unasked (checked without blocking, e.g. before reusing a pooled connection).
+    pub fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.try_read(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+
     /// Sends `req` as `key` version `version` and decodes the response, within `timeout`.
     pub async fn call<Req, Resp>(
         &mut self,

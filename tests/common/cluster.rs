@@ -13,7 +13,10 @@
 //! every node's log is printed, and `ESKER_KEEP_CLUSTER=1` keeps the directory.
 //! `ESKER_CLUSTER_BIN=<path>` runs another build of the broker (e.g. target/release/esker)
 //! instead of the one cargo built for the tests; the nodes log with
-//! `RUST_LOG=info,openraft=warn` unless `ESKER_CLUSTER_RUST_LOG` says otherwise.
+//! `RUST_LOG=info,openraft=warn` unless `ESKER_CLUSTER_RUST_LOG` says otherwise. Nodes have no
+//! Kinesis endpoint (`kinesis.listener` empty) unless started with
+//! [`Cluster::start_with_kinesis`], which gives each one on a port of its own
+//! ([`Cluster::kinesis_addr`]).
 //!
 //! [`Cluster::start_isolated`] starts each node in a network namespace of its own instead
 //! (`ip netns exec <namespace> esker ...`, see [`super::netns`]): the nodes listen on and
@@ -64,6 +67,9 @@ const TAIL_LINES: usize = 40;
 /// Ports of every isolated node (each has its own network namespace, so they never clash):
 /// Kafka, controller, metrics.
 const ISOLATED_PORTS: (u16, u16, u16) = (9092, 9093, 9644);
+/// The Kinesis port of every isolated node started with [`Cluster::start_with_kinesis`]'s
+/// listener (see [`Cluster::kinesis_addr`]).
+const ISOLATED_KINESIS_PORT: u16 = 4567;
 /// How long `ip netns exec` may take to exec the broker.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -122,6 +128,8 @@ struct Node {
     kafka_port: u16,
     controller_port: u16,
     metrics_port: u16,
+    /// Its Kinesis listener's port, when the cluster was started with one.
+    kinesis_port: Option<u16>,
     config: PathBuf,
     log: PathBuf,
     data: PathBuf,
@@ -366,26 +374,40 @@ impl Cluster {
     /// a port picked for it (another process took it in between), starts again on new ports.
     pub async fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true, false).await
+        Self::launch(n, extra, true, false, false).await
+    }
+
+    /// Like [`Cluster::start`], with every node's Kinesis endpoint listening on a port of its
+    /// own (the other constructors leave `kinesis.listener` empty): see
+    /// [`Cluster::kinesis_addr`].
+    pub async fn start_with_kinesis(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        assert!(n >= 1, "a cluster has nodes");
+        Self::launch(n, extra, true, false, true).await
     }
 
     /// Like [`Cluster::start`], each node in a network namespace of its own (see the module
     /// doc). Panics, naming the missing privilege, where namespaces cannot be created.
     pub async fn start_isolated(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true, true).await
+        Self::launch(n, extra, true, true, false).await
     }
 
     /// One node without any cluster key (a plain single-node broker with `node.id=1`): what the
     /// harness can drive before cluster mode exists, to check its own process handling.
     pub async fn start_single_node(extra: &[(&str, &str)]) -> Cluster {
-        Self::launch(1, extra, false, false).await
+        Self::launch(1, extra, false, false, false).await
     }
 
-    async fn launch(n: usize, extra: &[(&str, &str)], kraft: bool, isolated: bool) -> Cluster {
+    async fn launch(
+        n: usize,
+        extra: &[(&str, &str)],
+        kraft: bool,
+        isolated: bool,
+        kinesis: bool,
+    ) -> Cluster {
         let mut attempt = 1;
         loop {
-            let c = Self::spawn_all(n, extra, kraft, isolated);
+            let c = Self::spawn_all(n, extra, kraft, isolated, kinesis);
             match c.wait_ready_inner(START_TIMEOUT).await {
                 Ok(()) => return c,
                 Err(WaitFailure::Exited(id, status))
@@ -403,8 +425,14 @@ impl Cluster {
         }
     }
 
-    /// Writes the configs and spawns every node.
-    fn spawn_all(n: usize, extra: &[(&str, &str)], kraft: bool, isolated: bool) -> Cluster {
+    /// Writes the configs and spawns every node (with a Kinesis listener each if `kinesis`).
+    fn spawn_all(
+        n: usize,
+        extra: &[(&str, &str)],
+        kraft: bool,
+        isolated: bool,
+        kinesis: bool,
+    ) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("esker-cluster-")
             .tempdir()
@@ -415,6 +443,11 @@ impl Cluster {
                 .flat_map(|_| [ISOLATED_PORTS.0, ISOLATED_PORTS.1, ISOLATED_PORTS.2])
                 .collect(),
             None => free_ports(3 * n),
+        };
+        let kinesis_ports: Vec<u16> = match (kinesis, &net) {
+            (false, _) => Vec::new(),
+            (true, Some(_)) => vec![ISOLATED_KINESIS_PORT; n],
+            (true, None) => free_ports(n),
         };
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
@@ -427,6 +460,7 @@ impl Cluster {
                     kafka_port: ports[3 * i],
                     controller_port: ports[3 * i + 1],
                     metrics_port: ports[3 * i + 2],
+                    kinesis_port: kinesis_ports.get(i).copied(),
                     config: node_dir.join("server.properties"),
                     log: node_dir.join("esker.log"),
                     data: node_dir.join("data"),
@@ -478,7 +512,12 @@ impl Cluster {
                 );
             }
             set("log.dirs", nd.data.display().to_string());
-            set("kinesis.listener", String::new());
+            set(
+                "kinesis.listener",
+                nd.kinesis_port
+                    .map(|p| format!("{}:{p}", nd.host))
+                    .unwrap_or_default(),
+            );
             set(
                 "metrics.listener",
                 format!("{}:{}", nd.host, nd.metrics_port),
@@ -685,6 +724,16 @@ impl Cluster {
             id,
             &format!("===== harness: network of node {id} healed ====="),
         );
+    }
+
+    /// Node `id`'s Kinesis endpoint (`http://` it); only for a cluster started with
+    /// [`Cluster::start_with_kinesis`].
+    pub fn kinesis_addr(&self, id: i32) -> std::net::SocketAddr {
+        let nd = self.node(id);
+        let port = nd
+            .kinesis_port
+            .unwrap_or_else(|| panic!("node {id} has no Kinesis listener: start the cluster with Cluster::start_with_kinesis"));
+        std::net::SocketAddr::from((nd.host, port))
     }
 
     /// Every node's Kafka listener, comma-separated.

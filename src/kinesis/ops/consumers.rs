@@ -157,6 +157,7 @@ pub async fn register(
     meta.consumers.push(consumer.clone());
     k.streams
         .put(&stream_name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream_name, consumer = %consumer.name, "kinesis consumer registered");
     Ok(RegisterConsumerOutput {
@@ -262,6 +263,7 @@ pub async fn deregister(
     meta.consumers.retain(|x| x.name != c.name);
     k.streams
         .put(&stream.name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, consumer = %c.name, "kinesis consumer deregistered");
     Ok(Empty {})

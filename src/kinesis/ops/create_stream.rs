@@ -124,7 +124,7 @@ pub async fn handle(
         })?;
     let mut meta = StreamMeta::new(topic.id, shards, &mode, BrokerContext::now_ms());
     meta.tags = tags;
-    if let Err(e) = k.streams.put(&name, meta) {
+    if let Err(e) = k.streams.put(&name, meta).await {
         k.ctx.delete_topic(&name).await;
         return Err(KinesisError::Internal(format!(
             "cannot store stream metadata: {e}"

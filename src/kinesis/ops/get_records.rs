@@ -1,4 +1,5 @@
-//! GetRecords: reads whole batches from the iterator's offset through the owning shard,
+//! GetRecords: reads whole batches from the iterator's offset through the owning shard (or
+//! the partition's leader in a cluster),
 //! decodes their records (compressed batches of Kafka producers too) up to Limit (≤ 10 000)
 //! records or 10 MiB, and answers them with the next iterator. A shard closed by resharding
 //! answers no NextShardIterator once drained, but its ChildShards.
@@ -20,7 +21,6 @@ use crate::kinesis::sequence::SequenceNumber;
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::Kinesis;
 use crate::log::ReadResult;
-use crate::shard::ShardState;
 
 /// Bytes of data one GetRecords returns at most.
 pub const MAX_BYTES: usize = 10 << 20;
@@ -55,8 +55,9 @@ pub(crate) struct ShardRead {
 }
 
 /// Reads `partition` from `offset` (moved up to the log start if retention removed data) up
-/// to `max_records` / `max_bytes`. With `wake`, a read that finds nothing registers it to be
-/// notified by the next append.
+/// to `max_records` / `max_bytes`, from this node's shard or the partition's leader. With
+/// `wake`, a read that finds nothing registers it to be notified by the next append (a
+/// forwarded read long-polls the leader instead, see [`Kinesis::read_partition`]).
 pub(crate) async fn read_shard(
     k: &Kinesis,
     stream: &Stream,
@@ -66,25 +67,14 @@ pub(crate) async fn read_shard(
     max_bytes: usize,
     wake: Option<&Arc<Notify>>,
 ) -> Result<ShardRead, KinesisError> {
-    let topic = stream.topic.name.clone();
     let mut out: Vec<StoredRecord> = Vec::new();
     let mut bytes = 0usize;
     let mut high_watermark;
     loop {
-        let t = topic.clone();
         let budget = max_bytes.saturating_sub(bytes).max(1);
-        let wake = wake.cloned();
         let (from, read): (i64, ReadResult) = k
-            .ctx
-            .shard(&topic, partition)
-            .call(move |s: &mut ShardState| {
-                let snap = s.snapshot(&t, partition)?;
-                // Data below the log start is gone (retention, DeleteRecords): resume at it.
-                let from = offset.max(snap.log_start_offset).min(snap.high_watermark);
-                s.read(&t, partition, from, budget, wake.as_ref())
-                    .map(|r| (from, r))
-            })
-            .await??;
+            .read_partition(&stream.topic, partition, offset, budget, wake)
+            .await?;
         offset = from;
         high_watermark = read.high_watermark;
         if read.records.is_empty() {

@@ -11,7 +11,6 @@ use crate::kinesis::model::{GetShardIteratorInput, GetShardIteratorOutput, Times
 use crate::kinesis::sequence::SequenceNumber;
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::Kinesis;
-use crate::shard::ShardState;
 
 /// The offset a starting position of `kind` (an iterator type) names in `partition`.
 pub(crate) async fn resolve(
@@ -37,16 +36,7 @@ pub(crate) async fn resolve(
         ));
     }
     let name = &stream.name;
-    let topic = stream.topic.name.clone();
-    let (start, end) = {
-        let topic = topic.clone();
-        let snap = k
-            .ctx
-            .shard(&topic, partition)
-            .call(move |s: &mut ShardState| s.snapshot(&topic, partition))
-            .await??;
-        (snap.log_start_offset, snap.high_watermark)
-    };
+    let (start, end) = k.offsets(&stream.topic, partition).await?;
     Ok(match kind {
         "TRIM_HORIZON" => start,
         "LATEST" => end,
@@ -88,11 +78,7 @@ pub(crate) async fn resolve(
                     "Timestamp must be provided for ShardIteratorType AT_TIMESTAMP.".into(),
                 )
             })?;
-            let (found, _) = k
-                .ctx
-                .shard(&topic, partition)
-                .call(move |s: &mut ShardState| s.list_offset(&topic, partition, ts.0.max(0)))
-                .await??;
+            let found = k.offset_at(&stream.topic, partition, ts.0.max(0)).await?;
             if found < 0 {
                 end
             } else {

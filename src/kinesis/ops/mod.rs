@@ -13,6 +13,7 @@ mod get_shard_iterator;
 mod list_shards;
 mod list_streams;
 mod monitoring;
+mod partition;
 mod put_record;
 mod put_records;
 mod reshard;
@@ -22,7 +23,7 @@ mod tags;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -291,13 +292,13 @@ impl Kinesis {
         }
     }
 
-    /// Appends one batch to each of several partitions (queued on their shards first, so
-    /// they share group-committed fsyncs) and waits until each is fsynced (acks=-1
-    /// durability). Answers each batch's base offset, in the order given.
-    pub(crate) async fn append(
+    /// Appends one batch to each of several partitions of this node's shards (queued on
+    /// their shards first, so they share group-committed fsyncs) and waits until each is
+    /// fsynced (acks=-1 durability). Answers each batch's base offset, in the order given.
+    pub(crate) async fn append_local(
         &self,
         topic: &TopicMeta,
-        batches: Vec<(i32, BytesMut)>,
+        batches: Vec<(i32, Bytes)>,
     ) -> Vec<Result<i64, KinesisError>> {
         type Reply = Result<
             (

@@ -73,6 +73,7 @@ async fn change(
     meta.shard_level_metrics = desired.clone();
     k.streams
         .put(&name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(MonitoringOutput {
         stream_arn: stream_arn(&caller.region, &name),

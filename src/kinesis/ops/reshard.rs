@@ -15,7 +15,6 @@ use crate::kinesis::model::{
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::store::{Closed, ShardMeta, StreamMeta};
 use crate::kinesis::{Kinesis, ACCOUNT_ID};
-use crate::shard::ShardState;
 
 /// Adds `children` (their partitions are the next ones of the topic), closes `parents` at
 /// their current log end, and stores the new metadata.
@@ -49,13 +48,7 @@ async fn reshard(
     let mut meta: StreamMeta = (*stream.meta).clone();
     meta.shards.truncate(stream.topic.partitions as usize);
     for &p in parents {
-        let topic = stream.topic.name.clone();
-        let end = k
-            .ctx
-            .shard(&topic, p)
-            .call(move |s: &mut ShardState| s.snapshot(&topic, p))
-            .await??
-            .high_watermark;
+        let (_, end) = k.offsets(&stream.topic, p).await?;
         if let Some(s) = meta.shards.iter_mut().find(|s| s.partition == p) {
             s.closed = Some(Closed {
                 end_offset: end,
@@ -66,6 +59,7 @@ async fn reshard(
     meta.shards.extend(children);
     k.streams
         .put(&stream.name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, ?parents, partitions = count, "kinesis stream resharded");
     Ok(())

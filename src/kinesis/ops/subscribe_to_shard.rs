@@ -6,7 +6,12 @@
 //! ContinuationSequenceNumber to resubscribe from with AFTER_SEQUENCE_NUMBER (the gap after
 //! the last record delivered, see [`crate::kinesis::sequence`]) and MillisBehindLatest. A
 //! caught-up subscription waits for the next append to the partition (the same wake-up as a
-//! Kafka fetch long poll) and sends an empty event every 5 seconds meanwhile. A closed shard,
+//! Kafka fetch long poll) and sends an empty event every 5 seconds meanwhile. In a cluster, a
+//! subscription to a partition led by another broker has no local wake-up: it polls the
+//! leader with Fetch long polls of up to a second each ([`crate::kinesis::remote::LONG_POLL`]),
+//! so new records still arrive within a round trip and empty events still go out every 5
+//! seconds; the end of the subscription, shutdown or a client that left are then noticed once
+//! the poll under way returns (within that second). A closed shard,
 //! once drained, gets a last event with its ChildShards and the stream ends. One subscription
 //! per consumer and shard at a time (ResourceInUseException otherwise), as in AWS.
 
@@ -128,6 +133,8 @@ async fn pump(
     let deadline = tokio::time::Instant::now() + SUBSCRIPTION;
     let wake = Arc::new(Notify::new());
     let mut stop = k.stop.clone();
+    // When the last event went out (`None`: none yet).
+    let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
         let step = async {
             let stream = k.stream(name)?;
@@ -176,20 +183,26 @@ async fn pump(
             }
         };
         offset = next;
-        if tx
-            .send(eventstream::event(
-                "SubscribeToShardEvent",
-                content_type,
-                &payload,
-            ))
-            .await
-            .is_err()
-            || drained
-        {
-            return;
+        // An empty event only as a heartbeat: a wake-up that found nothing (or a forwarded
+        // read's long poll that ended empty) sends none before HEARTBEAT has passed.
+        let due = !matches!(last_sent, Some(t) if t.elapsed() < HEARTBEAT);
+        if !caught_up || drained || due {
+            if tx
+                .send(eventstream::event(
+                    "SubscribeToShardEvent",
+                    content_type,
+                    &payload,
+                ))
+                .await
+                .is_err()
+                || drained
+            {
+                return;
+            }
+            last_sent = Some(tokio::time::Instant::now());
         }
         if caught_up {
-            let wait = tokio::time::Instant::now() + HEARTBEAT;
+            let wait = last_sent.unwrap_or_else(tokio::time::Instant::now) + HEARTBEAT;
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep_until(wait.min(deadline)) => {}

@@ -62,6 +62,7 @@ pub async fn add(k: &Kinesis, req: AddTagsInput, caller: &Caller) -> Result<Empt
     }
     k.streams
         .put(&name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(Empty {})
 }
@@ -129,6 +130,7 @@ pub async fn remove(
     }
     k.streams
         .put(&name, meta)
+        .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(Empty {})
 }
