@@ -294,7 +294,8 @@ impl Kinesis {
 
     /// Appends one batch to each of several partitions of this node's shards (queued on
     /// their shards first, so they share group-committed fsyncs) and waits until each is
-    /// fsynced (acks=-1 durability). Answers each batch's base offset, in the order given.
+    /// fsynced and, in a cluster, held by every in-sync replica (acks=-1 durability, bounded by
+    /// [`REPLICATION_TIMEOUT`]). Answers each batch's base offset, in the order given.
     pub(crate) async fn append_local(
         &self,
         topic: &TopicMeta,
@@ -304,6 +305,7 @@ impl Kinesis {
             (
                 crate::log::AppendInfo,
                 Option<tokio::sync::oneshot::Receiver<crate::shard::SyncResult>>,
+                Option<tokio::sync::oneshot::Receiver<crate::shard::replica::AckResult>>,
             ),
             crate::shard::StorageError,
         >;
@@ -315,14 +317,17 @@ impl Kinesis {
         for (partition, batch) in batches {
             let name = topic.name.clone();
             let job = move |s: &mut ShardState| -> Reply {
-                s.append(&name, partition, batch, log_append_time, Durability::Fsync)
+                let (info, wait) =
+                    s.append(&name, partition, batch, log_append_time, Durability::Fsync)?;
+                let replicated = s.replication_wait(&name, partition, info.last_offset + 1);
+                Ok((info, wait, replicated))
             };
             pending.push(self.ctx.shard(&topic.name, partition).submit(job).await);
         }
         let mut out = Vec::with_capacity(pending.len());
         for rx in pending {
             let result = async {
-                let (info, wait) = rx?
+                let (info, wait, replicated) = rx?
                     .await
                     .map_err(|_| KinesisError::Internal("shard stopped".into()))??;
                 if let Some(wait) = wait {
@@ -336,6 +341,20 @@ impl Kinesis {
                         }
                     }
                 }
+                if let Some(replicated) = replicated {
+                    match tokio::time::timeout(REPLICATION_TIMEOUT, replicated).await {
+                        Ok(Ok(Ok(()))) => {}
+                        Ok(Ok(Err(e))) => return Err(KinesisError::Internal(e.to_string())),
+                        Ok(Err(_)) => {
+                            return Err(KinesisError::Internal("partition closed".into()))
+                        }
+                        Err(_) => {
+                            return Err(KinesisError::Internal(
+                                "the in-sync replicas did not confirm the records in time".into(),
+                            ))
+                        }
+                    }
+                }
                 Ok(info.base_offset)
             }
             .await;
@@ -344,6 +363,9 @@ impl Kinesis {
         out
     }
 }
+
+/// How long a put waits for the in-sync replicas of a cluster before it fails.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// ProvisionedThroughputExceededException for a shard, in AWS's words.
 pub(crate) fn throttled(stream: &str, partition: i32) -> KinesisError {
