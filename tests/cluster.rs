@@ -26,9 +26,13 @@
 //! - `replicas_follow_and_survive_a_leader_kill`: a topic with replication factor 3 and
 //!   `min.insync.replicas=2`; records acknowledged with acks=all, SIGKILL of a partition leader,
 //!   more records through the two survivors; a consumer group reads exactly the acknowledged
-//!   records at their offsets; the killed node restarts, catches up and rejoins every ISR; after
-//!   SIGTERM the three copies of every partition are the same bytes.
+//!   records at their offsets; the killed node restarts, catches up and rejoins every ISR;
+//!   DeleteRecords on a leader moves every replica's log start; after SIGTERM the three copies
+//!   of every partition are the same bytes.
 //!
+//! - `group_offsets_survive_a_coordinator_kill`: offsets committed through the coordinator
+//!   FindCoordinator names are read back through the surviving nodes after SIGKILL of it: the
+//!   new leader of the group's `__consumer_offsets` partition loaded its replicated copy.
 //! - `throttled_reassignment_moves_the_data`: AlterPartitionReassignments (raw request: no
 //!   client of this suite offers it) moves a one-replica partition from node 1 to node 2 with
 //!   the follower throttled to 256 KiB/s; ListPartitionReassignments shows it in progress; the
@@ -849,6 +853,37 @@ async fn replicas_follow_and_survive_a_leader_kill() {
             "node {victim} back in every ISR {} ms after SIGKILL",
             killed_at.elapsed().as_millis()
         );
+        // DeleteRecords on the leader: the followers' log starts follow.
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("replicated", 1, rdkafka::Offset::Offset(50))
+            .expect("tpl");
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let deleted = admin
+            .delete_records(&tpl, &opts)
+            .await
+            .expect("delete records");
+        for e in deleted.elements() {
+            assert!(e.error().is_ok(), "{e:?}");
+        }
+        let log_start = |id: i32| {
+            std::fs::read_to_string(c.data_dir(id).join("replicated-1").join("log-start-offset"))
+                .unwrap_or_default()
+        };
+        c.wait_until(
+            "every replica's log start at 50",
+            Duration::from_secs(30),
+            || {
+                let starts: Vec<String> = c.ids().into_iter().map(log_start).collect();
+                async move {
+                    if starts.iter().all(|s| s.lines().any(|l| l.trim() == "50")) {
+                        Ok(())
+                    } else {
+                        Err(format!("log-start-offset files: {starts:?}"))
+                    }
+                }
+            },
+        )
+        .await;
         // Byte for byte the same logs on every replica (nothing produced since).
         c.terminate_all().await;
         for p in 0..3 {
@@ -868,6 +903,99 @@ async fn replicas_follow_and_survive_a_leader_kill() {
                 );
             }
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_survive_a_coordinator_kill() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use rdkafka::consumer::{BaseConsumer, CommitMode};
+    let mut c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let admin = admin(&c.bootstrap_all());
+        create_topic(&admin, "tracked", 2, 3, &[]).await.expect("create tracked");
+        c.wait_metadata(1, "__consumer_offsets and tracked", PROPAGATION, |md| {
+            topic_ready(md, "tracked", 2)?;
+            topic_ready(md, "__consumer_offsets", 50).map(|_| ())
+        })
+        .await;
+        // The group's coordinator, as FindCoordinator names it.
+        let mut raw = common::raw::Raw::connect(&c.bootstrap(1)).await;
+        let fc = raw
+            .call(
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("tracker")]),
+                4,
+            )
+            .await;
+        let coordinator = fc.coordinators[0].node_id.0;
+        assert_eq!(fc.coordinators[0].error_code, 0, "{fc:?}");
+        // Commit offsets 40 and 7 in group `tracker` (acknowledged once the ISR has them).
+        let bootstrap = c.bootstrap_all();
+        let committed = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = consumer_config(&bootstrap)
+                .set("group.id", "tracker")
+                .create()
+                .expect("consumer");
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset("tracked", 0, rdkafka::Offset::Offset(40))
+                .expect("tpl");
+            tpl.add_partition_offset("tracked", 1, rdkafka::Offset::Offset(7))
+                .expect("tpl");
+            consumer.commit(&tpl, CommitMode::Sync)
+        })
+        .await
+        .expect("join");
+        committed.expect("commit");
+
+        // SIGKILL the coordinator: another node loads the replicated partition and answers.
+        c.kill(coordinator);
+        let survivors: Vec<String> = c
+            .ids()
+            .into_iter()
+            .filter(|id| *id != coordinator)
+            .map(|id| c.bootstrap(id))
+            .collect();
+        let bootstrap = survivors.join(",");
+        let started = Instant::now();
+        let offsets = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = consumer_config(&bootstrap)
+                .set("group.id", "tracker")
+                .create()
+                .expect("consumer");
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition("tracked", 0);
+            tpl.add_partition("tracked", 1);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+                    Ok(got) => {
+                        let offsets: Vec<rdkafka::Offset> =
+                            got.elements().iter().map(|e| e.offset()).collect();
+                        if offsets.iter().all(|o| *o != rdkafka::Offset::Invalid) {
+                            return offsets;
+                        }
+                    }
+                    Err(e) if Instant::now() > deadline => panic!("committed offsets: {e}"),
+                    // Retried at a polling pace while the client finds the new coordinator.
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+                assert!(Instant::now() < deadline, "no committed offsets within 60 s");
+            }
+        })
+        .await
+        .expect("join");
+        println!(
+            "committed offsets read from the new coordinator {} ms after SIGKILL of node {coordinator}",
+            started.elapsed().as_millis()
+        );
+        assert_eq!(
+            offsets,
+            vec![rdkafka::Offset::Offset(40), rdkafka::Offset::Offset(7)]
+        );
     })
     .await;
 }

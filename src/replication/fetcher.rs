@@ -469,9 +469,15 @@ impl Task {
                 let records = pd.records.unwrap_or_else(Bytes::new);
                 let (topic, index, epoch, hw) =
                     (key.0.clone(), key.1, p.target.epoch, pd.high_watermark);
+                let leader_start = pd.log_start_offset;
                 let durable = cfg.replica_fsync;
                 let job = move |s: &mut ShardState| {
                     let r = s.append_as_follower(&topic, index, epoch, records, hw, durable);
+                    if r.is_ok() {
+                        if let Err(e) = s.follow_log_start(&topic, index, leader_start) {
+                            tracing::warn!(topic, partition = index, error = %e, "cannot follow the leader's log start");
+                        }
+                    }
                     let end = s.fetch_position(&topic, index).map(|(end, _)| end);
                     (r.map(|(_, wait)| wait), end)
                 };

@@ -972,6 +972,24 @@ impl ShardState {
         self.after_append(topic, partition, info, durability)
     }
 
+    /// A follower follows its leader's log start offset (DeleteRecords on the leader): records
+    /// below it, up to this log's end, are deleted here too.
+    pub fn follow_log_start(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader_log_start: i64,
+    ) -> Result<(), StorageError> {
+        let p = self.get(topic, partition)?;
+        if !matches!(p.role, Some(Role::Follower(_)))
+            || leader_log_start <= p.log.log_start_offset()
+        {
+            return Ok(());
+        }
+        let to = leader_log_start.min(p.log.log_end_offset());
+        self.delete_records(topic, partition, to).map(|_| ())
+    }
+
     /// What a follower's fetcher needs before fetching: (log end, newest leader epoch in its
     /// cache).
     pub fn fetch_position(
