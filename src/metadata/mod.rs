@@ -68,7 +68,10 @@ impl crate::raft::StateMachine for MetadataStateMachine {
             }
         };
         self.tx.send_replace(Arc::new(self.image.clone()));
-        serde_json::to_vec(&Applied { index, reply }).unwrap_or_default()
+        serde_json::to_vec(&Applied { index, reply }).unwrap_or_else(|e| {
+            tracing::error!(index, error = %e, "cannot encode a metadata reply");
+            Vec::new()
+        })
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -28,6 +28,9 @@ use self::fetcher::{FetchTarget, Fetcher};
 /// The shortest period of the ISR check (expansions are found this quickly).
 const ISR_CHECK_MAX_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long a refused ISR change waits before it may be proposed again.
+const REFUSED_RETRY: Duration = Duration::from_secs(1);
+
 /// What this node last told a shard about a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Applied {
@@ -263,11 +266,17 @@ pub async fn run_isr_changes(
                 Err(e) => tracing::warn!(topic, partition, error = %e, "ISR change not proposed"),
             }
             if !accepted {
-                let t = topic.clone();
-                let _ = ctx
-                    .shard(&topic, partition)
-                    .call(move |s: &mut ShardState| s.clear_pending_isr_change(&t, partition))
-                    .await;
+                // Proposed again after a pause (a refusal usually waits for the metadata: a
+                // broker to be unfenced, this node to apply a newer image).
+                let shard = ctx.shard(&topic, partition).clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(REFUSED_RETRY).await;
+                    let _ = shard
+                        .call(move |s: &mut ShardState| {
+                            s.clear_pending_isr_change(&topic, partition)
+                        })
+                        .await;
+                });
             }
         }
     }

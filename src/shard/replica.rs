@@ -151,6 +151,14 @@ impl LeaderState {
             }
         }
         self.followers.retain(|r, _| replicas.contains(r));
+        // A member that left the ISR must fetch again before it can rejoin: its last known
+        // position may be that of a dead process (Kafka considers rejoining only on a fetch).
+        for (r, p) in self.followers.iter_mut() {
+            if self.isr.contains(r) && !isr.contains(r) {
+                p.log_end = -1;
+                p.broker_epoch = -1;
+            }
+        }
         self.partition_epoch = partition_epoch;
         if self.pending_change.is_some_and(|e| e <= partition_epoch) {
             self.pending_change = None;
@@ -402,6 +410,21 @@ mod tests {
         assert_eq!(l.isr_change(10, 41_000, 30_000), None);
         l.update(2, vec![1, 2, 3], vec![1, 2, 3], 10, 41_000);
         assert_eq!(l.pending_change, None);
+    }
+
+    #[test]
+    fn a_member_removed_by_the_controller_rejoins_only_after_fetching() {
+        let mut l = leader(vec![1, 2, 3]);
+        l.on_fetch(2, 7, 10, 10, 1_100);
+        l.on_fetch(3, 9, 10, 10, 1_100);
+        // Node 2 died and was fenced: the controller removed it. Its last position looked
+        // caught up, which must not bring it back.
+        l.update(1, vec![1, 2, 3], vec![1, 3], 10, 5_000);
+        assert_eq!(l.isr_change(10, 5_100, 30_000), None);
+        // Restarted with a new broker epoch, it fetches again and rejoins.
+        l.on_fetch(2, 12, 10, 10, 6_000);
+        let change = l.isr_change(10, 6_000, 30_000).expect("expand");
+        assert_eq!(change.isr, vec![(1, -1), (2, 12), (3, 9)]);
     }
 
     #[test]
