@@ -13,8 +13,9 @@
 # shutdown and logged no ERROR. Exit status is non-zero if anything failed.
 #
 # Environment: COMPAT_KEEP=1 keeps the work directory (broker log, scenario output, data);
-# COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"); COMPAT_SKIP_BUILD=1 uses the
-# existing target/release/esker.
+# COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"; the cluster scenarios' nodes keep
+# openraft's own lines off unless it names openraft); COMPAT_SKIP_BUILD=1 uses the existing
+# target/release/esker.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
