@@ -1,4 +1,4 @@
-"""Helpers of the cluster scenarios (cluster_test.py): a cluster of esker
+"""Helpers of the cluster scenarios (cluster_test.py, replication_test.py): a cluster of esker
 processes of the scenario's own, started from $BROKER_BIN (compat_common.broker_bin) on free
 loopback ports with Kafka's KRaft keys, every node `broker,controller`, each with its config
 file (written like config/cluster/nodeN.properties), data directory and log in a work directory.
@@ -17,6 +17,7 @@ A node can be SIGKILLed (Node.kill) and started again (Node.start) on the same d
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -205,6 +206,18 @@ class Cluster:
             if got != want:
                 return False, f"node {n.id} lists {got}"
         return True, ""
+
+    def quorum_leader(self):
+        """The node id every running node last logged as the metadata quorum's leader (the
+        active controller), or None while they disagree. Clients cannot tell: like KRaft brokers,
+        a node names itself as the controller in Metadata and DescribeCluster."""
+        seen = set()
+        for n in self.nodes:
+            if n.alive():
+                found = re.findall(r"raft leader changed node=\d+ leader=(\w+(?:\(\d+\))?)", n.log_text())
+                seen.add(found[-1] if found else None)
+        m = re.fullmatch(r"Some\((\d+)\)", seen.pop()) if len(seen) == 1 and None not in seen else None
+        return int(m.group(1)) if m else None
 
     def wait_for(self, what, timeout_s, check, nodes=None):
         """wait_for over the running nodes (or `nodes`): a node exiting meanwhile fails it."""
