@@ -13,8 +13,9 @@
 # shutdown and logged no ERROR. Exit status is non-zero if anything failed.
 #
 # Environment: COMPAT_KEEP=1 keeps the work directory (broker log, scenario output, data);
-# COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"); COMPAT_SKIP_BUILD=1 uses the
-# existing target/release/esker.
+# COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"; the cluster scenarios' nodes keep
+# openraft's own lines off unless it names openraft); COMPAT_SKIP_BUILD=1 uses the existing
+# target/release/esker (under $CARGO_TARGET_DIR when that is set, as cargo does).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -166,7 +167,7 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh prometheus_test.py
-    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py)
+    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
 else
@@ -198,7 +199,10 @@ if [ "${COMPAT_SKIP_BUILD:-0}" != 1 ]; then
     log "building the broker (cargo build --release)"
     (cd "$ROOT" && cargo build --release)
 fi
-BROKER_BIN="$ROOT/target/release/esker"
+# Where cargo put it: CARGO_TARGET_DIR (relative to the repository root, where cargo ran) or target/.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BROKER_BIN="$TARGET_DIR/release/esker"
 [ -x "$BROKER_BIN" ] || die "$BROKER_BIN not found"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/esker-compat.XXXXXX")"
