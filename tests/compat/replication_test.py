@@ -24,7 +24,8 @@ auto.leader.rebalance.enable=false so that only the client's ElectLeaders moves 
      as in progress (or has completed already), metadata comes to show replicas == [B], the
      records are read back from B, A's data directory no longer holds the partition and B's
      does. Cancelling (replicas None) on a partition that is not being reassigned answers
-     NO_REASSIGNMENT_IN_PROGRESS;
+     NO_REASSIGNMENT_IN_PROGRESS; a target naming an unknown broker or one broker twice
+     answers INVALID_REPLICA_ASSIGNMENT;
   5. no node logs an ERROR while serving, and each exits 0 on SIGTERM.
 
 The processes are killed in a finally block whatever happens. Every client call is bounded.
@@ -40,7 +41,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, ElectionType, KafkaErro
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KpTopicPartition
-from kafka.errors import NoReassignmentInProgressError
+from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_common import Cluster, kcat_metadata  # noqa: E402
@@ -381,6 +382,13 @@ def check_replica_move(c, cluster, admin, other_topic):
         c.eq(answer, {other: NoReassignmentInProgressError},
              f"alter_partition_reassignments({other_topic}-0 -> None), no reassignment in progress: "
              "NO_REASSIGNMENT_IN_PROGRESS")
+        # A target naming a broker that does not exist, or one broker twice, is refused.
+        for target in ([99], [b.id, b.id]):
+            answer = kp.alter_partition_reassignments({other: target},
+                                                      timeout_ms=TIMEOUT_S * 1000)
+            c.eq(answer, {other: InvalidReplicationAssignmentError},
+                 f"alter_partition_reassignments({other_topic}-0 -> {target}): "
+                 "INVALID_REPLICA_ASSIGNMENT")
     finally:
         kp.close()
 
