@@ -190,14 +190,16 @@ async fn read_all(
                                     file_min,
                                     wake.as_ref(),
                                 ),
-                                None => s.read_records(
-                                    &topic,
-                                    index,
-                                    offset,
-                                    limit,
-                                    file_min,
-                                    wake.as_ref(),
-                                ),
+                                None => s.check_leader_epoch(&topic, index, epoch).and_then(|()| {
+                                    s.read_records(
+                                        &topic,
+                                        index,
+                                        offset,
+                                        limit,
+                                        file_min,
+                                        wake.as_ref(),
+                                    )
+                                }),
                             };
                             let snap = s.snapshot(&topic, index).ok();
                             (r, snap)

@@ -990,6 +990,22 @@ impl ShardState {
         self.delete_records(topic, partition, to).map(|_| ())
     }
 
+    /// A client's `current_leader_epoch` (Fetch, KIP-320) against this replica's: an older one
+    /// answers FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (this broker has not
+    /// applied that leader change yet), so the client refreshes its metadata. A single node and
+    /// a client that does not say (-1) pass.
+    pub fn check_leader_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(), StorageError> {
+        match &self.get(topic, partition)?.role {
+            Some(role) => check_epoch(role.epoch(), current_leader_epoch),
+            None => Ok(()),
+        }
+    }
+
     /// What a follower's fetcher needs before fetching: (log end, newest leader epoch in its
     /// cache).
     pub fn fetch_position(
@@ -1475,5 +1491,27 @@ impl Partition {
                 n.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_leader_epochs_are_checked_as_kafka_does() {
+        assert!(
+            check_epoch(5, -1).is_ok(),
+            "a client that does not say passes"
+        );
+        assert!(check_epoch(5, 5).is_ok());
+        assert!(matches!(
+            check_epoch(5, 4),
+            Err(StorageError::FencedLeaderEpoch { current: 5, got: 4 })
+        ));
+        assert!(matches!(
+            check_epoch(5, 6),
+            Err(StorageError::UnknownLeaderEpoch { current: 5, got: 6 })
+        ));
     }
 }
