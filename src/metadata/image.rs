@@ -213,8 +213,9 @@ impl MetadataImage {
                     },
                 );
                 if restarted {
-                    // The old process is gone: whatever it held in memory is too.
-                    self.on_restarted(id);
+                    // The old process is gone: whatever it held in memory is too, so it leaves
+                    // the ISRs and what it led gets a new leader epoch.
+                    self.step_down(id);
                 }
                 self.on_unfenced(id);
                 Reply::BrokerEpoch { epoch }
@@ -227,7 +228,7 @@ impl MetadataImage {
                     return Reply::Stale;
                 }
                 b.fenced = true;
-                self.on_fenced(id);
+                self.step_down(id);
                 Reply::Ok
             }
             Command::UnfenceBroker { id, epoch } => {
@@ -413,30 +414,6 @@ impl MetadataImage {
         }
     }
 
-    /// A fenced broker leaves every ISR it is not the last member of, and leadership moves to
-    /// the first live in-sync replica in assignment order (none: the partition is offline).
-    fn on_fenced(&mut self, id: i32) {
-        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
-        self.change_replicas_of(id, |p| {
-            let mut changed = false;
-            if p.isr.len() > 1 && p.isr.contains(&id) {
-                p.isr.retain(|r| *r != id);
-                changed = true;
-            }
-            if p.leader == id {
-                p.leader = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| p.isr.contains(r) && live.contains(r))
-                    .unwrap_or(-1);
-                p.leader_epoch += 1;
-                changed = true;
-            }
-            changed
-        });
-    }
-
     /// A broker back in service leads the partitions that have no leader and keep it in their
     /// ISR (it was their last in-sync replica). It rejoins other ISRs only when their leaders
     /// see it caught up (AlterPartition).
@@ -451,10 +428,10 @@ impl MetadataImage {
         });
     }
 
-    /// A broker registered again (a new process): it leaves the ISRs it is not the last member
-    /// of, and the partitions it led get a new leader epoch (another in-sync replica leading if
-    /// one is live), since the old process's state went with it.
-    fn on_restarted(&mut self, id: i32) {
+    /// `id` leaves every ISR it is not the last member of, and each partition it led gets the
+    /// first other live in-sync replica in assignment order as leader (none: offline) with a
+    /// new leader epoch.
+    fn step_down(&mut self, id: i32) {
         let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
         self.change_replicas_of(id, |p| {
             let mut changed = false;

@@ -910,8 +910,7 @@ impl ShardState {
             .read_records_upto(offset, max_bytes, file_min_bytes, log_end)?;
         r.high_watermark = hw;
         if let Some(w) = wake {
-            p.waiters.retain(|w| w.strong_count() > 0);
-            p.waiters.push(Arc::downgrade(w));
+            p.park(w);
         }
         Ok(r)
     }
@@ -1238,8 +1237,7 @@ impl ShardState {
         let mut r = p.log.read_upto(offset, max_bytes, p.high_watermark())?;
         r.high_watermark = p.high_watermark();
         if let (true, Some(w)) = (r.records.is_empty(), wake) {
-            p.waiters.retain(|w| w.strong_count() > 0);
-            p.waiters.push(Arc::downgrade(w));
+            p.park(w);
         }
         Ok(r)
     }
@@ -1268,8 +1266,7 @@ impl ShardState {
             .read_records_upto(offset, max_bytes, file_min_bytes, hw)?;
         r.high_watermark = hw;
         if let Some(w) = wake {
-            p.waiters.retain(|w| w.strong_count() > 0);
-            p.waiters.push(Arc::downgrade(w));
+            p.park(w);
         }
         Ok(r)
     }
@@ -1482,6 +1479,12 @@ impl Partition {
             Some(r) => r.high_watermark(),
             None => self.log.log_end_offset(),
         }
+    }
+
+    /// Registers a long-polling fetch to be woken by the next append or high-watermark move.
+    fn park(&mut self, wake: &Arc<Notify>) {
+        self.waiters.retain(|w| w.strong_count() > 0);
+        self.waiters.push(Arc::downgrade(wake));
     }
 
     /// Wakes the long-polling fetches (new records, or a high watermark that moved).
