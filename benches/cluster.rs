@@ -27,7 +27,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -294,6 +294,7 @@ impl ProducerContext for Watcher {
                 if let (Some(n), Some(from)) = (n, d.watch_from) {
                     if n >= from && d.first_after.is_none() {
                         d.first_after = Some(now);
+                        ACKED.notify_all();
                     }
                 }
             }
@@ -392,16 +393,24 @@ fn wait_ack_from(deliveries: &Mutex<Deliveries>, from: u64, limit: Duration) -> 
     wait_armed(deliveries, limit)
 }
 
+/// Signalled when the acknowledgement [`arm`] watches for arrives (one stall run at a time
+/// uses it, with its one `Deliveries` mutex).
+static ACKED: Condvar = Condvar::new();
+
 /// Waits until the acknowledgement [`arm`] watches for arrives; when it did.
 fn wait_armed(deliveries: &Mutex<Deliveries>, limit: Duration) -> Option<Instant> {
     let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if let Some(at) = deliveries.lock().expect("deliveries").first_after {
+    let mut d = deliveries.lock().expect("deliveries");
+    loop {
+        if let Some(at) = d.first_after {
             return Some(at);
         }
-        std::thread::sleep(Duration::from_millis(1));
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        d = ACKED.wait_timeout(d, left).expect("deliveries").0;
     }
-    None
 }
 
 /// One acks=all send without idempotence or retries: the broker's answer.

@@ -52,6 +52,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::{within, Cluster, MetadataView, HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
@@ -961,33 +962,40 @@ async fn group_offsets_survive_a_coordinator_kill() {
             .collect();
         let bootstrap = survivors.join(",");
         let started = Instant::now();
-        let offsets = tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = consumer_config(&bootstrap)
+        let reader: Arc<BaseConsumer> = Arc::new(
+            consumer_config(&bootstrap)
                 .set("group.id", "tracker")
                 .create()
-                .expect("consumer");
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            tpl.add_partition("tracked", 0);
-            tpl.add_partition("tracked", 1);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
-                    Ok(got) => {
-                        let offsets: Vec<rdkafka::Offset> =
-                            got.elements().iter().map(|e| e.offset()).collect();
-                        if offsets.iter().all(|o| *o != rdkafka::Offset::Invalid) {
-                            return offsets;
-                        }
+                .expect("consumer"),
+        );
+        let offsets = c
+            .wait_until(
+                "the new coordinator to answer the committed offsets",
+                Duration::from_secs(60),
+                || {
+                    let reader = reader.clone();
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            let mut tpl = rdkafka::TopicPartitionList::new();
+                            tpl.add_partition("tracked", 0);
+                            tpl.add_partition("tracked", 1);
+                            let got = reader
+                                .committed_offsets(tpl, Duration::from_secs(5))
+                                .map_err(|e| e.to_string())?;
+                            let offsets: Vec<rdkafka::Offset> =
+                                got.elements().iter().map(|e| e.offset()).collect();
+                            if offsets.iter().all(|o| *o != rdkafka::Offset::Invalid) {
+                                Ok(offsets)
+                            } else {
+                                Err(format!("not committed yet: {offsets:?}"))
+                            }
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
                     }
-                    Err(e) if Instant::now() > deadline => panic!("committed offsets: {e}"),
-                    // Retried at a polling pace while the client finds the new coordinator.
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-                assert!(Instant::now() < deadline, "no committed offsets within 60 s");
-            }
-        })
-        .await
-        .expect("join");
+                },
+            )
+            .await;
         println!(
             "committed offsets read from the new coordinator {} ms after SIGKILL of node {coordinator}",
             started.elapsed().as_millis()

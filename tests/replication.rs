@@ -226,7 +226,8 @@ fn produce(bootstrap: String, produced: Arc<Mutex<Produced>>, stop: Arc<AtomicBo
                 partition = (partition + 1) % PARTITIONS as usize;
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                std::thread::sleep(Duration::from_millis(20));
+                // Waits (bounded) for deliveries to make room rather than for a fixed time.
+                let _ = client.flush(Duration::from_millis(100));
             }
             Err((e, _)) => {
                 *produced

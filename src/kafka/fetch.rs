@@ -145,22 +145,20 @@ async fn read_all(
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => {
                     Slot::Failed(Code::UnknownTopicOrPartition)
                 }
-                Some(m) => match ctx.not_leader(&m.name, p.partition, listener) {
+                Some(m) => match (
+                    ctx.not_leader(&m.name, p.partition, listener),
+                    rack_aware(replica, version)
+                        .then(|| ctx.preferred_read_replica(&m.name, p.partition, &req.rack_id))
+                        .flatten(),
+                ) {
                     // Followers serve consumers that can be sent to them (v11+, KIP-392).
-                    Some(nl)
+                    (Some(nl), _)
                         if replica.is_none()
                             && !(version >= 11 && ctx.is_replica(&m.name, p.partition)) =>
                     {
                         Slot::NotLeader(nl)
                     }
-                    None if rack_aware(replica, version)
-                        .then(|| ctx.preferred_read_replica(&m.name, p.partition, &req.rack_id))
-                        .flatten()
-                        .is_some() =>
-                    {
-                        ctx.preferred_read_replica(&m.name, p.partition, &req.rack_id)
-                            .map_or(Slot::Failed(Code::NotLeaderOrFollower), Slot::Preferred)
-                    }
+                    (None, Some(id)) => Slot::Preferred(id),
                     _ => {
                         let throttled = match replica {
                             Some((id, _)) if ctx.leader_throttled(&m.name, p.partition, id) => {

@@ -905,14 +905,7 @@ impl ShardState {
         if moved {
             p.wake_fetches();
         }
-        let mut r = p
-            .log
-            .read_records_upto(offset, max_bytes, file_min_bytes, log_end)?;
-        r.high_watermark = hw;
-        if let Some(w) = wake {
-            p.park(w);
-        }
-        Ok(r)
+        p.read_parked(offset, max_bytes, file_min_bytes, log_end, hw, wake)
     }
 
     /// A follower appends what it fetched from its leader (batches kept byte for byte) and
@@ -1261,14 +1254,7 @@ impl ShardState {
             .and_then(|t| t.get_mut(&partition))
             .ok_or(StorageError::UnknownPartition)?;
         let hw = p.high_watermark();
-        let mut r = p
-            .log
-            .read_records_upto(offset, max_bytes, file_min_bytes, hw)?;
-        r.high_watermark = hw;
-        if let Some(w) = wake {
-            p.park(w);
-        }
-        Ok(r)
+        p.read_parked(offset, max_bytes, file_min_bytes, hw, hw, wake)
     }
 
     /// Log start offset, high watermark and a watch on the latter.
@@ -1479,6 +1465,27 @@ impl Partition {
             Some(r) => r.high_watermark(),
             None => self.log.log_end_offset(),
         }
+    }
+
+    /// A fetch's read of batches below `upper` (file regions from `file_min_bytes` on),
+    /// reporting `high_watermark`; `wake` is parked for the next append or high-watermark move.
+    fn read_parked(
+        &mut self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        upper: i64,
+        high_watermark: i64,
+        wake: Option<&Arc<Notify>>,
+    ) -> Result<ReadResult<RecordSet>, StorageError> {
+        let mut r = self
+            .log
+            .read_records_upto(offset, max_bytes, file_min_bytes, upper)?;
+        r.high_watermark = high_watermark;
+        if let Some(w) = wake {
+            self.park(w);
+        }
+        Ok(r)
     }
 
     /// Registers a long-polling fetch to be woken by the next append or high-watermark move.
