@@ -470,7 +470,9 @@ impl ShardState {
             }
             _ => {}
         }
-        let idempotent = idempotent_batch(&records);
+        // Batches without sequences (base sequence -1: transactional offset commits written by
+        // the group coordinator) skip duplicate and gap detection.
+        let idempotent = idempotent_batch(&records).filter(|b| b.first_seq >= 0);
         if let Some(b) = &idempotent {
             match p
                 .producers
