@@ -201,7 +201,8 @@ fn name_or_id(ctx: &BrokerContext, by_id: bool, name: &TopicName, id: &uuid::Uui
     }
 }
 
-/// Produce: WRITE on each topic.
+/// Produce: WRITE on each topic, and on the transactional id of a transactional produce (else
+/// every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 pub fn produce(
     ctx: &BrokerContext,
     access: &Access,
@@ -209,29 +210,39 @@ pub fn produce(
     version: i16,
 ) -> Vec<m::produce_response::TopicProduceResponse> {
     use m::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+    let refuse = |t: &m::produce_request::TopicProduceData, code: i16| {
+        TopicProduceResponse::default()
+            .with_name(t.name.clone())
+            .with_topic_id(t.topic_id)
+            .with_partition_responses(
+                t.partition_data
+                    .iter()
+                    .map(|p| {
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_error_code(code)
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                    })
+                    .collect(),
+            )
+    };
+    if let Some(id) = &req.transactional_id {
+        if !access.allowed(ctx, Operation::Write, ResourceType::TransactionalId, id) {
+            let code = crate::kafka::error::Code::TransactionalIdAuthorizationFailed.code();
+            return std::mem::take(&mut req.topic_data)
+                .iter()
+                .map(|t| refuse(t, code))
+                .collect();
+        }
+    }
     retain_topics(
         access,
         ctx,
         Operation::Write,
         &mut req.topic_data,
         |t| name_or_id(ctx, version >= 13, &t.name, &t.topic_id),
-        |t| {
-            TopicProduceResponse::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partition_responses(
-                    t.partition_data
-                        .iter()
-                        .map(|p| {
-                            PartitionProduceResponse::default()
-                                .with_index(p.index)
-                                .with_error_code(DENIED_TOPIC.code())
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                        })
-                        .collect(),
-                )
-        },
+        |t| refuse(t, DENIED_TOPIC.code()),
     )
 }
 
