@@ -334,3 +334,24 @@ async fn member_and_generation_are_checked_when_given() {
     );
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_during_the_write_applies_once_it_is_durable() {
+    let (broker, _dir) = start().await;
+    let c = &broker.context().coordinator;
+    // Both commands are queued before the write can be durable: the marker finds the write
+    // in flight (or, if the fsync was quicker, pending); either way the outcome is the same.
+    let (written, ()) = tokio::join!(
+        c.txn_commit(txn_params("g", 400, &[("t", 0, 10)])),
+        c.complete_transaction(0, 400, true)
+    );
+    assert_eq!(written, Ok(vec![Ok(())]));
+    assert_eq!(fetch(c, "g", &[("t", 0)], true).await, visible(&[10]));
+    let (written, ()) = tokio::join!(
+        c.txn_commit(txn_params("g", 401, &[("t", 0, 20)])),
+        c.complete_transaction(0, 401, false)
+    );
+    assert_eq!(written, Ok(vec![Ok(())]));
+    assert_eq!(fetch(c, "g", &[("t", 0)], true).await, visible(&[10]));
+    broker.shutdown().await.expect("shutdown");
+}
