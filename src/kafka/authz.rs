@@ -1188,3 +1188,59 @@ pub fn describe_cluster(
         resp.cluster_authorized_operations = access.cluster_operations(ctx);
     }
 }
+
+/// TxnOffsetCommit: WRITE on the transactional id, else every partition answers 53; READ on
+/// the group, else 30; then READ on each topic (29 for its partitions).
+pub fn txn_offset_commit(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &mut m::TxnOffsetCommitRequest,
+) -> Result<
+    Vec<m::txn_offset_commit_response::TxnOffsetCommitResponseTopic>,
+    m::TxnOffsetCommitResponse,
+> {
+    use m::txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+    };
+    let answer = |t: &m::txn_offset_commit_request::TxnOffsetCommitRequestTopic, code: Code| {
+        TxnOffsetCommitResponseTopic::default()
+            .with_name(t.name.clone())
+            .with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code.code())
+                    })
+                    .collect(),
+            )
+    };
+    if !access.enforcing(ctx) {
+        return Ok(Vec::new());
+    }
+    let denied = if !access.allowed(
+        ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        req.transactional_id.as_str(),
+    ) {
+        Some(Code::TransactionalIdAuthorizationFailed)
+    } else if !access.group(ctx, Operation::Read, req.group_id.as_str()) {
+        Some(Code::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        let topics = req.topics.iter().map(|t| answer(t, code)).collect();
+        return Err(m::TxnOffsetCommitResponse::default().with_topics(topics));
+    }
+    Ok(retain_topics(
+        access,
+        ctx,
+        Operation::Read,
+        &mut req.topics,
+        |t| t.name.to_string(),
+        |t| answer(t, DENIED_TOPIC),
+    ))
+}

@@ -61,6 +61,8 @@ pub fn group_code(e: &crate::coordinator::GroupError) -> Code {
         G::UnsupportedAssignor => Code::UnsupportedAssignor,
         G::UnreleasedInstanceId => Code::UnreleasedInstanceId,
         G::InvalidRequest => Code::InvalidRequest,
+        G::InvalidProducerEpoch => Code::InvalidProducerEpoch,
+        G::UnstableOffsetCommit => Code::UnstableOffsetCommit,
     }
 }
 

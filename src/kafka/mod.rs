@@ -818,8 +818,16 @@ async fn handle(
             respond!(write_txn_markers::handle(ctx, req, version))
         }
         ApiKey::TxnOffsetCommit => {
-            let req = decode!(m::TxnOffsetCommitRequest);
-            respond!(txn_offset_commit::handle(ctx, req, version))
+            let mut req = decode!(m::TxnOffsetCommitRequest);
+            let denied = match authz::txn_offset_commit(&ctx, &access, &mut req) {
+                Ok(denied) => denied,
+                Err(resp) => return ready(encode(correlation_id, version, &resp)),
+            };
+            respond!(async move {
+                let mut resp = txn_offset_commit::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::InitProducerId => {
             let req = decode!(m::InitProducerIdRequest);
