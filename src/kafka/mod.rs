@@ -737,8 +737,12 @@ async fn handle(
         }
         ApiKey::WriteTxnMarkers => {
             let req = decode!(m::WriteTxnMarkersRequest);
+            if let Err(resp) = authz::write_txn_markers(&ctx, &access, &req) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             respond!(write_txn_markers::handle(ctx, req, version))
         }
+
         ApiKey::TxnOffsetCommit => {
             let req = decode!(m::TxnOffsetCommitRequest);
             respond!(txn_offset_commit::handle(ctx, req, version))
