@@ -60,7 +60,6 @@ pub async fn handle(
                                 .with_current_txn_start_offset(p.current_txn_start_offset)
                         })
                         .collect();
-
                 }
                 Err(code) => pr.error_code = code.code(),
             }

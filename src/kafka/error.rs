@@ -18,7 +18,6 @@ pub fn storage_code(e: &StorageError) -> Code {
         StorageError::FencedLeaderEpoch { .. } => Code::FencedLeaderEpoch,
         StorageError::UnknownLeaderEpoch { .. } => Code::UnknownLeaderEpoch,
         StorageError::ControlBatchFromClient => Code::InvalidRecord,
-
     }
 }
 

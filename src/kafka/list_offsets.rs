@@ -46,7 +46,6 @@ pub async fn handle(
                         .submit(move |s: &mut ShardState| {
                             s.list_offset_isolated(&topic, index, ts, isolation)
                         })
-
                         .await
                         .map_err(|e| shard_code(&e))
                 }

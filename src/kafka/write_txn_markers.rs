@@ -104,7 +104,6 @@ pub async fn handle(
     WriteTxnMarkersResponse::default().with_markers(markers)
 }
 
-
 /// Writes one marker (commit or abort of `producer_id`'s open transaction) to a partition this
 /// broker leads and waits until it is durable (fsync, and the ISR in a cluster). A marker on a
 /// `__consumer_offsets` partition also completes the producer's pending transactional offset

@@ -1,5 +1,7 @@
 //! RecordBatch v2 framing: header parsing and validation, iteration over concatenated batches,
-//! record walking for uncompressed batches, and a builder of valid batches for tests and benches.
+//! record walking for uncompressed batches, a builder of valid batches for tests and benches,
+//! and transaction markers (control batches: [`txn_marker_batch`], [`txn_marker`]).
+
 //!
 //! The header is 61 bytes, all integers big-endian:
 //!
@@ -792,7 +794,10 @@ pub fn txn_marker(batch: &[u8]) -> Option<TxnMarker> {
     let record = records(batch).ok()?.next()?.ok()?;
     let key = record.key?;
     let (version, kind) = match key {
-        [v0, v1, t0, t1, ..] => (i16::from_be_bytes([*v0, *v1]), i16::from_be_bytes([*t0, *t1])),
+        [v0, v1, t0, t1, ..] => (
+            i16::from_be_bytes([*v0, *v1]),
+            i16::from_be_bytes([*t0, *t1]),
+        ),
         _ => return None,
     };
     if version != 0 {
@@ -876,7 +881,11 @@ mod tests {
             let header = validate(&batch).expect("valid");
             assert!(header.is_control() && header.is_transactional());
             assert_eq!(
-                (header.producer_id, header.producer_epoch, header.base_sequence),
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
                 (42, 3, -1)
             );
             assert_eq!(header.records_count, 1);

@@ -7,6 +7,8 @@
 //!   00000000000000000000.log        record batches exactly as produced, offsets assigned
 //!   00000000000000000000.index      sparse: (relative offset u32 BE, file position u32 BE)
 //!   00000000000000000000.timeindex  sparse: (max timestamp i64 BE, relative offset u32 BE)
+//!   00000000000000000000.txnindex   the transactions aborted by markers in the segment, 34
+//!                                   bytes each (module `txn_index`; only once one aborts)
 //!   00000000000001048576.log        next segment, named by its base offset
 //!   …
 //!   log-start-offset                the log start offset, when DeleteRecords moved it inside
@@ -48,6 +50,13 @@
 //!   offset. **DeleteRecords** ([`PartitionLog::delete_records_before`]) moves the log start
 //!   offset, durably, and deletes the segments wholly below it. Either way the epoch cache drops
 //!   the entries below the new log start.
+//! - **Transactions** ([`PartitionLog::append_aborted_txn`], [`PartitionLog::read_committed`]):
+//!   the owner (the shard, which tracks open transactions) records each aborted transaction
+//!   when it appends the abort marker; the entries are written to the segment's `.txnindex`
+//!   at once and fsynced with the segment, deleted with it and cut by truncation. A clean open
+//!   reads them back; after a crash the owner rebuilds them from a scan
+//!   ([`PartitionLog::replace_aborted_txns`]). A read-committed read is bounded by the last
+//!   stable offset and lists the aborted transactions overlapping what it returns.
 //! - **Durability**: appends never fsync. [`PartitionLog::take_unsynced`] hands the files
 //!   written since its last call to the caller, which fsyncs them on blocking threads and
 //!   answers `acks=-1` producers afterwards (group commit), then gives the [`SyncToken`] back to
@@ -636,9 +645,8 @@ impl PartitionLog {
                 .map_or(log_end, |next| next.base_offset);
             let base = self.segments[i].base_offset;
             let below = rest.partition_point(|t| t.last_offset < base);
-            let (mine, later) = rest[below..].split_at(
-                rest[below..].partition_point(|t| t.last_offset < until),
-            );
+            let (mine, later) =
+                rest[below..].split_at(rest[below..].partition_point(|t| t.last_offset < until));
             rest = later;
             let segment = &mut self.segments[i];
             let path = segment.path(TXN_INDEX_SUFFIX);
@@ -1009,8 +1017,9 @@ impl PartitionLog {
     /// fsynced first, so that a crash cannot trust later data on the old one's word), epoch
     /// cache entries starting at or after the new end are removed (checkpoint fsynced), then
     /// segments wholly past the cut are deleted and the segment holding it is shortened and
-    /// becomes the active one (its index entries past the cut dropped, its largest timestamp
-    /// recomputed). The files changed and the directory are handed out by the next
+    /// becomes the active one (its index entries past the cut dropped, its aborted
+    /// transactions with markers past it too, its largest timestamp recomputed). The files
+    /// changed and the directory are handed out by the next
     /// [`PartitionLog::take_unsynced`]; sync tokens taken before are void. An i/o failure while
     /// the segments change poisons the log. Ends stamping, even when nothing is removed.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
@@ -1405,7 +1414,8 @@ impl PartitionLog {
         upper: i64,
     ) -> Result<(ReadResult<RecordSet>, Vec<AbortedTxn>), LogError> {
         let mut stop = None;
-        let read = self.read_records_stopping(offset, max_bytes, file_min_bytes, upper, &mut stop)?;
+        let read =
+            self.read_records_stopping(offset, max_bytes, file_min_bytes, upper, &mut stop)?;
         let Some(stop) = stop else {
             return Ok((read, Vec::new()));
         };

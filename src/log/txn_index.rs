@@ -163,7 +163,15 @@ impl TxnIndex {
             Some(f) => f.clone(),
             None => {
                 created = !path.exists();
-                let f = Arc::new(OpenOptions::new().write(true).create(true).open(path)?);
+                // The file holds exactly the entries before this one (written by earlier
+                // appends or read at open), so it is extended, not truncated.
+                let f = Arc::new(
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(path)?,
+                );
                 self.file = Some(f.clone());
                 f
             }

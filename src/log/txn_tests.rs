@@ -72,7 +72,10 @@ fn index_files_follow_their_segments_through_reopen_truncation_and_retention() -
     log.append(data(2, true, 1_000), None)?; // 2
     let m2 = log.append(abort(2), None)?.base_offset; // 3
     log.append_aborted_txn(txn(2, second, m2, m2 + 1))?;
-    assert!(log.take_unsynced()?.files.len() >= 2, "index files are synced");
+    assert!(
+        log.take_unsynced()?.files.len() >= 2,
+        "index files are synced"
+    );
     assert_eq!(std::fs::metadata(txn_file(dir.path(), 0))?.len(), 34);
     assert_eq!(std::fs::metadata(txn_file(dir.path(), second))?.len(), 34);
     let both = vec![txn(1, 0, m1, m1 + 1), txn(2, second, m2, m2 + 1)];
@@ -87,7 +90,10 @@ fn index_files_follow_their_segments_through_reopen_truncation_and_retention() -
     assert_eq!(log.aborted_txns(0, log.log_end_offset()), both);
     drop(log);
     let log = PartitionLog::open(dir.path(), config.clone(), false)?;
-    assert!(!log.txn_index_trusted(), "not trusted after an unclean open");
+    assert!(
+        !log.txn_index_trusted(),
+        "not trusted after an unclean open"
+    );
     assert_eq!(log.aborted_txns(0, log.log_end_offset()), both);
     drop(log);
 
@@ -146,7 +152,11 @@ fn read_committed_lists_the_transactions_overlapping_what_it_returns() -> TestRe
         assert_eq!(bases(&read.records)?, vec![3, 4, 5]);
         assert_eq!(aborted, vec![txn(3, 3, 4, 5)]);
         let (read, aborted) = log.read_committed(0, usize::MAX, file_min, 3)?;
-        assert_eq!(bases(&read.records)?, vec![0, 1, 2], "bounded by the upper offset");
+        assert_eq!(
+            bases(&read.records)?,
+            vec![0, 1, 2],
+            "bounded by the upper offset"
+        );
         assert_eq!(aborted, vec![txn(1, 0, 2, 3)]);
         let (read, aborted) = log.read_committed(5, usize::MAX, file_min, end)?;
         assert_eq!(bases(&read.records)?, vec![5]);

@@ -21,7 +21,6 @@ pub const SNAPSHOT_FILE: &str = "producer.snapshot";
 /// rebuilt from the log). v2 added open transactions and coordinator epochs.
 const SNAPSHOT_VERSION: &str = "v2";
 
-
 /// One remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {
@@ -214,8 +213,7 @@ impl ProducerState {
     /// except those with an open transaction.
     pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) {
         self.producers.retain(|_, e| {
-            e.txn_first_offset.is_some()
-                || now_ms.saturating_sub(e.last_write_ms) <= max_idle_ms
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_write_ms) <= max_idle_ms
         });
     }
 
@@ -383,14 +381,26 @@ mod tests {
         s.begin_txn(1, 10);
         s.begin_txn(2, 12);
         s.begin_txn(1, 15);
-        assert_eq!(s.first_unstable_offset(), Some(10), "a second batch keeps the start");
+        assert_eq!(
+            s.first_unstable_offset(),
+            Some(10),
+            "a second batch keeps the start"
+        );
         assert_eq!(s.check_epoch(1, 0), Ok(()));
         assert_eq!(s.end_txn(1, 1, 4, 100), Some(10));
-        assert_eq!(s.check_epoch(1, 0), Err(1), "the marker's epoch is the producer's");
+        assert_eq!(
+            s.check_epoch(1, 0),
+            Err(1),
+            "the marker's epoch is the producer's"
+        );
         assert_eq!(s.first_unstable_offset(), Some(12));
         assert_eq!(s.end_txn(1, 1, 4, 100), None, "nothing left open");
         s.expire(1_000_000, 10);
-        assert_eq!(s.producers().count(), 1, "an open transaction keeps its producer");
+        assert_eq!(
+            s.producers().count(),
+            1,
+            "an open transaction keeps its producer"
+        );
         assert_eq!(s.end_txn(2, 0, 5, 100), Some(12));
         assert_eq!(s.first_unstable_offset(), None);
     }
@@ -418,5 +428,4 @@ mod tests {
         std::fs::write(dir.path().join(SNAPSHOT_FILE), "v1 3\n1 0 0 1 0 1 0 1000\n").unwrap();
         assert!(ProducerState::read_snapshot(dir.path(), 3).is_none());
     }
-
 }

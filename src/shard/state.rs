@@ -593,7 +593,6 @@ impl ShardState {
     /// producer's epoch. The transaction closes, which may move the last stable offset, and an
     /// abort is recorded in the aborted-transaction index. A marker for a producer without an
     /// open transaction is written all the same, with no index entry.
-    #[allow(clippy::too_many_arguments)]
     pub fn write_txn_marker(
         &mut self,
         topic: &str,
@@ -1316,7 +1315,11 @@ impl ShardState {
     }
 
     /// The producers of a partition, for DescribeProducers.
-    pub fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, StorageError> {
+    pub fn producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ProducerInfo>, StorageError> {
         let p = self.get(topic, partition)?;
         Ok(p.producers
             .producers()
@@ -1395,7 +1398,6 @@ impl ShardState {
     /// [`ShardState::read_records`] for a read-committed consumer: batches below the last
     /// stable offset, with the aborted transactions overlapping the batches returned (see
     /// [`PartitionLog::read_committed`]).
-    #[allow(clippy::too_many_arguments)]
     pub fn read_committed_records(
         &mut self,
         topic: &str,
@@ -1739,7 +1741,6 @@ impl Partition {
             _ => Ok(()),
         }
     }
-
 
     /// A fetch's read of batches below `upper` (file regions from `file_min_bytes` on),
     /// reporting `high_watermark`; `wake` is parked for the next append or high-watermark move.

@@ -34,13 +34,7 @@ fn config(dir: &Path) -> ShardConfig {
 /// A shard state over `dir` holding partition `t-0`, opened `clean` or after a crash.
 fn shard(dir: &Path, clean: bool) -> Result<ShardState, StorageError> {
     let (tx, _) = mpsc::channel(1);
-    let mut s = ShardState::new(
-        0,
-        ShardSelf {
-            tx: tx.downgrade(),
-        },
-        config(dir),
-    );
+    let mut s = ShardState::new(0, ShardSelf { tx: tx.downgrade() }, config(dir));
     s.open_partition(TOPIC, 0, None, clean)?;
     Ok(s)
 }
@@ -137,7 +131,10 @@ async fn interleaved_transactions_bound_the_last_stable_offset() -> TestResult {
         "the first record at the timestamp is not stable yet"
     );
     assert_eq!(s.list_offset(TOPIC, 0, -1)?, (5, -1));
-    assert_eq!(fetch_committed(&mut s, TOPIC, 0, usize::MAX)?, (vec![], vec![]));
+    assert_eq!(
+        fetch_committed(&mut s, TOPIC, 0, usize::MAX)?,
+        (vec![], vec![])
+    );
     assert_eq!(producer(&s, 1)?.current_txn_start_offset, 0);
     assert_eq!(producer(&s, 9)?.current_txn_start_offset, -1);
 
@@ -164,7 +161,10 @@ async fn interleaved_transactions_bound_the_last_stable_offset() -> TestResult {
         "producer 2's transaction starts after the batch returned"
     );
     assert_eq!(fetch_committed(&mut s, TOPIC, 3, 1)?, (vec![3], aborted));
-    assert_eq!(fetch_committed(&mut s, TOPIC, 7, usize::MAX)?, (vec![], vec![]));
+    assert_eq!(
+        fetch_committed(&mut s, TOPIC, 7, usize::MAX)?,
+        (vec![], vec![])
+    );
     assert_eq!(
         s.list_offset_isolated(TOPIC, 0, 1_000, IsolationLevel::ReadCommitted)?,
         (0, 1_000)
@@ -182,7 +182,11 @@ async fn markers_check_and_take_the_producer_epoch() -> TestResult {
         Err(StorageError::InvalidProducerEpoch { current: 3, got: 2 })
     ));
     assert_eq!(lso(&s)?, 0, "the refused marker closed nothing");
-    assert_eq!(s.snapshot(TOPIC, 0)?.high_watermark, 1, "nor was it written");
+    assert_eq!(
+        s.snapshot(TOPIC, 0)?.high_watermark,
+        1,
+        "nor was it written"
+    );
     // The coordinator bumps the epoch when it aborts a transaction that timed out.
     assert_eq!(marker(&mut s, 1, 4, false)?, 1);
     assert_eq!(aborted_index(&mut s, TOPIC)?, vec![txn(1, 0, 1, 2)]);
@@ -204,7 +208,11 @@ async fn batches_without_sequences_keep_the_epoch_check_and_transactions() -> Te
     let mut s = shard(dir.path(), false)?;
     // Transactional offset commits as the group coordinator writes them: base sequence -1.
     assert_eq!(produce(&mut s, batch(5, 2, -1, true))?, 0);
-    assert_eq!(produce(&mut s, batch(5, 2, -1, true))?, 1, "no duplicate detection");
+    assert_eq!(
+        produce(&mut s, batch(5, 2, -1, true))?,
+        1,
+        "no duplicate detection"
+    );
     assert_eq!(lso(&s)?, 0);
     assert!(matches!(
         s.append(TOPIC, 0, batch(5, 1, -1, true), None, Durability::PageCache),
@@ -310,7 +318,10 @@ async fn truncation_below_a_marker_reopens_its_transaction() -> TestResult {
     assert_eq!(s.truncate(TOPIC, 0, 6)?, 6);
     assert_eq!(lso(&s)?, 2, "producer 2's transaction is open again");
     assert_eq!(aborted_index(&mut s, TOPIC)?, vec![]);
-    assert!(!dir.path().join("t-0/00000000000000000000.txnindex").exists());
+    assert!(!dir
+        .path()
+        .join("t-0/00000000000000000000.txnindex")
+        .exists());
     assert_eq!(producer(&s, 2)?.current_txn_start_offset, 2);
     assert_eq!(s.truncate(TOPIC, 0, 5)?, 5);
     assert_eq!(lso(&s)?, 0, "and producer 1's");
