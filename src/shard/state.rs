@@ -1267,6 +1267,19 @@ impl ShardState {
         }
     }
 
+    /// The largest gap between a partition's high watermark and its last stable offset (how
+    /// far open transactions hold read_committed consumers back), for the metrics.
+    pub fn max_lso_lag(&self) -> i64 {
+        self.partitions
+            .values()
+            .flat_map(|t| t.values())
+            .filter(|p| !matches!(p.role, Some(Role::Follower(_))))
+            .map(|p| p.high_watermark() - p.last_stable_offset())
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
     /// The replication state of the partitions led here, for the metrics.
     pub fn replication_stats(&self) -> ReplicationStats {
         let mut out = ReplicationStats::default();
