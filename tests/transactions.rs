@@ -171,7 +171,9 @@ async fn stable_ends(
     for (tp, lso) in &committed {
         let hw = uncommitted.get(tp).copied().unwrap_or(-1);
         if *lso != hw {
-            return Err(format!("{tp:?}: last stable offset {lso}, high watermark {hw}"));
+            return Err(format!(
+                "{tp:?}: last stable offset {lso}, high watermark {hw}"
+            ));
         }
     }
     Ok(committed)
@@ -190,16 +192,18 @@ async fn list_latest(
             topics
                 .iter()
                 .map(|(t, n)| {
-                    ListOffsetsTopic::default().with_name(tname(t)).with_partitions(
-                        (0..*n)
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(-1)
-                            })
-                            .collect(),
-                    )
+                    ListOffsetsTopic::default()
+                        .with_name(tname(t))
+                        .with_partitions(
+                            (0..*n)
+                                .map(|p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_current_leader_epoch(-1)
+                                        .with_timestamp(-1)
+                                })
+                                .collect(),
+                        )
                 })
                 .collect(),
         );
@@ -459,7 +463,10 @@ async fn commit_and_abort_with_offsets() {
     seen.sort();
     let mut want = committed.clone();
     want.sort();
-    assert_eq!(seen, want, "read_committed sees exactly the committed transaction");
+    assert_eq!(
+        seen, want,
+        "read_committed sees exactly the committed transaction"
+    );
 
     let mut seen = blocking(|| read_to_end(&bootstrap, "read_uncommitted", &outs));
     seen.sort();
@@ -504,7 +511,10 @@ async fn zombie_is_fenced() {
     });
     zombie
         .send(
-            FutureRecord::to(TOPIC).partition(0).key("z").payload("zombie-a"),
+            FutureRecord::to(TOPIC)
+                .partition(0)
+                .key("z")
+                .payload("zombie-a"),
             TIMEOUT,
         )
         .await
@@ -639,7 +649,11 @@ async fn timed_out_transaction_is_aborted() {
     let seen = blocking(|| read_to_end(&bootstrap, "read_committed", &[(TOPIC, 1)]));
     assert!(seen.is_empty(), "read_committed saw {seen:?}");
     let all = blocking(|| read_to_end(&bootstrap, "read_uncommitted", &[(TOPIC, 1)]));
-    assert_eq!(all.len(), 5, "read_uncommitted sees the aborted records: {all:?}");
+    assert_eq!(
+        all.len(),
+        5,
+        "read_uncommitted sees the aborted records: {all:?}"
+    );
 
     // The producer's epoch was bumped: its commit cannot succeed.
     let commit = blocking(|| producer.commit_transaction(TIMEOUT));
@@ -715,13 +729,12 @@ async fn add_partitions(raw: &mut Raw, id: &str, pid: i64, epoch: i16, version: 
         .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
             .with_name(tname(RAW_TOPIC))
             .with_partitions(vec![0])]);
-    let resp = retrying!("AddPartitionsToTxn", raw.call(&req, version).await,
-        |r| {
-            r.results_by_topic_v3_and_below
-                .first()
-                .and_then(|t| t.results_by_partition.first())
-                .map_or(-1, |p| p.partition_error_code)
-        });
+    let resp = retrying!("AddPartitionsToTxn", raw.call(&req, version).await, |r| {
+        r.results_by_topic_v3_and_below
+            .first()
+            .and_then(|t| t.results_by_partition.first())
+            .map_or(-1, |p| p.partition_error_code)
+    });
     resp.results_by_topic_v3_and_below
         .first()
         .and_then(|t| t.results_by_partition.first())
@@ -759,13 +772,12 @@ async fn txn_offset_commit(
                 .with_committed_offset(offset)
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(s("")))])]);
-    let resp = retrying!("TxnOffsetCommit", raw.call(&req, 3).await,
-        |r| {
-            r.topics
-                .first()
-                .and_then(|t| t.partitions.first())
-                .map_or(-1, |p| p.error_code)
-        });
+    let resp = retrying!("TxnOffsetCommit", raw.call(&req, 3).await, |r| {
+        r.topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.error_code)
+    });
     resp.topics
         .first()
         .and_then(|t| t.partitions.first())
@@ -780,7 +792,11 @@ async fn produce_txn(raw: &mut Raw, p: &mut RawProducer, value: &str) {
     let mut b = esker::log::batch::BatchBuilder::new(1_700_000_000_000)
         .producer(p.pid, p.epoch, p.seq)
         .transactional(true);
-    b.record(Some(b"raw".as_slice()), Some(value.as_bytes()), 1_700_000_000_000);
+    b.record(
+        Some(b"raw".as_slice()),
+        Some(value.as_bytes()),
+        1_700_000_000_000,
+    );
     let req = ProduceRequest::default()
         .with_transactional_id(Some(txn_id(p.id)))
         .with_acks(-1)
@@ -841,20 +857,19 @@ async fn group_offset(raw: &mut Raw) -> i64 {
             .with_name(tname(RAW_TOPIC))
             .with_partition_indexes(vec![0])]))
         .with_require_stable(true);
-    let resp = retrying!("OffsetFetch", raw.call(&req, 7).await,
-        |r| {
-            let c = r
-                .topics
-                .first()
-                .and_then(|t| t.partitions.first())
-                .map_or(r.error_code, |p| p.error_code);
-            // Pending transactional offsets answer UNSTABLE_OFFSET_COMMIT until the marker.
-            if c == UNSTABLE_OFFSET_COMMIT || r.error_code == UNSTABLE_OFFSET_COMMIT {
-                CONCURRENT_TRANSACTIONS
-            } else {
-                c.max(r.error_code)
-            }
-        });
+    let resp = retrying!("OffsetFetch", raw.call(&req, 7).await, |r| {
+        let c = r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(r.error_code, |p| p.error_code);
+        // Pending transactional offsets answer UNSTABLE_OFFSET_COMMIT until the marker.
+        if c == UNSTABLE_OFFSET_COMMIT || r.error_code == UNSTABLE_OFFSET_COMMIT {
+            CONCURRENT_TRANSACTIONS
+        } else {
+            c.max(r.error_code)
+        }
+    });
     assert_eq!(resp.error_code, NONE, "OffsetFetch");
     let p = &resp.topics[0].partitions[0];
     assert_eq!(p.error_code, NONE, "OffsetFetch partition");
@@ -925,9 +940,14 @@ async fn bad_transactional_requests() {
         let find = FindCoordinatorRequest::default()
             .with_key_type(1)
             .with_coordinator_keys(vec![s("raw-tx")]);
-        let found = retrying!("FindCoordinator", raw.call(&find, 4).await,
-            |r| r.coordinators.first().map_or(-1, |c| c.error_code));
-        assert_eq!(found.coordinators[0].error_code, NONE, "FindCoordinator TRANSACTION");
+        let found = retrying!("FindCoordinator", raw.call(&find, 4).await, |r| r
+            .coordinators
+            .first()
+            .map_or(-1, |c| c.error_code));
+        assert_eq!(
+            found.coordinators[0].error_code, NONE,
+            "FindCoordinator TRANSACTION"
+        );
 
         let (pid, stale) = init_producer_id(&mut raw, "raw-tx").await;
         let (pid2, epoch) = init_producer_id(&mut raw, "raw-tx").await;
@@ -966,7 +986,10 @@ async fn bad_transactional_requests() {
 
         // TxnOffsetCommit with a wrong generation and with an unknown member, inside an open
         // transaction that then commits.
-        assert_eq!(add_partitions(&mut raw, p.id, p.pid, p.epoch, 3).await, NONE);
+        assert_eq!(
+            add_partitions(&mut raw, p.id, p.pid, p.epoch, 3).await,
+            NONE
+        );
         produce_txn(&mut raw, &mut p, "txn-3").await;
         add_offsets(&mut raw, &p, 3).await;
         assert_eq!(
@@ -985,11 +1008,19 @@ async fn bad_transactional_requests() {
             "TxnOffsetCommit v3 of the member"
         );
         assert_eq!(end_txn(&mut raw, p.id, p.pid, p.epoch, true).await, NONE);
-        assert_eq!(group_offset(&mut raw).await, 3, "the group's offset is the last commit's");
+        assert_eq!(
+            group_offset(&mut raw).await,
+            3,
+            "the group's offset is the last commit's"
+        );
 
         // Three committed records, each followed by its marker.
         let ends = await_stable(&bootstrap, &[(RAW_TOPIC, 1)], STABLE_TIMEOUT).await;
-        assert_eq!(ends[&(RAW_TOPIC.to_string(), 0)], 6, "3 records and 3 markers");
+        assert_eq!(
+            ends[&(RAW_TOPIC.to_string(), 0)],
+            6,
+            "3 records and 3 markers"
+        );
         let b = bootstrap.clone();
         let seen = blocking(move || read_to_end(&b, "read_committed", &[(RAW_TOPIC, 1)]));
         let values: Vec<&str> = seen.iter().map(|r| r.value.as_str()).collect();
@@ -1044,6 +1075,12 @@ struct CopyState {
     commits: AtomicU64,
     aborts: AtomicU64,
     recreated: AtomicU64,
+    /// Between `begin_transaction` and the transaction's outcome.
+    in_transaction: AtomicBool,
+    /// Set by the test: the loop "crashes" in its next transaction once the records are
+    /// written (drops its clients without committing or aborting), then clears it.
+    crash: AtomicBool,
+    crashes: AtomicU64,
 }
 
 impl CopyState {
@@ -1084,7 +1121,8 @@ fn ctp_consumer(bootstrap: &str) -> Result<CtpConsumer, String> {
     let c: CtpConsumer = consumer_config(bootstrap, CTP_GROUP, "read_committed")
         .create_with_context(RebalanceCounter::default())
         .map_err(|e| format!("consumer: {e}"))?;
-    c.subscribe(&[CTP_IN]).map_err(|e| format!("subscribe: {e}"))?;
+    c.subscribe(&[CTP_IN])
+        .map_err(|e| format!("subscribe: {e}"))?;
     Ok(c)
 }
 
@@ -1171,7 +1209,9 @@ fn copy_loop(bootstrap: &str, state: &CopyState, deadline: Instant) -> Result<()
         }
         if failures_in_a_row > 0 {
             // Back off while the broker is down or restarting.
-            std::thread::sleep(Duration::from_millis(100 * u64::from(failures_in_a_row.min(10))));
+            std::thread::sleep(Duration::from_millis(
+                100 * u64::from(failures_in_a_row.min(10)),
+            ));
         }
         let p = match producer.take() {
             Some(p) => p,
@@ -1251,8 +1291,9 @@ fn copy_loop(bootstrap: &str, state: &CopyState, deadline: Instant) -> Result<()
             CTP_IN,
             &offsets.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(),
         );
-        let result = (|| -> Result<(), KafkaError> {
+        let result = (|| -> Result<bool, KafkaError> {
             p.begin_transaction()?;
+            state.in_transaction.store(true, Ordering::SeqCst);
             for (part, _, key, value) in &batch {
                 let mut rec = BaseRecord::to(CTP_OUT)
                     .partition(*part)
@@ -1269,19 +1310,36 @@ fn copy_loop(bootstrap: &str, state: &CopyState, deadline: Instant) -> Result<()
                     }
                 }
             }
+            if state.crash.load(Ordering::SeqCst) {
+                // The records reach the log; the transaction is left open.
+                p.flush(CTP_CALL_TIMEOUT)?;
+                return Ok(false);
+            }
             let cgm = c.group_metadata().ok_or_else(|| {
                 KafkaError::Subscription("the consumer has no group metadata".into())
             })?;
             p.send_offsets_to_transaction(&tpl, &cgm, CTP_CALL_TIMEOUT)?;
-            commit(&p)
+            commit(&p).map(|()| true)
         })();
+        state.in_transaction.store(false, Ordering::SeqCst);
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 state.record(&tpl);
                 state.commits.fetch_add(1, Ordering::SeqCst);
                 failures_in_a_row = 0;
                 producer = Some(p);
                 consumer = Some(c);
+            }
+            Ok(false) => {
+                eprintln!(
+                    "copy: crashing with {} records in an open transaction",
+                    batch.len()
+                );
+                drop(c);
+                drop(p);
+                state.crash.store(false, Ordering::SeqCst);
+                state.crashes.fetch_add(1, Ordering::SeqCst);
+                state.recreated.fetch_add(1, Ordering::SeqCst);
             }
             Err(e) => {
                 failures_in_a_row += 1;
@@ -1311,6 +1369,29 @@ fn copy_loop(bootstrap: &str, state: &CopyState, deadline: Instant) -> Result<()
     }
 }
 
+/// Waits (bounded) until `check` holds, failing early if the copy loop has ended.
+async fn wait_for(
+    what: &str,
+    state: &CopyState,
+    copier: &std::thread::JoinHandle<Result<(), String>>,
+    check: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !check() {
+        assert!(
+            !copier.is_finished(),
+            "the copy loop ended while waiting for {what} (progress {})",
+            state.progress()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {what}: progress {}",
+            state.progress()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// 5. A consume-transform-produce loop copies 100 000 records exactly once, in order, while
 /// the broker process is SIGKILLed and restarted three times on the same data directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1322,7 +1403,11 @@ async fn consume_transform_produce_survives_sigkill() {
     let logs = cluster.logs();
     within(limit, &logs, async {
         let bootstrap = cluster.bootstrap(1);
-        create_topics(&bootstrap, &[(CTP_IN, CTP_PARTITIONS), (CTP_OUT, CTP_PARTITIONS)]).await;
+        create_topics(
+            &bootstrap,
+            &[(CTP_IN, CTP_PARTITIONS), (CTP_OUT, CTP_PARTITIONS)],
+        )
+        .await;
 
         // Preload the input with an idempotent producer.
         let producer: FutureProducer = common::producer_config(&bootstrap, "-1")
@@ -1334,10 +1419,16 @@ async fn consume_transform_produce_survives_sigkill() {
         let producer_ref = &producer;
         let failures = futures::stream::iter(0..total)
             .map(|n| async move {
-                let (p, i) = ((n % i64::from(CTP_PARTITIONS)) as i32, n / i64::from(CTP_PARTITIONS));
+                let (p, i) = (
+                    (n % i64::from(CTP_PARTITIONS)) as i32,
+                    n / i64::from(CTP_PARTITIONS),
+                );
                 let (k, v) = (ctp_key(p, i), ctp_value(p, i));
                 producer_ref
-                    .send(FutureRecord::to(CTP_IN).partition(p).key(&k).payload(&v), TIMEOUT)
+                    .send(
+                        FutureRecord::to(CTP_IN).partition(p).key(&k).payload(&v),
+                        TIMEOUT,
+                    )
                     .await
                     .is_err()
             })
@@ -1349,7 +1440,11 @@ async fn consume_transform_produce_survives_sigkill() {
         drop(producer);
         let ends = await_stable(&bootstrap, &[(CTP_IN, CTP_PARTITIONS)], STABLE_TIMEOUT).await;
         for p in 0..CTP_PARTITIONS {
-            assert_eq!(ends[&(CTP_IN.to_string(), p)], CTP_PER_PARTITION, "input partition {p}");
+            assert_eq!(
+                ends[&(CTP_IN.to_string(), p)],
+                CTP_PER_PARTITION,
+                "input partition {p}"
+            );
         }
         eprintln!("preloaded {total} records in {:?}", started.elapsed());
 
@@ -1362,28 +1457,35 @@ async fn consume_transform_produce_survives_sigkill() {
             std::thread::spawn(move || copy_loop(&bootstrap, &state, deadline))
         };
 
+        // Kills at even steps of progress, each while a transaction is open; between the
+        // first two, the copy application itself crashes with a transaction open (its
+        // records written), which its next instance's InitProducerId aborts.
         for k in 0..KILLS {
             let target = total * (k as i64 + 1) / (KILLS as i64 + 1);
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while state.progress() < target {
-                assert!(
-                    !copier.is_finished(),
-                    "the copy loop ended before kill {} (progress {})",
-                    k + 1,
-                    state.progress()
-                );
-                assert!(
-                    Instant::now() < deadline,
-                    "no progress to {target} before kill {}: at {}",
-                    k + 1,
-                    state.progress()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_for(
+                &format!("progress {target} before kill {}", k + 1),
+                &state,
+                &copier,
+                || state.progress() >= target && state.in_transaction.load(Ordering::SeqCst),
+            )
+            .await;
             eprintln!("kill {} at {} records copied", k + 1, state.progress());
             cluster.kill(1);
             cluster.restart(1);
             cluster.wait_ready().await;
+            if k == 0 {
+                let target = total * 3 / (4 * (KILLS as i64 + 1)) + target;
+                wait_for("progress before the client crash", &state, &copier, || {
+                    state.progress() >= target
+                })
+                .await;
+                state.crash.store(true, Ordering::SeqCst);
+                wait_for("the client crash", &state, &copier, || {
+                    state.crashes.load(Ordering::SeqCst) == 1
+                })
+                .await;
+                eprintln!("client crashed at {} records copied", state.progress());
+            }
         }
 
         let outcome = loop {
@@ -1432,6 +1534,20 @@ async fn consume_transform_produce_survives_sigkill() {
                 "output partition {p} holds every input record exactly once"
             );
         }
+        // The crashed transaction's records are in the log, aborted.
+        let b = bootstrap.clone();
+        let all =
+            blocking(move || read_to_end(&b, "read_uncommitted", &[(CTP_OUT, CTP_PARTITIONS)]));
+        assert!(
+            all.len() as i64 > total,
+            "read_uncommitted sees the aborted records too ({} records)",
+            all.len()
+        );
+        eprintln!(
+            "{} records in the output log, {} committed",
+            all.len(),
+            out.len()
+        );
     })
     .await;
 }
