@@ -53,6 +53,9 @@ pub enum BrokerError {
     /// The group coordinator could not create or load `__consumer_offsets`.
     #[error(transparent)]
     Coordinator(#[from] crate::coordinator::CoordinatorError),
+    /// The transaction coordinator could not create or load `__transaction_state`.
+    #[error("transaction coordinator: {0}")]
+    Transactions(#[from] crate::txn::TxnStartError),
     /// The cluster settings or the metadata quorum failed.
     #[error("cluster: {0}")]
     Cluster(String),
@@ -238,6 +241,13 @@ impl Broker {
                 .map_or(config.offsets_topic_num_partitions, |t| t.partitions),
             !clustered,
         );
+        // An existing __transaction_state keeps its partition count too.
+        let transactions = crate::txn::TxnCoordinator::new(
+            config.transactions.clone(),
+            catalog
+                .get(crate::txn::TXN_TOPIC)
+                .map_or(config.transactions.num_partitions, |t| t.partitions),
+        );
         let security = crate::auth::Security::open(&dir, config.security.clone())
             .map_err(|e| data_err(&dir)(std::io::Error::other(e.to_string())))?;
         // What each listener advertises: its advertised.listeners entry (by name), else the
@@ -342,6 +352,7 @@ impl Broker {
             producer_ids,
             quotas,
             coordinator,
+            transactions,
             security,
             metrics,
             cluster: cluster.clone(),
@@ -352,7 +363,10 @@ impl Broker {
         let (stop, stop_rx) = watch::channel(false);
         match &cluster {
             // Groups and offsets are replayed before any connection is accepted.
-            None => crate::coordinator::start_up(&ctx).await?,
+            None => {
+                crate::coordinator::start_up(&ctx).await?;
+                crate::txn::start_up(&ctx).await?;
+            }
             Some(controller) => {
                 // Registering commits an entry, so afterwards this node's image holds at least
                 // everything committed before it started; one pass then brings the local
@@ -377,6 +391,7 @@ impl Broker {
                 replicas
                     .reconcile(&ctx, controller, &controller.image(), &synced_tx)
                     .await;
+                crate::txn::spawn_timers(&ctx);
                 shards[0].spawn(crate::replicas::run(
                     ctx.clone(),
                     controller.clone(),

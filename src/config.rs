@@ -588,6 +588,55 @@ pub const KEYS: &[KeyDef] = &[
               became empty (for groups that never had members: after the commit).",
     },
     KeyDef {
+        name: "transaction.state.log.num.partitions",
+        default: "50",
+        kind: Kind::Int { min: 1, max: 1000 },
+        doc: "Partitions of the internal topic `__transaction_state`, created at first start; a \
+              transactional id belongs to partition abs(hash(id)) % this, whose leader is its \
+              transaction coordinator. Only read when the topic is created.",
+    },
+    KeyDef {
+        name: "transaction.state.log.replication.factor",
+        default: "3",
+        kind: Kind::Int { min: 1, max: 32767 },
+        doc: "Replication factor of `__transaction_state` in a cluster; created once that many \
+              brokers are registered (FindCoordinator answers COORDINATOR_NOT_AVAILABLE for \
+              transactional ids until then). A single node always uses 1.",
+    },
+    KeyDef {
+        name: "transaction.state.log.min.isr",
+        default: "2",
+        kind: Kind::Int { min: 1, max: 32767 },
+        doc: "`min.insync.replicas` of `__transaction_state` (capped by its replication factor).",
+    },
+    KeyDef {
+        name: "transaction.max.timeout.ms",
+        default: "900000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Largest `transaction.timeout.ms` a producer may ask for; InitProducerId with more \
+              answers INVALID_TRANSACTION_TIMEOUT.",
+    },
+    KeyDef {
+        name: "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        default: "10000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often the transaction coordinator aborts transactions open longer than their \
+              timeout (the producer's epoch is bumped, so it is fenced).",
+    },
+    KeyDef {
+        name: "transactional.id.expiration.ms",
+        default: "604800000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "A transactional id with no transaction for this long is forgotten (a tombstone in \
+              `__transaction_state`).",
+    },
+    KeyDef {
+        name: "transaction.remove.expired.transaction.cleanup.interval.ms",
+        default: "3600000",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "How often the transaction coordinator looks for expired transactional ids.",
+    },
+    KeyDef {
         name: "offsets.retention.check.interval.ms",
         default: "600000",
         kind: Kind::Int { min: 1, max: I32MAX },
@@ -853,6 +902,8 @@ pub struct Config {
     pub cluster: crate::metadata::ClusterConfig,
     /// `offsets.retention.minutes`.
     pub offsets_retention: Duration,
+    /// The `transaction.*` keys.
+    pub transactions: crate::txn::TxnConfig,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval: Duration,
     /// `offset.metadata.max.bytes`.
@@ -1095,6 +1146,19 @@ impl Config {
             offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
             cluster,
             offsets_retention: Duration::from_secs(int("offsets.retention.minutes") as u64 * 60),
+            transactions: crate::txn::TxnConfig {
+                num_partitions: int("transaction.state.log.num.partitions") as i32,
+                replication_factor: int("transaction.state.log.replication.factor") as i32,
+                min_isr: int("transaction.state.log.min.isr") as i32,
+                max_timeout_ms: int("transaction.max.timeout.ms") as i32,
+                abort_interval: Duration::from_millis(int(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                ) as u64),
+                id_expiration_ms: int("transactional.id.expiration.ms"),
+                expiry_interval: Duration::from_millis(int(
+                    "transaction.remove.expired.transaction.cleanup.interval.ms",
+                ) as u64),
+            },
             offsets_retention_check_interval: Duration::from_millis(int(
                 "offsets.retention.check.interval.ms",
             ) as u64),

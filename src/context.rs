@@ -92,6 +92,8 @@ pub struct BrokerContext {
     pub quotas: crate::quota::Quotas,
     /// The group coordinator (consumer groups and committed offsets).
     pub coordinator: crate::coordinator::Coordinator,
+    /// The transaction coordinator (transactional ids, `__transaction_state`).
+    pub transactions: crate::txn::TxnCoordinator,
     /// SASL settings, SCRAM credentials and the ACL authorizer.
     pub security: crate::auth::Security,
     /// Every exported metric (see [`crate::metrics`]).

@@ -61,6 +61,7 @@ pub mod replication;
 pub mod shard;
 pub mod tls;
 pub mod topic_config;
+pub mod txn;
 
 pub use broker::Broker;
 pub use config::Config;

@@ -19,6 +19,7 @@ use crate::coordinator::OFFSETS_TOPIC;
 use crate::metadata::MetadataImage;
 use crate::replication::Replication;
 use crate::shard::ShardState;
+use crate::txn::TXN_TOPIC;
 
 /// The reconciler's memory between passes.
 pub struct Replicas {
@@ -26,6 +27,8 @@ pub struct Replicas {
     open: HashSet<(String, i32)>,
     /// `__consumer_offsets` partitions loaded by the coordinator.
     loaded: HashSet<i32>,
+    /// `__transaction_state` partitions loaded by the transaction coordinator.
+    txn_loaded: HashSet<i32>,
     /// Roles of the local replicas and the fetchers.
     replication: Replication,
 }
@@ -39,6 +42,7 @@ impl Replicas {
         Replicas {
             open: open.into_iter().collect(),
             loaded: HashSet::new(),
+            txn_loaded: HashSet::new(),
             replication,
         }
     }
@@ -47,7 +51,7 @@ impl Replicas {
     /// then reports `image.applied_index` on `synced`.
     pub async fn reconcile(
         &mut self,
-        ctx: &BrokerContext,
+        ctx: &Arc<BrokerContext>,
         controller: &Controller,
         image: &MetadataImage,
         synced: &watch::Sender<u64>,
@@ -152,6 +156,7 @@ impl Replicas {
             self.open.remove(&(topic, p));
         }
         self.coordinate(ctx, me, image).await;
+        self.coordinate_transactions(ctx, me, image).await;
         // The local authorizer and credential store follow the image (their files keep the
         // last state for the next start).
         if ctx.security.authorizer.all() != image.acls {
@@ -173,6 +178,7 @@ impl Replicas {
         synced.send_replace(image.applied_index);
         if controller.active_controller() == Some(me) {
             self.create_offsets_topic(ctx, controller, image).await;
+            self.create_txn_topic(ctx, controller, image).await;
         }
     }
 
@@ -204,6 +210,79 @@ impl Replicas {
                 ctx.coordinator.unload_partition(p).await;
                 tracing::info!(partition = p, "coordinator partition unloaded");
             }
+        }
+    }
+
+    /// Coordinate the transactional ids of the `__transaction_state` partitions this node leads
+    /// (replaying each when it becomes the leader, with its leader epoch as the coordinator
+    /// epoch); forget the others.
+    async fn coordinate_transactions(
+        &mut self,
+        ctx: &Arc<BrokerContext>,
+        me: i32,
+        image: &MetadataImage,
+    ) {
+        let Some(t) = image.topics.get(TXN_TOPIC) else {
+            return;
+        };
+        for (p, part) in t.partitions.iter().enumerate() {
+            let p = p as i32;
+            let lead = part.leader == me && self.open.contains(&(TXN_TOPIC.to_string(), p));
+            if lead && !self.txn_loaded.contains(&p) {
+                match ctx
+                    .transactions
+                    .load_partition(ctx, p, part.leader_epoch)
+                    .await
+                {
+                    Ok(ids) => {
+                        self.txn_loaded.insert(p);
+                        tracing::info!(
+                            partition = p,
+                            ids,
+                            "transaction coordinator partition loaded"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = p, error = %e, "transaction coordinator partition not loaded");
+                    }
+                }
+            } else if !lead && self.txn_loaded.remove(&p) {
+                ctx.transactions.unload_partition(p);
+                tracing::info!(partition = p, "transaction coordinator partition unloaded");
+            }
+        }
+    }
+
+    /// `__transaction_state` waits for `transaction.state.log.replication.factor` brokers.
+    async fn create_txn_topic(
+        &self,
+        ctx: &BrokerContext,
+        controller: &Controller,
+        image: &MetadataImage,
+    ) {
+        if image.topics.contains_key(TXN_TOPIC) {
+            return;
+        }
+        let cfg = ctx.transactions.config();
+        let rf = cfg.replication_factor.clamp(1, i32::from(i16::MAX)) as i16;
+        if image.live_brokers().count() < rf as usize {
+            return;
+        }
+        let res = controller
+            .create_topic(
+                TXN_TOPIC,
+                ctx.transactions.num_partitions(),
+                Some(rf),
+                None,
+                crate::txn::txn_topic_configs(cfg),
+                false,
+            )
+            .await;
+        match res {
+            Ok(_) | Err(ControllerError::TopicExists(_)) => {
+                tracing::info!(replication_factor = rf, "created {TXN_TOPIC}")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot create {TXN_TOPIC} yet"),
         }
     }
 

@@ -687,3 +687,75 @@ async fn bad_acls_and_sasl_out_of_order() {
     drop(admin);
     broker.stop().await;
 }
+
+/// TxnOffsetCommit: WRITE on the transactional id (53 on every partition), then READ on the
+/// group (30), then READ on each topic (29 for its partitions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_offset_commit_codes_on_the_wire() {
+    const TRANSACTIONAL_ID: i8 = 5;
+    const WRITE: i8 = 4;
+    let broker = matrix_broker().await;
+    let addr = broker.bootstrap();
+    let mut admin = login(&addr, "admin", "admin-secret").await;
+    let resp = admin
+        .call(
+            &CreateAclsRequest::default().with_creations(vec![acl(
+                TRANSACTIONAL_ID,
+                "tx-ok",
+                LITERAL,
+                WRITE,
+                ALLOW,
+            )]),
+            3,
+        )
+        .await;
+    assert_eq!(resp.results[0].error_code, 0);
+    let mut alice = login(&addr, "alice", "alice-secret").await;
+    let commit = |txn: &str, group: &str, topics: &[&str]| {
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(txn)))
+            .with_group_id(GroupId(s(group)))
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(0)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(vec![
+                                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(1),
+                            ])
+                    })
+                    .collect(),
+            )
+    };
+    let codes = |r: &TxnOffsetCommitResponse| -> Vec<(String, i16)> {
+        let mut v: Vec<(String, i16)> = r
+            .topics
+            .iter()
+            .map(|t| (t.name.to_string(), t.partitions[0].error_code))
+            .collect();
+        v.sort();
+        v
+    };
+    let both = ["orders-x", "payments"];
+    let r = alice.call(&commit("tx-nope", "g1", &both), 3).await;
+    assert_eq!(
+        codes(&r),
+        vec![("orders-x".into(), 53), ("payments".into(), 53)]
+    );
+    let r = alice.call(&commit("tx-ok", "g2", &both), 3).await;
+    assert_eq!(
+        codes(&r),
+        vec![("orders-x".into(), 30), ("payments".into(), 30)]
+    );
+    let r = alice.call(&commit("tx-ok", "g1", &both), 3).await;
+    assert_eq!(
+        codes(&r),
+        vec![("orders-x".into(), 0), ("payments".into(), 29)]
+    );
+    broker.stop().await;
+}

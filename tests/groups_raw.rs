@@ -1444,3 +1444,153 @@ async fn consumer_protocol_by_hand() {
     assert!(offsets.is_empty());
     broker.stop().await;
 }
+
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// TxnOffsetCommit of `offsets` for producer 4000 (epoch 0); member and generation are sent
+/// from v3 on. Returns (topic, partition, error code) per partition.
+async fn txn_commit(
+    raw: &mut Raw,
+    group: &str,
+    member: &str,
+    generation: i32,
+    offsets: &[(&str, i32, i64)],
+    version: i16,
+) -> Vec<(String, i32, i16)> {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
+    for (t, p, o) in offsets {
+        let part = TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(*p)
+            .with_committed_offset(*o)
+            .with_committed_metadata(Some(s("txn")));
+        match topics.iter_mut().find(|x| x.name.as_str() == *t) {
+            Some(x) => x.partitions.push(part),
+            None => topics.push(
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(tname(t))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    let mut r = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("raw-tx")))
+        .with_group_id(gid(group))
+        .with_producer_id(ProducerId(4000))
+        .with_producer_epoch(0)
+        .with_topics(topics);
+    if version >= 3 {
+        r = r.with_generation_id(generation).with_member_id(s(member));
+    }
+    let resp = raw.call(&r, version).await;
+    resp.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index, p.error_code))
+        })
+        .collect()
+}
+
+/// OffsetFetch v7 of `partitions`: (partition, committed offset, error code) per partition.
+async fn fetch_stable(
+    raw: &mut Raw,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    require_stable: bool,
+) -> Vec<(i32, i64, i16)> {
+    let r = OffsetFetchRequest::default()
+        .with_group_id(gid(group))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(tname(topic))
+            .with_partition_indexes(partitions.to_vec())]))
+        .with_require_stable(require_stable);
+    let resp = raw.call(&r, 7).await;
+    assert_eq!(resp.error_code, NONE);
+    resp.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+        })
+        .collect()
+}
+
+/// TxnOffsetCommit by hand: v3 checks the member's generation like OffsetCommit and leaves the
+/// committed offsets alone when it fails; accepted offsets stay pending (require_stable answers
+/// UNSTABLE_OFFSET_COMMIT) while a plain fetch keeps returning the committed ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_offset_commit_checks_the_generation() {
+    let broker = start().await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    create_topic(&mut raw, "txn-events", 2).await;
+    let mut j = Join::new("txn-g", &["txn-events"]);
+    assert_eq!(join_new(&mut raw, &mut j, 7).await.error_code, NONE);
+    let a = assignment("txn-events", &[0, 1]);
+    let synced = sync(
+        &mut raw,
+        "txn-g",
+        &j.member,
+        None,
+        1,
+        vec![(j.member.clone(), a)],
+        5,
+    );
+    assert_eq!(synced.await.error_code, NONE);
+    let r = commit(
+        &mut raw,
+        "txn-g",
+        &j.member,
+        1,
+        &[("txn-events", 0, 5), ("txn-events", 1, 6)],
+        8,
+    )
+    .await;
+    assert!(r.iter().all(|x| x.2 == NONE), "{r:?}");
+    let committed = vec![(0, 5, NONE), (1, 6, NONE)];
+
+    let offsets = [("txn-events", 0, 50), ("txn-events", 1, 60)];
+    let r = txn_commit(&mut raw, "txn-g", &j.member, 2, &offsets, 3).await;
+    assert_eq!(
+        r.iter().map(|x| x.2).collect::<Vec<_>>(),
+        vec![ILLEGAL_GENERATION; 2],
+        "{r:?}"
+    );
+    let r = txn_commit(&mut raw, "txn-g", "stranger", 1, &offsets, 3).await;
+    assert!(r.iter().all(|x| x.2 == UNKNOWN_MEMBER_ID), "{r:?}");
+    // Nothing was written: the committed offsets stand and nothing is pending.
+    assert_eq!(
+        fetch_stable(&mut raw, "txn-g", "txn-events", &[0, 1], true).await,
+        committed
+    );
+
+    // An unknown topic fails alone; the member's own generation is accepted.
+    let mut with_unknown = offsets.to_vec();
+    with_unknown.push(("no-such-topic", 0, 1));
+    let r = txn_commit(&mut raw, "txn-g", &j.member, 1, &with_unknown, 3).await;
+    assert_eq!(
+        r.iter().map(|x| x.2).collect::<Vec<_>>(),
+        vec![NONE, NONE, UNKNOWN_TOPIC_OR_PARTITION],
+        "{r:?}"
+    );
+    assert_eq!(
+        fetch_stable(&mut raw, "txn-g", "txn-events", &[0, 1], true).await,
+        vec![
+            (0, -1, UNSTABLE_OFFSET_COMMIT),
+            (1, -1, UNSTABLE_OFFSET_COMMIT)
+        ]
+    );
+    assert_eq!(
+        fetch_stable(&mut raw, "txn-g", "txn-events", &[0, 1], false).await,
+        committed
+    );
+    // v0 has no member or generation: not checked against the group.
+    let r = txn_commit(&mut raw, "txn-g", "", -1, &offsets[..1], 0).await;
+    assert_eq!(r, vec![("txn-events".to_string(), 0, NONE)]);
+    broker.stop().await;
+}

@@ -181,6 +181,9 @@ pub struct ClassicGroup {
     pub pending_members: HashMap<String, Instant>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), StoredOffset>,
+    /// Transactional offset commits that are durable but whose transaction has not ended, by
+    /// producer id; invisible to OffsetFetch until [`ClassicGroup::complete_txn`] commits them.
+    pub pending_txn: HashMap<i64, BTreeMap<(String, i32), StoredOffset>>,
     join_deadline: Option<Instant>,
     /// `Some(remaining)` while the first rebalance of an empty group is being delayed.
     initial_delay_remaining: Option<Duration>,
@@ -227,6 +230,7 @@ impl ClassicGroup {
             static_members: HashMap::new(),
             pending_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn: HashMap::new(),
             join_deadline: None,
             initial_delay_remaining: None,
             new_member_added: false,
@@ -314,9 +318,62 @@ impl ClassicGroup {
         }
     }
 
-    /// Whether the group holds nothing worth keeping (no members, pending members or offsets).
+    /// Whether the group holds nothing worth keeping (no members, pending members, offsets or
+    /// pending transactional offsets).
     pub fn is_removable(&self) -> bool {
-        self.members.is_empty() && self.pending_members.is_empty() && self.offsets.is_empty()
+        self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
+    }
+
+    /// Whether an open transaction holds offsets of `(topic, partition)`.
+    pub fn has_pending_txn(&self, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .values()
+            .any(|m| m.contains_key(&(topic.to_string(), partition)))
+    }
+
+    /// Adds a durable transactional offset of `producer_id` (a later one of the same
+    /// transaction replaces it).
+    pub fn add_pending_txn(
+        &mut self,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        o: StoredOffset,
+    ) {
+        self.pending_txn
+            .entry(producer_id)
+            .or_default()
+            .insert((topic, partition), o);
+    }
+
+    /// Ends `producer_id`'s transaction for this group: on commit its pending offsets become
+    /// committed unless the committed one was written later in the log (Kafka's rule: the
+    /// record with the higher offset wins); on abort they are dropped.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (key, o) in pending {
+                self.commit_if_newer(key, o);
+            }
+        }
+    }
+
+    /// Makes `o` the committed offset of `key` unless the committed one has a higher log
+    /// offset.
+    pub fn commit_if_newer(&mut self, key: (String, i32), o: StoredOffset) {
+        if self
+            .offsets
+            .get(&key)
+            .is_some_and(|c| c.log_offset > o.log_offset)
+        {
+            return;
+        }
+        self.offsets.insert(key, o);
     }
 
     fn transition(&mut self, state: GroupState, clock: Clock) {
@@ -1072,12 +1129,15 @@ impl ClassicGroup {
     }
 
     /// Checks an OffsetCommit's member and generation (Kafka's rules: a commit with generation
-    /// -1 and no member id is accepted only while the group is empty).
+    /// -1 and no member id is accepted only while the group is empty). A transactional commit
+    /// (TxnOffsetCommit) without member and generation is accepted in any state (before v3 the
+    /// request has neither), and is not refused while the group completes a rebalance.
     pub fn validate_offset_commit(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        transactional: bool,
     ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
@@ -1090,10 +1150,10 @@ impl ClassicGroup {
             if generation != self.generation {
                 return Err(GroupError::IllegalGeneration);
             }
-        } else if self.state != GroupState::Empty {
+        } else if !transactional && self.state != GroupState::Empty {
             return Err(GroupError::UnknownMemberId);
         }
-        if self.state == GroupState::CompletingRebalance {
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(GroupError::RebalanceInProgress);
         }
         Ok(())
@@ -1110,7 +1170,8 @@ impl ClassicGroup {
     /// with members are kept; for an empty group that had members the clock starts when it
     /// became empty, for a group that only ever had offsets at each commit.
     /// `empty_since` overrides when the group became empty (a KIP-848 group holding its offsets
-    /// here).
+    /// here). A partition with pending transactional offsets is kept, and pending offsets
+    /// never expire (their transaction decides).
     pub fn expire_offsets(
         &mut self,
         now_ms: i64,
@@ -1125,9 +1186,9 @@ impl ClassicGroup {
         let expired: Vec<(String, i32)> = self
             .offsets
             .iter()
-            .filter(|(_, o)| {
+            .filter(|((t, p), o)| {
                 let base = empty_since.unwrap_or(o.value.commit_timestamp);
-                base.saturating_add(retention_ms) <= now_ms
+                base.saturating_add(retention_ms) <= now_ms && !self.has_pending_txn(t, *p)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -1443,5 +1504,65 @@ mod tests {
         g.state_timestamp = 10_000;
         assert!(g.expire_offsets(11_000, 2_000, None).is_empty());
         assert_eq!(g.expire_offsets(12_000, 2_000, None).len(), 1);
+    }
+
+    fn stored(offset: i64, log_offset: i64, ts: i64) -> StoredOffset {
+        StoredOffset {
+            value: OffsetValue {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: ts,
+            },
+            log_offset,
+        }
+    }
+
+    #[test]
+    fn pending_transactional_offsets_do_not_expire() {
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g".into(), clock(now));
+        g.offsets.insert(("t".into(), 0), stored(1, 0, 1_000));
+        g.offsets.insert(("t".into(), 1), stored(1, 1, 1_000));
+        g.add_pending_txn(7, "t".into(), 0, stored(5, 2, 1_000));
+        g.add_pending_txn(7, "t".into(), 2, stored(5, 3, 1_000));
+        assert_eq!(
+            g.expire_offsets(10_000, 2_000, None),
+            vec![("t".to_string(), 1)]
+        );
+        assert!(!g.is_removable(), "pending offsets keep the group");
+        g.complete_txn(7, false);
+        assert_eq!(g.offsets.len(), 1, "abort keeps the committed offset");
+        assert_eq!(g.offsets[&("t".to_string(), 0)].value.offset, 1);
+        assert_eq!(g.expire_offsets(10_000, 2_000, None).len(), 1);
+        assert!(g.is_removable());
+    }
+
+    #[test]
+    fn transactional_commit_checks_member_only_when_given() {
+        let c = cfg(0);
+        let now = Instant::now();
+        let mut g = ClassicGroup::new("g".into(), clock(now));
+        let (member, _rx) = join_new(&mut g, &["range"], &c, now);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        // Before v3 there is no member: accepted, also while the group rebalances.
+        assert_eq!(g.validate_offset_commit("", None, -1, true), Ok(()));
+        assert_eq!(
+            g.validate_offset_commit("", None, -1, false),
+            Err(GroupError::UnknownMemberId)
+        );
+        assert_eq!(g.validate_offset_commit(&member, None, 1, true), Ok(()));
+        assert_eq!(
+            g.validate_offset_commit(&member, None, 1, false),
+            Err(GroupError::RebalanceInProgress)
+        );
+        assert_eq!(
+            g.validate_offset_commit(&member, None, 2, true),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.validate_offset_commit("other", None, 1, true),
+            Err(GroupError::UnknownMemberId)
+        );
     }
 }

@@ -16,6 +16,13 @@
 //! becoming empty and deletions are appended with fsync (acks=-1 semantics) before they are
 //! answered or take effect; the record format is in [`records`]. On start-up every partition is
 //! replayed ([`Coordinator::load`]) before the listeners accept connections.
+//!
+//! **Transactions.** TxnOffsetCommit ([`Coordinator::txn_commit`]) writes its offsets as one
+//! transactional batch of the producer; once durable they are *pending* for that producer
+//! (OffsetFetch does not show them; with `require_stable` it answers UNSTABLE_OFFSET_COMMIT).
+//! The producer's commit or abort marker on the same partition completes them
+//! ([`Coordinator::complete_transaction`] live, the control batch on replay): committed
+//! offsets replace the visible ones unless those were written later in the log.
 
 pub mod assignor;
 pub mod consumer;
@@ -23,6 +30,8 @@ mod consumer_protocol;
 pub mod group;
 mod partition;
 pub mod records;
+#[cfg(test)]
+mod txn_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +176,13 @@ pub enum GroupError {
     /// A request that misses required fields or asks for something unsupported.
     #[error("invalid request")]
     InvalidRequest,
+    /// A transactional offset commit carried an older epoch than its producer's current one.
+    #[error("invalid producer epoch")]
+    InvalidProducerEpoch,
+    /// OffsetFetch with `require_stable`: a transaction holds uncommitted offsets for the
+    /// partition.
+    #[error("unstable offset commit")]
+    UnstableOffsetCommit,
 }
 
 /// A JoinGroup request, in plain terms.
@@ -298,6 +314,28 @@ pub struct CommitParams {
     pub offsets: Vec<CommitOffset>,
 }
 
+/// A TxnOffsetCommit request (topics already checked against the catalog): offsets that
+/// stay pending until the producer's transaction marker reaches `__consumer_offsets`.
+#[derive(Debug, Clone)]
+pub struct TxnCommitParams {
+    /// Group id.
+    pub group_id: String,
+    /// The producer's transactional id.
+    pub transactional_id: String,
+    /// Producer id of the transaction.
+    pub producer_id: i64,
+    /// Producer epoch of the transaction.
+    pub producer_epoch: i16,
+    /// Generation (v3+), -1 when absent.
+    pub generation_id: i32,
+    /// Member id (v3+), empty when absent.
+    pub member_id: String,
+    /// Static instance id (v3+).
+    pub group_instance_id: Option<String>,
+    /// The offsets.
+    pub offsets: Vec<CommitOffset>,
+}
+
 /// A committed offset as OffsetFetch returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedOffset {
@@ -311,6 +349,9 @@ pub struct FetchedOffset {
     pub leader_epoch: i32,
     /// Commit metadata.
     pub metadata: Option<String>,
+    /// The partition's error: UNSTABLE_OFFSET_COMMIT when `require_stable` was asked and a
+    /// transaction holds pending offsets for it (the offset is then -1).
+    pub error: Option<GroupError>,
 }
 
 /// One group as the metrics endpoint sees it (read-only, at scrape time).
@@ -737,13 +778,25 @@ impl Coordinator {
         self.ask(&group_id, |r| Command::Commit(p, r)).await?
     }
 
+    /// TxnOffsetCommit; resolves once the offsets are durable, as one transactional batch of
+    /// the producer. They stay pending (OffsetFetch does not show them) until
+    /// [`Coordinator::complete_transaction`] commits or aborts the producer's transaction.
+    /// One result per offset, in order.
+    pub async fn txn_commit(&self, p: TxnCommitParams) -> Results {
+        Self::check_group_id(&p.group_id)?;
+        let group_id = p.group_id.clone();
+        self.ask(&group_id, |r| Command::TxnCommit(p, r)).await?
+    }
+
     /// OffsetFetch: the requested partitions (every committed one for `None`). `member` (v9:
-    /// member id and epoch) is checked against a KIP-848 group.
+    /// member id and epoch) is checked against a KIP-848 group. With `require_stable` (v7+)
+    /// a partition with pending transactional offsets answers UNSTABLE_OFFSET_COMMIT.
     pub async fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
         member: Option<(String, i32)>,
+        require_stable: bool,
     ) -> Result<Vec<FetchedOffset>, GroupError> {
         Self::check_group_id(group_id)?;
         let g = group_id.to_string();
@@ -751,6 +804,7 @@ impl Coordinator {
             group_id: g,
             partitions,
             member,
+            require_stable,
             reply: r,
         })
         .await?
@@ -857,8 +911,27 @@ impl Coordinator {
     /// A transaction marker (commit or abort of `producer_id`'s transaction) is durable on
     /// `__consumer_offsets` partition `partition`: the producer's pending transactional offset
     /// commits there become visible (commit) or are dropped (abort).
+    /// A partition that is not loaded here (or not led by this node) ignores the call: its
+    /// replay sees the marker. Resolves once the actor has applied it.
     pub async fn complete_transaction(&self, partition: i32, producer_id: i64, commit: bool) {
-        let _ = (partition, producer_id, commit);
+        if !self.is_leading(partition) {
+            return;
+        }
+        let Some(tx) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        else {
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::CompleteTxn {
+            producer_id,
+            commit,
+            reply,
+        };
+        if tx.send(cmd).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// OffsetDelete: one result per partition, in order.

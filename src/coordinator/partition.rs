@@ -9,7 +9,7 @@
 //! remembers the deadline it armed, so superseded entries are skipped when they pop.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -22,12 +22,12 @@ use super::{
     CommitParams, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
     ConsumerMemberDescription, CoordinatorMetrics, FetchedOffset, GroupConfig, GroupDescription,
     GroupError, GroupListing, GroupMetrics, JoinOutcome, JoinParams, Results, SyncOutcome,
-    SyncParams, OFFSETS_TOPIC,
+    SyncParams, TxnCommitParams, OFFSETS_TOPIC,
 };
 use crate::catalog::Catalog;
 use crate::context::BrokerContext;
 use crate::log::batch::{self, BatchBuilder};
-use crate::shard::{Durability, ShardHandle, ShardState};
+use crate::shard::{Durability, ShardHandle, ShardState, StorageError};
 
 /// Bytes read per step while replaying a partition.
 const LOAD_CHUNK: usize = 1 << 20;
@@ -59,11 +59,20 @@ pub enum Command {
     },
     /// OffsetCommit.
     Commit(CommitParams, oneshot::Sender<Results>),
+    /// TxnOffsetCommit.
+    TxnCommit(TxnCommitParams, oneshot::Sender<Results>),
+    /// A transaction marker of `producer_id` is durable in this partition.
+    CompleteTxn {
+        producer_id: i64,
+        commit: bool,
+        reply: oneshot::Sender<()>,
+    },
     /// OffsetFetch.
     Fetch {
         group_id: String,
         partitions: Option<Vec<(String, i32)>>,
         member: Option<(String, i32)>,
+        require_stable: bool,
         reply: oneshot::Sender<Result<Vec<FetchedOffset>, GroupError>>,
     },
     /// ConsumerGroupHeartbeat (KIP-848).
@@ -113,6 +122,16 @@ pub enum AfterWrite {
         results: Vec<Result<(), GroupError>>,
         reply: oneshot::Sender<Results>,
     },
+    /// Transactional offset commits of `producer_id`, made while `txn` transactions of the
+    /// producer had ended here: `entries[i]` is record `i` of the batch.
+    TxnCommit {
+        group: String,
+        producer_id: i64,
+        txn: u64,
+        entries: Vec<(usize, String, i32, OffsetValue)>,
+        results: Vec<Result<(), GroupError>>,
+        reply: oneshot::Sender<Results>,
+    },
     /// Tombstones (deleted group, deleted or expired offsets); answer with `results`.
     Tombstones {
         reply: Option<oneshot::Sender<Results>>,
@@ -123,6 +142,33 @@ pub enum AfterWrite {
 /// How long a coordinator write waits for the in-sync replicas (cluster) before the request
 /// fails with COORDINATOR_NOT_AVAILABLE.
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a write to `__consumer_offsets` failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The partition refused the batch for a reason the client must see (a transactional
+    /// commit with a stale producer epoch).
+    #[error("refused: {0}")]
+    Refused(GroupError),
+    /// Storage, shard or replication failure.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The transactional offset commits of one producer in this partition.
+#[derive(Debug, Default)]
+struct ProducerTxn {
+    /// Groups holding durable pending offsets of the producer.
+    groups: HashSet<String>,
+    /// Transactional writes appended and not yet durable.
+    in_flight: u32,
+    /// How many of the producer's transactions ended here while it had writes in flight or
+    /// pending offsets; a write remembers the count it was made under.
+    ended: u64,
+    /// How the last of those ended (true = commit): a write that was in flight when its
+    /// marker arrived takes this outcome once durable.
+    last_commit: bool,
+}
 
 /// The actor of one `__consumer_offsets` partition.
 pub struct PartitionActor {
@@ -141,6 +187,8 @@ pub struct PartitionActor {
     stopped: bool,
     /// Generation (classic) or group-epoch (KIP-848) bumps so far, for the metrics.
     rebalances: u64,
+    /// Producers with open transactions holding offsets here (pending or being written).
+    txns: HashMap<i64, ProducerTxn>,
 }
 
 fn clock() -> Clock {
@@ -171,6 +219,7 @@ impl PartitionActor {
             loaded: false,
             stopped: false,
             rebalances: 0,
+            txns: HashMap::new(),
         }
     }
 
@@ -224,6 +273,7 @@ impl PartitionActor {
             self.groups.clear();
             self.consumer_groups.clear();
             self.timers.clear();
+            self.txns.clear();
             self.loaded = false;
             let _ = reply.send(());
             return;
@@ -326,10 +376,20 @@ impl PartitionActor {
                 self.after(&group_id, fx).await;
             }
             Command::Commit(p, reply) => self.commit(p, reply, clock).await,
+            Command::TxnCommit(p, reply) => self.txn_commit(p, reply, clock).await,
+            Command::CompleteTxn {
+                producer_id,
+                commit,
+                reply,
+            } => {
+                self.complete_txn(producer_id, commit);
+                let _ = reply.send(());
+            }
             Command::Fetch {
                 group_id,
                 partitions,
                 member,
+                require_stable,
                 reply,
             } => {
                 if let (Some(cg), Some((member_id, epoch))) =
@@ -342,7 +402,7 @@ impl PartitionActor {
                         }
                     }
                 }
-                let _ = reply.send(Ok(self.fetch(&group_id, partitions)));
+                let _ = reply.send(Ok(self.fetch(&group_id, partitions, require_stable)));
             }
             Command::ConsumerHeartbeat(p, reply) => {
                 let id = p.group_id.clone();
@@ -450,6 +510,11 @@ impl PartitionActor {
             .await;
         }
         self.rearm(id);
+        self.forget_if_unused(id);
+    }
+
+    /// Forgets a group that never had members and holds nothing.
+    fn forget_if_unused(&mut self, id: &str) {
         if let Some(g) = self.groups.get(id) {
             if g.state == GroupState::Empty
                 && g.is_removable()
@@ -516,14 +581,20 @@ impl PartitionActor {
 
     /// Appends `records` as one batch with fsync; the outcome comes back as `Written`.
     async fn write(&mut self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>, after: AfterWrite) {
-        let Some(me) = self.me.upgrade() else {
-            return; // shutting down
-        };
         let now = BrokerContext::now_ms();
         let mut b = BatchBuilder::new(now);
         for (k, v) in &records {
             b.record(Some(k), v.as_deref(), now);
         }
+        self.append(b, after).await;
+    }
+
+    /// Appends a built batch with fsync and, in a cluster, waits for the in-sync replicas;
+    /// the outcome (the batch's base offset) comes back as `Written`.
+    async fn append(&mut self, b: BatchBuilder, after: AfterWrite) {
+        let Some(me) = self.me.upgrade() else {
+            return; // shutting down
+        };
         let batch = b.build();
         let partition = self.partition;
         let submitted = self
@@ -537,18 +608,22 @@ impl PartitionActor {
             })
             .await;
         tokio::spawn(async move {
+            let failed = |e: &dyn std::fmt::Display| WriteError::Failed(e.to_string());
             let result = match submitted {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(failed(&e)),
                 Ok(rx) => match rx.await {
-                    Err(_) => Err("shard stopped".to_string()),
-                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(failed(&"shard stopped")),
+                    Ok(Err(StorageError::InvalidProducerEpoch { .. })) => {
+                        Err(WriteError::Refused(GroupError::InvalidProducerEpoch))
+                    }
+                    Ok(Err(e)) => Err(failed(&e)),
                     Ok(Ok((info, wait, replicated))) => {
                         let synced = match wait {
                             None => Ok(()),
                             Some(w) => match w.await {
                                 Ok(Ok(())) => Ok(()),
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(_) => Err("shard stopped before fsync".to_string()),
+                                Ok(Err(e)) => Err(failed(&e)),
+                                Err(_) => Err(failed(&"shard stopped before fsync")),
                             },
                         };
                         match (synced, replicated) {
@@ -557,18 +632,24 @@ impl PartitionActor {
                             (Ok(()), Some(r)) => {
                                 match tokio::time::timeout(REPLICATION_TIMEOUT, r).await {
                                     Ok(Ok(Ok(()))) => Ok(info.base_offset),
-                                    Ok(Ok(Err(e))) => Err(e.to_string()),
-                                    Ok(Err(_)) => Err("partition closed".to_string()),
-                                    Err(_) => Err("in-sync replicas did not confirm".to_string()),
+                                    Ok(Ok(Err(e))) => Err(failed(&e)),
+                                    Ok(Err(_)) => Err(failed(&"partition closed")),
+                                    Err(_) => Err(failed(&"in-sync replicas did not confirm")),
                                 }
                             }
                         }
                     }
                 },
             };
-            let result = result.map_err(|e| {
-                tracing::error!(partition, error = %e, "writing to {OFFSETS_TOPIC} failed");
-                GroupError::CoordinatorNotAvailable
+            let result = result.map_err(|e| match e {
+                WriteError::Refused(g) => {
+                    tracing::debug!(partition, error = %g, "{OFFSETS_TOPIC} refused a write");
+                    g
+                }
+                WriteError::Failed(e) => {
+                    tracing::error!(partition, error = %e, "writing to {OFFSETS_TOPIC} failed");
+                    GroupError::CoordinatorNotAvailable
+                }
             });
             let _ = me.send(Command::Written(after, result)).await;
         });
@@ -610,14 +691,10 @@ impl PartitionActor {
                             for (i, (_, topic, partition, value)) in entries.into_iter().enumerate()
                             {
                                 let log_offset = base + i as i64;
-                                let key = (topic, partition);
-                                if g.offsets
-                                    .get(&key)
-                                    .is_some_and(|o| o.log_offset > log_offset)
-                                {
-                                    continue;
-                                }
-                                g.offsets.insert(key, StoredOffset { value, log_offset });
+                                g.commit_if_newer(
+                                    (topic, partition),
+                                    StoredOffset { value, log_offset },
+                                );
                             }
                         }
                     }
@@ -626,6 +703,58 @@ impl PartitionActor {
                             results[index] = Err(e);
                         }
                     }
+                }
+                let _ = reply.send(Ok(results));
+            }
+            AfterWrite::TxnCommit {
+                group,
+                producer_id,
+                txn,
+                entries,
+                mut results,
+                reply,
+            } => {
+                let t = self.txns.entry(producer_id).or_default();
+                t.in_flight = t.in_flight.saturating_sub(1);
+                // `None`: the transaction is still open; else how it ended meanwhile.
+                let ended = if txn == t.ended {
+                    None
+                } else if txn + 1 == t.ended {
+                    Some(t.last_commit)
+                } else {
+                    Some(false)
+                };
+                match result {
+                    Ok(base) => {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            for (i, (_, topic, partition, value)) in entries.into_iter().enumerate()
+                            {
+                                let o = StoredOffset {
+                                    value,
+                                    log_offset: base + i as i64,
+                                };
+                                match ended {
+                                    None => g.add_pending_txn(producer_id, topic, partition, o),
+                                    Some(true) => g.commit_if_newer((topic, partition), o),
+                                    Some(false) => {}
+                                }
+                            }
+                            if ended.is_none() {
+                                t.groups.insert(group.clone());
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for (index, ..) in entries {
+                            results[index] = Err(e);
+                        }
+                    }
+                }
+                if t.in_flight == 0 && t.groups.is_empty() {
+                    self.txns.remove(&producer_id);
+                }
+                if ended.is_some() {
+                    self.forget_if_unused(&group);
                 }
                 let _ = reply.send(Ok(results));
             }
@@ -670,9 +799,12 @@ impl PartitionActor {
             return;
         };
         if !is_consumer_group {
-            if let Err(e) =
-                g.validate_offset_commit(&p.member_id, p.instance_id.as_deref(), p.generation)
-            {
+            if let Err(e) = g.validate_offset_commit(
+                &p.member_id,
+                p.instance_id.as_deref(),
+                p.generation,
+                false,
+            ) {
                 let _ = reply.send(Err(e));
                 return;
             }
@@ -717,14 +849,35 @@ impl PartitionActor {
         self.rearm(&id);
     }
 
-    fn fetch(&self, group_id: &str, partitions: Option<Vec<(String, i32)>>) -> Vec<FetchedOffset> {
+    /// The committed offsets of `partitions` (every committed one for `None`). With
+    /// `require_stable`, a partition that an open transaction holds offsets for answers
+    /// UNSTABLE_OFFSET_COMMIT instead; without, its last committed offset.
+    fn fetch(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
         let g = self.groups.get(group_id);
-        let entry = |topic: &str, partition: i32, o: Option<&StoredOffset>| FetchedOffset {
-            topic: topic.to_string(),
-            partition,
-            offset: o.map_or(-1, |o| o.value.offset),
-            leader_epoch: o.map_or(-1, |o| o.value.leader_epoch),
-            metadata: o.map(|o| o.value.metadata.clone()),
+        let entry = |topic: &str, partition: i32, o: Option<&StoredOffset>| {
+            if require_stable && g.is_some_and(|g| g.has_pending_txn(topic, partition)) {
+                return FetchedOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: Some(String::new()),
+                    error: Some(GroupError::UnstableOffsetCommit),
+                };
+            }
+            FetchedOffset {
+                topic: topic.to_string(),
+                partition,
+                offset: o.map_or(-1, |o| o.value.offset),
+                leader_epoch: o.map_or(-1, |o| o.value.leader_epoch),
+                metadata: o.map(|o| o.value.metadata.clone()),
+                error: None,
+            }
         };
         match partitions {
             Some(parts) => parts
@@ -999,8 +1152,10 @@ impl PartitionActor {
                 progressed = true;
                 offset = next;
                 if header.is_control() {
+                    self.replay_marker(&header, bytes);
                     continue;
                 }
+                let producer = header.is_transactional().then_some(header.producer_id);
                 let recs = match batch::records(bytes) {
                     Ok(r) => r,
                     Err(e) => {
@@ -1021,7 +1176,12 @@ impl PartitionActor {
                     let log_offset = header.base_offset + i64::from(rec.offset_delta);
                     match records::decode(rec.key, rec.value) {
                         Ok(r) => {
-                            self.apply(r, log_offset, clock);
+                            match producer {
+                                Some(producer_id) => {
+                                    self.apply_txn(producer_id, r, log_offset, clock)
+                                }
+                                None => self.apply(r, log_offset, clock),
+                            }
                             applied += 1;
                         }
                         Err(e) => {
@@ -1078,19 +1238,205 @@ impl PartitionActor {
             },
             Record::Group { group, value } => match value {
                 Some(value) => {
-                    let offsets = self
+                    let (offsets, pending_txn) = self
                         .groups
                         .remove(&group)
-                        .map(|g| g.offsets)
+                        .map(|g| (g.offsets, g.pending_txn))
                         .unwrap_or_default();
                     let mut g = ClassicGroup::restore(group.clone(), value, clock);
                     g.offsets = offsets;
+                    g.pending_txn = pending_txn;
                     self.groups.insert(group, g);
                 }
                 None => {
                     self.groups.remove(&group);
                 }
             },
+        }
+    }
+}
+
+impl PartitionActor {
+    /// TxnOffsetCommit: validates as Kafka's coordinator does for a transactional commit,
+    /// then writes the offsets as one transactional batch of the producer. Once durable they
+    /// are pending until the producer's marker completes them.
+    async fn txn_commit(
+        &mut self,
+        p: TxnCommitParams,
+        reply: oneshot::Sender<Results>,
+        clock: Clock,
+    ) {
+        let id = p.group_id.clone();
+        if let Some(cg) = self.consumer_groups.get(&id) {
+            // Before v3 the request has no member and generation: accepted as is. A stale
+            // member epoch is a stale generation to a transactional producer.
+            let unchecked = (p.generation_id < 0 && cg.members.is_empty())
+                || (p.generation_id == -1
+                    && p.member_id.is_empty()
+                    && p.group_instance_id.is_none());
+            if !unchecked {
+                if let Err(e) = cg.validate_member_epoch(&p.member_id, p.generation_id) {
+                    let e = match e {
+                        GroupError::StaleMemberEpoch => GroupError::IllegalGeneration,
+                        e => e,
+                    };
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            }
+            self.groups
+                .entry(id.clone())
+                .or_insert_with(|| ClassicGroup::new(id.clone(), clock));
+        } else if let Some(g) = self.groups.get(&id) {
+            if let Err(e) = g.validate_offset_commit(
+                &p.member_id,
+                p.group_instance_id.as_deref(),
+                p.generation_id,
+                true,
+            ) {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        } else if p.generation_id >= 0 {
+            // A member of a group that does not exist: a stale generation.
+            let _ = reply.send(Err(GroupError::IllegalGeneration));
+            return;
+        } else {
+            // Created empty, as a standalone OffsetCommit would.
+            self.groups
+                .insert(id.clone(), ClassicGroup::new(id.clone(), clock));
+        }
+        let mut results = Vec::with_capacity(p.offsets.len());
+        let mut entries = Vec::new();
+        let mut b = BatchBuilder::new(clock.wall_ms)
+            .producer(p.producer_id, p.producer_epoch, -1)
+            .transactional(true);
+        for (index, o) in p.offsets.into_iter().enumerate() {
+            let metadata = o.metadata.unwrap_or_default();
+            if metadata.len() > self.cfg.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            let value = OffsetValue {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+                metadata,
+                commit_timestamp: clock.wall_ms,
+            };
+            let key = records::offset_key(&id, &o.topic, o.partition);
+            b.record(
+                Some(&key),
+                Some(&records::offset_value(&value)),
+                clock.wall_ms,
+            );
+            entries.push((index, o.topic, o.partition, value));
+        }
+        if entries.is_empty() {
+            let _ = reply.send(Ok(results));
+            self.forget_if_unused(&id);
+            return;
+        }
+        let t = self.txns.entry(p.producer_id).or_default();
+        t.in_flight += 1;
+        let txn = t.ended;
+        self.append(
+            b,
+            AfterWrite::TxnCommit {
+                group: id,
+                producer_id: p.producer_id,
+                txn,
+                entries,
+                results,
+                reply,
+            },
+        )
+        .await;
+    }
+
+    /// A marker of `producer_id` (live, or met while replaying): its pending offsets become
+    /// committed or are dropped in every group; writes still in flight take the outcome when
+    /// they become durable.
+    fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(t) = self.txns.get_mut(&producer_id) else {
+            return;
+        };
+        let groups: Vec<String> = t.groups.drain().collect();
+        t.ended += 1;
+        t.last_commit = commit;
+        if t.in_flight == 0 {
+            self.txns.remove(&producer_id);
+        }
+        for id in groups {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.complete_txn(producer_id, commit);
+            }
+            self.forget_if_unused(&id);
+        }
+    }
+
+    /// Replays a control batch: its one record's key is `[version i16][type i16]`, type 0
+    /// aborting and 1 committing the batch producer's transaction.
+    fn replay_marker(&mut self, header: &batch::BatchHeader, bytes: &[u8]) {
+        let partition = self.partition;
+        let kind = batch::records(bytes).ok().and_then(|mut recs| {
+            let rec = recs.next()?.ok()?;
+            let key = rec.key?;
+            Some(i16::from_be_bytes([*key.get(2)?, *key.get(3)?]))
+        });
+        match kind {
+            Some(0) => self.complete_txn(header.producer_id, false),
+            Some(1) => self.complete_txn(header.producer_id, true),
+            other => tracing::warn!(
+                partition,
+                offset = header.base_offset,
+                kind = ?other,
+                "skipping unreadable control batch"
+            ),
+        }
+    }
+
+    /// Replays a record of a transactional batch of `producer_id`: offsets go to the
+    /// producer's pending set (a tombstone takes one out); group metadata applies at once.
+    fn apply_txn(&mut self, producer_id: i64, rec: Record, log_offset: i64, clock: Clock) {
+        match rec {
+            Record::Offset {
+                group,
+                topic,
+                partition,
+                value: Some(value),
+            } => {
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| ClassicGroup::new(group.clone(), clock));
+                g.add_pending_txn(
+                    producer_id,
+                    topic,
+                    partition,
+                    StoredOffset { value, log_offset },
+                );
+                self.txns
+                    .entry(producer_id)
+                    .or_default()
+                    .groups
+                    .insert(group);
+            }
+            Record::Offset {
+                group,
+                topic,
+                partition,
+                value: None,
+            } => {
+                if let Some(pending) = self
+                    .groups
+                    .get_mut(&group)
+                    .and_then(|g| g.pending_txn.get_mut(&producer_id))
+                {
+                    pending.remove(&(topic, partition));
+                }
+            }
+            r @ Record::Group { .. } => self.apply(r, log_offset, clock),
         }
     }
 }
@@ -1150,8 +1496,12 @@ fn reject(cmd: Command, e: GroupError) {
         Command::Leave { reply, .. } => {
             let _ = reply.send(Err(e));
         }
-        Command::Commit(_, r) => {
+        Command::Commit(_, r) | Command::TxnCommit(_, r) => {
             let _ = r.send(Err(e));
+        }
+        Command::CompleteTxn { reply, .. } => {
+            // Not loaded (its replay will see the marker) or stopped: nothing to complete.
+            let _ = reply.send(());
         }
         Command::Fetch { reply, .. } => {
             let _ = reply.send(Err(e));

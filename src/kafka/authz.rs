@@ -201,7 +201,8 @@ fn name_or_id(ctx: &BrokerContext, by_id: bool, name: &TopicName, id: &uuid::Uui
     }
 }
 
-/// Produce: WRITE on each topic.
+/// Produce: WRITE on each topic, and on the transactional id of a transactional produce (else
+/// every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 pub fn produce(
     ctx: &BrokerContext,
     access: &Access,
@@ -209,29 +210,39 @@ pub fn produce(
     version: i16,
 ) -> Vec<m::produce_response::TopicProduceResponse> {
     use m::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+    let refuse = |t: &m::produce_request::TopicProduceData, code: i16| {
+        TopicProduceResponse::default()
+            .with_name(t.name.clone())
+            .with_topic_id(t.topic_id)
+            .with_partition_responses(
+                t.partition_data
+                    .iter()
+                    .map(|p| {
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_error_code(code)
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                    })
+                    .collect(),
+            )
+    };
+    if let Some(id) = &req.transactional_id {
+        if !access.allowed(ctx, Operation::Write, ResourceType::TransactionalId, id) {
+            let code = crate::kafka::error::Code::TransactionalIdAuthorizationFailed.code();
+            return std::mem::take(&mut req.topic_data)
+                .iter()
+                .map(|t| refuse(t, code))
+                .collect();
+        }
+    }
     retain_topics(
         access,
         ctx,
         Operation::Write,
         &mut req.topic_data,
         |t| name_or_id(ctx, version >= 13, &t.name, &t.topic_id),
-        |t| {
-            TopicProduceResponse::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partition_responses(
-                    t.partition_data
-                        .iter()
-                        .map(|p| {
-                            PartitionProduceResponse::default()
-                                .with_index(p.index)
-                                .with_error_code(DENIED_TOPIC.code())
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                        })
-                        .collect(),
-                )
-        },
+        |t| refuse(t, DENIED_TOPIC.code()),
     )
 }
 
@@ -1176,4 +1187,60 @@ pub fn describe_cluster(
     if ops_requested {
         resp.cluster_authorized_operations = access.cluster_operations(ctx);
     }
+}
+
+/// TxnOffsetCommit: WRITE on the transactional id, else every partition answers 53; READ on
+/// the group, else 30; then READ on each topic (29 for its partitions).
+pub fn txn_offset_commit(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &mut m::TxnOffsetCommitRequest,
+) -> Result<
+    Vec<m::txn_offset_commit_response::TxnOffsetCommitResponseTopic>,
+    m::TxnOffsetCommitResponse,
+> {
+    use m::txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+    };
+    let answer = |t: &m::txn_offset_commit_request::TxnOffsetCommitRequestTopic, code: Code| {
+        TxnOffsetCommitResponseTopic::default()
+            .with_name(t.name.clone())
+            .with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code.code())
+                    })
+                    .collect(),
+            )
+    };
+    if !access.enforcing(ctx) {
+        return Ok(Vec::new());
+    }
+    let denied = if !access.allowed(
+        ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        req.transactional_id.as_str(),
+    ) {
+        Some(Code::TransactionalIdAuthorizationFailed)
+    } else if !access.group(ctx, Operation::Read, req.group_id.as_str()) {
+        Some(Code::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        let topics = req.topics.iter().map(|t| answer(t, code)).collect();
+        return Err(m::TxnOffsetCommitResponse::default().with_topics(topics));
+    }
+    Ok(retain_topics(
+        access,
+        ctx,
+        Operation::Read,
+        &mut req.topics,
+        |t| t.name.to_string(),
+        |t| answer(t, DENIED_TOPIC),
+    ))
 }

@@ -61,10 +61,29 @@ pub fn group_code(e: &crate::coordinator::GroupError) -> Code {
         G::UnsupportedAssignor => Code::UnsupportedAssignor,
         G::UnreleasedInstanceId => Code::UnreleasedInstanceId,
         G::InvalidRequest => Code::InvalidRequest,
+        G::InvalidProducerEpoch => Code::InvalidProducerEpoch,
+        G::UnstableOffsetCommit => Code::UnstableOffsetCommit,
     }
 }
 
 /// The code of an optional group error (0 for none).
 pub fn group_error_code(e: Option<crate::coordinator::GroupError>) -> i16 {
     e.map_or(0, |e| group_code(&e).code())
+}
+
+/// Maps a transaction coordinator refusal to its Kafka error code. Requests older than KIP-588
+/// (`fenced_is_epoch`) learn of fencing as INVALID_PRODUCER_EPOCH.
+pub fn txn_code(e: &crate::txn::state::TxnError, fenced_is_epoch: bool) -> Code {
+    use crate::txn::state::TxnError as E;
+    match e {
+        E::InvalidProducerIdMapping => Code::InvalidProducerIdMapping,
+        E::ProducerFenced if fenced_is_epoch => Code::InvalidProducerEpoch,
+        E::ProducerFenced => Code::ProducerFenced,
+        E::ConcurrentTransactions => Code::ConcurrentTransactions,
+        E::InvalidTxnState => Code::InvalidTxnState,
+        E::InvalidTransactionTimeout => Code::InvalidTransactionTimeout,
+        E::NotCoordinator => Code::NotCoordinator,
+        E::CoordinatorLoadInProgress => Code::CoordinatorLoadInProgress,
+        E::CoordinatorNotAvailable | E::NeedProducerId => Code::CoordinatorNotAvailable,
+    }
 }

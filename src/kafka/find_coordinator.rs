@@ -1,7 +1,8 @@
 //! FindCoordinator (key 10), versions 0..=6. A single broker coordinates every group and every
 //! transactional id, so GROUP (0) and TRANSACTION (1) keys are answered with its own address;
 //! in a cluster the coordinator of a key is the leader of its `__consumer_offsets` partition
-//! (COORDINATOR_NOT_AVAILABLE while there is none); any other key type is INVALID_REQUEST. v4+
+//! (groups) or `__transaction_state` partition (transactional ids), COORDINATOR_NOT_AVAILABLE
+//! while there is none; any other key type is INVALID_REQUEST. v4+
 //! carries a batch of keys (KIP-699).
 
 use std::sync::Arc;
@@ -72,17 +73,26 @@ pub async fn handle(
     }
 }
 
-/// The leader of a key's `__consumer_offsets` partition, as the metadata image has it.
+/// The leader of a key's `__consumer_offsets` (key type 0) or `__transaction_state` (1)
+/// partition, as the metadata image has it.
 fn coordinator_of(
     ctx: &BrokerContext,
+    key_type: i8,
     key: &str,
     listener: &str,
 ) -> Result<(i32, String, i32), Code> {
     let cluster = ctx.cluster.as_ref().ok_or(Code::CoordinatorNotAvailable)?;
     let image = cluster.image();
-    let partition = ctx.coordinator.partition_for(key);
+    let (topic, partition) = if key_type == 1 {
+        (crate::txn::TXN_TOPIC, ctx.transactions.partition_for(key))
+    } else {
+        (
+            crate::coordinator::OFFSETS_TOPIC,
+            ctx.coordinator.partition_for(key),
+        )
+    };
     let leader = image
-        .partition(crate::coordinator::OFFSETS_TOPIC, partition)
+        .partition(topic, partition)
         .map(|p| p.leader)
         .filter(|l| *l >= 0)
         .ok_or(Code::CoordinatorNotAvailable)?;
@@ -103,7 +113,7 @@ fn clustered(
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let found = coordinator_of(ctx, key.as_str(), listener);
+                let found = coordinator_of(ctx, req.key_type, key.as_str(), listener);
                 let c = Coordinator::default().with_key(key);
                 match found {
                     Ok((id, host, port)) => c
@@ -119,7 +129,7 @@ fn clustered(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match coordinator_of(ctx, req.key.as_str(), listener) {
+    match coordinator_of(ctx, req.key_type, req.key.as_str(), listener) {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(id))
             .with_host(StrBytes::from_string(host))

@@ -8,6 +8,8 @@
 //! in request order) and returns the rest of the work as a future whose output is the encoded
 //! response, written back in request order by `net`.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod authz;
@@ -25,7 +27,9 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 pub mod error;
 mod fetch;
 pub mod frame;
@@ -261,6 +265,27 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         ApiKey::DescribeProducers,
         describe_producers::VERSIONS.0,
         describe_producers::VERSIONS.1,
+    ),
+    (
+        ApiKey::AddPartitionsToTxn,
+        add_partitions_to_txn::VERSIONS.0,
+        add_partitions_to_txn::VERSIONS.1,
+    ),
+    (
+        ApiKey::AddOffsetsToTxn,
+        add_offsets_to_txn::VERSIONS.0,
+        add_offsets_to_txn::VERSIONS.1,
+    ),
+    (ApiKey::EndTxn, end_txn::VERSIONS.0, end_txn::VERSIONS.1),
+    (
+        ApiKey::DescribeTransactions,
+        describe_transactions::DESCRIBE_VERSIONS.0,
+        describe_transactions::DESCRIBE_VERSIONS.1,
+    ),
+    (
+        ApiKey::ListTransactions,
+        describe_transactions::LIST_VERSIONS.0,
+        describe_transactions::LIST_VERSIONS.1,
     ),
     (
         ApiKey::WriteTxnMarkers,
@@ -735,13 +760,74 @@ async fn handle(
                 resp
             })
         }
+        ApiKey::AddPartitionsToTxn => {
+            let req = decode!(m::AddPartitionsToTxnRequest);
+            respond!(add_partitions_to_txn::handle(ctx, req, version, access))
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let req = decode!(m::AddOffsetsToTxnRequest);
+            let empty = m::AddOffsetsToTxnResponse::default();
+            deny!(
+                access.allowed(
+                    &ctx,
+                    Operation::Write,
+                    crate::auth::ResourceType::TransactionalId,
+                    req.transactional_id.as_str()
+                ),
+                empty.clone(),
+                C::TransactionalIdAuthorizationFailed
+            );
+            deny!(
+                access.allowed(
+                    &ctx,
+                    Operation::Read,
+                    crate::auth::ResourceType::Group,
+                    req.group_id.as_str()
+                ),
+                empty,
+                C::GroupAuthorizationFailed
+            );
+            respond!(add_offsets_to_txn::handle(ctx, req, version))
+        }
+        ApiKey::EndTxn => {
+            let req = decode!(m::EndTxnRequest);
+            deny!(
+                access.allowed(
+                    &ctx,
+                    Operation::Write,
+                    crate::auth::ResourceType::TransactionalId,
+                    req.transactional_id.as_str()
+                ),
+                m::EndTxnResponse::default(),
+                C::TransactionalIdAuthorizationFailed
+            );
+            respond!(end_txn::handle(ctx, req, version))
+        }
+        ApiKey::DescribeTransactions => {
+            let req = decode!(m::DescribeTransactionsRequest);
+            let resp = describe_transactions::describe(&ctx, req, &access);
+            ready(encode(correlation_id, version, &resp))
+        }
+        ApiKey::ListTransactions => {
+            let req = decode!(m::ListTransactionsRequest);
+            let resp = describe_transactions::list(&ctx, req, &access);
+            ready(encode(correlation_id, version, &resp))
+        }
         ApiKey::WriteTxnMarkers => {
             let req = decode!(m::WriteTxnMarkersRequest);
             respond!(write_txn_markers::handle(ctx, req, version))
         }
         ApiKey::TxnOffsetCommit => {
-            let req = decode!(m::TxnOffsetCommitRequest);
-            respond!(txn_offset_commit::handle(ctx, req, version))
+            let mut req = decode!(m::TxnOffsetCommitRequest);
+            let denied = match authz::txn_offset_commit(&ctx, &access, &mut req) {
+                Ok(denied) => denied,
+                Err(resp) => return ready(encode(correlation_id, version, &resp)),
+            };
+            respond!(async move {
+                let mut resp = txn_offset_commit::handle(ctx, req, version).await;
+                resp.topics.extend(denied);
+                resp
+            })
         }
         ApiKey::InitProducerId => {
             let req = decode!(m::InitProducerIdRequest);

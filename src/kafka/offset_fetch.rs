@@ -1,8 +1,10 @@
 //! OffsetFetch (key 9), versions 1..=9 (Kafka 4 dropped 0): the committed offsets of the
 //! requested partitions (-1 where none), or of every partition with a commit when the topic
-//! list is null (v2+). v8+ asks for several groups at once. `require_stable` (v7+) is accepted:
-//! offsets become visible only once durable and there are no transactional commits yet, so
-//! nothing is ever pending.
+//! list is null (v2+). v8+ asks for several groups at once. Offsets become visible only once
+//! durable; transactional ones only once their transaction commits. With `require_stable`
+//! (v7+) a partition that an open transaction holds offsets for answers
+//! UNSTABLE_OFFSET_COMMIT (88) so the consumer retries; without it the last committed offset
+//! is returned.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::error::group_code;
+use super::error::{group_code, group_error_code};
 use crate::context::BrokerContext;
 use crate::coordinator::{FetchedOffset, GroupError};
 
@@ -47,6 +49,7 @@ async fn fetch(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     member: Option<(String, i32)>,
+    require_stable: bool,
 ) -> Fetched {
     let partitions = topics.map(|ts| {
         ts.into_iter()
@@ -54,7 +57,7 @@ async fn fetch(
             .collect()
     });
     ctx.coordinator
-        .fetch_offsets(group_id, partitions, member)
+        .fetch_offsets(group_id, partitions, member, require_stable)
         .await
 }
 
@@ -80,7 +83,14 @@ pub async fn handle(
                         .map(|m| (m.to_string(), g.member_epoch))
                 })
                 .flatten();
-            let fetched = fetch(&ctx, g.group_id.as_str(), topics, member).await;
+            let fetched = fetch(
+                &ctx,
+                g.group_id.as_str(),
+                topics,
+                member,
+                req.require_stable,
+            )
+            .await;
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
             groups.push(match fetched {
                 Err(e) => group.with_error_code(group_code(&e).code()),
@@ -100,6 +110,7 @@ pub async fn handle(
                                                 .with_metadata(
                                                     o.metadata.map(StrBytes::from_string),
                                                 )
+                                                .with_error_code(group_error_code(o.error))
                                         })
                                         .collect(),
                                 )
@@ -115,7 +126,15 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(&ctx, req.group_id.as_str(), requested.clone(), None).await;
+    let require_stable = version >= 7 && req.require_stable;
+    let fetched = fetch(
+        &ctx,
+        req.group_id.as_str(),
+        requested.clone(),
+        None,
+        require_stable,
+    )
+    .await;
     let partition = |p: i32, offset: i64, epoch: i32, metadata: Option<String>, code: i16| {
         let r = OffsetFetchResponsePartition::default()
             .with_partition_index(p)
@@ -138,7 +157,14 @@ pub async fn handle(
                         .with_partitions(
                             ps.into_iter()
                                 .map(|o| {
-                                    partition(o.partition, o.offset, o.leader_epoch, o.metadata, 0)
+                                    let code = group_error_code(o.error);
+                                    partition(
+                                        o.partition,
+                                        o.offset,
+                                        o.leader_epoch,
+                                        o.metadata,
+                                        code,
+                                    )
                                 })
                                 .collect(),
                         )

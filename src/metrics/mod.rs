@@ -282,6 +282,10 @@ pub struct Metrics {
     shard_cpu: prometheus::CounterVec,
     groups: IntGauge,
     rebalances: IntCounter,
+    txn_open: IntGauge,
+    txn_committed: IntCounter,
+    txn_aborted: IntCounter,
+    txn_timed_out: IntCounter,
     tls_reloads: IntCounterVec,
     flush_time: HistogramVec,
     stream_vecs: StreamVecs,
@@ -600,6 +604,26 @@ impl Metrics {
             "kafka_server_groupcoordinatormetrics_group_rebalance_total",
             "Rebalances completed: classic generations and KIP-848 group epochs (group-coordinator-metrics group-rebalance-count).",
         );
+        let txn_open = gauge(
+            &r,
+            "esker_transactions_open",
+            "Transactions this broker coordinates that are open or completing (Ongoing, PrepareCommit, PrepareAbort).",
+        );
+        let txn_committed = counter(
+            &r,
+            "esker_transactions_committed_total",
+            "Transactions committed (every commit marker written) by this broker's transaction coordinator.",
+        );
+        let txn_aborted = counter(
+            &r,
+            "esker_transactions_aborted_total",
+            "Transactions aborted (every abort marker written), including timed-out and fenced ones.",
+        );
+        let txn_timed_out = counter(
+            &r,
+            "esker_transactions_timed_out_total",
+            "Transactions aborted by the coordinator because they outlived their transaction.timeout.ms.",
+        );
         let tls_reloads = counter_vec(
             &r,
             "esker_tls_certificate_reloads_total",
@@ -637,6 +661,10 @@ impl Metrics {
             shard_cpu,
             groups,
             rebalances,
+            txn_open,
+            txn_committed,
+            txn_aborted,
+            txn_timed_out,
             tls_reloads,
             flush_time,
             stream_vecs,

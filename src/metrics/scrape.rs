@@ -129,6 +129,17 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
         .set(i64::try_from(groups.groups.len()).unwrap_or(i64::MAX));
     m.rebalances
         .inc_by(groups.rebalances.saturating_sub(m.rebalances.get()));
+    let txn = &ctx.transactions;
+    m.txn_open
+        .set(i64::try_from(txn.open_transactions()).unwrap_or(i64::MAX));
+    for (c, v) in [
+        (&m.txn_committed, &txn.stats.commits),
+        (&m.txn_aborted, &txn.stats.aborts),
+        (&m.txn_timed_out, &txn.stats.timeouts),
+    ] {
+        let v = v.load(std::sync::atomic::Ordering::Relaxed);
+        c.inc_by(v.saturating_sub(c.get()));
+    }
 
     stats.sort_unstable_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     if cfg.partition_labels {
