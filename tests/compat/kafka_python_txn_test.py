@@ -2,7 +2,7 @@
 
 Read-process-write: an input topic is filled without transactions; a KafkaConsumer of a group
 (subscribe(), no auto-commit) reads half of it; a KafkaProducer(transactional_id=...) writes one
-record per input record to the same partition of a 3-partition output topic,
+record per input record to a 3-partition output topic (round-robin),
 send_offsets_to_transaction({tp: OffsetAndMetadata}, consumer.group_metadata()) and
 commit_transaction(); then the other half the same way and abort_transaction().
 
@@ -96,7 +96,10 @@ def poll_group(cons, want):
 
 
 def outputs_of(reads, topic, tag):
-    return [(topic, p, f"{tag}-{k.decode()}".encode(), f"{tag}: {off}".encode()) for p, off, k in reads]
+    """One output record per input record, round-robin over the partitions (every output
+    partition takes part in every transaction, whatever partitions the input came from)."""
+    return [(topic, j % N_PARTITIONS, f"{tag}-{k.decode()}".encode(), f"{tag}: {off}".encode())
+            for j, (_, off, k) in enumerate(reads)]
 
 
 def run_read_process_write(c, admin):
@@ -166,7 +169,7 @@ def run_read_process_write(c, admin):
          f"duplicates {dups[:3]}")
     c.eq(ends, hw, "read_committed end_offsets() == high watermark (records + 2 markers; nothing open)")
     c.eq(positions, hw, "read_committed consumer's positions moved past the ABORT marker to the end")
-    both = dict(delivered1, **delivered2)
+    both = {**delivered1, **delivered2}
     got, dups, _, ends = read_all(out, "read_uncommitted", len(both))
     c.ok(got == both and not dups,
          f"read_uncommitted consumer read both transactions' {len(both)} records and no control record",

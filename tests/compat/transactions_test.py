@@ -2,7 +2,7 @@
 
 Read-process-write: an input topic is filled without transactions; a consumer of a group
 (subscribe(), no auto-commit) reads half of it; a transactional producer writes a record per input
-record to all 3 partitions of two output topics, adds the consumer's positions with
+record to each of two output topics, round-robin over their 3 partitions, adds the consumer's positions with
 send_offsets_to_transaction(consumer.position(), consumer.consumer_group_metadata()) and commits;
 then it processes the other half the same way and aborts.
 
@@ -133,7 +133,9 @@ def poll_input(cons, want, errors):
 
 
 def process(producer, reads, outputs, tag, delivered, errors):
-    """One output record per input record and output topic, to the input's partition."""
+    """One output record per input record and output topic, round-robin over the partitions (so
+    every output partition takes part in every transaction, whatever partitions the input came
+    from)."""
 
     def report(err, m):
         if err is not None:
@@ -141,10 +143,10 @@ def process(producer, reads, outputs, tag, delivered, errors):
         else:
             delivered[(m.topic(), m.partition(), m.key())] = m.offset()
 
-    for part, off, key in reads:
+    for j, (_, off, key) in enumerate(reads):
         for t in outputs:
             producer.produce(t, key=f"{tag}-{key.decode()}".encode(), value=f"{tag}: {t} {off}".encode(),
-                             partition=part, on_delivery=report)
+                             partition=j % N_PARTITIONS, on_delivery=report)
             producer.poll(0)
 
 
@@ -285,7 +287,7 @@ def check_reads(c, out_tps, delivered1, delivered2):
          f"({len(rc)} read) and reached the end of every partition",
          f"extra {sorted(set(keyed(rc)) - set(delivered1))[:3]}, missing "
          f"{sorted(set(delivered1) - set(keyed(rc)))[:3]}, errors {rc_errors[:3]}, ended on {len(rc_eof)}")
-    both = dict(delivered1, **delivered2)
+    both = {**delivered1, **delivered2}
     ru, ru_errors, ru_eof = read_all(out_tps, "read_uncommitted")
     c.ok(keyed(ru) == both and len(ru) == len(both) and not ru_errors and ru_eof == set(out_tps),
          f"read_uncommitted consumer read both transactions' {len(both)} records at their offsets and no "
