@@ -14,11 +14,20 @@
 //! cargo bench --bench throughput -- --mode produce --acks -1 --throughput 1000 --num-records 20000 --linger-ms 0
 //! cargo bench --bench throughput -- --bootstrap 127.0.0.1:9092 --mode both
 //! cargo bench --bench throughput -- --bootstrap 127.0.0.1:19092 --mode produce --acks -1 --replication-factor 3
+//! cargo bench --bench throughput -- --mode produce --transactional --commit-interval-ms 100
+//! cargo bench --bench throughput -- --mode e2e-latency --throughput 1000 --num-records 20000
 //! ```
 //!
 //! Output: records/s, MB/s and, for producers, latency from `send` to the delivery report
 //! (p50/p95/p99/p99.9/max). With an unlimited rate the latency is dominated by time queued in
 //! the client; use `--throughput` for a latency figure.
+//!
+//! Transactions: `--transactional` runs the produce phase twice, first with the same producers
+//! idempotent and without transactions (the baseline, into `<topic>-idempotent`), then with a
+//! `transactional.id` each, committing every `--commit-interval-ms`, and prints the ratio.
+//! `--mode e2e-latency` measures produce-to-consume latency (the send time travels in the
+//! record) of a read_uncommitted and a read_committed consumer reading side by side, first from
+//! an idempotent producer, then from a transactional one committing every `--commit-interval-ms`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +39,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 // The same allocator and options as the `esker` binary (src/main.rs), so the in-process broker
 // behaves like the real one.
@@ -49,7 +58,34 @@ enum Mode {
     Produce,
     /// Fill the topic (not measured), then consume it from the beginning.
     Consume,
+    /// Produce-to-consume latency of a read_uncommitted and a read_committed consumer, with an
+    /// idempotent producer and then a transactional one (at `--throughput`, 1 000/s if unset).
+    E2eLatency,
 }
+
+/// How the benchmark producers write.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ProducerKind {
+    /// `enable.idempotence=false` with `--acks`: the tool's producer.
+    Plain,
+    /// `enable.idempotence=true` (so acks=all), no transactions: the transactional runs' baseline.
+    Idempotent,
+    /// A `transactional.id` per producer, committing every `--commit-interval-ms`.
+    Transactional,
+}
+
+impl ProducerKind {
+    fn label(self) -> &'static str {
+        match self {
+            ProducerKind::Plain => "plain",
+            ProducerKind::Idempotent => "idempotent",
+            ProducerKind::Transactional => "transactional",
+        }
+    }
+}
+
+/// Timeout of `init_transactions` and `commit_transaction`.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Parser, Debug)]
 #[command(about = "Esker end-to-end throughput and latency benchmark")]
@@ -127,6 +163,15 @@ struct Args {
     /// Extra librdkafka `key=value` settings for the consumers; may be repeated.
     #[arg(long = "consumer-config")]
     consumer_config: Vec<String>,
+    /// Produce in transactions (a `transactional.id` per producer, acks=all), after a baseline
+    /// run of the same producers idempotent without transactions; with `--mode consume`, fill
+    /// the topic in transactions.
+    #[arg(long)]
+    transactional: bool,
+    /// With `--transactional` and `--mode e2e-latency`: commit a transaction every this many ms
+    /// (checked after each send).
+    #[arg(long, default_value_t = 100)]
+    commit_interval_ms: u64,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -198,11 +243,13 @@ async fn run(args: Args) {
         .topic
         .clone()
         .unwrap_or_else(|| format!("bench-{}", std::process::id()));
-    create_topic(&bootstrap, &topic, args.partitions, args.replication_factor).await;
+    if args.mode != Mode::E2eLatency {
+        create_topic(&bootstrap, &topic, args.partitions, args.replication_factor).await;
+    }
 
     println!(
         "mode={:?} records={} size={}B throughput={} acks={} linger.ms={} batch.size={} \
-         compression={} partitions={} producers={} consumers={} broker={}",
+         compression={} partitions={} producers={} consumers={}{} broker={}",
         args.mode,
         args.num_records,
         args.record_size,
@@ -211,13 +258,22 @@ async fn run(args: Args) {
         } else {
             format!("{}/s", args.throughput)
         },
-        args.acks,
+        if args.transactional || args.mode == Mode::E2eLatency {
+            "all (idempotent)"
+        } else {
+            &args.acks
+        },
         args.linger_ms,
         args.batch_size,
         args.compression,
         args.partitions,
         args.producers,
         args.consumers,
+        if args.transactional || args.mode == Mode::E2eLatency {
+            format!(" commit.interval={}ms", args.commit_interval_ms)
+        } else {
+            String::new()
+        },
         args.bootstrap.as_deref().unwrap_or("in-process esker")
     );
     let mut produced = None;
@@ -251,19 +307,55 @@ async fn run(args: Args) {
         }
     };
     match args.mode {
+        Mode::Produce | Mode::Both if args.transactional => {
+            // The same producers idempotent without transactions first, into a topic of their own
+            // (so a `both` run consumes only the transactional records).
+            let baseline_topic = format!("{topic}-idempotent");
+            create_topic(
+                &bootstrap,
+                &baseline_topic,
+                args.partitions,
+                args.replication_factor,
+            )
+            .await;
+            let c = cpu();
+            let b = produce(
+                &args,
+                &bootstrap,
+                &baseline_topic,
+                ProducerKind::Idempotent,
+                true,
+            )
+            .await;
+            report_cpu("produce (idempotent)", c, &b);
+            let c = cpu();
+            let f = produce(&args, &bootstrap, &topic, ProducerKind::Transactional, true).await;
+            report_cpu("produce (transactional)", c, &f);
+            println!(
+                "transactional/idempotent: {:.3} of the records/s",
+                f.rps() / b.rps()
+            );
+            produced = Some(f);
+        }
         Mode::Produce | Mode::Both => {
             let c = cpu();
-            let f = produce(&args, &bootstrap, &topic, true).await;
+            let f = produce(&args, &bootstrap, &topic, ProducerKind::Plain, true).await;
             report_cpu("produce", c, &f);
             produced = Some(f);
         }
         Mode::Consume => {
             if !args.no_fill {
-                produce(&args, &bootstrap, &topic, false).await;
+                let kind = if args.transactional {
+                    ProducerKind::Transactional
+                } else {
+                    ProducerKind::Plain
+                };
+                produce(&args, &bootstrap, &topic, kind, false).await;
             }
         }
+        Mode::E2eLatency => e2e_latency(&args, &bootstrap, &topic).await,
     }
-    if args.mode != Mode::Produce {
+    if args.mode != Mode::Produce && args.mode != Mode::E2eLatency {
         let c = cpu();
         let f = consume(&args, &bootstrap, &topic).await;
         report_cpu("consume", c, &f);
@@ -300,7 +392,7 @@ async fn run(args: Args) {
         (Some(f), Some(r)) => format!("{:.3}", f.mbs() / r),
         _ => "-".to_string(),
     };
-    if loopback.is_some() || disk.is_some() {
+    if (loopback.is_some() || disk.is_some()) && args.mode != Mode::E2eLatency {
         let steady = match (&consumed, loopback) {
             (Some(f), Some(lo)) => format!(" ({:.3} after the first record)", f.steady_mbs() / lo),
             _ => String::new(),
@@ -372,59 +464,119 @@ impl ProducerContext for LatencyContext {
     }
 }
 
+/// The librdkafka settings of a benchmark producer of `kind`; `name` tells the producers of one
+/// run apart in their `transactional.id`.
+fn producer_config(args: &Args, bootstrap: &str, kind: ProducerKind, name: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", args.linger_ms.to_string())
+        .set("batch.size", args.batch_size.to_string())
+        .set("compression.type", &args.compression)
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000");
+    match kind {
+        ProducerKind::Plain => {
+            config
+                .set("acks", &args.acks)
+                .set("enable.idempotence", "false");
+        }
+        ProducerKind::Idempotent => {
+            config.set("acks", "all").set("enable.idempotence", "true");
+        }
+        ProducerKind::Transactional => {
+            config
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set(
+                    "transactional.id",
+                    format!("esker-bench-{}-{name}", std::process::id()),
+                )
+                .set("transaction.timeout.ms", "60000");
+        }
+    }
+    with_extra(config, &args.producer_config)
+}
+
+/// How one producer sends its records.
+#[derive(Copy, Clone, Debug)]
+struct SendPlan {
+    /// Records/s of this producer; None = as fast as it can.
+    rate: Option<f64>,
+    /// Commit the open transaction (and begin the next) once it is this old.
+    commit_every: Option<Duration>,
+    /// Write the send time (ns since the context's start, u64 big-endian) into the first 8
+    /// bytes of each value, for the end-to-end latency.
+    stamp: bool,
+}
+
 /// Runs `--producers` producers in parallel, one thread each, each sending its share of the
 /// records (record `i` goes to partition `i % partitions`), paced to `--throughput` if set.
-async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Figures {
+/// Transactional producers are initialised (`init_transactions`) before the clock starts.
+async fn produce(
+    args: &Args,
+    bootstrap: &str,
+    topic: &str,
+    kind: ProducerKind,
+    report: bool,
+) -> Figures {
     let producers = args.producers.max(1);
-    let per_producer_rate = (args.throughput > 0.0).then(|| args.throughput / producers as f64);
     let value: Arc<Vec<u8>> = Arc::new(
         (0..args.record_size)
             .map(|i| (i * 31 % 251) as u8)
             .collect(),
     );
-    let start = Instant::now();
-    let mut threads = Vec::new();
+    let plan = SendPlan {
+        rate: (args.throughput > 0.0).then(|| args.throughput / producers as f64),
+        commit_every: (kind == ProducerKind::Transactional)
+            .then(|| Duration::from_millis(args.commit_interval_ms)),
+        stamp: false,
+    };
+    let epoch = Instant::now();
+    let mut clients = Vec::with_capacity(producers);
     for p in 0..producers {
         let context = LatencyContext {
-            start,
+            start: epoch,
             latencies: Mutex::new(Vec::with_capacity(args.num_records / producers + 1)),
             error: Mutex::new(None),
         };
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", bootstrap)
-            .set("acks", &args.acks)
-            .set("linger.ms", args.linger_ms.to_string())
-            .set("batch.size", args.batch_size.to_string())
-            .set("compression.type", &args.compression)
-            .set("enable.idempotence", "false")
-            .set("queue.buffering.max.kbytes", "1048576")
-            .set("queue.buffering.max.messages", "1000000");
-        let producer: ThreadedProducer<LatencyContext> = with_extra(config, &args.producer_config)
-            .create_with_context(context)
-            .expect("producer");
+        let producer: ThreadedProducer<LatencyContext> =
+            producer_config(args, bootstrap, kind, &format!("{topic}-{p}"))
+                .create_with_context(context)
+                .expect("producer");
+        clients.push(producer);
+    }
+    if kind == ProducerKind::Transactional {
+        tokio::task::block_in_place(|| {
+            for producer in &clients {
+                producer
+                    .init_transactions(TXN_TIMEOUT)
+                    .expect("init_transactions");
+            }
+        });
+    }
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    for (p, producer) in clients.into_iter().enumerate() {
         let (topic, value) = (topic.to_string(), value.clone());
         let (total, partitions) = (args.num_records, args.partitions.max(1) as usize);
         threads.push(tokio::task::spawn_blocking(move || {
             let records = (p..total).step_by(producers);
-            produce_one(
-                &producer,
-                &topic,
-                records,
-                &value,
-                partitions,
-                per_producer_rate,
-            );
+            let commits = produce_one(&producer, &topic, records, &value, partitions, plan);
             let context = producer.context();
             if let Some(e) = context.error.lock().expect("error").take() {
                 panic!("delivery failed: {e}");
             }
-            std::mem::take(&mut *context.latencies.lock().expect("latencies"))
+            let latencies = std::mem::take(&mut *context.latencies.lock().expect("latencies"));
+            (latencies, commits)
         }));
     }
     let mut latencies = Vec::with_capacity(args.num_records);
+    let mut commits = Vec::new();
     for t in threads {
-        latencies.extend(t.await.expect("producer thread"));
+        let (l, c) = t.await.expect("producer thread");
+        latencies.extend(l);
+        commits.extend(c);
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(
@@ -439,23 +591,23 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
         bytes: args.num_records * args.record_size,
         startup: 0.0,
     };
-    let ms = |ns: u64| ns as f64 / 1e6;
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|&ns| ms(ns))
-            .unwrap_or(0.0)
-    };
     if report {
+        let label = match kind {
+            ProducerKind::Plain => String::new(),
+            ProducerKind::Idempotent => " (idempotent)".to_string(),
+            ProducerKind::Transactional => {
+                format!(
+                    " (transactional, commit every {} ms)",
+                    args.commit_interval_ms
+                )
+            }
+        };
         println!(
-            "produce: {:.0} records/s, {:.1} MB/s, latency ms p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+            "produce{label}: {:.0} records/s, {:.1} MB/s, latency ms {}{}",
             figures.rps(),
             figures.mbs(),
-            pct(0.50),
-            pct(0.95),
-            pct(0.99),
-            pct(0.999),
-            latencies.last().map(|&ns| ms(ns)).unwrap_or(0.0),
+            latency_summary(&latencies),
+            commit_summary(commits),
         );
     } else {
         println!(
@@ -466,21 +618,63 @@ async fn produce(args: &Args, bootstrap: &str, topic: &str, report: bool) -> Fig
     figures
 }
 
+/// "p50 .. p95 .. p99 .. p99.9 .. max .." in ms of latencies in ns, sorted ascending.
+fn latency_summary(sorted_ns: &[u64]) -> String {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let pct = |p: f64| {
+        sorted_ns
+            .get(((sorted_ns.len() as f64 * p) as usize).min(sorted_ns.len().saturating_sub(1)))
+            .map(|&ns| ms(ns))
+            .unwrap_or(0.0)
+    };
+    format!(
+        "p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        pct(0.999),
+        sorted_ns.last().map(|&ns| ms(ns)).unwrap_or(0.0),
+    )
+}
+
+/// "; N commits, commit_transaction ms p50 .. max .." or nothing without commits.
+fn commit_summary(mut commits: Vec<Duration>) -> String {
+    if commits.is_empty() {
+        return String::new();
+    }
+    commits.sort_unstable();
+    let ns: Vec<u64> = commits.iter().map(|d| d.as_nanos() as u64).collect();
+    format!(
+        "; {} commits, commit_transaction ms {}",
+        ns.len(),
+        latency_summary(&ns)
+    )
+}
+
 /// Sends `records` from one producer on the calling thread (paced by sleeping until each
-/// record's slot), then flushes. The producer's own thread serves the delivery reports as they
-/// arrive, so the latencies are not delayed by the sending loop (and nothing spins).
+/// record's slot), then flushes, or with `commit_every` runs them in transactions: one is begun
+/// first, committed and the next begun once it is that old (checked after each send), and the
+/// last is committed at the end. The producer's own thread serves the delivery reports as they
+/// arrive, so the latencies are not delayed by the sending loop (and nothing spins). Returns how
+/// long each `commit_transaction` took.
 fn produce_one(
     producer: &ThreadedProducer<LatencyContext>,
     topic: &str,
     records: impl Iterator<Item = usize>,
     value: &[u8],
     partitions: usize,
-    rate: Option<f64>,
-) {
+    plan: SendPlan,
+) -> Vec<Duration> {
     let start = producer.context().start;
+    let mut commits = Vec::new();
+    let mut txn_begun = plan.commit_every.map(|_| {
+        producer.begin_transaction().expect("begin_transaction");
+        Instant::now()
+    });
+    let mut stamped = value.to_vec();
     let paced_from = Instant::now();
     for (n, i) in records.enumerate() {
-        if let Some(rate) = rate {
+        if let Some(rate) = plan.rate {
             let due = paced_from + Duration::from_secs_f64(n as f64 / rate);
             let now = Instant::now();
             if due > now {
@@ -488,9 +682,16 @@ fn produce_one(
             }
         }
         let key = (i as u32).to_be_bytes();
-        let mut rec = BaseRecord::with_opaque_to(topic, start.elapsed().as_nanos() as usize)
+        let sent_ns = start.elapsed().as_nanos() as u64;
+        let payload: &[u8] = if plan.stamp {
+            stamped[..8].copy_from_slice(&sent_ns.to_be_bytes());
+            &stamped
+        } else {
+            value
+        };
+        let mut rec = BaseRecord::with_opaque_to(topic, sent_ns as usize)
             .key(&key[..])
-            .payload(value)
+            .payload(payload)
             .partition((i % partitions) as i32);
         loop {
             match producer.send(rec) {
@@ -503,10 +704,32 @@ fn produce_one(
                 Err((e, _)) => panic!("produce failed: {e}"),
             }
         }
+        if let (Some(every), Some(begun)) = (plan.commit_every, txn_begun) {
+            if begun.elapsed() >= every {
+                commits.push(commit(producer));
+                producer.begin_transaction().expect("begin_transaction");
+                txn_begun = Some(Instant::now());
+            }
+        }
     }
+    if txn_begun.is_some() {
+        commits.push(commit(producer));
+    } else {
+        producer
+            .flush(Duration::from_secs(120))
+            .expect("flush: every record delivered");
+    }
+    commits
+}
+
+/// Commits the open transaction (which first waits for its records' acknowledgements); how
+/// long that took.
+fn commit(producer: &ThreadedProducer<LatencyContext>) -> Duration {
+    let t = Instant::now();
     producer
-        .flush(Duration::from_secs(120))
-        .expect("flush: every record delivered");
+        .commit_transaction(TXN_TIMEOUT)
+        .expect("commit_transaction");
+    t.elapsed()
 }
 
 /// Consumes every partition from the beginning with `--consumers` clients (partition `p` goes
@@ -602,6 +825,259 @@ fn consume_one(
         );
     }
     (n, bytes, first)
+}
+
+/// Byte 8 of an end-to-end record's value: a warm-up record (sent until both consumers read
+/// one, not measured) or a measured one. Bytes 0..8 are the send time.
+const E2E_WARM_UP: u8 = 0;
+const E2E_MEASURED: u8 = 1;
+
+/// The isolation levels read side by side in `--mode e2e-latency`.
+const ISOLATION_LEVELS: [&str; 2] = ["read_uncommitted", "read_committed"];
+
+/// `--mode e2e-latency`: for an idempotent producer and then a transactional one (committing
+/// every `--commit-interval-ms`), each into a fresh topic, the produce-to-consume latency of a
+/// read_uncommitted and a read_committed consumer reading side by side, and the producer's
+/// acknowledgement latency; then one summary line of p50/p99.
+async fn e2e_latency(args: &Args, bootstrap: &str, topic: &str) {
+    let rate = if args.throughput > 0.0 {
+        args.throughput
+    } else {
+        1000.0
+    };
+    let mut summary = Vec::new();
+    for kind in [ProducerKind::Idempotent, ProducerKind::Transactional] {
+        let topic = format!("{topic}-e2e-{}", kind.label());
+        create_topic(bootstrap, &topic, args.partitions, args.replication_factor).await;
+        let phase = E2ePhase {
+            bootstrap: bootstrap.to_string(),
+            topic: topic.clone(),
+            partitions: args.partitions.max(1) as usize,
+            records: args.num_records,
+            record_size: args.record_size.max(9),
+            rate,
+            commit_every: (kind == ProducerKind::Transactional)
+                .then(|| Duration::from_millis(args.commit_interval_ms)),
+            producer: producer_config(args, bootstrap, kind, &topic),
+            consumer_config: args.consumer_config.clone(),
+        };
+        let result = tokio::task::spawn_blocking(move || phase.run())
+            .await
+            .expect("e2e phase");
+        let label = match kind {
+            ProducerKind::Transactional => format!(
+                "transactional producer (commit every {} ms)",
+                args.commit_interval_ms
+            ),
+            _ => format!("{} producer", kind.label()),
+        };
+        println!(
+            "e2e, {label}, {rate}/s: acknowledged ms {}{}",
+            latency_summary(&result.acks),
+            commit_summary(result.commits),
+        );
+        let mut figures = Vec::new();
+        for (isolation, latencies) in ISOLATION_LEVELS.iter().zip(&result.consumed) {
+            println!(
+                "e2e, {label}, {isolation} consumer: {} records, latency ms {}",
+                latencies.len(),
+                latency_summary(latencies)
+            );
+            assert_eq!(
+                latencies.len(),
+                args.num_records,
+                "{isolation} consumer read every record"
+            );
+            let pct = |p: f64| {
+                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64
+                    / 1e6
+            };
+            figures.push(format!("{isolation} {:.2}/{:.2}", pct(0.5), pct(0.99)));
+        }
+        summary.push(format!("{label}: {}", figures.join(", ")));
+    }
+    println!("e2e p50/p99 ms: {}", summary.join("; "));
+}
+
+/// One producer-and-two-consumers run of `--mode e2e-latency`.
+struct E2ePhase {
+    bootstrap: String,
+    topic: String,
+    partitions: usize,
+    records: usize,
+    /// At least 9: the send time and the warm-up flag.
+    record_size: usize,
+    rate: f64,
+    commit_every: Option<Duration>,
+    producer: ClientConfig,
+    consumer_config: Vec<String>,
+}
+
+/// What an `E2ePhase` measured, latencies in ns sorted ascending.
+struct E2eResult {
+    /// Producer: send to delivery report.
+    acks: Vec<u64>,
+    /// Per `ISOLATION_LEVELS` consumer: send to `poll` returning the record.
+    consumed: Vec<Vec<u64>>,
+    /// Duration of each `commit_transaction`.
+    commits: Vec<Duration>,
+}
+
+impl E2ePhase {
+    /// Starts the consumers (from the beginning of the fresh topic), sends warm-up records until
+    /// each consumer has read one (so librdkafka's start-up is not measured), then the measured
+    /// records at `rate`, and waits for the consumers to read them all.
+    fn run(self) -> E2eResult {
+        let epoch = Instant::now();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let consumers: Vec<_> = ISOLATION_LEVELS
+            .iter()
+            .map(|isolation| {
+                let mut config = ClientConfig::new();
+                config
+                    .set("bootstrap.servers", &self.bootstrap)
+                    .set("group.id", "esker-bench-e2e")
+                    .set("enable.auto.commit", "false")
+                    .set("isolation.level", *isolation);
+                let consumer: BaseConsumer = with_extra(config, &self.consumer_config)
+                    .create()
+                    .expect("consumer");
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..self.partitions {
+                    tpl.add_partition_offset(&self.topic, p as i32, Offset::Beginning)
+                        .expect("tpl");
+                }
+                consumer.assign(&tpl).expect("assign");
+                let (ready, records) = (ready_tx.clone(), self.records);
+                let deadline =
+                    Duration::from_secs_f64(records as f64 / self.rate) + Duration::from_secs(120);
+                std::thread::spawn(move || e2e_consume(&consumer, epoch, records, ready, deadline))
+            })
+            .collect();
+        drop(ready_tx);
+
+        let context = LatencyContext {
+            start: epoch,
+            latencies: Mutex::new(Vec::with_capacity(self.records + 1000)),
+            error: Mutex::new(None),
+        };
+        let producer: ThreadedProducer<LatencyContext> = self
+            .producer
+            .create_with_context(context)
+            .expect("producer");
+        if self.commit_every.is_some() {
+            producer
+                .init_transactions(TXN_TIMEOUT)
+                .expect("init_transactions");
+        }
+        let mut value = vec![0x5au8; self.record_size];
+        value[8] = E2E_WARM_UP;
+        let mut started = 0;
+        let warm_up_deadline = Instant::now() + Duration::from_secs(60);
+        while started < consumers.len() {
+            assert!(
+                Instant::now() < warm_up_deadline,
+                "consumers read no warm-up record within 60 s"
+            );
+            if self.commit_every.is_some() {
+                producer.begin_transaction().expect("begin_transaction");
+            }
+            for p in 0..self.partitions {
+                let rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, 0)
+                    .payload(&value[..])
+                    .partition(p as i32);
+                producer
+                    .send(rec)
+                    .map_err(|(e, _)| e)
+                    .expect("warm-up send");
+            }
+            if self.commit_every.is_some() {
+                commit(&producer);
+            } else {
+                producer.flush(TXN_TIMEOUT).expect("warm-up flush");
+            }
+            // Wait for the consumers' first records, sending again every 50 ms until then.
+            while let Ok(()) = ready_rx.recv_timeout(Duration::from_millis(50)) {
+                started += 1;
+                if started == consumers.len() {
+                    break;
+                }
+            }
+        }
+        producer
+            .context()
+            .latencies
+            .lock()
+            .expect("latencies")
+            .clear();
+
+        value[8] = E2E_MEASURED;
+        let plan = SendPlan {
+            rate: Some(self.rate),
+            commit_every: self.commit_every,
+            stamp: true,
+        };
+        let mut commits = produce_one(
+            &producer,
+            &self.topic,
+            0..self.records,
+            &value,
+            self.partitions,
+            plan,
+        );
+        if let Some(e) = producer.context().error.lock().expect("error").take() {
+            panic!("delivery failed: {e}");
+        }
+        let mut acks =
+            std::mem::take(&mut *producer.context().latencies.lock().expect("latencies"));
+        acks.sort_unstable();
+        commits.sort_unstable();
+        let consumed = consumers
+            .into_iter()
+            .map(|t| t.join().expect("consumer thread"))
+            .collect();
+        E2eResult {
+            acks,
+            consumed,
+            commits,
+        }
+    }
+}
+
+/// Reads until `records` measured records arrived (or `deadline` passed); signals `ready` at
+/// the first record of any kind. Returns each measured record's latency (ns from its send time
+/// to `poll` returning it), sorted.
+fn e2e_consume(
+    consumer: &BaseConsumer,
+    epoch: Instant,
+    records: usize,
+    ready: std::sync::mpsc::Sender<()>,
+    deadline: Duration,
+) -> Vec<u64> {
+    let mut latencies = Vec::with_capacity(records);
+    let mut ready = Some(ready);
+    let start = Instant::now();
+    while latencies.len() < records && start.elapsed() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let now = epoch.elapsed().as_nanos() as u64;
+        let m = m.expect("consume");
+        if let Some(tx) = ready.take() {
+            // The producer stops listening once every consumer has started.
+            let _ = tx.send(());
+        }
+        let Some(payload) = m.payload().filter(|p| p.len() >= 9) else {
+            continue;
+        };
+        if payload[8] == E2E_MEASURED {
+            let mut sent = [0u8; 8];
+            sent.copy_from_slice(&payload[..8]);
+            latencies.push(now.saturating_sub(u64::from_be_bytes(sent)));
+        }
+    }
+    latencies.sort_unstable();
+    latencies
 }
 
 /// `config` with the `key=value` settings of `extra` applied over it.

@@ -190,6 +190,16 @@ OVERVIEW = dashboard(
            (f"sum by (instance) (kafka_server_replicamanager_leadercount{{{I}}})", "{{instance}}"), w=12),
         ts("Partitions per broker",
            (f"sum by (instance) (kafka_server_replicamanager_partitioncount{{{I}}})", "{{instance}}"), w=12),
+        row("Transactions"),
+        ts("Open transactions",
+           (f"sum by (instance) (esker_transactions_open{{{I}}})", "{{instance}}"), w=8),
+        ts("Commits / aborts",
+           (f"sum by (instance) (rate(esker_transactions_committed_total{{{I}}}{RI}))", "commits {{instance}}"),
+           (f"sum by (instance) (rate(esker_transactions_aborted_total{{{I}}}{RI}))", "aborts {{instance}}"),
+           (f"sum by (instance) (rate(esker_transactions_timed_out_total{{{I}}}{RI}))", "timed out {{instance}}"),
+           unit="ops", w=8),
+        ts("Last stable offset lag (max over partitions)",
+           (f"max by (instance) (esker_log_last_stable_offset_lag_max{{{I}}})", "{{instance}}"), w=8),
     ],
 )
 

@@ -27,6 +27,7 @@ use super::{
 use crate::catalog::Catalog;
 use crate::context::BrokerContext;
 use crate::log::batch::{self, BatchBuilder};
+use crate::shard::durable::{self, DurableError};
 use crate::shard::{Durability, ShardHandle, ShardState, StorageError};
 
 /// Bytes read per step while replaying a partition.
@@ -138,10 +139,6 @@ pub enum AfterWrite {
         results: Vec<Result<(), GroupError>>,
     },
 }
-
-/// How long a coordinator write waits for the in-sync replicas (cluster) before the request
-/// fails with COORDINATOR_NOT_AVAILABLE.
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a write to `__consumer_offsets` failed.
 #[derive(Debug, thiserror::Error)]
@@ -597,49 +594,22 @@ impl PartitionActor {
         };
         let batch = b.build();
         let partition = self.partition;
-        let submitted = self
-            .shard
-            .submit(move |s: &mut ShardState| {
-                let (info, wait) =
-                    s.append(OFFSETS_TOPIC, partition, batch, None, Durability::Fsync)?;
-                // In a cluster, as acks=all: every in-sync replica has the records.
-                let replicated = s.replication_wait(OFFSETS_TOPIC, partition, info.last_offset + 1);
-                Ok::<_, crate::shard::StorageError>((info, wait, replicated))
-            })
-            .await;
+        // Queued now, so the actor's writes reach the log in the order it made them.
+        let submitted = durable::submit(&self.shard, OFFSETS_TOPIC, partition, move |s| {
+            s.append(OFFSETS_TOPIC, partition, batch, None, Durability::Fsync)
+        })
+        .await;
         tokio::spawn(async move {
-            let failed = |e: &dyn std::fmt::Display| WriteError::Failed(e.to_string());
-            let result = match submitted {
-                Err(e) => Err(failed(&e)),
-                Ok(rx) => match rx.await {
-                    Err(_) => Err(failed(&"shard stopped")),
-                    Ok(Err(StorageError::InvalidProducerEpoch { .. })) => {
-                        Err(WriteError::Refused(GroupError::InvalidProducerEpoch))
-                    }
-                    Ok(Err(e)) => Err(failed(&e)),
-                    Ok(Ok((info, wait, replicated))) => {
-                        let synced = match wait {
-                            None => Ok(()),
-                            Some(w) => match w.await {
-                                Ok(Ok(())) => Ok(()),
-                                Ok(Err(e)) => Err(failed(&e)),
-                                Err(_) => Err(failed(&"shard stopped before fsync")),
-                            },
-                        };
-                        match (synced, replicated) {
-                            (Err(e), _) => Err(e),
-                            (Ok(()), None) => Ok(info.base_offset),
-                            (Ok(()), Some(r)) => {
-                                match tokio::time::timeout(REPLICATION_TIMEOUT, r).await {
-                                    Ok(Ok(Ok(()))) => Ok(info.base_offset),
-                                    Ok(Ok(Err(e))) => Err(failed(&e)),
-                                    Ok(Err(_)) => Err(failed(&"partition closed")),
-                                    Err(_) => Err(failed(&"in-sync replicas did not confirm")),
-                                }
-                            }
-                        }
-                    }
-                },
+            let waited = match submitted {
+                Ok(pending) => pending.wait().await,
+                Err(e) => Err(e),
+            };
+            let result = match waited {
+                Ok(info) => Ok(info.base_offset),
+                Err(DurableError::Storage(StorageError::InvalidProducerEpoch { .. })) => {
+                    Err(WriteError::Refused(GroupError::InvalidProducerEpoch))
+                }
+                Err(e) => Err(WriteError::Failed(e.to_string())),
             };
             let result = result.map_err(|e| match e {
                 WriteError::Refused(g) => {

@@ -1244,3 +1244,47 @@ pub fn txn_offset_commit(
         |t| answer(t, DENIED_TOPIC),
     ))
 }
+
+/// WriteTxnMarkers: only brokers write transaction markers (CLUSTER_ACTION on the cluster, as
+/// in Kafka); otherwise every partition of the request answers CLUSTER_AUTHORIZATION_FAILED.
+pub fn write_txn_markers(
+    ctx: &BrokerContext,
+    access: &Access,
+    req: &m::WriteTxnMarkersRequest,
+) -> Denied<m::WriteTxnMarkersResponse> {
+    use m::write_txn_markers_response as r;
+    if !access.enforcing(ctx) || access.cluster(ctx, Operation::ClusterAction) {
+        return Ok(());
+    }
+    let code = Code::ClusterAuthorizationFailed.code();
+    let markers = req
+        .markers
+        .iter()
+        .map(|marker| {
+            let topics = marker
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| {
+                            r::WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    r::WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            r::WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics)
+        })
+        .collect();
+    Err(Box::new(
+        m::WriteTxnMarkersResponse::default().with_markers(markers),
+    ))
+}

@@ -1,5 +1,6 @@
-//! DescribeProducers (key 61), version 0: the idempotent producers each partition knows, with
-//! their epoch and last sequence (no transactions yet, so no open transaction offsets).
+//! DescribeProducers (key 61), version 0: the producers each partition knows, with their
+//! epoch, last sequence and timestamp, the coordinator epoch of their last transaction marker
+//! and the first offset of their open transaction (-1 for none).
 
 use std::sync::Arc;
 
@@ -49,14 +50,14 @@ pub async fn handle(
                 Ok(producers) => {
                     pr.active_producers = producers
                         .into_iter()
-                        .map(|(id, epoch, seq, ts)| {
+                        .map(|p| {
                             ProducerState::default()
-                                .with_producer_id(ProducerId(id))
-                                .with_producer_epoch(i32::from(epoch))
-                                .with_last_sequence(seq)
-                                .with_last_timestamp(ts)
-                                .with_coordinator_epoch(-1)
-                                .with_current_txn_start_offset(-1)
+                                .with_producer_id(ProducerId(p.producer_id))
+                                .with_producer_epoch(i32::from(p.epoch))
+                                .with_last_sequence(p.last_sequence)
+                                .with_last_timestamp(p.last_timestamp)
+                                .with_coordinator_epoch(p.coordinator_epoch)
+                                .with_current_txn_start_offset(p.current_txn_start_offset)
                         })
                         .collect();
                 }

@@ -17,6 +17,7 @@ pub fn storage_code(e: &StorageError) -> Code {
         StorageError::NotEnoughReplicas { .. } => Code::NotEnoughReplicas,
         StorageError::FencedLeaderEpoch { .. } => Code::FencedLeaderEpoch,
         StorageError::UnknownLeaderEpoch { .. } => Code::UnknownLeaderEpoch,
+        StorageError::ControlBatchFromClient => Code::InvalidRecord,
     }
 }
 

@@ -1,5 +1,9 @@
 //! Fetch (key 1), versions 4..=18. Reads whole batches from the owning shards and returns
 //! them untouched. Long polls (`max_wait_ms`/`min_bytes`) are woken by appends, not timers.
+//! A read-committed consumer (`isolation_level` 1) reads below the last stable offset and gets
+//! the aborted transactions overlapping the batches returned, from the partition's
+//! aborted-transaction index (batches are not decoded); every response reports the last
+//! stable offset.
 //! Byte limits follow KIP-74: the first batch of the first non-empty partition is returned
 //! even when it exceeds `max_bytes` or `partition_max_bytes`; later partitions only add
 //! whole batches that fit. No fetch sessions are created (session id 0 means "full fetches").
@@ -16,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -26,8 +30,8 @@ use super::error::{shard_code, storage_code, Code};
 use super::frame::{self, Splice};
 use super::Reply;
 use crate::context::BrokerContext;
-use crate::log::{FileRecords, ReadResult, RecordSet};
-use crate::shard::{PartitionSnapshot, ShardState, StorageError};
+use crate::log::{AbortedTxn, FileRecords, ReadResult, RecordSet};
+use crate::shard::{IsolationLevel, PartitionSnapshot, ShardState, StorageError};
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (4, 18);
@@ -37,8 +41,10 @@ pub const VERSIONS: (i16, i16) = (4, 18);
 /// copying a few KiB).
 pub const FILE_MIN_BYTES: usize = 64 * 1024;
 
+/// A partition's read (with, for a read-committed consumer, the aborted transactions it
+/// overlaps) and its offsets after the read.
 type ReadReply = (
-    Result<ReadResult<RecordSet>, StorageError>,
+    Result<(ReadResult<RecordSet>, Option<Vec<AbortedTxn>>), StorageError>,
     Option<PartitionSnapshot>,
 );
 
@@ -129,6 +135,7 @@ async fn read_all(
     } else {
         (req.replica_id.0 >= 0).then_some((req.replica_id.0, -1))
     };
+    let isolation = IsolationLevel::from_kafka(req.isolation_level);
     // Queue every read first so the shards work in parallel, then assemble in request order.
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -176,28 +183,46 @@ async fn read_all(
                         let limit = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
                         let wake = wake.cloned();
                         let job = move |s: &mut ShardState| -> ReadReply {
-                            let r = match replica {
-                                Some((id, broker_epoch)) => s.replica_fetch(
-                                    &topic,
-                                    index,
-                                    id,
-                                    broker_epoch,
-                                    epoch,
-                                    offset,
-                                    limit,
-                                    file_min,
-                                    wake.as_ref(),
-                                ),
-                                None => s.check_leader_epoch(&topic, index, epoch).and_then(|()| {
-                                    s.read_records(
+                            let r = match (replica, isolation) {
+                                (Some((id, broker_epoch)), _) => s
+                                    .replica_fetch(
                                         &topic,
                                         index,
+                                        id,
+                                        broker_epoch,
+                                        epoch,
                                         offset,
                                         limit,
                                         file_min,
                                         wake.as_ref(),
                                     )
-                                }),
+                                    .map(|r| (r, None)),
+                                (None, IsolationLevel::ReadUncommitted) => s
+                                    .check_leader_epoch(&topic, index, epoch)
+                                    .and_then(|()| {
+                                        s.read_records(
+                                            &topic,
+                                            index,
+                                            offset,
+                                            limit,
+                                            file_min,
+                                            wake.as_ref(),
+                                        )
+                                    })
+                                    .map(|r| (r, None)),
+                                (None, IsolationLevel::ReadCommitted) => s
+                                    .check_leader_epoch(&topic, index, epoch)
+                                    .and_then(|()| {
+                                        s.read_committed_records(
+                                            &topic,
+                                            index,
+                                            offset,
+                                            limit,
+                                            file_min,
+                                            wake.as_ref(),
+                                        )
+                                    })
+                                    .map(|(r, aborted)| (r, Some(aborted))),
                             };
                             let snap = s.snapshot(&topic, index).ok();
                             (r, snap)
@@ -262,14 +287,25 @@ async fn read_all(
                 Ok((result, snap)) => {
                     if let Some(s) = &snap {
                         pd.high_watermark = s.high_watermark;
-                        pd.last_stable_offset = s.high_watermark;
+                        pd.last_stable_offset = s.last_stable_offset;
                         pd.log_start_offset = s.log_start_offset;
                     }
                     match result {
-                        Ok(mut read) => {
+                        Ok((mut read, aborted)) => {
                             pd.high_watermark = read.high_watermark;
-                            pd.last_stable_offset = read.high_watermark;
+                            pd.last_stable_offset = snap
+                                .as_ref()
+                                .map_or(read.high_watermark, |s| s.last_stable_offset);
                             pd.log_start_offset = read.log_start_offset;
+                            pd.aborted_transactions = aborted.map(|list| {
+                                list.into_iter()
+                                    .map(|t| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(t.producer_id.into())
+                                            .with_first_offset(t.first_offset)
+                                    })
+                                    .collect()
+                            });
                             match throttled {
                                 Throttled::Hold => read.records = RecordSet::default(),
                                 Throttled::Charge => ctx
@@ -287,8 +323,15 @@ async fn read_all(
                             match trimmed.and_then(|r| into_message(r, &mut files)) {
                                 Ok(records) => {
                                     total += records.len();
+                                    if records.is_empty() {
+                                        if let Some(list) = &mut pd.aborted_transactions {
+                                            // Trimmed to nothing: no transaction overlaps.
+                                            list.clear();
+                                        }
+                                    }
                                     pd.records = Some(records);
                                 }
+
                                 Err(e) => {
                                     pd.error_code = storage_code(&e).code();
                                     errors = true;

@@ -1,6 +1,8 @@
 //! ListOffsets (key 2), versions 1..=10: `-1` latest (the high watermark), `-2` earliest (the
 //! log start offset), `-3` max timestamp (KIP-734), otherwise the first record at or after the
-//! timestamp; a timestamp past the last record answers offset -1.
+//! timestamp; a timestamp past the last record answers offset -1. With `isolation_level` 1
+//! (read committed, v2+) latest is the last stable offset, and a timestamp lookup landing at
+//! or beyond it answers offset -1.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::error::{shard_code, storage_code, Code};
 use crate::context::BrokerContext;
-use crate::shard::ShardState;
+use crate::shard::{IsolationLevel, ShardState};
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (1, 10);
@@ -22,6 +24,11 @@ pub async fn handle(
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let isolation = if version >= 2 {
+        IsolationLevel::from_kafka(req.isolation_level)
+    } else {
+        IsolationLevel::ReadUncommitted
+    };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.catalog.get(t.name.as_str());
@@ -36,7 +43,9 @@ pub async fn handle(
                 Some(m) if index >= 0 && index < m.partitions => {
                     let topic = m.name.clone();
                     ctx.shard(&m.name, index)
-                        .submit(move |s: &mut ShardState| s.list_offset(&topic, index, ts))
+                        .submit(move |s: &mut ShardState| {
+                            s.list_offset_isolated(&topic, index, ts, isolation)
+                        })
                         .await
                         .map_err(|e| shard_code(&e))
                 }

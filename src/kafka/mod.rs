@@ -815,8 +815,12 @@ async fn handle(
         }
         ApiKey::WriteTxnMarkers => {
             let req = decode!(m::WriteTxnMarkersRequest);
+            if let Err(resp) = authz::write_txn_markers(&ctx, &access, &req) {
+                return ready(encode(correlation_id, version, &*resp));
+            }
             respond!(write_txn_markers::handle(ctx, req, version))
         }
+
         ApiKey::TxnOffsetCommit => {
             let mut req = decode!(m::TxnOffsetCommitRequest);
             let denied = match authz::txn_offset_commit(&ctx, &access, &mut req) {

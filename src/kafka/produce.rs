@@ -76,6 +76,7 @@ pub async fn dispatch(
     };
     let now = BrokerContext::now_ms();
     let timeout_ms = req.timeout_ms;
+    let transactional_id = req.transactional_id.clone();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let meta = if version >= 13 {
@@ -96,20 +97,35 @@ pub async fn dispatch(
             let not_leader = meta
                 .as_ref()
                 .and_then(|m| ctx.not_leader(&m.name, p.index, listener));
+            let unverified = match (&transactional_id, &meta, &p.records) {
+                (Some(id), Some(m), Some(records)) => {
+                    unverified_transaction(ctx, id.as_str(), &m.name, p.index, records)
+                }
+                _ => None,
+            };
             let slot = match (&meta, durability, p.records) {
                 (_, None, _) => Slot::Failed(Code::InvalidRequiredAcks, None),
                 (None, _, _) => Slot::Failed(unknown, None),
                 (Some(m), _, _) if p.index < 0 || p.index >= m.partitions => {
                     Slot::Failed(Code::UnknownTopicOrPartition, None)
                 }
-                // Only the group coordinator writes its internal topic (as in Kafka).
-                (Some(m), _, _) if &*m.name == crate::coordinator::OFFSETS_TOPIC => Slot::Failed(
-                    Code::InvalidTopicException,
-                    Some("cannot append to internal topic".into()),
-                ),
+                // Only the coordinators write their internal topics (as in Kafka).
+                (Some(m), _, _)
+                    if &*m.name == crate::coordinator::OFFSETS_TOPIC
+                        || &*m.name == crate::txn::TXN_TOPIC =>
+                {
+                    Slot::Failed(
+                        Code::InvalidTopicException,
+                        Some("cannot append to internal topic".into()),
+                    )
+                }
                 (Some(_), _, _) if not_leader.is_some() => match not_leader {
                     Some(nl) => Slot::NotLeader(nl),
                     None => Slot::Failed(Code::NotLeaderOrFollower, None),
+                },
+                (Some(_), _, _) if unverified.is_some() => match unverified {
+                    Some((code, why)) => Slot::Failed(code, Some(why.into())),
+                    None => Slot::Failed(Code::InvalidTxnState, None),
                 },
                 (_, _, None) => Slot::Failed(Code::CorruptMessage, Some("no records".into())),
                 (Some(m), Some(durability), Some(records)) => {
@@ -332,6 +348,42 @@ impl TopicLimits {
 
 /// The size of the first batch larger than `max` (including its 12-byte offset/length prefix),
 /// read from the batch headers only.
+/// KIP-890 part 1 on a single coordinator: a transactional batch is refused unless its
+/// transaction is open at its epoch and holds the partition (a late or stray batch would
+/// otherwise open a transaction nobody ends, holding the last stable offset back). Checked only
+/// when this broker coordinates the transactional id.
+fn unverified_transaction(
+    ctx: &BrokerContext,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Option<(Code, &'static str)> {
+    use crate::txn::state::TxnError;
+    let header = crate::log::batch::BatchHeader::parse(records).ok()?;
+    if !header.is_transactional() {
+        return None;
+    }
+    let key = (topic.to_string(), partition);
+    match ctx.transactions.verify(
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        &key,
+    ) {
+        Ok(()) => None,
+        Err(TxnError::ProducerFenced) => Some((
+            Code::InvalidProducerEpoch,
+            "the producer's epoch is not the transaction's",
+        )),
+        Err(TxnError::InvalidTxnState | TxnError::InvalidProducerIdMapping) => Some((
+            Code::InvalidTxnState,
+            "the partition is not part of an open transaction of this producer",
+        )),
+        Err(_) => None,
+    }
+}
+
 fn oversized_batch(records: &[u8], max: usize) -> Option<usize> {
     let mut pos = 0usize;
     while pos + 12 <= records.len() {

@@ -1,5 +1,7 @@
 //! RecordBatch v2 framing: header parsing and validation, iteration over concatenated batches,
-//! record walking for uncompressed batches, and a builder of valid batches for tests and benches.
+//! record walking for uncompressed batches, a builder of valid batches for tests and benches,
+//! and transaction markers (control batches: [`txn_marker_batch`], [`txn_marker`]).
+
 //!
 //! The header is 61 bytes, all integers big-endian:
 //!
@@ -635,6 +637,16 @@ impl BatchBuilder {
         self
     }
 
+    /// Sets or clears the control attribute bit (transaction markers; see [`txn_marker_batch`]).
+    pub fn control(mut self, control: bool) -> Self {
+        if control {
+            self.attributes |= CONTROL_MASK;
+        } else {
+            self.attributes &= !CONTROL_MASK;
+        }
+        self
+    }
+
     /// Appends a record without headers.
     pub fn record(
         &mut self,
@@ -726,6 +738,86 @@ impl BatchBuilder {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Transaction markers (control batches)
+// ---------------------------------------------------------------------------------------------
+
+/// Control record type of an aborted transaction's marker.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a committed transaction's marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// What a transaction marker says: the record of a control batch, whose key is
+/// `[version i16 = 0][type i16]` and whose value (Kafka's `EndTxnMarker`) is
+/// `[version i16 = 0][coordinator epoch i32]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// Commit (true) or abort (false).
+    pub commit: bool,
+    /// The epoch of the transaction coordinator that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// Builds the control batch closing a transaction (base offset 0): attributes transactional
+/// and control, the producer's id and epoch, base sequence -1, one marker record.
+pub fn txn_marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: TxnMarker,
+    timestamp: i64,
+) -> BytesMut {
+    let kind = if marker.commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut key = [0u8; 4];
+    key[2..].copy_from_slice(&kind.to_be_bytes());
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    let mut builder = BatchBuilder::new(timestamp)
+        .producer(producer_id, producer_epoch, -1)
+        .transactional(true)
+        .control(true);
+    builder.record(Some(&key), Some(&value), timestamp);
+    builder.build()
+}
+
+/// The marker of a whole control batch (`batch` from its first byte), read from its first
+/// record; `None` if it is not a control batch or its record is not a transaction marker of a
+/// version this broker knows.
+pub fn txn_marker(batch: &[u8]) -> Option<TxnMarker> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if !header.is_control() {
+        return None;
+    }
+    let record = records(batch).ok()?.next()?.ok()?;
+    let key = record.key?;
+    let (version, kind) = match key {
+        [v0, v1, t0, t1, ..] => (
+            i16::from_be_bytes([*v0, *v1]),
+            i16::from_be_bytes([*t0, *t1]),
+        ),
+        _ => return None,
+    };
+    if version != 0 {
+        return None;
+    }
+    let commit = match kind {
+        CONTROL_TYPE_ABORT => false,
+        CONTROL_TYPE_COMMIT => true,
+        _ => return None,
+    };
+    let coordinator_epoch = match record.value? {
+        [_, _, e0, e1, e2, e3, ..] => i32::from_be_bytes([*e0, *e1, *e2, *e3]),
+        _ => return None,
+    };
+    Some(TxnMarker {
+        commit,
+        coordinator_epoch,
+    })
+}
+
 /// A record for [`build_batch`]: `(key, value)`, `None` meaning null.
 pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
@@ -776,6 +868,31 @@ mod tests {
             assert!(validate(&joined).is_ok());
         }
         assert!(patched_header(&batch[..HEADER_LEN - 1], 0, None).is_none());
+    }
+
+    #[test]
+    fn txn_markers_round_trip() {
+        for commit in [true, false] {
+            let marker = TxnMarker {
+                commit,
+                coordinator_epoch: 7,
+            };
+            let batch = txn_marker_batch(42, 3, marker, 1_000);
+            let header = validate(&batch).expect("valid");
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!(
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
+                (42, 3, -1)
+            );
+            assert_eq!(header.records_count, 1);
+            assert_eq!(txn_marker(&batch), Some(marker));
+        }
+        let data = build_batch(&[(Some(&b"k"[..]), Some(&b"v"[..]))], 5);
+        assert_eq!(txn_marker(&data), None, "not a control batch");
     }
 
     #[test]

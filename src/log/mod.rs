@@ -7,6 +7,8 @@
 //!   00000000000000000000.log        record batches exactly as produced, offsets assigned
 //!   00000000000000000000.index      sparse: (relative offset u32 BE, file position u32 BE)
 //!   00000000000000000000.timeindex  sparse: (max timestamp i64 BE, relative offset u32 BE)
+//!   00000000000000000000.txnindex   the transactions aborted by markers in the segment, 34
+//!                                   bytes each (module `txn_index`; only once one aborts)
 //!   00000000000001048576.log        next segment, named by its base offset
 //!   …
 //!   log-start-offset                the log start offset, when DeleteRecords moved it inside
@@ -48,6 +50,13 @@
 //!   offset. **DeleteRecords** ([`PartitionLog::delete_records_before`]) moves the log start
 //!   offset, durably, and deletes the segments wholly below it. Either way the epoch cache drops
 //!   the entries below the new log start.
+//! - **Transactions** ([`PartitionLog::append_aborted_txn`], [`PartitionLog::read_committed`]):
+//!   the owner (the shard, which tracks open transactions) records each aborted transaction
+//!   when it appends the abort marker; the entries are written to the segment's `.txnindex`
+//!   at once and fsynced with the segment, deleted with it and cut by truncation. A clean open
+//!   reads them back; after a crash the owner rebuilds them from a scan
+//!   ([`PartitionLog::replace_aborted_txns`]). A read-committed read is bounded by the last
+//!   stable offset and lists the aborted transactions overlapping what it returns.
 //! - **Durability**: appends never fsync. [`PartitionLog::take_unsynced`] hands the files
 //!   written since its last call to the caller, which fsyncs them on blocking threads and
 //!   answers `acks=-1` producers afterwards (group commit), then gives the [`SyncToken`] back to
@@ -76,6 +85,7 @@ mod recovery;
 mod region;
 mod segment;
 mod time_index;
+pub mod txn_index;
 
 #[cfg(test)]
 mod lifecycle_tests;
@@ -83,6 +93,8 @@ mod lifecycle_tests;
 mod replica_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::fmt;
 use std::fs::File;
@@ -99,7 +111,9 @@ use self::batch::BatchHeader;
 use self::leader_epoch::LeaderEpochCache;
 use self::recovery::{push_once, Recovery};
 pub use self::region::{FileRecords, FileRegion, RecordSet};
-use self::segment::{Segment, SegmentCut};
+use self::segment::{Segment, SegmentCut, TXN_INDEX_SUFFIX};
+pub use self::txn_index::AbortedTxn;
+use self::txn_index::TxnIndex;
 
 /// Per-partition storage settings (Kafka's topic configs of the same meaning). Every partition
 /// log holds its own copy, replaceable at run time with [`PartitionLog::set_config`]; the
@@ -405,6 +419,9 @@ pub struct PartitionLog {
     /// `assign_leader_epoch`, cleared by the follower-side operations); `None`: batches are
     /// stored with the producer's field.
     leader_epoch: Option<i32>,
+    /// The aborted-transaction index files were read at a clean open and all were well
+    /// formed (otherwise the owner rebuilds them: [`PartitionLog::replace_aborted_txns`]).
+    txn_index_trusted: bool,
 }
 
 impl PartitionLog {
@@ -478,7 +495,9 @@ impl PartitionLog {
             poisoned: false,
             epochs,
             leader_epoch: None,
+            txn_index_trusted: false,
         };
+        log.load_txn_indexes(clean_shutdown)?;
         log.closed = clean_shutdown && !log.has_unsynced();
         if let Some(start) = checkpoint::read(dir, checkpoint::LOG_START_FILE)? {
             if start > log.log_end_offset {
@@ -497,6 +516,152 @@ impl PartitionLog {
             log.epochs.persist(dir)?;
         }
         Ok(log)
+    }
+
+    /// Reads every segment's `.txnindex`, keeping the entries whose marker lies inside the
+    /// segment and below the log end (rewriting a file that held others, as after a recovery
+    /// that cut the log). A malformed file is removed with a warning; the index is then not
+    /// trusted ([`PartitionLog::txn_index_trusted`]), nor is it after an unclean shutdown.
+    fn load_txn_indexes(&mut self, clean_shutdown: bool) -> Result<(), LogError> {
+        let mut trusted = clean_shutdown;
+        for i in 0..self.segments.len() {
+            let until = self
+                .segments
+                .get(i + 1)
+                .map_or(self.log_end_offset, |next| next.base_offset);
+            let segment = &mut self.segments[i];
+            let path = segment.path(TXN_INDEX_SUFFIX);
+            let entries = match TxnIndex::load(&path)? {
+                Ok(mut index) => {
+                    if !index.retain_range(segment.base_offset, until) {
+                        segment.txn_index = index;
+                        continue;
+                    }
+                    index.entries().to_vec()
+                }
+                Err(reason) => {
+                    warn!(
+                        path = %path.display(),
+                        reason,
+                        "aborted-transaction index is malformed; removing it"
+                    );
+                    trusted = false;
+                    Vec::new()
+                }
+            };
+            let (file, dir_changed) = segment.txn_index.replace(&path, entries)?;
+            if let Some(file) = file {
+                push_once(&mut self.unsynced, &file);
+            }
+            self.dir_dirty |= dir_changed;
+        }
+        self.txn_index_trusted = trusted;
+        Ok(())
+    }
+
+    /// Whether the aborted-transaction index was read from files written before a clean
+    /// shutdown, all well formed. After an unclean shutdown the owner rebuilds it from the
+    /// log ([`PartitionLog::replace_aborted_txns`]), as it rebuilds the producers' state.
+    pub fn txn_index_trusted(&self) -> bool {
+        self.txn_index_trusted
+    }
+
+    /// Records a transaction aborted by the marker just appended at `txn.last_offset` (in the
+    /// active segment, after every recorded marker): kept in memory and written at the end of
+    /// the segment's `.txnindex`, which the next [`PartitionLog::take_unsynced`] hands out for
+    /// fsync with the marker. A marker outside the active segment is
+    /// [`LogError::OffsetMismatch`]; a failed write poisons the log.
+    pub fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let active = self.active();
+        let after = active
+            .txn_index
+            .entries()
+            .last()
+            .map_or(active.base_offset, |e| e.last_offset + 1);
+        if txn.last_offset < after || txn.last_offset >= self.log_end_offset {
+            return Err(LogError::OffsetMismatch {
+                expected: after,
+                got: txn.last_offset,
+            });
+        }
+        let active = self.active_mut();
+        let path = active.path(TXN_INDEX_SUFFIX);
+        match active.txn_index.append(&path, txn) {
+            Ok((file, created)) => {
+                push_once(&mut self.unsynced, &file);
+                self.dir_dirty |= created;
+                self.closed = false;
+                Ok(())
+            }
+            Err(e) => {
+                error!(
+                    path = %path.display(),
+                    %e,
+                    "cannot write the aborted-transaction index; poisoning the log"
+                );
+                self.poisoned = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The aborted transactions overlapping `[from, upper)`: marker at or after `from`, first
+    /// offset below `upper`, in marker order. Looks at the segments from the one holding `from`
+    /// on and stops at the first entry that rules out every later one (see the `txn_index`
+    /// module).
+    pub fn aborted_txns(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let start = self
+            .segments
+            .partition_point(|s| s.base_offset <= from)
+            .saturating_sub(1);
+        for segment in &self.segments[start..] {
+            if segment.txn_index.collect(from, upper, &mut out) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Replaces the whole aborted-transaction index with `txns` (sorted by marker offset), as
+    /// rebuilt from a scan of the log: each entry goes to the segment holding its marker
+    /// (entries outside the log are dropped), and the files that change are rewritten (or
+    /// removed) and handed out by the next [`PartitionLog::take_unsynced`]. The index is
+    /// trusted afterwards.
+    pub fn replace_aborted_txns(&mut self, mut txns: Vec<AbortedTxn>) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let log_end = self.log_end_offset;
+        txns.retain(|t| t.last_offset < log_end);
+        let mut rest = txns.as_slice();
+        for i in 0..self.segments.len() {
+            let until = self
+                .segments
+                .get(i + 1)
+                .map_or(log_end, |next| next.base_offset);
+            let base = self.segments[i].base_offset;
+            let below = rest.partition_point(|t| t.last_offset < base);
+            let (mine, later) =
+                rest[below..].split_at(rest[below..].partition_point(|t| t.last_offset < until));
+            rest = later;
+            let segment = &mut self.segments[i];
+            let path = segment.path(TXN_INDEX_SUFFIX);
+            let (file, dir_changed) = segment.txn_index.replace(&path, mine.to_vec())?;
+            if let Some(file) = file {
+                push_once(&mut self.unsynced, &file);
+                self.closed = false;
+            }
+            if dir_changed {
+                self.dir_dirty = true;
+                self.closed = false;
+            }
+        }
+        self.txn_index_trusted = true;
+        Ok(())
     }
 
     /// Replaces the log's clock (tests drive time with it).
@@ -852,8 +1017,9 @@ impl PartitionLog {
     /// fsynced first, so that a crash cannot trust later data on the old one's word), epoch
     /// cache entries starting at or after the new end are removed (checkpoint fsynced), then
     /// segments wholly past the cut are deleted and the segment holding it is shortened and
-    /// becomes the active one (its index entries past the cut dropped, its largest timestamp
-    /// recomputed). The files changed and the directory are handed out by the next
+    /// becomes the active one (its index entries past the cut dropped, its aborted
+    /// transactions with markers past it too, its largest timestamp recomputed). The files
+    /// changed and the directory are handed out by the next
     /// [`PartitionLog::take_unsynced`]; sync tokens taken before are void. An i/o failure while
     /// the segments change poisons the log. Ends stamping, even when nothing is removed.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
@@ -926,7 +1092,15 @@ impl PartitionLog {
             segment.delete_files()?;
         }
         self.segments[index].apply_cut(cut)?;
+        let segment = &mut self.segments[index];
+        let path = segment.path(TXN_INDEX_SUFFIX);
+        let (file, dir_changed) = segment.txn_index.truncate_from(&path, cut.next_offset)?;
+        if let Some(file) = file {
+            push_once(&mut self.unsynced, &file);
+        }
+        self.dir_dirty |= dir_changed;
         self.log_end_offset = cut.next_offset;
+
         self.flushed_offset = self.flushed_offset.min(cut.next_offset);
         self.active_dirty = true;
         Ok(())
@@ -1103,6 +1277,7 @@ impl PartitionLog {
         let new_base = base.max(self.log_end_offset);
         let active = self.active_mut();
         active.seal();
+        active.txn_index.release();
         let index_files = active.write_indexes()?;
         let old_file = active.open_file().cloned();
         let old_base = active.base_offset;
@@ -1157,6 +1332,18 @@ impl PartitionLog {
         max_bytes: usize,
         upper: i64,
     ) -> Result<ReadResult, LogError> {
+        self.read_upto_stopping(offset, max_bytes, upper, &mut None)
+    }
+
+    /// [`PartitionLog::read_upto`], also saying where the read stopped: the segment index and
+    /// byte position after the last batch returned (`None` when nothing was).
+    fn read_upto_stopping(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        stop: &mut Option<(usize, u64)>,
+    ) -> Result<ReadResult, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         let mut out = BytesMut::new();
         if let Some(span) = self.read_span(offset, upper)? {
@@ -1167,8 +1354,12 @@ impl PartitionLog {
                 };
                 let budget = max_bytes.saturating_sub(out.len());
                 let at_least_one = out.is_empty();
+                let before = out.len();
                 let reached_end =
                     segment.read_batches(position, until, budget, at_least_one, &mut out)?;
+                if out.len() > before {
+                    *stop = Some((index, position + (out.len() - before) as u64));
+                }
                 if !reached_end || out.len() >= max_bytes {
                     break;
                 }
@@ -1206,6 +1397,65 @@ impl PartitionLog {
         file_min_bytes: usize,
         upper: i64,
     ) -> Result<ReadResult<RecordSet>, LogError> {
+        self.read_records_stopping(offset, max_bytes, file_min_bytes, upper, &mut None)
+    }
+
+    /// A read-committed fetch's read: [`PartitionLog::read_records_upto`] bounded by `upper`
+    /// (the last stable offset), with the aborted transactions overlapping what it returns,
+    /// `[offset, offset after the last batch returned)`, in marker order (none when it returns
+    /// nothing). Answered by the aborted-transaction index; when that has candidates, one
+    /// 8-byte read finds the base offset of the batch after the read, so that a transaction
+    /// starting beyond the returned batches is left out.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        upper: i64,
+    ) -> Result<(ReadResult<RecordSet>, Vec<AbortedTxn>), LogError> {
+        let mut stop = None;
+        let read =
+            self.read_records_stopping(offset, max_bytes, file_min_bytes, upper, &mut stop)?;
+        let Some(stop) = stop else {
+            return Ok((read, Vec::new()));
+        };
+        let mut aborted = self.aborted_txns(offset, upper.min(self.log_end_offset));
+        if !aborted.is_empty() {
+            let end = self.offset_after(stop)?;
+            aborted.retain(|t| t.first_offset < end);
+        }
+        Ok((read, aborted))
+    }
+
+    /// Where a read that stopped at byte `position` of segment `index` ended, as an offset no
+    /// smaller than the one after its last batch and such that no batch starts in between:
+    /// the base offset of the next batch of the segment, else the next segment's base offset,
+    /// else the log end offset.
+    fn offset_after(&self, (index, position): (usize, u64)) -> Result<i64, LogError> {
+        let Some(segment) = self.segments.get(index) else {
+            return Ok(self.log_end_offset);
+        };
+        if position < segment.size {
+            let mut base = [0u8; 8];
+            region::read_exact_at(segment.file()?, &mut base, position)?;
+            return Ok(i64::from_be_bytes(base));
+        }
+        Ok(self
+            .segments
+            .get(index + 1)
+            .map_or(self.log_end_offset, |next| next.base_offset))
+    }
+
+    /// [`PartitionLog::read_records_upto`], also saying where the read stopped (see
+    /// [`PartitionLog::read_upto_stopping`]).
+    fn read_records_stopping(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        upper: i64,
+        stop: &mut Option<(usize, u64)>,
+    ) -> Result<ReadResult<RecordSet>, LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset);
         let Some(span) = self.read_span(offset, upper)? else {
             return Ok(ReadResult {
@@ -1229,7 +1479,7 @@ impl PartitionLog {
         let available = available.saturating_sub(span.position);
         if (available.min(max_bytes as u64) as usize) < file_min_bytes {
             return self
-                .read_upto(offset, max_bytes, upper)
+                .read_upto_stopping(offset, max_bytes, upper, stop)
                 .map(|r| ReadResult {
                     records: RecordSet::Bytes(r.records),
                     log_start_offset: r.log_start_offset,
@@ -1247,8 +1497,10 @@ impl PartitionLog {
             let (region, reached_end) =
                 segment.region_of_batches(position, until, budget, at_least_one)?;
             if let Some(region) = region {
+                *stop = Some((index, position + region.len() as u64));
                 out.push(region);
             }
+
             if !reached_end || out.len() >= max_bytes {
                 break;
             }

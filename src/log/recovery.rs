@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::segment::{
     mtime_ms, parse_segment_file_name, segment_file, Segment, SegmentScanner, INDEX_SUFFIX,
-    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use super::{LogConfig, LogError, OpenStats};
 
@@ -198,6 +198,7 @@ fn list_segments(dir: &Path, dir_dirty: &mut bool) -> Result<Vec<i64>, LogError>
             bases.push(base);
         } else if let Some(base) = parse_segment_file_name(name, INDEX_SUFFIX)
             .or_else(|| parse_segment_file_name(name, TIME_INDEX_SUFFIX))
+            .or_else(|| parse_segment_file_name(name, TXN_INDEX_SUFFIX))
         {
             index_files.push((base, entry.path()));
         }

@@ -19,6 +19,7 @@ use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::index::{OffsetIndex, OffsetIndexEntry};
 use super::region::{batch_size, read_exact_at, FileRegion};
 use super::time_index::{TimeIndex, TimeIndexEntry};
+use super::txn_index::TxnIndex;
 use super::{LogConfig, LogError};
 
 /// Bytes read at a time when walking batch headers (lookups stay within about one index
@@ -31,6 +32,8 @@ pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 /// Suffix of time index files.
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Suffix of aborted-transaction index files.
+pub(crate) const TXN_INDEX_SUFFIX: &str = ".txnindex";
 
 /// `dir/{base_offset:020}{suffix}`.
 pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -99,6 +102,8 @@ pub(crate) struct Segment {
     pub(crate) size: u64,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    /// The transactions aborted by markers in this segment (its `.txnindex`).
+    pub(crate) txn_index: TxnIndex,
     /// Bytes appended since the last offset index entry.
     pub(crate) bytes_since_index: u64,
     /// Largest batch `maxTimestamp` in the segment.
@@ -122,6 +127,7 @@ impl Segment {
             size: 0,
             offset_index: OffsetIndex::new(config.segment_index_bytes),
             time_index: TimeIndex::new(config.segment_index_bytes),
+            txn_index: TxnIndex::default(),
             bytes_since_index: 0,
             max_timestamp: None,
             roll_base_ms: None,
@@ -283,9 +289,14 @@ impl Segment {
         Ok(written)
     }
 
-    /// Deletes the segment's three files (missing ones are fine).
+    /// Deletes the segment's files (missing ones are fine).
     pub(crate) fn delete_files(&self) -> io::Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             match std::fs::remove_file(self.path(suffix)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

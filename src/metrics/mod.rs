@@ -286,6 +286,7 @@ pub struct Metrics {
     txn_committed: IntCounter,
     txn_aborted: IntCounter,
     txn_timed_out: IntCounter,
+    lso_lag: IntGauge,
     tls_reloads: IntCounterVec,
     flush_time: HistogramVec,
     stream_vecs: StreamVecs,
@@ -624,6 +625,11 @@ impl Metrics {
             "esker_transactions_timed_out_total",
             "Transactions aborted by the coordinator because they outlived their transaction.timeout.ms.",
         );
+        let lso_lag = gauge(
+            &r,
+            "esker_log_last_stable_offset_lag_max",
+            "Largest high watermark minus last stable offset over the partitions led here: how many offsets open transactions hold back from read_committed consumers.",
+        );
         let tls_reloads = counter_vec(
             &r,
             "esker_tls_certificate_reloads_total",
@@ -665,6 +671,7 @@ impl Metrics {
             txn_committed,
             txn_aborted,
             txn_timed_out,
+            lso_lag,
             tls_reloads,
             flush_time,
             stream_vecs,

@@ -74,6 +74,7 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
     let groups = ctx.coordinator.metrics().await;
     let mut stats: Vec<PartitionStat> = Vec::new();
     let mut replication = crate::shard::ReplicationStats::default();
+    let mut max_lso_lag = 0i64;
     for (id, list) in per_shard.into_iter().enumerate() {
         let shard = [id.to_string()];
         m.shard_queue
@@ -94,12 +95,18 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
                         })
                     })
                     .collect();
-                (stats, s.sync_stats(), s.replication_stats())
+                (
+                    stats,
+                    s.sync_stats(),
+                    s.replication_stats(),
+                    s.max_lso_lag(),
+                )
             })
             .await;
-        let Ok((shard_stats, sync, repl)) = answer else {
+        let Ok((shard_stats, sync, repl, lso_lag)) = answer else {
             continue;
         };
+        max_lso_lag = max_lso_lag.max(lso_lag);
         stats.extend(shard_stats);
         replication.under_replicated += repl.under_replicated;
         replication.under_min_isr += repl.under_min_isr;
@@ -129,6 +136,7 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
         .set(i64::try_from(groups.groups.len()).unwrap_or(i64::MAX));
     m.rebalances
         .inc_by(groups.rebalances.saturating_sub(m.rebalances.get()));
+    m.lso_lag.set(max_lso_lag);
     let txn = &ctx.transactions;
     m.txn_open
         .set(i64::try_from(txn.open_transactions()).unwrap_or(i64::MAX));

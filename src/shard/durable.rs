@@ -33,8 +33,75 @@ pub enum DurableError {
     Timeout(Duration),
 }
 
-/// Runs `append` on `shard` (it returns what [`ShardState::append`] returns for
-/// `Durability::Fsync`), then waits for the fsync and the ISR of `topic`/`partition`.
+/// What a queued append answers: its info and the fsync and ISR waits.
+type Appended = Result<
+    (
+        AppendInfo,
+        Option<oneshot::Receiver<SyncResult>>,
+        Option<oneshot::Receiver<AckResult>>,
+    ),
+    StorageError,
+>;
+
+/// An append queued on its shard by [`submit`]; [`Pending::wait`] awaits its durability.
+pub struct Pending(oneshot::Receiver<Appended>);
+
+/// Queues `append` on `shard` (it returns what [`ShardState::append`] returns for
+/// `Durability::Fsync`) without waiting for it to run, so appends submitted one after another
+/// by one task are made in that order.
+pub async fn submit<F>(
+    shard: &ShardHandle,
+    topic: &str,
+    partition: i32,
+    append: F,
+) -> Result<Pending, DurableError>
+where
+    F: FnOnce(
+            &mut ShardState,
+        ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError>
+        + Send
+        + 'static,
+{
+    let topic = topic.to_string();
+    let rx = shard
+        .submit(move |s: &mut ShardState| {
+            let (info, synced) = append(s)?;
+            let replicated = s.replication_wait(&topic, partition, info.last_offset + 1);
+            Ok((info, synced, replicated))
+        })
+        .await?;
+    Ok(Pending(rx))
+}
+
+impl Pending {
+    /// Waits until the append is on disk and, for a replicated partition, in every in-sync
+    /// replica.
+    pub async fn wait(self) -> Result<AppendInfo, DurableError> {
+        let (info, synced, replicated) = self
+            .0
+            .await
+            .map_err(|_| DurableError::Fsync("shard stopped".into()))??;
+        if let Some(synced) = synced {
+            match synced.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(DurableError::Fsync(e.to_string())),
+                Err(_) => return Err(DurableError::Fsync("shard stopped before fsync".into())),
+            }
+        }
+        if let Some(replicated) = replicated {
+            let acked: AckResult = match tokio::time::timeout(REPLICATION_TIMEOUT, replicated).await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(ReplicationError::NotLeader),
+                Err(_) => return Err(DurableError::Timeout(REPLICATION_TIMEOUT)),
+            };
+            acked?;
+        }
+        Ok(info)
+    }
+}
+
+/// [`submit`], then [`Pending::wait`].
 pub async fn write<F>(
     shard: &ShardHandle,
     topic: &str,
@@ -48,28 +115,5 @@ where
         + Send
         + 'static,
 {
-    let topic = topic.to_string();
-    let (info, synced, replicated) = shard
-        .call(move |s: &mut ShardState| {
-            let (info, synced) = append(s)?;
-            let replicated = s.replication_wait(&topic, partition, info.last_offset + 1);
-            Ok::<_, StorageError>((info, synced, replicated))
-        })
-        .await??;
-    if let Some(synced) = synced {
-        match synced.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(DurableError::Fsync(e.to_string())),
-            Err(_) => return Err(DurableError::Fsync("shard stopped before fsync".into())),
-        }
-    }
-    if let Some(replicated) = replicated {
-        let acked: AckResult = match tokio::time::timeout(REPLICATION_TIMEOUT, replicated).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(ReplicationError::NotLeader),
-            Err(_) => return Err(DurableError::Timeout(REPLICATION_TIMEOUT)),
-        };
-        acked?;
-    }
-    Ok(info)
+    submit(shard, topic, partition, append).await?.wait().await
 }

@@ -11,8 +11,8 @@ pub mod replica;
 mod state;
 
 pub use state::{
-    Durability, FlushPolicy, PartitionSnapshot, ReplicationStats, ShardConfig, ShardState,
-    StorageError, SyncResult, SyncStats, IDLE_FILE_TIMEOUT,
+    Durability, FlushPolicy, IsolationLevel, PartitionSnapshot, ProducerInfo, ReplicationStats,
+    ShardConfig, ShardState, StorageError, SyncResult, SyncStats, IDLE_FILE_TIMEOUT,
 };
 
 use std::future::Future;

@@ -17,8 +17,10 @@ use super::producer_state::{BatchMeta, ProducerState, Verdict};
 use super::replica::{AckResult, FollowerState, IsrChange, LeaderState, Role};
 use super::ShardSelf;
 use crate::config::Config;
+use crate::log::batch::{txn_marker, txn_marker_batch, TxnMarker};
 use crate::log::{
-    AppendInfo, LogConfig, LogError, PartitionLog, ReadResult, RecordSet, SyncToken, Unsynced,
+    AbortedTxn, AppendInfo, LogConfig, LogError, PartitionLog, ReadResult, RecordSet, SyncToken,
+    Unsynced,
 };
 
 /// When an append is acknowledged.
@@ -159,6 +161,47 @@ pub enum StorageError {
         /// The request's.
         got: i32,
     },
+    /// A produce carried a control batch: only the broker writes those (transaction markers).
+    #[error("control batches are written by the broker, not by clients")]
+    ControlBatchFromClient,
+}
+
+/// Which records a consumer may see (Kafka's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Everything below the high watermark (0).
+    ReadUncommitted,
+    /// Everything below the last stable offset, with the aborted transactions listed so the
+    /// consumer drops their records (1).
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The level a request's `isolation_level` field names (anything but 1 reads uncommitted).
+    pub fn from_kafka(level: i8) -> IsolationLevel {
+        if level == 1 {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        }
+    }
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub epoch: i16,
+    /// The last sequence number of its last batch (-1: none remembered).
+    pub last_sequence: i32,
+    /// The max timestamp of its last batch (-1: none remembered).
+    pub last_timestamp: i64,
+    /// Coordinator epoch of the last transaction marker written for it (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction (-1: none).
+    pub current_txn_start_offset: i64,
 }
 
 /// The outcome of a group-committed fsync, sent to every waiter.
@@ -193,6 +236,9 @@ pub struct PartitionSnapshot {
     pub log_start_offset: i64,
     /// Offset after the last record.
     pub high_watermark: i64,
+    /// The last stable offset: the high watermark, or the first offset of the earliest open
+    /// transaction if that is smaller.
+    pub last_stable_offset: i64,
     /// Bytes on disk in the partition's segments.
     pub size_bytes: u64,
 }
@@ -205,7 +251,7 @@ struct Partition {
     /// Long-polling fetches to wake on the next append.
     waiters: Vec<Weak<Notify>>,
     dir: PathBuf,
-    /// Idempotent producers' sequences (duplicate and gap detection).
+    /// Producers' sequences (duplicate and gap detection) and open transactions.
     producers: ProducerState,
 }
 
@@ -382,7 +428,8 @@ impl ShardState {
             std::fs::create_dir_all(&dir)?;
             crate::catalog::write_partition_metadata(&dir, id)?;
         }
-        let log = PartitionLog::open(&dir, config, clean)?;
+        let mut log = PartitionLog::open(&dir, config, clean)?;
+        let producers = rebuild_producer_state(&mut log, &dir, clean)?;
         let needs_sync = log.needs_background_sync();
         self.partitions
             .entry(topic.to_string())
@@ -390,7 +437,7 @@ impl ShardState {
             .insert(
                 partition,
                 Partition {
-                    producers: rebuild_producer_state(&log, &dir, clean),
+                    producers,
                     role: None,
                     log,
                     waiters: Vec::new(),
@@ -460,20 +507,25 @@ impl ShardState {
     ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
         let records: Bytes = records.into();
         let p = self.get_mut(topic, partition)?;
-        match &p.role {
-            Some(Role::Follower(_)) => return Err(StorageError::NotLeader),
-            Some(Role::Leader(l)) if durability == Durability::Fsync && l.isr.len() < l.min_isr => {
-                return Err(StorageError::NotEnoughReplicas {
-                    isr: l.isr.len(),
-                    min: l.min_isr,
-                })
-            }
-            _ => {}
+        p.check_leader_append(durability)?;
+        if crate::log::batch::batches(&records)
+            .flatten()
+            .any(|(h, _)| h.is_control())
+        {
+            return Err(StorageError::ControlBatchFromClient);
         }
+        let producer = producer_batch(&records);
         // Batches without sequences (base sequence -1: transactional offset commits written by
-        // the group coordinator) skip duplicate and gap detection.
-        let idempotent = idempotent_batch(&records).filter(|b| b.first_seq >= 0);
-        if let Some(b) = &idempotent {
+        // the group coordinator) skip duplicate and gap detection, not the epoch check.
+        if let Some(b) = producer.as_ref().filter(|b| b.first_seq < 0) {
+            if let Err(current) = p.producers.check_epoch(b.producer_id, b.epoch) {
+                return Err(StorageError::InvalidProducerEpoch {
+                    current,
+                    got: b.epoch,
+                });
+            }
+        }
+        if let Some(b) = producer.as_ref().filter(|b| b.first_seq >= 0) {
             match p
                 .producers
                 .check(b.producer_id, b.epoch, b.first_seq, b.count)
@@ -512,18 +564,86 @@ impl ShardState {
             }
         }
         let info = p.log.append(records, log_append_time)?;
-        if let Some(b) = idempotent {
-            let meta = BatchMeta {
-                first_seq: b.first_seq,
-                last_seq: b.first_seq.wrapping_add(b.count.max(1) - 1),
-                first_offset: info.base_offset,
-                last_offset: info.last_offset,
-                max_timestamp: info.max_timestamp,
-            };
-            p.producers
-                .record(b.producer_id, b.epoch, meta, wall_clock_ms());
+        if let Some(b) = producer {
+            let now = wall_clock_ms();
+            if b.first_seq >= 0 {
+                let meta = BatchMeta {
+                    first_seq: b.first_seq,
+                    last_seq: b.first_seq.wrapping_add(b.count.max(1) - 1),
+                    first_offset: info.base_offset,
+                    last_offset: info.last_offset,
+                    max_timestamp: info.max_timestamp,
+                };
+                p.producers.record(b.producer_id, b.epoch, meta, now);
+            } else {
+                p.producers.record_unsequenced(b.producer_id, b.epoch, now);
+            }
+            if b.transactional {
+                p.producers.begin_txn(b.producer_id, info.base_offset);
+            }
         }
         self.after_append(topic, partition, info, durability)
+    }
+
+    /// Writes a transaction marker (WriteTxnMarkers) on a partition led here: a control batch
+    /// committing or aborting `producer_id`'s open transaction, appended with
+    /// [`Durability::Fsync`] (the returned receiver answers once it is on disk; the min-ISR
+    /// check of [`ShardState::append`] applies). A marker whose epoch is older than the
+    /// producer's is refused ([`StorageError::InvalidProducerEpoch`]); a newer one becomes the
+    /// producer's epoch. The transaction closes, which may move the last stable offset, and an
+    /// abort is recorded in the aborted-transaction index. A marker for a producer without an
+    /// open transaction is written all the same, with no index entry.
+    pub fn write_txn_marker(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<(AppendInfo, Option<oneshot::Receiver<SyncResult>>), StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        p.check_leader_append(Durability::Fsync)?;
+        if let Err(current) = p.producers.check_epoch(producer_id, producer_epoch) {
+            return Err(StorageError::InvalidProducerEpoch {
+                current,
+                got: producer_epoch,
+            });
+        }
+        let now = wall_clock_ms();
+        let marker = TxnMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let batch = txn_marker_batch(producer_id, producer_epoch, marker, now);
+        let info = p.log.append(batch.freeze(), None)?;
+        let aborted = apply_marker(
+            &mut p.producers,
+            producer_id,
+            producer_epoch,
+            marker,
+            info.base_offset,
+            now,
+        );
+        if let Some(txn) = aborted {
+            p.log.append_aborted_txn(txn)?;
+        }
+        tracing::debug!(
+            topic,
+            partition,
+            producer_id,
+            producer_epoch,
+            commit,
+            offset = info.base_offset,
+            "wrote a transaction marker"
+        );
+        self.after_append(topic, partition, info, Durability::Fsync)
+    }
+
+    /// The last stable offset of a partition: the high watermark, or the first offset of the
+    /// earliest open transaction if that is smaller.
+    pub fn last_stable_offset(&self, topic: &str, partition: i32) -> Result<i64, StorageError> {
+        Ok(self.get(topic, partition)?.last_stable_offset())
     }
 
     /// Wakes long polls and arranges the durability the producer asked for.
@@ -946,7 +1066,17 @@ impl ShardState {
             let from = p.log.log_end_offset();
             let info = p.log.append_replica(records.clone())?;
             if info.bytes > 0 {
-                record_producers(&mut p.producers, &records, from, wall_clock_ms());
+                let mut aborted = Vec::new();
+                apply_batches(
+                    &mut p.producers,
+                    &records,
+                    from,
+                    wall_clock_ms(),
+                    &mut aborted,
+                );
+                for txn in aborted {
+                    p.log.append_aborted_txn(txn)?;
+                }
             }
             info
         };
@@ -1049,7 +1179,7 @@ impl ShardState {
             return Ok(p.log.log_end_offset());
         }
         let end = p.log.truncate_to(offset)?;
-        p.producers = rebuild_producer_state(&p.log, &p.dir, false);
+        p.producers = rebuild_producer_state(&mut p.log, &p.dir, false)?;
         if let Some(Role::Follower(f)) = &mut p.role {
             f.high_watermark = f.high_watermark.min(end);
         }
@@ -1137,6 +1267,19 @@ impl ShardState {
         }
     }
 
+    /// The largest gap between a partition's high watermark and its last stable offset (how
+    /// far open transactions hold read_committed consumers back), for the metrics.
+    pub fn max_lso_lag(&self) -> i64 {
+        self.partitions
+            .values()
+            .flat_map(|t| t.values())
+            .filter(|p| !matches!(p.role, Some(Role::Follower(_))))
+            .map(|p| p.high_watermark() - p.last_stable_offset())
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
     /// The replication state of the partitions led here, for the metrics.
     pub fn replication_stats(&self) -> ReplicationStats {
         let mut out = ReplicationStats::default();
@@ -1184,19 +1327,25 @@ impl ShardState {
         Ok(f(&mut self.get_mut(topic, partition)?.log))
     }
 
-    /// The idempotent producers of a partition: (producer id, epoch, last sequence, last
-    /// timestamp), for DescribeProducers.
+    /// The producers of a partition, for DescribeProducers.
     pub fn producers(
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<Vec<(i64, i16, i32, i64)>, StorageError> {
+    ) -> Result<Vec<ProducerInfo>, StorageError> {
         let p = self.get(topic, partition)?;
         Ok(p.producers
             .producers()
-            .filter_map(|(id, e)| {
-                let last = e.batches.back()?;
-                Some((*id, e.epoch, last.last_seq, last.max_timestamp))
+            .map(|(id, e)| {
+                let last = e.batches.back();
+                ProducerInfo {
+                    producer_id: *id,
+                    epoch: e.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_timestamp: last.map_or(-1, |b| b.max_timestamp),
+                    coordinator_epoch: e.coordinator_epoch,
+                    current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                }
             })
             .collect())
     }
@@ -1259,12 +1408,37 @@ impl ShardState {
         p.read_parked(offset, max_bytes, file_min_bytes, hw, hw, wake)
     }
 
+    /// [`ShardState::read_records`] for a read-committed consumer: batches below the last
+    /// stable offset, with the aborted transactions overlapping the batches returned (see
+    /// [`PartitionLog::read_committed`]).
+    pub fn read_committed_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        file_min_bytes: usize,
+        wake: Option<&Arc<Notify>>,
+    ) -> Result<(ReadResult<RecordSet>, Vec<AbortedTxn>), StorageError> {
+        let p = self.get_mut(topic, partition)?;
+        let lso = p.last_stable_offset();
+        let (mut r, aborted) = p
+            .log
+            .read_committed(offset, max_bytes, file_min_bytes, lso)?;
+        r.high_watermark = p.high_watermark();
+        if let Some(w) = wake {
+            p.park(w);
+        }
+        Ok((r, aborted))
+    }
+
     /// Log start offset, high watermark and a watch on the latter.
     pub fn snapshot(&self, topic: &str, partition: i32) -> Result<PartitionSnapshot, StorageError> {
         let p = self.get(topic, partition)?;
         Ok(PartitionSnapshot {
             log_start_offset: p.log.log_start_offset(),
             high_watermark: p.high_watermark(),
+            last_stable_offset: p.last_stable_offset(),
             size_bytes: p.log.size_bytes(),
         })
     }
@@ -1277,7 +1451,30 @@ impl ShardState {
         partition: i32,
         timestamp: i64,
     ) -> Result<(i64, i64), StorageError> {
+        self.list_offset_isolated(topic, partition, timestamp, IsolationLevel::ReadUncommitted)
+    }
+
+    /// [`ShardState::list_offset`] at an isolation level: read-committed, `-1` answers the last
+    /// stable offset, and a timestamp lookup whose answer lies at or beyond it answers none.
+    pub fn list_offset_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation: IsolationLevel,
+    ) -> Result<(i64, i64), StorageError> {
         let p = self.get(topic, partition)?;
+        let found = Self::lookup_offset(p, timestamp)?;
+        Ok(match (isolation, timestamp) {
+            (IsolationLevel::ReadCommitted, -1) => (p.last_stable_offset(), -1),
+            (IsolationLevel::ReadCommitted, -2) => found,
+            (IsolationLevel::ReadCommitted, _) if found.0 >= p.last_stable_offset() => (-1, -1),
+            _ => found,
+        })
+    }
+
+    /// [`ShardState::list_offset`]'s answer on a partition.
+    fn lookup_offset(p: &Partition, timestamp: i64) -> Result<(i64, i64), StorageError> {
         let log = &p.log;
         Ok(match timestamp {
             -1 => (p.high_watermark(), -1),
@@ -1371,36 +1568,48 @@ fn wall_clock_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The producer fields of an idempotent batch (producer id >= 0), read from the header of the
+/// The producer fields of a batch with a producer id (>= 0), read from the header of the
 /// first batch of a produce (clients send one batch per partition per request).
-struct IdempotentBatch {
+struct ProducerBatch {
     producer_id: i64,
     epoch: i16,
+    /// -1: no sequence numbers (transactional offset commits of the group coordinator).
     first_seq: i32,
     count: i32,
+    transactional: bool,
 }
 
-fn idempotent_batch(records: &[u8]) -> Option<IdempotentBatch> {
+fn producer_batch(records: &[u8]) -> Option<ProducerBatch> {
     let h = crate::log::batch::BatchHeader::parse(records).ok()?;
-    (h.producer_id >= 0).then_some(IdempotentBatch {
+    (h.producer_id >= 0).then_some(ProducerBatch {
         producer_id: h.producer_id,
         epoch: h.producer_epoch,
         first_seq: h.base_sequence,
         count: h.last_offset_delta + 1,
+        transactional: h.is_transactional(),
     })
 }
 
-/// Producer state after opening a partition: the snapshot written at a clean shutdown when it
-/// matches the log end, else a scan of the batch headers of the whole log.
-fn rebuild_producer_state(log: &PartitionLog, dir: &Path, clean: bool) -> ProducerState {
+/// Producer state after opening (or truncating) a partition: the snapshot written at a clean
+/// shutdown when it matches the log end and the aborted-transaction index files were trusted,
+/// else a scan of the whole log's batch headers (and markers), which also rebuilds the
+/// aborted-transaction index.
+fn rebuild_producer_state(
+    log: &mut PartitionLog,
+    dir: &Path,
+    clean: bool,
+) -> Result<ProducerState, StorageError> {
     if clean {
-        if let Some(state) = ProducerState::read_snapshot(dir, log.log_end_offset()) {
-            return state;
+        // Read (and removed) in any case, so a later crash cannot resurrect it.
+        let snapshot = ProducerState::read_snapshot(dir, log.log_end_offset());
+        if let (Some(state), true) = (snapshot, log.txn_index_trusted()) {
+            return Ok(state);
         }
     } else {
         let _ = std::fs::remove_file(dir.join(crate::shard::producer_state::SNAPSHOT_FILE));
     }
     let mut state = ProducerState::default();
+    let mut aborted = Vec::new();
     let mut offset = log.log_start_offset();
     let now = wall_clock_ms();
     while offset < log.log_end_offset() {
@@ -1410,21 +1619,50 @@ fn rebuild_producer_state(log: &PartitionLog, dir: &Path, clean: bool) -> Produc
         if read.records.is_empty() {
             break;
         }
-        let next = record_producers(&mut state, &read.records, offset, now).unwrap_or(offset);
+        let next =
+            apply_batches(&mut state, &read.records, offset, now, &mut aborted).unwrap_or(offset);
         if next <= offset {
             break;
         }
         offset = next;
     }
-    state
+    log.replace_aborted_txns(aborted)?;
+    Ok(state)
 }
 
-/// Records the idempotent producers' batches found in `records` (whole batches as stored) that
-/// start at or after `from`; returns the offset after the last batch seen.
-fn record_producers(state: &mut ProducerState, records: &[u8], from: i64, now: i64) -> Option<i64> {
+/// Applies the batches found in `records` (whole batches as stored) that start at or after
+/// `from` to the producer state, as the leader did when it appended them: sequences, open
+/// transactions, and markers closing them (an abort is added to `aborted`). Returns the offset
+/// after the last batch seen.
+fn apply_batches(
+    state: &mut ProducerState,
+    records: &[u8],
+    from: i64,
+    now: i64,
+    aborted: &mut Vec<AbortedTxn>,
+) -> Option<i64> {
     let mut next = None;
-    for (h, _) in crate::log::batch::batches(records).flatten() {
-        if h.producer_id >= 0 && h.base_offset >= from {
+    for (h, bytes) in crate::log::batch::batches(records).flatten() {
+        next = Some(h.next_offset());
+        if h.producer_id < 0 || h.base_offset < from {
+            continue;
+        }
+        if h.is_control() {
+            // Control batches other than transaction markers change nothing.
+            if let Some(marker) = txn_marker(bytes) {
+                let txn = apply_marker(
+                    state,
+                    h.producer_id,
+                    h.producer_epoch,
+                    marker,
+                    h.base_offset,
+                    now,
+                );
+                aborted.extend(txn);
+            }
+            continue;
+        }
+        if h.base_sequence >= 0 {
             state.record(
                 h.producer_id,
                 h.producer_epoch,
@@ -1437,10 +1675,34 @@ fn record_producers(state: &mut ProducerState, records: &[u8], from: i64, now: i
                 },
                 now,
             );
+        } else {
+            state.record_unsequenced(h.producer_id, h.producer_epoch, now);
         }
-        next = Some(h.next_offset());
+        if h.is_transactional() {
+            state.begin_txn(h.producer_id, h.base_offset);
+        }
     }
     next
+}
+
+/// Closes a producer's transaction with the marker at `offset`; for an abort of an open
+/// transaction, the entry of the aborted-transaction index, whose last stable offset is the
+/// first offset of the earliest transaction still open (or the offset after the marker).
+fn apply_marker(
+    state: &mut ProducerState,
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: TxnMarker,
+    offset: i64,
+    now: i64,
+) -> Option<AbortedTxn> {
+    let first = state.end_txn(producer_id, producer_epoch, marker.coordinator_epoch, now)?;
+    (!marker.commit).then(|| AbortedTxn {
+        producer_id,
+        first_offset: first,
+        last_offset: offset,
+        last_stable_offset: state.first_unstable_offset().unwrap_or(offset + 1),
+    })
 }
 
 /// A request's leader epoch against the partition's (`-1`: the client did not say).
@@ -1466,6 +1728,30 @@ impl Partition {
         match &self.role {
             Some(r) => r.high_watermark(),
             None => self.log.log_end_offset(),
+        }
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the earliest open
+    /// transaction if that is smaller.
+    fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.producers
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+
+    /// Whether a leader-side append with `durability` may go ahead: not on a follower
+    /// (NotLeader), and with acks=all not below `min.insync.replicas`.
+    fn check_leader_append(&self, durability: Durability) -> Result<(), StorageError> {
+        match &self.role {
+            Some(Role::Follower(_)) => Err(StorageError::NotLeader),
+            Some(Role::Leader(l)) if durability == Durability::Fsync && l.isr.len() < l.min_isr => {
+                Err(StorageError::NotEnoughReplicas {
+                    isr: l.isr.len(),
+                    min: l.min_isr,
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1505,6 +1791,10 @@ impl Partition {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod txn_tests;
 
 #[cfg(test)]
 mod tests {

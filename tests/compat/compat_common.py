@@ -201,9 +201,10 @@ class StoredBatch:
     """One record batch as stored on disk (the v2 batch header fields the suite checks)."""
 
     __slots__ = ("partition", "base_offset", "count", "codec", "producer_id", "producer_epoch",
-                 "base_sequence")
+                 "base_sequence", "attributes", "control")
 
-    def __init__(self, partition, base_offset, count, codec, producer_id, producer_epoch, base_sequence):
+    def __init__(self, partition, base_offset, count, codec, producer_id, producer_epoch, base_sequence,
+                 attributes=0, control=None):
         self.partition = partition
         self.base_offset = base_offset
         self.count = count
@@ -211,6 +212,49 @@ class StoredBatch:
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.base_sequence = base_sequence
+        # Attribute bits 4 (transactional) and 5 (control batch).
+        self.attributes = attributes
+        # Control batches: "COMMIT", "ABORT" (from the control record's key) or "control#<type>".
+        self.control = control
+
+    @property
+    def transactional(self):
+        return bool(self.attributes & 0x10)
+
+    @property
+    def is_control(self):
+        return bool(self.attributes & 0x20)
+
+
+def _varint(data, pos):
+    """A zigzag varint of a v2 record at pos: (value, position after it)."""
+    shift = raw = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        raw |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+
+
+def _control_type(data, records_pos):
+    """The type of a control batch's (uncompressed) first record, from its key: [version i16]
+    [type i16], 0 = ABORT, 1 = COMMIT."""
+    import struct
+
+    try:
+        pos = _varint(data, records_pos)[1]  # record length
+        pos += 1  # record attributes
+        pos = _varint(data, pos)[1]  # timestamp delta
+        pos = _varint(data, pos)[1]  # offset delta
+        key_len, pos = _varint(data, pos)
+        if key_len < 4:
+            return f"control key of {key_len} bytes"
+        kind = struct.unpack_from(">h", data, pos + 2)[0]
+    except (IndexError, struct.error):
+        return "truncated control record"
+    return {0: "ABORT", 1: "COMMIT"}.get(kind, f"control#{kind}")
 
 
 def stored_batches(topic, n_partitions):
@@ -238,8 +282,9 @@ def stored_batches(topic, n_partitions):
                     break
                 attrs = struct.unpack_from(">h", data, pos + 21)[0]
                 pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+                control = _control_type(data, pos + 61) if attrs & 0x20 else None
                 out.append(StoredBatch(p, base, count, CODEC_NAMES.get(attrs & 7, f"codec#{attrs & 7}"),
-                                       pid, epoch, seq))
+                                       pid, epoch, seq, attrs, control))
                 pos += 12 + length
     return out
 
@@ -274,6 +319,55 @@ def check_stored_producer(c, label, topic, n_partitions, idempotent):
             problems.append(f"(producer id, epoch) of the batches: {pids}, expected producer id -1")
         what = f"{label}: non-idempotent producer: all {len(batches)} stored batches have producer id -1"
     c.ok(not problems, what, "; ".join(problems[:5]))
+
+
+def stored_txn_layout(topic, n_partitions):
+    """{partition: [("DATA", records, transactional) | ("COMMIT" | "ABORT", producer id)]} of
+    what the broker stored, consecutive data batches of one kind merged; None when
+    ESKER_DATA_DIR is not set. With the producer ids of the transactional data batches, so a
+    check can tell whose transaction a marker ends."""
+    batches = stored_batches(topic, n_partitions)
+    if batches is None:
+        return None, None
+    layout = {p: [] for p in range(n_partitions)}
+    txn_pids = set()
+    for b in batches:
+        rows = layout[b.partition]
+        if b.is_control:
+            rows.append((b.control, b.producer_id))
+            continue
+        if b.transactional:
+            txn_pids.add(b.producer_id)
+        if rows and rows[-1][0] == "DATA" and rows[-1][2] == b.transactional:
+            rows[-1] = ("DATA", rows[-1][1] + b.count, b.transactional)
+        else:
+            rows.append(("DATA", b.count, b.transactional))
+    return layout, txn_pids
+
+
+def check_stored_transactions(c, label, topic, n_partitions, want):
+    """The stored batches of each partition follow `want`: {partition: [("DATA", n) |
+    "COMMIT" | "ABORT"]}: transactional data batches (attribute bit 4) and control batches
+    (bits 4 + 5, one record whose key says COMMIT or ABORT), each marker carrying the producer id
+    of the transactional batches before it."""
+    layout, pids = stored_txn_layout(topic, n_partitions)
+    if layout is None:
+        print(f"  skip - {label}: ESKER_DATA_DIR not set, stored markers not checked", flush=True)
+        return
+    problems = []
+    got = {}
+    for p, rows in layout.items():
+        got[p] = [("DATA", r[1]) if r[0] == "DATA" else r[0] for r in rows]
+        for r in rows:
+            if r[0] == "DATA" and not r[2]:
+                problems.append(f"partition {p}: {r[1]} non-transactional record(s)")
+            if r[0] != "DATA" and r[1] not in pids:
+                problems.append(f"partition {p}: {r[0]} marker of producer id {r[1]}, data of {sorted(pids)}")
+    if got != want:
+        problems.append(f"stored {got}, expected {want}")
+    c.ok(not problems,
+         f"{label}: stored batches are transactional data and control batches in order {want}",
+         "; ".join(problems[:5]))
 
 
 def check_stored_codec(c, codec, topic, n_messages, n_partitions=N_PARTITIONS):

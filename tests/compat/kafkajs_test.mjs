@@ -12,76 +12,13 @@
 //   group Empty, listGroups lists it, deleteGroups removes it and its offsets.
 //
 // Prints "ok"/"FAIL" lines and exits 1 if any check failed.
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
-import crypto from 'node:crypto';
+import {
+  BOOTSTRAP, N_PARTITIONS, TIMEOUT_MS, eq, finish, kafkajs, kafkajsVersion, ok, show, sleep, storedBatches, suffix,
+  withTimeout,
+} from './kafkajs_common.mjs';
 
-const require = createRequire(import.meta.url);
-const { Kafka, logLevel, Partitioners, CompressionTypes } = require('kafkajs');
-const kafkajsVersion = require('kafkajs/package.json').version;
-
-const BOOTSTRAP = process.env.BOOTSTRAP || '127.0.0.1:9092';
-const N_PARTITIONS = 3;
+const { Kafka, logLevel, Partitioners, CompressionTypes } = kafkajs;
 const N_MESSAGES = 300;
-const TIMEOUT_MS = 15000;
-
-let passed = 0;
-let failed = 0;
-function ok(cond, what, detail = '') {
-  if (cond) {
-    passed++;
-    console.log(`  ok   - ${what}`);
-  } else {
-    failed++;
-    console.log(`  FAIL - ${what}${detail ? `: ${detail}` : ''}`);
-  }
-  return cond;
-}
-const show = (x) => JSON.stringify(x);
-function eq(actual, expected, what) {
-  return ok(show(actual) === show(expected), what, `expected ${show(expected)}, got ${show(actual)}`);
-}
-const suffix = () => crypto.randomBytes(4).toString('hex');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-// The record batches the broker stored (<log.dirs>/<topic>-<partition>/*.log, v2 headers).
-function storedBatches(topic) {
-  const dataDir = process.env.ESKER_DATA_DIR;
-  if (!dataDir) return null;
-  const out = [];
-  for (let p = 0; p < N_PARTITIONS; p++) {
-    const dir = path.join(dataDir, `${topic}-${p}`);
-    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.log')).sort()) {
-      const data = fs.readFileSync(path.join(dir, f));
-      let pos = 0;
-      while (pos + 61 <= data.length) {
-        const length = data.readInt32BE(pos + 8);
-        if (length <= 0) break;
-        out.push({
-          partition: p,
-          baseOffset: Number(data.readBigInt64BE(pos)),
-          codec: data.readInt16BE(pos + 21) & 7,
-          producerId: Number(data.readBigInt64BE(pos + 43)),
-          producerEpoch: data.readInt16BE(pos + 51),
-          baseSequence: data.readInt32BE(pos + 53),
-          count: data.readInt32BE(pos + 57),
-        });
-        pos += 12 + length;
-      }
-    }
-  }
-  return out;
-}
 
 function checkStoredProducer(label, topic, idempotent, codec) {
   const batches = storedBatches(topic);
@@ -333,5 +270,4 @@ try {
 } catch (e) {
   ok(false, 'kafkajs scenario raised', e.stack);
 }
-console.log(`kafkajs: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish('kafkajs');

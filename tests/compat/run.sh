@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka and its AdminClient,
-# kafka-python, aiokafka, kafkajs) and Kinesis clients (boto3, the AWS CLI) against a freshly
+# kafka-python, aiokafka, kafkajs; their transactional producers and read_committed consumers in
+# the *txn* / transactions scenarios) and Kinesis clients (boto3, the AWS CLI) against a freshly
 # built esker broker.
 #
 #   tests/compat/run.sh                 # every scenario
@@ -166,7 +167,8 @@ wait_for_port() { # port timeout_s
 # Main
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
-    kafkajs_test.mjs kinesis_boto3_test.py kinesis_cli.sh prometheus_test.py
+    kafkajs_test.mjs transactions_test.py kafka_python_txn_test.py kafkajs_txn_test.mjs
+    kinesis_boto3_test.py kinesis_cli.sh prometheus_test.py
     ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
