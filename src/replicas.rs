@@ -274,7 +274,7 @@ impl Replicas {
                 ctx.transactions.num_partitions(),
                 Some(rf),
                 None,
-                crate::txn::txn_topic_configs(cfg),
+                crate::txn::txn_topic_configs(cfg, i32::from(rf)),
                 false,
             )
             .await;

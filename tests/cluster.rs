@@ -1495,3 +1495,172 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
     })
     .await;
 }
+
+/// Reads every record of `topic` (partitions `0..n`) to the end with `isolation`, as
+/// `(partition, value)` sorted.
+fn read_values(bootstrap: &str, topic: &str, n: i32, isolation: &str) -> Vec<(i32, String)> {
+    use rdkafka::consumer::BaseConsumer;
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .set("group.id", format!("reader-{isolation}"))
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut at_end = BTreeSet::new();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end.len() < n as usize && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => got.push((
+                m.partition(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
+        }
+    }
+    got.sort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_survive_a_coordinator_kill() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let mut c = Cluster::start(3, &[]).await;
+    let logs = c.logs();
+    within(TEST_LIMIT, &logs, async {
+        let admin = admin(&c.bootstrap_all());
+        create_topic(&admin, "txout", 3, 3, &[]).await.expect("create txout");
+        c.wait_metadata(1, "__transaction_state and txout", PROPAGATION, |md| {
+            topic_ready(md, "txout", 3)?;
+            topic_ready(md, "__transaction_state", 50).map(|_| ())
+        })
+        .await;
+        let mut raw = common::raw::Raw::connect(&c.bootstrap(1)).await;
+        let fc = raw
+            .call(
+                &FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("tx-cluster")]),
+                4,
+            )
+            .await;
+        assert_eq!(fc.coordinators[0].error_code, 0, "{fc:?}");
+        let coordinator = fc.coordinators[0].node_id.0;
+        let survivors: Vec<String> = c
+            .ids()
+            .into_iter()
+            .filter(|id| *id != coordinator)
+            .map(|id| c.bootstrap(id))
+            .collect();
+        let survivors = survivors.join(",");
+        let make = |bootstrap: String| {
+            producer_config(&bootstrap, "all")
+                .set("enable.idempotence", "true")
+                .set("transactional.id", "tx-cluster")
+                .set("transaction.timeout.ms", "60000")
+                .create::<ThreadedProducer<DefaultProducerContext>>()
+                .expect("producer")
+        };
+        let send = |p: &ThreadedProducer<DefaultProducerContext>, tag: &str| {
+            for part in 0..3 {
+                let v = format!("{tag}-{part}");
+                p.send(BaseRecord::<(), str>::to("txout").partition(part).payload(&v))
+                    .map_err(|(e, _)| e)
+                    .expect("send");
+            }
+        };
+        // One committed and one aborted transaction over partitions led by every node: the
+        // coordinator writes its markers locally and with WriteTxnMarkers to the others.
+        let bootstrap = c.bootstrap_all();
+        tokio::task::spawn_blocking(move || {
+            let p = make(bootstrap);
+            let t = Duration::from_secs(30);
+            p.init_transactions(t).expect("init");
+            p.begin_transaction().expect("begin");
+            send(&p, "committed");
+            p.commit_transaction(t).expect("commit");
+            p.begin_transaction().expect("begin");
+            send(&p, "aborted");
+            p.flush(t).expect("flush");
+            p.abort_transaction(t).expect("abort");
+            // A third transaction stays open: its coordinator is killed under it.
+            p.begin_transaction().expect("begin");
+            send(&p, "orphaned");
+            p.flush(t).expect("flush");
+            std::mem::forget(p);
+        })
+        .await
+        .expect("join");
+        c.kill(coordinator);
+        // A new instance on the survivors: the new coordinator loads the replicated state,
+        // aborts the orphaned transaction (fencing the old instance) and serves this one.
+        let started = Instant::now();
+        let boot = survivors.clone();
+        tokio::task::spawn_blocking(move || {
+            let p = make(boot);
+            let t = Duration::from_secs(90);
+            p.init_transactions(t).expect("init after failover");
+            p.begin_transaction().expect("begin");
+            send(&p, "after");
+            p.commit_transaction(t).expect("commit after failover");
+        })
+        .await
+        .expect("join");
+        println!(
+            "a new producer instance committed {} ms after SIGKILL of coordinator node {coordinator}",
+            started.elapsed().as_millis()
+        );
+        let want = |tags: &[&str]| {
+            let mut v: Vec<(i32, String)> = tags
+                .iter()
+                .flat_map(|t| (0..3).map(move |p| (p, format!("{t}-{p}"))))
+                .collect();
+            v.sort();
+            v
+        };
+        let committed = want(&["committed", "after"]);
+        let boot = survivors.clone();
+        let read = c
+            .wait_until(
+                "read_committed to show exactly the committed transactions",
+                Duration::from_secs(60),
+                || {
+                    let boot = boot.clone();
+                    let committed = committed.clone();
+                    async move {
+                        let got = tokio::task::spawn_blocking(move || {
+                            read_values(&boot, "txout", 3, "read_committed")
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                        if got == committed {
+                            Ok(got)
+                        } else {
+                            Err(format!("read_committed saw {got:?}"))
+                        }
+                    }
+                },
+            )
+            .await;
+        assert_eq!(read, committed);
+        let boot = survivors.clone();
+        let all = tokio::task::spawn_blocking(move || {
+            read_values(&boot, "txout", 3, "read_uncommitted")
+        })
+        .await
+        .expect("join");
+        assert_eq!(all, want(&["committed", "aborted", "orphaned", "after"]));
+    })
+    .await;
+}

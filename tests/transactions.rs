@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use common::cluster::{within, Cluster};
 use common::raw::Raw;
 use common::{TestBroker, TIMEOUT};
@@ -920,7 +920,7 @@ async fn join_group(raw: &mut Raw) -> (String, i32) {
         .with_member_id(s(&member))
         .with_assignments(vec![SyncGroupRequestAssignment::default()
             .with_member_id(s(&member))
-            .with_assignment(Bytes::from(assignment.freeze()))]);
+            .with_assignment(assignment.freeze())]);
     let resp = raw.call(&req, 3).await;
     assert_eq!(resp.error_code, NONE, "SyncGroup");
     (member, joined.generation_id)

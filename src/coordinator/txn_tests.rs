@@ -2,7 +2,6 @@
 //! directory with one `__consumer_offsets` partition, so every group lives in partition 0.
 //! Markers are appended by hand as control batches, then the partition is replayed.
 
-use bytes::BytesMut;
 use tempfile::TempDir;
 
 use super::{
@@ -11,8 +10,7 @@ use super::{
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::context::BrokerContext;
-use crate::log::batch::{self, BatchBuilder};
-use crate::shard::{Durability, ShardState};
+use crate::shard::ShardState;
 
 async fn start() -> (Broker, TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -97,30 +95,13 @@ fn visible(list: &[i64]) -> Vec<(i64, Option<GroupError>)> {
     list.iter().map(|o| (*o, None)).collect()
 }
 
-/// A control batch of `producer_id`: key [version 0][type], value [version 0][epoch i32].
-fn control_batch(producer_id: i64, commit: bool) -> BytesMut {
-    let now = BrokerContext::now_ms();
-    let key = [0u8, 0, 0, u8::from(commit)];
-    let value = [0u8, 0, 0, 0, 0, 0];
-    let mut b = BatchBuilder::new(now)
-        .producer(producer_id, 0, -1)
-        .transactional(true);
-    b.record(Some(&key), Some(&value), now);
-    let mut bytes = b.build();
-    let at = batch::ATTRIBUTES_OFFSET;
-    let attributes = i16::from_be_bytes([bytes[at], bytes[at + 1]]) | batch::CONTROL_MASK;
-    bytes[at..at + 2].copy_from_slice(&attributes.to_be_bytes());
-    let crc = crc32c::crc32c(&bytes[at..]);
-    bytes[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    bytes
-}
-
 /// Appends a marker to `__consumer_offsets-0` without telling the coordinator.
 async fn write_marker(ctx: &BrokerContext, producer_id: i64, commit: bool) {
-    let b = control_batch(producer_id, commit);
     let (_, wait) = ctx
         .shard(OFFSETS_TOPIC, 0)
-        .call(move |s: &mut ShardState| s.append(OFFSETS_TOPIC, 0, b, None, Durability::Fsync))
+        .call(move |s: &mut ShardState| {
+            s.write_txn_marker(OFFSETS_TOPIC, 0, producer_id, 0, commit, 0)
+        })
         .await
         .expect("shard")
         .expect("append");

@@ -5,7 +5,6 @@
 //! Only brokers may call it: CLUSTER_ACTION on the cluster (checked before the handler runs).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
@@ -14,14 +13,12 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use super::error::{shard_code, storage_code, Code};
 use crate::context::BrokerContext;
+use crate::shard::durable::{self, DurableError};
 use crate::shard::replica::ReplicationError;
 use crate::shard::ShardState;
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (1, 1);
-
-/// How long a marker waits for the in-sync replicas (as the group coordinator's writes do).
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Handles a WriteTxnMarkers request: every partition of every marker is written at once.
 pub async fn handle(
@@ -127,47 +124,34 @@ pub async fn write_marker(
         return Err(Code::NotLeaderOrFollower);
     }
     let name = meta.name.clone();
-    let (sync, replicated) = ctx
-        .shard(&meta.name, partition)
-        .call(move |s: &mut ShardState| {
-            let (info, sync) = s.write_txn_marker(
+    let written = durable::write(
+        ctx.shard(&meta.name, partition),
+        &meta.name,
+        partition,
+        move |s: &mut ShardState| {
+            s.write_txn_marker(
                 &name,
                 partition,
                 producer_id,
                 producer_epoch,
                 commit,
                 coordinator_epoch,
-            )?;
-            let replicated = s.replication_wait(&name, partition, info.last_offset + 1);
-            Ok::<_, crate::shard::StorageError>((sync, replicated))
-        })
-        .await
-        .map_err(|e| shard_code(&e))?
-        .map_err(|e| {
-            tracing::info!(topic, partition, producer_id, error = %e, "transaction marker refused");
-            storage_code(&e)
-        })?;
-    if let Some(sync) = sync {
-        match sync.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(topic, partition, error = %e, "transaction marker not made durable");
-                return Err(Code::KafkaStorageError);
+            )
+        },
+    )
+    .await;
+    if let Err(e) = written {
+        tracing::info!(topic, partition, producer_id, error = %e, "transaction marker not written");
+        return Err(match e {
+            DurableError::Storage(e) => storage_code(&e),
+            DurableError::Shard(e) => shard_code(&e),
+            DurableError::Fsync(_) => Code::KafkaStorageError,
+            DurableError::Replication(ReplicationError::NotEnoughReplicasAfterAppend) => {
+                Code::NotEnoughReplicasAfterAppend
             }
-            Err(_) => return Err(Code::KafkaStorageError),
-        }
-    }
-    if let Some(replicated) = replicated {
-        match tokio::time::timeout(REPLICATION_TIMEOUT, replicated).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(ReplicationError::NotEnoughReplicasAfterAppend))) => {
-                return Err(Code::NotEnoughReplicas)
-            }
-            Ok(Ok(Err(ReplicationError::NotLeader))) | Ok(Err(_)) => {
-                return Err(Code::NotLeaderOrFollower)
-            }
-            Err(_) => return Err(Code::RequestTimedOut),
-        }
+            DurableError::Replication(ReplicationError::NotLeader) => Code::NotLeaderOrFollower,
+            DurableError::Timeout(_) => Code::RequestTimedOut,
+        });
     }
     if &*meta.name == crate::coordinator::OFFSETS_TOPIC {
         ctx.coordinator

@@ -671,12 +671,18 @@ async fn finish(
     }
 }
 
-/// The configs of `__transaction_state`: compacted in Kafka; kept forever until compaction.
-pub fn txn_topic_configs(config: &TxnConfig) -> std::collections::BTreeMap<String, String> {
+/// The configs of `__transaction_state` created with `replication_factor` replicas: compacted
+/// in Kafka (kept forever here until compaction exists), `min.insync.replicas` from
+/// `transaction.state.log.min.isr` capped by the replication factor.
+pub fn txn_topic_configs(
+    config: &TxnConfig,
+    replication_factor: i32,
+) -> std::collections::BTreeMap<String, String> {
+    let min_isr = config.min_isr.min(replication_factor).max(1);
     [
         ("cleanup.policy", "compact".to_string()),
         ("retention.ms", "-1".to_string()),
-        ("min.insync.replicas", config.min_isr.to_string()),
+        ("min.insync.replicas", min_isr.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -688,7 +694,7 @@ pub fn txn_topic_configs(config: &TxnConfig) -> std::collections::BTreeMap<Strin
 pub async fn start_up(ctx: &Arc<BrokerContext>) -> Result<(), TxnStartError> {
     let coordinator = &ctx.transactions;
     if ctx.catalog.get(TXN_TOPIC).is_none() {
-        let configs = txn_topic_configs(coordinator.config());
+        let configs = txn_topic_configs(coordinator.config(), 1);
         match ctx
             .create_topic(TXN_TOPIC, coordinator.num_partitions(), configs)
             .await
