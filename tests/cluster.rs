@@ -910,7 +910,6 @@ async fn replicas_follow_and_survive_a_leader_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_offsets_survive_a_coordinator_kill() {
-    use kafka_protocol::messages::FindCoordinatorRequest;
     use rdkafka::consumer::{BaseConsumer, CommitMode};
     let mut c = Cluster::start(3, &[]).await;
     let logs = c.logs();
@@ -923,17 +922,7 @@ async fn group_offsets_survive_a_coordinator_kill() {
         })
         .await;
         // The group's coordinator, as FindCoordinator names it.
-        let mut raw = common::raw::Raw::connect(&c.bootstrap(1)).await;
-        let fc = raw
-            .call(
-                &FindCoordinatorRequest::default()
-                    .with_key_type(0)
-                    .with_coordinator_keys(vec![StrBytes::from_static_str("tracker")]),
-                4,
-            )
-            .await;
-        let coordinator = fc.coordinators[0].node_id.0;
-        assert_eq!(fc.coordinators[0].error_code, 0, "{fc:?}");
+        let coordinator = find_coordinator(&c, 0, "tracker").await;
         // Commit offsets 40 and 7 in group `tracker` (acknowledged once the ISR has them).
         let bootstrap = c.bootstrap_all();
         let committed = tokio::task::spawn_blocking(move || {
@@ -1496,6 +1485,23 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
     .await;
 }
 
+/// The node FindCoordinator (asked at node 1) names for `key` of `key_type` (0 group, 1
+/// transactional id).
+async fn find_coordinator(c: &Cluster, key_type: i8, key: &'static str) -> i32 {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let mut raw = common::raw::Raw::connect(&c.bootstrap(1)).await;
+    let fc = raw
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![StrBytes::from_static_str(key)]),
+            4,
+        )
+        .await;
+    assert_eq!(fc.coordinators[0].error_code, 0, "{fc:?}");
+    fc.coordinators[0].node_id.0
+}
+
 /// Reads every record of `topic` (partitions `0..n`) to the end with `isolation`, as
 /// `(partition, value)` sorted.
 fn read_values(bootstrap: &str, topic: &str, n: i32, isolation: &str) -> Vec<(i32, String)> {
@@ -1534,7 +1540,6 @@ fn read_values(bootstrap: &str, topic: &str, n: i32, isolation: &str) -> Vec<(i3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_survive_a_coordinator_kill() {
-    use kafka_protocol::messages::FindCoordinatorRequest;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let mut c = Cluster::start(3, &[]).await;
     let logs = c.logs();
@@ -1546,17 +1551,7 @@ async fn transactions_survive_a_coordinator_kill() {
             topic_ready(md, "__transaction_state", 50).map(|_| ())
         })
         .await;
-        let mut raw = common::raw::Raw::connect(&c.bootstrap(1)).await;
-        let fc = raw
-            .call(
-                &FindCoordinatorRequest::default()
-                    .with_key_type(1)
-                    .with_coordinator_keys(vec![StrBytes::from_static_str("tx-cluster")]),
-                4,
-            )
-            .await;
-        assert_eq!(fc.coordinators[0].error_code, 0, "{fc:?}");
-        let coordinator = fc.coordinators[0].node_id.0;
+        let coordinator = find_coordinator(&c, 1, "tx-cluster").await;
         let survivors: Vec<String> = c
             .ids()
             .into_iter()

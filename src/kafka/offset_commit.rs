@@ -23,32 +23,27 @@ pub(super) fn partition_exists(ctx: &BrokerContext, topic: &str, partition: i32)
         .is_some_and(|m| partition >= 0 && partition < m.partitions)
 }
 
-/// Handles an OffsetCommit request.
-pub async fn handle(
-    ctx: Arc<BrokerContext>,
-    req: OffsetCommitRequest,
-    version: i16,
-) -> OffsetCommitResponse {
-    // (topic index, partition index) of every offset sent to the coordinator.
+/// The offsets of a commit request (OffsetCommit, TxnOffsetCommit) whose partitions exist, with
+/// the (topic index, partition index) of each, and per topic the code of every partition so
+/// far: 0 for those sent on, UNKNOWN_TOPIC_OR_PARTITION for the others.
+#[allow(clippy::type_complexity)]
+pub(super) fn split_offsets<'a, T, P: 'a>(
+    ctx: &BrokerContext,
+    topics: &'a [T],
+    parts: impl Fn(&'a T) -> (&'a str, &'a Vec<P>),
+    offset: impl Fn(&str, &P) -> CommitOffset,
+) -> (Vec<(usize, usize)>, Vec<CommitOffset>, Vec<Vec<i16>>) {
     let mut sent = Vec::new();
     let mut offsets = Vec::new();
-    let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.iter().enumerate() {
-        let mut topic_codes = Vec::with_capacity(t.partitions.len());
-        for (pi, p) in t.partitions.iter().enumerate() {
-            if partition_exists(&ctx, t.name.as_str(), p.partition_index) {
+    let mut codes = Vec::with_capacity(topics.len());
+    for (ti, t) in topics.iter().enumerate() {
+        let (name, partitions) = parts(t);
+        let mut topic_codes = Vec::with_capacity(partitions.len());
+        for (pi, p) in partitions.iter().enumerate() {
+            let o = offset(name, p);
+            if partition_exists(ctx, name, o.partition) {
                 sent.push((ti, pi));
-                offsets.push(CommitOffset {
-                    topic: t.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
+                offsets.push(o);
                 topic_codes.push(0);
             } else {
                 topic_codes.push(Code::UnknownTopicOrPartition.code());
@@ -56,6 +51,31 @@ pub async fn handle(
         }
         codes.push(topic_codes);
     }
+    (sent, offsets, codes)
+}
+
+/// Handles an OffsetCommit request.
+pub async fn handle(
+    ctx: Arc<BrokerContext>,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let (sent, offsets, mut codes) = split_offsets(
+        &ctx,
+        &req.topics,
+        |t| (t.name.as_str(), &t.partitions),
+        |topic, p| CommitOffset {
+            topic: topic.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if version >= 6 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        },
+    );
     if !offsets.is_empty() {
         let params = CommitParams {
             group_id: req.group_id.to_string(),

@@ -12,8 +12,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::error::{group_code, Code};
-use super::offset_commit::partition_exists;
+use super::error::group_code;
+use super::offset_commit::split_offsets;
 use crate::context::BrokerContext;
 use crate::coordinator::{CommitOffset, TxnCommitParams};
 
@@ -26,33 +26,22 @@ pub async fn handle(
     req: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
-    // (topic index, partition index) of every offset sent to the coordinator.
-    let mut sent = Vec::new();
-    let mut offsets = Vec::new();
-    let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.iter().enumerate() {
-        let mut topic_codes = Vec::with_capacity(t.partitions.len());
-        for (pi, p) in t.partitions.iter().enumerate() {
-            if partition_exists(&ctx, t.name.as_str(), p.partition_index) {
-                sent.push((ti, pi));
-                offsets.push(CommitOffset {
-                    topic: t.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 2 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
-                topic_codes.push(0);
+    let (sent, offsets, mut codes) = split_offsets(
+        &ctx,
+        &req.topics,
+        |t| (t.name.as_str(), &t.partitions),
+        |topic, p| CommitOffset {
+            topic: topic.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if version >= 2 {
+                p.committed_leader_epoch
             } else {
-                topic_codes.push(Code::UnknownTopicOrPartition.code());
-            }
-        }
-        codes.push(topic_codes);
-    }
+                -1
+            },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        },
+    );
     if !offsets.is_empty() {
         let v3 = version >= 3;
         let params = TxnCommitParams {
