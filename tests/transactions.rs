@@ -487,6 +487,32 @@ async fn commit_and_abort_with_offsets() {
         offsets_of(&first),
         "the group's offsets are the committed transaction's"
     );
+    // The coordinator's counters: one commit and one abort completed, nothing open.
+    let addr = broker.metrics_addr();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, text) = common::http_get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or(-1.0)
+        };
+        let seen = (
+            value("esker_transactions_committed_total"),
+            value("esker_transactions_aborted_total"),
+            value("esker_transactions_open"),
+            value("esker_log_last_stable_offset_lag_max"),
+        );
+        if seen == (1.0, 1.0, 0.0, 0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transaction metrics (committed, aborted, open, LSO lag) = {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(consumer);
     drop(producer);
     broker.stop().await;
