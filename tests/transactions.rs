@@ -1577,3 +1577,127 @@ async fn consume_transform_produce_survives_sigkill() {
     })
     .await;
 }
+
+/// 6. The admin and broker-side APIs: DescribeTransactions and ListTransactions show an open
+/// transaction and then its commit; AddPartitionsToTxn v4 (the batched broker form of KIP-890,
+/// `verify_only`) confirms the transaction's partition and refuses one outside it, a wrong epoch
+/// and an unknown transactional id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_list_and_verify_transactions() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction;
+    use kafka_protocol::messages::{DescribeTransactionsRequest, ListTransactionsRequest};
+    let broker = TestBroker::start_with(TXN_OVERRIDES).await;
+    broker.create_topic(RAW_TOPIC, 2).await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let id = "tx-admin";
+    let (pid, epoch) = init_producer_id(&mut raw, id).await;
+    assert_eq!(add_partitions(&mut raw, id, pid, epoch, 3).await, NONE);
+
+    let described = raw
+        .call(
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![txn_id(id), txn_id("tx-unknown")]),
+            0,
+        )
+        .await;
+    let open = &described.transaction_states[0];
+    assert_eq!(
+        (
+            open.error_code,
+            open.transaction_state.as_str(),
+            open.producer_id.0,
+            open.producer_epoch,
+            open.transaction_timeout_ms
+        ),
+        (NONE, "Ongoing", pid, epoch, 60_000),
+        "{described:?}"
+    );
+    assert!(open.transaction_start_time_ms > 0);
+    assert_eq!(open.topics.len(), 1);
+    assert_eq!(
+        (
+            open.topics[0].topic.as_str(),
+            open.topics[0].partitions.clone()
+        ),
+        (RAW_TOPIC, vec![0])
+    );
+    assert_eq!(
+        described.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+
+    let listed = raw
+        .call(
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing"), s("Bogus")])
+                .with_duration_filter(-1),
+            1,
+        )
+        .await;
+    assert_eq!(listed.error_code, NONE);
+    assert_eq!(listed.unknown_state_filters, vec![s("Bogus")]);
+    assert!(
+        listed
+            .transaction_states
+            .iter()
+            .any(|t| t.transactional_id.as_str() == id
+                && t.producer_id.0 == pid
+                && t.transaction_state.as_str() == "Ongoing"),
+        "{listed:?}"
+    );
+
+    let verify = |tid: &str, pid: i64, epoch: i16| {
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(txn_id(tid))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(tname(RAW_TOPIC))
+                .with_partitions(vec![0, 1])])
+    };
+    let verified = raw
+        .call(
+            &AddPartitionsToTxnRequest::default().with_transactions(vec![
+                verify(id, pid, epoch),
+                verify(id, pid, epoch + 1),
+                verify("tx-unknown", pid, epoch),
+            ]),
+            4,
+        )
+        .await;
+    assert_eq!(verified.error_code, NONE, "{verified:?}");
+    let codes: Vec<Vec<i16>> = verified
+        .results_by_transaction
+        .iter()
+        .map(|t| {
+            t.topic_results[0]
+                .results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+                .collect()
+        })
+        .collect();
+    // In the transaction / not in it (INVALID_TXN_STATE); wrong epoch (PRODUCER_FENCED);
+    // unknown id (INVALID_PRODUCER_ID_MAPPING).
+    assert_eq!(codes, vec![vec![0, 48], vec![90, 90], vec![49, 49]]);
+
+    assert_eq!(end_txn(&mut raw, id, pid, epoch, true).await, NONE);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let d = raw
+            .call(
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]),
+                0,
+            )
+            .await;
+        let st = &d.transaction_states[0];
+        if st.transaction_state.as_str() == "CompleteCommit" {
+            assert!(st.topics.is_empty(), "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not completed: {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.stop().await;
+}
