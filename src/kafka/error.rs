@@ -18,6 +18,7 @@ pub fn storage_code(e: &StorageError) -> Code {
         StorageError::FencedLeaderEpoch { .. } => Code::FencedLeaderEpoch,
         StorageError::UnknownLeaderEpoch { .. } => Code::UnknownLeaderEpoch,
         StorageError::ControlBatchFromClient => Code::InvalidRecord,
+        StorageError::CoordinatorFenced { .. } => Code::TransactionCoordinatorFenced,
     }
 }
 

@@ -154,6 +154,20 @@ impl ProducerState {
         }
     }
 
+    /// The coordinator-epoch check of a transaction marker: `Err(last coordinator epoch)` when
+    /// `coordinator_epoch` is older than the one of the producer's last marker (a deposed
+    /// coordinator still sending markers).
+    pub fn check_coordinator_epoch(
+        &self,
+        producer_id: i64,
+        coordinator_epoch: i32,
+    ) -> Result<(), i32> {
+        match self.producers.get(&producer_id) {
+            Some(e) if coordinator_epoch < e.coordinator_epoch => Err(e.coordinator_epoch),
+            _ => Ok(()),
+        }
+    }
+
     /// Records a batch that was appended (or found in the log during rebuild).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta, now_ms: i64) {
         let entry = self.producers.entry(producer_id).or_default();

@@ -164,6 +164,15 @@ pub enum StorageError {
     /// A produce carried a control batch: only the broker writes those (transaction markers).
     #[error("control batches are written by the broker, not by clients")]
     ControlBatchFromClient,
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker.
+    #[error("coordinator epoch {got} is older than the last marker's {current}")]
+    CoordinatorFenced {
+        /// The coordinator epoch of the producer's last marker.
+        current: i32,
+        /// The marker's.
+        got: i32,
+    },
 }
 
 /// Which records a consumer may see (Kafka's `isolation_level`).
@@ -608,6 +617,15 @@ impl ShardState {
             return Err(StorageError::InvalidProducerEpoch {
                 current,
                 got: producer_epoch,
+            });
+        }
+        if let Err(current) = p
+            .producers
+            .check_coordinator_epoch(producer_id, coordinator_epoch)
+        {
+            return Err(StorageError::CoordinatorFenced {
+                current,
+                got: coordinator_epoch,
             });
         }
         let now = wall_clock_ms();

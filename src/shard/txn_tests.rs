@@ -199,6 +199,14 @@ async fn markers_check_and_take_the_producer_epoch() -> TestResult {
     assert_eq!(marker(&mut s, 5, 0, true)?, 3);
     assert_eq!(aborted_index(&mut s, TOPIC)?.len(), 1);
     assert_eq!(lso(&s)?, 4);
+    // A deposed coordinator (an older coordinator epoch than the last marker's 7) is fenced
+    // and writes nothing; the current one still writes.
+    assert!(matches!(
+        s.write_txn_marker(TOPIC, 0, 1, 4, true, 6),
+        Err(StorageError::CoordinatorFenced { current: 7, got: 6 })
+    ));
+    assert_eq!(s.snapshot(TOPIC, 0)?.high_watermark, 4);
+    assert_eq!(marker(&mut s, 1, 4, true)?, 4);
     Ok(())
 }
 

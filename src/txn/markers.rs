@@ -96,6 +96,17 @@ pub async fn deliver(
                         "marker refused for a stale epoch"
                     );
                 }
+                Err(Code::TransactionCoordinatorFenced) => {
+                    // A newer coordinator has written this producer's markers there: it owns
+                    // the transaction now.
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        transactional_id = %txn.transactional_id,
+                        coordinator_epoch,
+                        "marker refused: a newer coordinator wrote there"
+                    );
+                }
                 Err(other) => {
                     tracing::debug!(topic, partition, code = ?other, "marker not written yet; retrying");
                     pending.push((topic, partition));
