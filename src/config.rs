@@ -56,6 +56,8 @@ pub enum Kind {
     Listeners,
     /// One of a fixed set of words.
     Enum(&'static [&'static str]),
+    /// A decimal number between 0 and 1 inclusive (Kafka's DOUBLE ratios).
+    Ratio,
 }
 
 /// One configuration key.
@@ -347,6 +349,75 @@ pub const KEYS: &[KeyDef] = &[
         default: "300000",
         kind: Kind::Int { min: 1, max: i64::MAX },
         doc: "How often each shard applies retention and segment.ms to its partitions.",
+    },
+    KeyDef {
+        name: "log.cleanup.policy",
+        default: "delete",
+        kind: Kind::Enum(&["delete", "compact", "compact,delete", "delete,compact"]),
+        doc: "The default cleanup.policy of topics: delete (retention), compact (the log cleaner \
+              keeps the latest record of each key) or both.",
+    },
+    KeyDef {
+        name: "log.cleaner.enable",
+        default: "true",
+        kind: Kind::Bool,
+        doc: "Runs the log cleaner, which compacts topics whose cleanup.policy includes compact \
+              (`__consumer_offsets` and `__transaction_state` among them).",
+    },
+    KeyDef {
+        name: "log.cleaner.threads",
+        default: "1",
+        kind: Kind::Int { min: 1, max: 1024 },
+        doc: "How many shards may clean a log at the same time (each shard cleans on a blocking \
+              thread of its own, one log at a time).",
+    },
+    KeyDef {
+        name: "log.cleaner.io.max.bytes.per.second",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Throttle of the cleaner: bytes read plus written per second, over all cleaning \
+              shards together (Kafka takes a double; an integer is accepted here).",
+    },
+    KeyDef {
+        name: "log.cleaner.dedupe.buffer.size",
+        default: "134217728",
+        kind: Kind::Int { min: 1024 * 1024, max: i64::MAX },
+        doc: "Memory for the cleaner's offset map (24 bytes per key, Kafka's accounting), shared \
+              by the cleaning shards. A log with more distinct keys in its dirty part is cleaned \
+              in several passes, as many segments per pass as fit.",
+    },
+    KeyDef {
+        name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        doc: "Default delete.retention.ms: how long tombstones and transaction markers survive \
+              in a compacted log after the segment holding them was cleaned.",
+    },
+    KeyDef {
+        name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        kind: Kind::Ratio,
+        doc: "Default min.cleanable.dirty.ratio: a log is cleaned once the uncleaned share of \
+              its cleanable bytes reaches this ratio (or max.compaction.lag.ms is exceeded).",
+    },
+    KeyDef {
+        name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        doc: "Default min.compaction.lag.ms: a record stays uncompacted at least this long.",
+    },
+    KeyDef {
+        name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "Default max.compaction.lag.ms: a log whose oldest uncleaned record is older than \
+              this is cleaned whatever its dirty ratio.",
+    },
+    KeyDef {
+        name: "log.cleaner.backoff.ms",
+        default: "15000",
+        kind: Kind::Int { min: 0, max: i64::MAX },
+        doc: "How long a shard's cleaner sleeps when no log is due for cleaning.",
     },
     KeyDef {
         name: "num.shards",
@@ -1375,8 +1446,23 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
                 return Err(format!("must be one of {}", options.join(", ")));
             }
         }
+        Kind::Ratio => {
+            parse_ratio(v)?;
+        }
     }
     Ok(())
+}
+
+/// Parses a ratio between 0 and 1 (Kafka's `min.cleanable.dirty.ratio` style DOUBLE).
+pub fn parse_ratio(v: &str) -> Result<f64, String> {
+    let r: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| "not a decimal number".to_string())?;
+    if !(0.0..=1.0).contains(&r) {
+        return Err("must be between 0 and 1".into());
+    }
+    Ok(r)
 }
 
 /// Parses `key=value` lines (`#` and `!` comments, blank lines, `key: value` also accepted).

@@ -19,6 +19,8 @@ pub mod config_type {
     pub const INT: i8 = 3;
     /// LONG.
     pub const LONG: i8 = 5;
+    /// DOUBLE.
+    pub const DOUBLE: i8 = 6;
     /// LIST.
     pub const LIST: i8 = 7;
 }
@@ -50,7 +52,8 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
         default: "delete",
         kind: Kind::Enum(&["delete", "compact", "compact,delete", "delete,compact"]),
         config_type: config_type::LIST,
-        doc: "delete or compact (stored; compaction is not implemented yet).",
+        doc: "delete (retention), compact (the log cleaner keeps the latest record per key; records \
+              without a key are refused) or both.",
     },
     TopicKeyDef {
         name: "compression.type",
@@ -188,7 +191,40 @@ pub const TOPIC_KEYS: &[TopicKeyDef] = &[
             max: i64::MAX,
         },
         config_type: config_type::LONG,
-        doc: "Stored for compaction (not implemented yet).",
+        doc: "How long tombstones and transaction markers survive in a compacted log after the \
+              segment holding them was cleaned.",
+    },
+    TopicKeyDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_key: Some("log.cleaner.min.cleanable.ratio"),
+        default: "0.5",
+        kind: Kind::Ratio,
+        config_type: config_type::DOUBLE,
+        doc: "A compacted log is cleaned once the uncleaned share of its cleanable bytes reaches \
+              this ratio.",
+    },
+    TopicKeyDef {
+        name: "min.compaction.lag.ms",
+        broker_key: Some("log.cleaner.min.compaction.lag.ms"),
+        default: "0",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        config_type: config_type::LONG,
+        doc: "A record stays uncompacted at least this long after it was appended.",
+    },
+    TopicKeyDef {
+        name: "max.compaction.lag.ms",
+        broker_key: Some("log.cleaner.max.compaction.lag.ms"),
+        default: "9223372036854775807",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        config_type: config_type::LONG,
+        doc: "A log whose oldest uncleaned record is older than this is cleaned whatever its \
+              dirty ratio (the active segment is rolled for it).",
     },
     TopicKeyDef {
         name: "unclean.leader.election.enable",
@@ -279,6 +315,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
             if !options.contains(&v) {
                 return Err(bad(format!("must be one of {}", options.join(", "))));
             }
+        }
+        Kind::Ratio => {
+            crate::config::parse_ratio(v).map_err(bad)?;
         }
         Kind::Str | Kind::Listeners => {}
     }

@@ -96,6 +96,7 @@ pub async fn handle(
                             Kind::Int { .. } => config_type::INT,
                             Kind::Bool => config_type::BOOLEAN,
                             Kind::Listeners => config_type::LIST,
+                            Kind::Ratio => config_type::DOUBLE,
                             Kind::Str | Kind::Enum(_) => config_type::STRING,
                         };
                         let mut e = entry(
