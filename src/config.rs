@@ -1273,7 +1273,36 @@ impl Config {
             retention_bytes: self.log_retention_bytes,
             flush_interval_messages: self.log_flush_interval_messages,
             flush_interval_ms: self.log_flush_interval_ms,
+            compact: self
+                .values
+                .get("log.cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
+            min_cleanable_dirty_ratio: self
+                .values
+                .get("log.cleaner.min.cleanable.ratio")
+                .and_then(|v| parse_ratio(v).ok())
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: self
+                .value_i64("log.cleaner.min.compaction.lag.ms", 0)
+                .max(0) as u64,
+            max_compaction_lag_ms: match self
+                .value_i64("log.cleaner.max.compaction.lag.ms", i64::MAX)
+            {
+                i64::MAX => None,
+                v => Some(v.max(1) as u64),
+            },
+            delete_retention_ms: self
+                .value_i64("log.cleaner.delete.retention.ms", 86_400_000)
+                .max(0) as u64,
         }
+    }
+
+    /// An integer key's effective value (its dynamic value first), or `default`.
+    pub fn value_i64(&self, key: &str, default: i64) -> i64 {
+        self.dynamic_value(key)
+            .or_else(|| self.values.get(key).cloned())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
     }
 
     /// A configuration for tests and embedding: ephemeral port on 127.0.0.1, the given data dir.

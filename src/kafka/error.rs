@@ -27,6 +27,7 @@ pub fn log_code(e: &LogError) -> Code {
     match e {
         LogError::CorruptRecord(_) | LogError::UnsupportedMagic(_) => Code::CorruptMessage,
         LogError::RecordTooLarge { .. } => Code::MessageTooLarge,
+        LogError::InvalidRecord(_) => Code::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
         LogError::StaleEpoch { .. } => Code::FencedLeaderEpoch,
         _ => Code::KafkaStorageError,
