@@ -90,3 +90,15 @@ pub fn txn_code(e: &crate::txn::state::TxnError, fenced_is_epoch: bool) -> Code 
         E::CoordinatorNotAvailable | E::NeedProducerId => Code::CoordinatorNotAvailable,
     }
 }
+
+/// Maps a delegation-token refusal to its Kafka error code.
+pub fn token_code(e: crate::auth::delegation::TokenError) -> Code {
+    use crate::auth::delegation::TokenError as E;
+    match e {
+        E::Disabled => Code::DelegationTokenAuthDisabled,
+        E::NotFound => Code::DelegationTokenNotFound,
+        E::Expired => Code::DelegationTokenExpired,
+        E::OwnerMismatch => Code::DelegationTokenOwnerMismatch,
+        E::InvalidPrincipalType => Code::InvalidPrincipalType,
+    }
+}
