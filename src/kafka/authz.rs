@@ -831,6 +831,21 @@ pub fn consumer_group_heartbeat(
     Ok(())
 }
 
+/// With ACLs enforced, the topics the caller may DESCRIBE, as a filter the group coordinator
+/// applies to regex subscriptions (Kafka assigns a regex only the topics its member may see).
+pub fn topic_describe_filter(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+) -> Option<crate::coordinator::TopicFilter> {
+    if !access.enforcing(ctx) {
+        return None;
+    }
+    let (ctx, access) = (Arc::clone(ctx), access.clone());
+    Some(crate::coordinator::TopicFilter::new(move |topic| {
+        access.may(&ctx, Operation::Describe, ResourceType::Topic, topic)
+    }))
+}
+
 /// FindCoordinator: DESCRIBE on the group (30) or the transactional id (53) of each key.
 /// Applied to the handler's answer.
 pub fn find_coordinator(

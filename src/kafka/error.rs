@@ -66,6 +66,7 @@ pub fn group_code(e: &crate::coordinator::GroupError) -> Code {
         G::InvalidRequest => Code::InvalidRequest,
         G::InvalidProducerEpoch => Code::InvalidProducerEpoch,
         G::UnstableOffsetCommit => Code::UnstableOffsetCommit,
+        G::InvalidRegularExpression => Code::InvalidRegularExpression,
     }
 }
 

@@ -940,7 +940,14 @@ async fn handle(
                 return ready(encode(correlation_id, version, &*resp));
             }
             let caller = Caller::new(&header, peer);
-            respond!(consumer_group_heartbeat::handle(ctx, req, version, caller))
+            let describable = authz::topic_describe_filter(&ctx, &access);
+            respond!(consumer_group_heartbeat::handle(
+                ctx,
+                req,
+                version,
+                caller,
+                describable
+            ))
         }
         ApiKey::ConsumerGroupDescribe => {
             let mut req = decode!(m::ConsumerGroupDescribeRequest);
