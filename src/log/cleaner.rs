@@ -223,14 +223,33 @@ fn key_hash(key: &[u8]) -> u128 {
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
+/// The cleaner's two checkpoints of a log, cached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    first_dirty: Option<i64>,
+    tombstones_due: Option<i64>,
+}
+
+impl Marks {
+    fn read(dir: &Path) -> Marks {
+        Marks {
+            first_dirty: checkpoint::read(dir, CLEANER_CHECKPOINT_FILE)
+                .ok()
+                .flatten(),
+            tombstones_due: checkpoint::read(dir, TOMBSTONES_DUE_FILE).ok().flatten(),
+        }
+    }
+}
+
 impl PartitionLog {
+    fn marks(&self) -> Marks {
+        self.cleaner_marks.unwrap_or_else(|| Marks::read(&self.dir))
+    }
+
     /// The cleaner checkpoint, clamped to the log (the log start if none was written or the
     /// log no longer reaches it).
     fn first_dirty_offset(&self) -> i64 {
-        let stored = checkpoint::read(&self.dir, CLEANER_CHECKPOINT_FILE)
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+        let stored = self.marks().first_dirty.unwrap_or(0);
         if stored > self.log_end_offset {
             self.log_start_offset
         } else {
@@ -238,11 +257,26 @@ impl PartitionLog {
         }
     }
 
+    /// After a truncation to `end`: a cleaner checkpoint beyond it comes back to it (records
+    /// written there later are dirty).
+    pub(crate) fn clamp_cleaner_checkpoint(&mut self, end: i64) -> Result<(), LogError> {
+        let mut marks = self.marks();
+        if marks.first_dirty.is_some_and(|d| d > end) {
+            marks.first_dirty = Some(end);
+            checkpoint::write(&self.dir, CLEANER_CHECKPOINT_FILE, end, true)?;
+        }
+        self.cleaner_marks = Some(marks);
+        Ok(())
+    }
+
     /// How dirty this log is, given its last stable offset; `None` for a log that is not
     /// compacted (`cleanup.policy` without `compact`) or is poisoned.
-    pub fn dirtiness(&self, now_ms: i64, last_stable_offset: i64) -> Option<Dirtiness> {
+    pub fn dirtiness(&mut self, now_ms: i64, last_stable_offset: i64) -> Option<Dirtiness> {
         if !self.config.compact || self.poisoned {
             return None;
+        }
+        if self.cleaner_marks.is_none() {
+            self.cleaner_marks = Some(Marks::read(&self.dir));
         }
         let first_dirty = self.first_dirty_offset();
         let min_lag = i64::try_from(self.config.min_compaction_lag_ms).unwrap_or(i64::MAX);
@@ -281,10 +315,7 @@ impl PartitionLog {
         } else {
             dirty_bytes as f64 / total as f64
         };
-        let tombstones_due = checkpoint::read(&self.dir, TOMBSTONES_DUE_FILE)
-            .ok()
-            .flatten()
-            .is_some_and(|due| due <= now_ms);
+        let tombstones_due = self.marks().tombstones_due.is_some_and(|due| due <= now_ms);
         let due = (dirty_bytes > 0 && (ratio >= self.config.min_cleanable_dirty_ratio || overdue))
             || (tombstones_due && clean_bytes > 0);
         Some(Dirtiness {
@@ -300,7 +331,7 @@ impl PartitionLog {
     /// A cleaning pass over this log, if one is due. `last_batches` maps each producer id to
     /// the base offset of its last data batch; `map_capacity` bounds the offset map (entries).
     pub fn plan_clean(
-        &self,
+        &mut self,
         now_ms: i64,
         last_stable_offset: i64,
         last_batches: HashMap<i64, i64>,
@@ -387,6 +418,10 @@ impl PartitionLog {
         self.dir_dirty = true;
         // Not fsynced: a lost checkpoint only makes the next pass redo work.
         checkpoint::write(&self.dir, CLEANER_CHECKPOINT_FILE, done.pass_end, false)?;
+        self.cleaner_marks = Some(Marks {
+            first_dirty: Some(done.pass_end),
+            tombstones_due: due,
+        });
         match due {
             Some(due) => checkpoint::write(&self.dir, TOMBSTONES_DUE_FILE, due, false)?,
             None => {

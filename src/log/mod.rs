@@ -448,6 +448,8 @@ pub struct PartitionLog {
     /// The aborted-transaction index files were read at a clean open and all were well
     /// formed (otherwise the owner rebuilds them: [`PartitionLog::replace_aborted_txns`]).
     txn_index_trusted: bool,
+    /// The cleaner's checkpoints as last read or written (`None`: not read yet).
+    cleaner_marks: Option<cleaner::Marks>,
 }
 
 impl PartitionLog {
@@ -522,6 +524,7 @@ impl PartitionLog {
             epochs,
             leader_epoch: None,
             txn_index_trusted: false,
+            cleaner_marks: None,
         };
         log.load_txn_indexes(clean_shutdown)?;
         log.closed = clean_shutdown && !log.has_unsynced();
@@ -716,6 +719,7 @@ impl PartitionLog {
     /// Empties the log and starts it again at `offset`: every segment is deleted and a new one
     /// created. Checkpoints and the epoch cache are the caller's business.
     fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.clamp_cleaner_checkpoint(offset)?;
         for segment in &mut self.segments {
             segment.release_file();
             segment.delete_files()?;
@@ -1101,6 +1105,7 @@ impl PartitionLog {
             removed_bytes = old_size - self.size_bytes(),
             "truncated the log"
         );
+        self.clamp_cleaner_checkpoint(new_end)?;
         Ok(new_end)
     }
 
