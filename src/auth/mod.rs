@@ -286,6 +286,8 @@ pub struct Session {
     expires_at: Option<std::time::Instant>,
     /// A KIP-152 re-authentication is in progress: the principal it must end with.
     reauthenticating: Option<Arc<Principal>>,
+    /// Client software name and version from the connection's ApiVersions (v3+), KIP-511.
+    pub client_software: Option<(String, String)>,
 }
 
 /// What a SaslAuthenticate step answers.
@@ -308,6 +310,7 @@ impl Session {
             mechanism: None,
             expires_at: None,
             reauthenticating: None,
+            client_software: None,
         }
     }
 
