@@ -133,6 +133,9 @@ pub async fn handle(
                     r.resource_name.as_str()
                 )));
             }
+            super::client_metrics::CLIENT_METRICS => {
+                super::client_metrics::describe(&ctx, &r, &mut res);
+            }
             other => {
                 res.error_code = Code::InvalidRequest.code();
                 res.error_message = Some(StrBytes::from_string(format!(
