@@ -200,6 +200,17 @@ OVERVIEW = dashboard(
            unit="ops", w=8),
         ts("Last stable offset lag (max over partitions)",
            (f"max by (instance) (esker_log_last_stable_offset_lag_max{{{I}}})", "{{instance}}"), w=8),
+        row("Log cleaner (compaction)"),
+        ts("Cleaner bytes read / written",
+           (f"sum by (instance) (rate(esker_log_cleaner_read_bytes_total{{{I}}}{RI}))", "read {{instance}}"),
+           (f"sum by (instance) (rate(esker_log_cleaner_written_bytes_total{{{I}}}{RI}))", "written {{instance}}"),
+           unit="Bps", w=8),
+        ts("Records removed by compaction",
+           (f"sum by (instance) (rate(esker_log_cleaner_removed_records_total{{{I}}}{RI}))", "{{instance}}"),
+           unit="ops", w=8),
+        ts("Max dirty ratio of compacted logs",
+           (f"max by (instance) (esker_log_cleaner_max_dirty_ratio{{{I}}})", "{{instance}}"),
+           unit="percentunit", w=8),
     ],
 )
 
