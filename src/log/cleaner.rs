@@ -545,9 +545,35 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// Runs a pass: builds the offset map and writes the cleaned groups as `.cleaned` files,
-/// fsynced. `throttle(bytes)` is called after each chunk read or written (it may sleep).
+/// fsynced. `throttle(bytes)` is called after each chunk read or written (it may sleep; when
+/// it returns false the pass stops, its files are deleted and [`LogError::Io`] with
+/// `Interrupted` is returned).
 /// Nothing is visible until [`PartitionLog::commit_clean`].
-pub fn run(plan: &CleanPlan, throttle: &dyn Fn(u64)) -> Result<CleanedSegments, LogError> {
+pub fn run(plan: &CleanPlan, throttle: &dyn Fn(u64) -> bool) -> Result<CleanedSegments, LogError> {
+    let mut written = Vec::new();
+    let result = run_pass(plan, throttle, &mut written);
+    if result.is_err() {
+        for base in written {
+            for path in cleaned_paths(&plan.dir, base) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    result
+}
+
+fn stopped() -> LogError {
+    LogError::Io(io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the log cleaner is stopping",
+    ))
+}
+
+fn run_pass(
+    plan: &CleanPlan,
+    throttle: &dyn Fn(u64) -> bool,
+    written: &mut Vec<i64>,
+) -> Result<CleanedSegments, LogError> {
     let mut stats = CleanStats::default();
     let aborted = AbortedSet::new(&plan.aborted);
     // 1. The offset map over the dirty segments, whole segments while it has room.
@@ -705,8 +731,11 @@ pub fn run(plan: &CleanPlan, throttle: &dyn Fn(u64)) -> Result<CleanedSegments, 
                 })
                 .copied()
                 .collect();
+            written.push(base);
             let size = write_cleaned(&plan.dir, base, &out, &txn_entries, mtime)?;
-            throttle(size);
+            if !throttle(size) {
+                return Err(stopped());
+            }
             stats.bytes_written += size;
             stats.segments_written += 1;
             stats.segments_replaced += members.len() as u64;
@@ -772,7 +801,7 @@ fn write_cleaned(
 fn for_each_batch(
     path: &Path,
     size: u64,
-    throttle: &dyn Fn(u64),
+    throttle: &dyn Fn(u64) -> bool,
     mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
     let file = File::open(path)?;
@@ -786,11 +815,15 @@ fn for_each_batch(
         position += n;
         since_throttle += n;
         if since_throttle >= SCAN_CHUNK as u64 {
-            throttle(since_throttle);
+            if !throttle(since_throttle) {
+                return Err(stopped());
+            }
             since_throttle = 0;
         }
     }
-    throttle(since_throttle);
+    if !throttle(since_throttle) {
+        return Err(stopped());
+    }
     Ok(())
 }
 

@@ -39,6 +39,7 @@ pub struct CleanerStats {
 pub struct Cleaner {
     config: Config,
     running: AtomicUsize,
+    stopping: std::sync::atomic::AtomicBool,
     throttle: Mutex<ThrottleWindow>,
     /// Counters for the metrics.
     pub stats: CleanerStats,
@@ -64,6 +65,7 @@ impl Cleaner {
             Arc::new(Cleaner {
                 config: config.clone(),
                 running: AtomicUsize::new(0),
+                stopping: std::sync::atomic::AtomicBool::new(false),
                 throttle: Mutex::new(ThrottleWindow {
                     start: Instant::now(),
                     bytes: 0,
@@ -113,20 +115,28 @@ impl Cleaner {
         }
     }
 
+    /// Makes running passes stop at their next chunk (the broker is shutting down).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
     /// Called by a pass after reading or writing `bytes`: sleeps when the cleaners together go
-    /// faster than `log.cleaner.io.max.bytes.per.second`.
-    pub fn throttle(&self, bytes: u64) {
+    /// faster than `log.cleaner.io.max.bytes.per.second`. False once the broker is stopping.
+    pub fn throttle(&self, bytes: u64) -> bool {
+        if self.stopping.load(Ordering::Acquire) {
+            return false;
+        }
         let rate = self
             .config
             .value_i64("log.cleaner.io.max.bytes.per.second", i64::MAX);
         if rate == i64::MAX || rate <= 0 {
-            return;
+            return true;
         }
         let mut w = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
         w.bytes += bytes;
         let elapsed = w.start.elapsed();
         if elapsed < THROTTLE_WINDOW && w.bytes < rate as u64 {
-            return;
+            return true;
         }
         let wanted = Duration::from_secs_f64(w.bytes as f64 / rate as f64);
         if wanted > elapsed {
@@ -135,6 +145,7 @@ impl Cleaner {
         }
         w.start = Instant::now();
         w.bytes = 0;
+        !self.stopping.load(Ordering::Acquire)
     }
 }
 
@@ -177,6 +188,7 @@ pub(super) async fn run(me: ShardSelf, cleaner: Arc<Cleaner>) {
         drop(slot);
         let done = match outcome {
             Ok((_, Ok(done))) => done,
+            Ok((_, Err(_))) if cleaner.stopping.load(Ordering::Acquire) => return,
             Ok((plan, Err(e))) => {
                 cleaner.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(dir = %plan.dir().display(), error = %e, "log cleaner pass failed");

@@ -1594,6 +1594,9 @@ impl ShardState {
 
     /// Closes every log (flush indexes, fsync) for a clean shutdown and stops the shard.
     pub(super) fn close_all(&mut self) -> Vec<LogError> {
+        if let Some(cleaner) = &self.config.cleaner {
+            cleaner.stop();
+        }
         let mut errors = Vec::new();
         for parts in self.partitions.values_mut() {
             for p in parts.values_mut() {
