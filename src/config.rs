@@ -683,6 +683,19 @@ pub const KEYS: &[KeyDef] = &[
               read when the topic is created: an existing topic keeps its partition count.",
     },
     KeyDef {
+        name: "offsets.topic.segment.bytes",
+        default: "104857600",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "segment.bytes of `__consumer_offsets` when it is created: small enough that its \
+              segments roll and get compacted (Kafka's default).",
+    },
+    KeyDef {
+        name: "transaction.state.log.segment.bytes",
+        default: "104857600",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "segment.bytes of `__transaction_state` when it is created (Kafka's default).",
+    },
+    KeyDef {
         name: "offsets.retention.minutes",
         default: "10080",
         kind: Kind::Int { min: 1, max: I32MAX },
@@ -1300,6 +1313,7 @@ impl Config {
                 expiry_interval: Duration::from_millis(int(
                     "transaction.remove.expired.transaction.cleanup.interval.ms",
                 ) as u64),
+                segment_bytes: int("transaction.state.log.segment.bytes"),
             },
             offsets_retention_check_interval: Duration::from_millis(int(
                 "offsets.retention.check.interval.ms",

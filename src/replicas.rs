@@ -311,7 +311,7 @@ impl Replicas {
                 ctx.coordinator.num_partitions(),
                 Some(rf),
                 None,
-                crate::coordinator::offsets_topic_configs(),
+                crate::coordinator::offsets_topic_configs(&ctx.config),
                 false,
             )
             .await;

@@ -229,7 +229,7 @@ async fn records_without_a_key_are_refused_on_compacted_topics() {
 async fn consumer_offsets_stay_bounded_under_frequent_commits() {
     let mut broker = TestBroker::start_with(&[
         ("offsets.topic.num.partitions", "1"),
-        ("log.segment.bytes", "16384"),
+        ("offsets.topic.segment.bytes", "16384"),
         ("log.roll.ms", "300"),
         ("log.retention.check.interval.ms", "100"),
         ("log.cleaner.backoff.ms", "100"),

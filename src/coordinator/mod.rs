@@ -980,13 +980,20 @@ impl Coordinator {
     }
 }
 
-/// The configs of `__consumer_offsets`: Kafka's topic is compacted; until compaction exists
-/// the records are kept forever rather than being deleted by time-based retention.
-pub fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
-    [("cleanup.policy", "compact"), ("retention.ms", "-1")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// The configs of `__consumer_offsets`: compacted (the log cleaner keeps the latest record of
+/// each key), never deleted by time, segments of `offsets.topic.segment.bytes`.
+pub fn offsets_topic_configs(
+    config: &crate::config::Config,
+) -> std::collections::BTreeMap<String, String> {
+    let segment_bytes = config.value_i64("offsets.topic.segment.bytes", 104_857_600);
+    [
+        ("cleanup.policy", "compact".to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("segment.bytes", segment_bytes.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Start-up: creates `__consumer_offsets` if it does not exist and replays it. Runs before the
@@ -995,7 +1002,7 @@ pub async fn start_up(ctx: &BrokerContext) -> Result<(), CoordinatorError> {
     if ctx.catalog.get(OFFSETS_TOPIC).is_none() {
         let n = ctx.coordinator.num_partitions();
         match ctx
-            .create_topic(OFFSETS_TOPIC, n, offsets_topic_configs())
+            .create_topic(OFFSETS_TOPIC, n, offsets_topic_configs(&ctx.config))
             .await
         {
             Ok(_) | Err(CreateTopicError::AlreadyExists(_)) => {}

@@ -54,6 +54,8 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub expiry_interval: Duration,
+    /// `transaction.state.log.segment.bytes`.
+    pub segment_bytes: i64,
 }
 
 impl Default for TxnConfig {
@@ -67,6 +69,7 @@ impl Default for TxnConfig {
             abort_interval: Duration::from_millis(10_000),
             id_expiration_ms: 604_800_000,
             expiry_interval: Duration::from_millis(3_600_000),
+            segment_bytes: 104_857_600,
         }
     }
 }
@@ -682,6 +685,7 @@ pub fn txn_topic_configs(
     [
         ("cleanup.policy", "compact".to_string()),
         ("retention.ms", "-1".to_string()),
+        ("segment.bytes", config.segment_bytes.to_string()),
         ("min.insync.replicas", min_isr.to_string()),
     ]
     .into_iter()
