@@ -408,6 +408,7 @@ impl Broker {
                 ));
             }
         }
+        shards[0].spawn(token_expiry_loop(ctx.clone(), stop_rx.clone()));
         let drain = Drain::default();
         let reload_metrics = ctx.metrics.clone();
         shards[0].spawn(crate::tls::reload_loop(
@@ -613,4 +614,22 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> std::io::Result<String> {
     std::fs::rename(&tmp, &path)?;
     sync_dir(dir)?;
     Ok(id)
+}
+
+/// Removes expired delegation tokens every `delegation.token.expiry.check.interval.ms` until
+/// the broker stops.
+async fn token_expiry_loop(ctx: Arc<BrokerContext>, mut stop: watch::Receiver<bool>) {
+    let every = std::time::Duration::from_millis(
+        ctx.config.security.tokens.check_interval_ms.max(1) as u64,
+    );
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        ctx.remove_expired_tokens().await;
+    }
 }

@@ -74,6 +74,8 @@ struct Inner {
 #[derive(Default)]
 pub struct Catalog {
     inner: RwLock<Inner>,
+    /// Bumped whenever a topic is added, removed or grows.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
@@ -92,6 +94,22 @@ impl Catalog {
             .cloned()
     }
 
+    /// A number that changes whenever a topic is added, removed or gets more partitions (the
+    /// group coordinator resolves regex subscriptions again when it does).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every topic name, unsorted.
+    pub fn names(&self) -> Vec<String> {
+        self.read().by_name.keys().map(|n| n.to_string()).collect()
+    }
+
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Every topic, sorted by name.
     pub fn all(&self) -> Vec<TopicMeta> {
         let mut v: Vec<TopicMeta> = self.read().by_name.values().cloned().collect();
@@ -107,6 +125,8 @@ impl Catalog {
         }
         inner.by_id.insert(meta.id, meta.name.clone());
         inner.by_name.insert(meta.name.clone(), meta);
+        drop(inner);
+        self.bump();
         true
     }
 
@@ -128,6 +148,8 @@ impl Catalog {
         match inner.by_name.get_mut(name) {
             Some(m) => {
                 m.partitions = partitions;
+                drop(inner);
+                self.bump();
                 true
             }
             None => false,
@@ -139,6 +161,8 @@ impl Catalog {
         let mut inner = self.write();
         let meta = inner.by_name.remove(name)?;
         inner.by_id.remove(&meta.id);
+        drop(inner);
+        self.bump();
         Some(meta)
     }
 

@@ -152,6 +152,37 @@ pub const KEYS: &[KeyDef] = &[
               ended closes the connection. 0 = sessions never expire.",
     },
     KeyDef {
+        name: "delegation.token.secret.key",
+        default: "",
+        kind: Kind::Str,
+        doc: "Secret that signs delegation tokens (KIP-48): a token's password is the HMAC-SHA512 \
+              of its id keyed with it, so every broker of a cluster needs the same value. Empty \
+              disables tokens (DELEGATION_TOKEN_AUTH_DISABLED). `delegation.token.master.key` is \
+              accepted as a synonym. Sensitive: never returned by DescribeConfigs.",
+    },
+    KeyDef {
+        name: "delegation.token.max.lifetime.ms",
+        default: "604800000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "The longest a delegation token lives, renewals included (a CreateDelegationToken \
+              may ask for less).",
+    },
+    KeyDef {
+        name: "delegation.token.expiry.time.ms",
+        default: "86400000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "How far a creation or renewal pushes a delegation token's expiry (a \
+              RenewDelegationToken may ask for less); never past its max lifetime.",
+    },
+    KeyDef {
+        name: "delegation.token.expiry.check.interval.ms",
+        default: "3600000",
+        kind: Kind::Int { min: 1, max: i64::MAX },
+        doc: "How often expired delegation tokens are removed (in a cluster, by the active \
+              controller through the metadata log). An expired token fails authentication at \
+              once, removed or not.",
+    },
+    KeyDef {
         name: "ssl.certificate.location",
         default: "",
         kind: Kind::Str,
@@ -858,10 +889,18 @@ pub const KEYS: &[KeyDef] = &[
 ];
 
 /// Keys holding secrets: DescribeConfigs flags them sensitive and never returns their values.
-pub const SENSITIVE_KEYS: &[&str] = &["kinesis.credentials", "sasl.plain.users"];
+pub const SENSITIVE_KEYS: &[&str] = &[
+    "kinesis.credentials",
+    "sasl.plain.users",
+    "delegation.token.secret.key",
+];
 
 /// Keys that Kafka users write under another name; mapped before validation.
-const SYNONYMS: &[(&str, &str)] = &[("broker.id", "node.id"), ("log.dir", "log.dirs")];
+const SYNONYMS: &[(&str, &str)] = &[
+    ("broker.id", "node.id"),
+    ("log.dir", "log.dirs"),
+    ("delegation.token.master.key", "delegation.token.secret.key"),
+];
 
 /// Kafka's coarser spellings of a millisecond key: (key, key it sets, factor to ms, precedence).
 /// As in Kafka, the millisecond key wins over minutes, which win over hours, whatever the order
@@ -1282,7 +1321,36 @@ impl Config {
             retention_bytes: self.log_retention_bytes,
             flush_interval_messages: self.log_flush_interval_messages,
             flush_interval_ms: self.log_flush_interval_ms,
+            compact: self
+                .values
+                .get("log.cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
+            min_cleanable_dirty_ratio: self
+                .values
+                .get("log.cleaner.min.cleanable.ratio")
+                .and_then(|v| parse_ratio(v).ok())
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: self
+                .value_i64("log.cleaner.min.compaction.lag.ms", 0)
+                .max(0) as u64,
+            max_compaction_lag_ms: match self
+                .value_i64("log.cleaner.max.compaction.lag.ms", i64::MAX)
+            {
+                i64::MAX => None,
+                v => Some(v.max(1) as u64),
+            },
+            delete_retention_ms: self
+                .value_i64("log.cleaner.delete.retention.ms", 86_400_000)
+                .max(0) as u64,
         }
+    }
+
+    /// An integer key's effective value (its dynamic value first), or `default`.
+    pub fn value_i64(&self, key: &str, default: i64) -> i64 {
+        self.dynamic_value(key)
+            .or_else(|| self.values.get(key).cloned())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
     }
 
     /// A configuration for tests and embedding: ephemeral port on 127.0.0.1, the given data dir.
@@ -1326,13 +1394,14 @@ fn security_config(
     use crate::auth::{AuthorizerConfig, SecurityConfig, SecurityProtocol};
     let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
         key: key.into(),
-        value: if key == "sasl.plain.users" {
+        value: if SENSITIVE_KEYS.contains(&key) {
             "<hidden>".into()
         } else {
             get(key)
         },
         reason,
     };
+    let ms = |key: &str, default: i64| get(key).trim().parse().unwrap_or(default);
     let sec = SecurityConfig {
         protocol_map: SecurityConfig::parse_protocol_map(&get("listener.security.protocol.map"))
             .map_err(|r| invalid("listener.security.protocol.map", r))?,
@@ -1364,6 +1433,12 @@ fn security_config(
             ),
             kinesis_enabled: get("kinesis.ssl.enabled") == "true"
                 && !get("kinesis.listener").trim().is_empty(),
+        },
+        tokens: crate::auth::delegation::TokenConfig {
+            secret_key: Some(get("delegation.token.secret.key")).filter(|k| !k.trim().is_empty()),
+            max_lifetime_ms: ms("delegation.token.max.lifetime.ms", 604_800_000),
+            expiry_time_ms: ms("delegation.token.expiry.time.ms", 86_400_000),
+            check_interval_ms: ms("delegation.token.expiry.check.interval.ms", 3_600_000),
         },
     };
     let setting_err = |e: crate::tls::SettingError| ConfigError::InvalidValue {

@@ -341,6 +341,48 @@ impl BrokerContext {
         }
     }
 
+    /// Applies a delegation-token change (through the metadata log in a cluster); `false`
+    /// when the token it changes is gone.
+    pub async fn alter_tokens(
+        &self,
+        change: crate::auth::delegation::TokenChange,
+    ) -> Result<bool, String> {
+        if self.cluster.is_none() {
+            return self
+                .security
+                .tokens
+                .apply(change)
+                .map_err(|e| e.to_string());
+        }
+        match self.propose(Command::AlterTokens { change }).await? {
+            Reply::Ok => Ok(true),
+            Reply::Stale => Ok(false),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Removes the delegation tokens expired by now (the periodic check). In a cluster only
+    /// the active controller proposes the removal; the others follow the log.
+    pub async fn remove_expired_tokens(&self) {
+        if let Some(c) = &self.cluster {
+            if c.active_controller() != Some(self.config.node_id) {
+                return;
+            }
+        }
+        let expired = self.security.tokens.expired(Self::now_ms());
+        if expired.is_empty() {
+            return;
+        }
+        let count = expired.len();
+        let change = crate::auth::delegation::TokenChange::Remove {
+            token_ids: expired.clone(),
+        };
+        match self.alter_tokens(change).await {
+            Ok(_) => tracing::info!(count, tokens = ?expired, "expired delegation tokens removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired delegation tokens"),
+        }
+    }
+
     /// Changes one client-quota entity (through the metadata log in a cluster).
     pub async fn alter_quota(
         &self,

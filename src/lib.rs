@@ -12,7 +12,8 @@
 //! Kinesis SDK ──HTTP──▶ kinesis (SigV4, JSON/CBOR, one handler per operation) ──▶ shard router
 //! ```
 //!
-//! - [`auth`]: principals, SASL (PLAIN, SCRAM), the ACL authorizer and its durable stores.
+//! - [`auth`]: principals, SASL (PLAIN, SCRAM), delegation tokens, the ACL authorizer and its
+//!   durable stores.
 //! - [`config`]: the table of every configuration key; parses `server.properties`.
 //! - [`broker`]: start-up (recovery, listeners, the quorum) and graceful shutdown; it only wires.
 //! - [`context`]: the handlers' shared context and the operations that span layers (topics,

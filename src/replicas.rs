@@ -169,6 +169,11 @@ impl Replicas {
                 tracing::error!(error = %e, "cannot store the cluster's scram credentials");
             }
         }
+        if ctx.security.tokens.all() != image.tokens {
+            if let Err(e) = ctx.security.tokens.replace(image.tokens.clone()) {
+                tracing::error!(error = %e, "cannot store the cluster's delegation tokens");
+            }
+        }
         ctx.follow_broker_configs(image).await;
         if ctx.quotas.all() != image.quotas {
             if let Err(e) = ctx.quotas.replace(&image.quotas) {

@@ -453,6 +453,17 @@ pub fn log_config(broker: &Config, overrides: &BTreeMap<String, String>) -> crat
             config.set_topic_config(key, n);
         }
     }
+    if let Some(d) = def("min.cleanable.dirty.ratio") {
+        if let Ok(r) = crate::config::parse_ratio(&effective(d, overrides, broker).0) {
+            config.min_cleanable_dirty_ratio = r;
+        }
+    }
+    config.compact = def("cleanup.policy").is_some_and(|d| {
+        effective(d, overrides, broker)
+            .0
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    });
     let deletes = def("cleanup.policy").map_or(true, |d| {
         effective(d, overrides, broker)
             .0

@@ -6,9 +6,12 @@
 //! - [`acl`]: resource types, patterns, operations, bindings and filters (Kafka's wire codes).
 //! - [`authorizer`]: StandardAuthorizer semantics, ACLs durable in `.esker-config/acls`.
 //! - [`scram`]: the SCRAM exchange and the credential store.
+//! - [`delegation`]: delegation tokens (KIP-48), their rules and their store; SCRAM with
+//!   `tokenauth=true` authenticates as a token's owner.
 
 pub mod acl;
 pub mod authorizer;
+pub mod delegation;
 pub mod scram;
 
 use std::collections::BTreeMap;
@@ -33,7 +36,7 @@ pub enum AuthError {
 }
 
 /// An authenticated identity, `Type:name` (`User:alice`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     /// `User` for every principal the broker builds.
     pub kind: String,
@@ -130,6 +133,8 @@ pub struct SecurityConfig {
     pub reauth_ms: i64,
     /// The `ssl.*` keys (TLS listeners and Kinesis HTTPS).
     pub tls: crate::tls::TlsConfig,
+    /// The `delegation.token.*` keys.
+    pub tokens: delegation::TokenConfig,
 }
 
 impl SecurityConfig {
@@ -216,6 +221,8 @@ pub struct Security {
     pub authorizer: Authorizer,
     /// SCRAM credentials.
     pub credentials: scram::CredentialStore,
+    /// Delegation tokens.
+    pub tokens: delegation::TokenStore,
     /// Successful KIP-152 re-authentications since start.
     pub reauthentications: std::sync::atomic::AtomicU64,
 }
@@ -226,6 +233,7 @@ impl Security {
         Ok(Security {
             authorizer: Authorizer::open(log_dir, config.authorizer.clone())?,
             credentials: scram::CredentialStore::open(log_dir)?,
+            tokens: delegation::TokenStore::open(log_dir, config.tokens.clone())?,
             reauthentications: Default::default(),
             config,
         })
@@ -286,6 +294,9 @@ pub struct Session {
     expires_at: Option<std::time::Instant>,
     /// A KIP-152 re-authentication is in progress: the principal it must end with.
     reauthenticating: Option<Arc<Principal>>,
+    /// Authenticated with a delegation token (SCRAM `tokenauth=true`): such connections may
+    /// not create, renew, expire or describe tokens.
+    token_authenticated: bool,
 }
 
 /// What a SaslAuthenticate step answers.
@@ -308,6 +319,7 @@ impl Session {
             mechanism: None,
             expires_at: None,
             reauthenticating: None,
+            token_authenticated: false,
         }
     }
 
@@ -317,7 +329,13 @@ impl Session {
             principal: self.principal.clone(),
             ip: self.ip.clone(),
             listener: self.listener.clone(),
+            token_authenticated: self.token_authenticated,
         }
+    }
+
+    /// Whether the connection authenticated with a delegation token.
+    pub fn token_authenticated(&self) -> bool {
+        self.token_authenticated
     }
 
     /// Whether the connection may send ordinary requests (during a re-authentication it
@@ -353,7 +371,10 @@ impl Session {
     pub fn awaiting_handshake(&self, sec: &Security) -> bool {
         match self.sasl {
             SaslState::AwaitHandshake => true,
-            SaslState::Done => self.mechanism.is_some() && sec.config.reauth_ms > 0,
+            // A token session ends with the token (KIP-48), so it may re-authenticate too.
+            SaslState::Done => {
+                self.mechanism.is_some() && (sec.config.reauth_ms > 0 || self.token_authenticated)
+            }
             _ => false,
         }
     }
@@ -405,20 +426,25 @@ impl Session {
         match std::mem::replace(&mut self.sasl, SaslState::AwaitHandshake) {
             SaslState::Plain => {
                 let user = sec.check_plain(token)?;
-                self.finish(sec, &user)?;
+                self.finish(sec, &user, None)?;
                 Ok(Vec::new())
             }
             SaslState::Scram(mut server) => match *server {
                 scram::ScramServer::Start { .. } => {
                     let nonce = format!("{}", uuid::Uuid::new_v4().simple());
-                    let out = server.client_first(token, &sec.credentials, &nonce)?;
+                    let creds = scram::Credentials {
+                        users: &sec.credentials,
+                        tokens: Some(&sec.tokens),
+                        now_ms: now_ms(),
+                    };
+                    let out = server.client_first_with(token, &creds, &nonce)?;
                     self.sasl = SaslState::Scram(server);
                     Ok(out)
                 }
                 _ => {
-                    let (user, out) = server.client_final(token)?;
-                    self.finish(sec, &user)?;
-                    Ok(out)
+                    let done = server.client_final(token)?;
+                    self.finish(sec, &done.user, done.token.as_ref())?;
+                    Ok(done.server_final)
                 }
             },
             other => {
@@ -431,9 +457,18 @@ impl Session {
     }
 
     /// Ends a successful exchange: the principal, and when the session ends. A
-    /// re-authentication must keep the principal (KIP-152).
-    fn finish(&mut self, sec: &Security, user: &str) -> Result<(), AuthError> {
-        let principal = Principal::user(user);
+    /// re-authentication must keep the principal (KIP-152). With a delegation token the
+    /// principal is the token's owner and the session ends no later than the token expires.
+    fn finish(
+        &mut self,
+        sec: &Security,
+        user: &str,
+        token: Option<&delegation::TokenInfo>,
+    ) -> Result<(), AuthError> {
+        let principal = match token {
+            Some(t) => Principal::user(&t.owner.name),
+            None => Principal::user(user),
+        };
         if let Some(previous) = self.reauthenticating.take() {
             if *previous != principal {
                 return Err(AuthError::Failed(format!(
@@ -448,12 +483,29 @@ impl Session {
         }
         self.principal = Arc::new(principal);
         self.sasl = SaslState::Done;
-        self.expires_at = (sec.config.reauth_ms > 0).then(|| {
-            std::time::Instant::now()
-                + std::time::Duration::from_millis(sec.config.reauth_ms as u64)
+        self.token_authenticated = token.is_some();
+        let now = std::time::Instant::now();
+        let reauth = (sec.config.reauth_ms > 0)
+            .then(|| now + std::time::Duration::from_millis(sec.config.reauth_ms as u64));
+        // KIP-48 / KIP-368: a token's expiry bounds the session.
+        let token_end = token.map(|t| {
+            let left = t.expiry_timestamp_ms.saturating_sub(now_ms()).max(0);
+            now + std::time::Duration::from_millis(left as u64)
         });
+        self.expires_at = match (reauth, token_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch (token timestamps).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Compares secrets without an early exit.

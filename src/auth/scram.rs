@@ -5,6 +5,11 @@
 //!
 //! The exchange is checked strictly: the client-final nonce must be exactly the combined nonce
 //! the server sent, the channel binding must echo the GS2 header, and the proof must verify.
+//!
+//! A client-first message with the extension `tokenauth=true` (KIP-48) names a delegation
+//! token id as its user; the credential is then derived from the token's HMAC
+//! ([`super::delegation::TokenStore::scram_credential`]) and the exchange ends as the token's
+//! owner.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -246,8 +251,32 @@ impl CredentialStore {
     }
 }
 
+/// Where a SCRAM exchange looks credentials up: users, and delegation tokens for
+/// `tokenauth=true` (at `now_ms`, so expired tokens fail).
+pub struct Credentials<'a> {
+    /// SCRAM users.
+    pub users: &'a CredentialStore,
+    /// Delegation tokens (`None`: token authentication is refused).
+    pub tokens: Option<&'a super::delegation::TokenStore>,
+    /// The time tokens are checked against.
+    pub now_ms: i64,
+}
+
+/// A successful exchange.
+#[derive(Debug)]
+pub struct ScramDone {
+    /// The user name of client-first (a token id with token authentication).
+    pub user: String,
+    /// The token authenticated with, if any (its owner is the principal).
+    pub token: Option<super::delegation::TokenInfo>,
+    /// server-final-message.
+    pub server_final: Vec<u8>,
+}
+
 /// Where a server-side SCRAM exchange stands.
 #[derive(Debug)]
+// One per connection mid-exchange, boxed in the session (`#[expect]` needs Rust 1.81).
+#[allow(clippy::large_enum_variant)]
 pub enum ScramServer {
     /// Waiting for client-first.
     Start {
@@ -263,6 +292,8 @@ pub enum ScramServer {
         /// The user's credential (`None`: unknown user, answered with a fake salt so the
         /// exchange fails only at the proof, as RFC 5802 suggests).
         cred: Option<ScramCredential>,
+        /// With token authentication, the token.
+        token: Option<Box<super::delegation::TokenInfo>>,
         /// client-first-message-bare.
         client_first_bare: String,
         /// server-first-message.
@@ -306,12 +337,27 @@ impl ScramServer {
         ScramServer::Start { mech }
     }
 
-    /// Handles client-first; returns server-first. `server_nonce` is appended to the client's
-    /// nonce (random in production, fixed in tests).
+    /// Handles client-first against SCRAM users only; returns server-first. `server_nonce` is
+    /// appended to the client's nonce (random in production, fixed in tests).
     pub fn client_first(
         &mut self,
         msg: &[u8],
         store: &CredentialStore,
+        server_nonce: &str,
+    ) -> Result<Vec<u8>, AuthError> {
+        let creds = Credentials {
+            users: store,
+            tokens: None,
+            now_ms: 0,
+        };
+        self.client_first_with(msg, &creds, server_nonce)
+    }
+
+    /// Handles client-first against users and, with `tokenauth=true`, delegation tokens.
+    pub fn client_first_with(
+        &mut self,
+        msg: &[u8],
+        creds: &Credentials<'_>,
         server_nonce: &str,
     ) -> Result<Vec<u8>, AuthError> {
         let ScramServer::Start { mech } = *self else {
@@ -353,7 +399,29 @@ impl ScramServer {
                 ));
             }
         }
-        let cred = store.get(&user, mech);
+        // Extensions follow the nonce as `key=value` (Kafka's ScramExtensions); unknown ones
+        // are ignored, as Kafka does.
+        let token_auth = bare
+            .split(',')
+            .skip(2)
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(k, v)| k == "tokenauth" && v.eq_ignore_ascii_case("true"));
+        let (cred, token) = if token_auth {
+            let found = creds
+                .tokens
+                .and_then(|t| t.scram_credential(&user, mech, creds.now_ms));
+            match found {
+                Some((info, cred)) => (Some(cred), Some(Box::new(info))),
+                // Kafka's ScramSaslServer: an unknown (or swept) token fails here.
+                None => {
+                    return Err(AuthError::Failed(format!(
+                        "Token Authentication failed: Invalid tokenId : {user}"
+                    )))
+                }
+            }
+        } else {
+            (creds.users.get(&user, mech), None)
+        };
         let (salt, iterations) = match &cred {
             Some(c) => (c.salt.clone(), c.iterations),
             None => (
@@ -368,6 +436,7 @@ impl ScramServer {
             mech,
             user,
             cred,
+            token,
             client_first_bare: bare.to_string(),
             server_first,
             gs2_header: format!("{cbind},{authzid},"),
@@ -376,13 +445,14 @@ impl ScramServer {
         Ok(out)
     }
 
-    /// Handles client-final; returns the user name and server-final on success.
-    pub fn client_final(&mut self, msg: &[u8]) -> Result<(String, Vec<u8>), AuthError> {
+    /// Handles client-final; returns who authenticated and server-final on success.
+    pub fn client_final(&mut self, msg: &[u8]) -> Result<ScramDone, AuthError> {
         let state = std::mem::replace(self, ScramServer::Done);
         let ScramServer::SentFirst {
             mech,
             user,
             cred,
+            token,
             client_first_bare,
             server_first,
             gs2_header,
@@ -423,10 +493,11 @@ impl ScramServer {
             return Err(fail());
         }
         let server_signature = mech.hmac(&server_key, auth_message.as_bytes());
-        Ok((
+        Ok(ScramDone {
             user,
-            format!("v={}", B64.encode(server_signature)).into_bytes(),
-        ))
+            token: token.map(|t| *t),
+            server_final: format!("v={}", B64.encode(server_signature)).into_bytes(),
+        })
     }
 }
 
@@ -456,13 +527,17 @@ mod tests {
             std::str::from_utf8(&first).unwrap(),
             "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
         );
-        let (user, fin) = s
+        let done = s
             .client_final(
                 b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
             )
             .unwrap();
-        assert_eq!(user, "user");
-        assert_eq!(fin, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert_eq!(done.user, "user");
+        assert!(done.token.is_none());
+        assert_eq!(
+            done.server_final,
+            b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
         // Durable and never in clear.
         let text = std::fs::read_to_string(dir.path().join(CREDENTIALS_FILE)).unwrap();
         assert!(!text.contains("pencil"));
@@ -492,5 +567,110 @@ mod tests {
         let mut s = ScramServer::new(Mechanism::Sha256);
         assert!(s.client_first(b"n,,n=nobody,r=abc", &store, "XYZ").is_ok());
         assert!(s.client_final(bad.as_bytes()).is_err());
+    }
+
+    /// A whole client side of the exchange, as Kafka's ScramSaslClient runs it.
+    fn client_exchange(
+        s: &mut ScramServer,
+        creds: &Credentials<'_>,
+        user: &str,
+        password: &str,
+        extensions: &str,
+    ) -> Result<ScramDone, AuthError> {
+        let mech = Mechanism::Sha256;
+        let bare = format!("n={user},r=clientnonce{extensions}");
+        let first = s.client_first_with(format!("n,,{bare}").as_bytes(), creds, "SRV")?;
+        let first = String::from_utf8(first).unwrap();
+        let salt = B64.decode(attr(&first, 's').unwrap()).unwrap();
+        let iterations: u32 = attr(&first, 'i').unwrap().parse().unwrap();
+        let nonce = attr(&first, 'r').unwrap();
+        let salted = mech.salted_password(password.as_bytes(), &salt, iterations);
+        let client_key = mech.hmac(&salted, b"Client Key");
+        let stored_key = mech.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("{bare},{first},{without_proof}");
+        let sig = mech.hmac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        s.client_final(format!("{without_proof},p={}", B64.encode(proof)).as_bytes())
+    }
+
+    #[test]
+    fn token_authentication_uses_the_hmac_and_ends_as_the_owner() {
+        use crate::auth::delegation::{self, TokenChange, TokenConfig, TokenStore};
+        use crate::auth::Principal;
+        let dir = tempfile::tempdir().unwrap();
+        let users = CredentialStore::open(dir.path()).unwrap();
+        let config = TokenConfig {
+            secret_key: Some("k".into()),
+            max_lifetime_ms: 1000,
+            expiry_time_ms: 500,
+            check_interval_ms: 100,
+        };
+        let tokens = TokenStore::open(dir.path(), config.clone()).unwrap();
+        let alice = Principal::user("alice");
+        let info = config
+            .plan_create(0, alice.clone(), alice, vec![], -1, "tok1".into())
+            .unwrap();
+        tokens.apply(TokenChange::Create(info)).unwrap();
+        let password = B64.encode(delegation::hmac("k", "tok1"));
+        let creds = Credentials {
+            users: &users,
+            tokens: Some(&tokens),
+            now_ms: 100,
+        };
+        let done = client_exchange(
+            &mut ScramServer::new(Mechanism::Sha256),
+            &creds,
+            "tok1",
+            &password,
+            ",tokenauth=true",
+        )
+        .unwrap();
+        assert_eq!(done.user, "tok1");
+        assert_eq!(done.token.unwrap().owner.name, "alice");
+        // A wrong HMAC fails at the proof.
+        assert!(client_exchange(
+            &mut ScramServer::new(Mechanism::Sha256),
+            &creds,
+            "tok1",
+            "wrong",
+            ",tokenauth=true",
+        )
+        .is_err());
+        // Without the extension the id is an (unknown) SCRAM user.
+        assert!(client_exchange(
+            &mut ScramServer::new(Mechanism::Sha256),
+            &creds,
+            "tok1",
+            &password,
+            "",
+        )
+        .is_err());
+        // Unknown and expired tokens fail at client-first with Kafka's message.
+        let err = client_exchange(
+            &mut ScramServer::new(Mechanism::Sha256),
+            &creds,
+            "nope",
+            &password,
+            ",tokenauth=true",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Token Authentication failed: Invalid tokenId : nope"
+        );
+        let later = Credentials {
+            users: &users,
+            tokens: Some(&tokens),
+            now_ms: 501,
+        };
+        assert!(client_exchange(
+            &mut ScramServer::new(Mechanism::Sha256),
+            &later,
+            "tok1",
+            &password,
+            ",tokenauth=true",
+        )
+        .is_err());
     }
 }

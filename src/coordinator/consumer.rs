@@ -11,19 +11,82 @@
 //!    owns; partitions not yet released follow on later heartbeats.
 //!
 //! A member that stops heartbeating is removed after `group.consumer.session.timeout.ms`.
-//! Membership is held in memory only: after a broker restart members get UNKNOWN_MEMBER_ID and
-//! rejoin with epoch 0 (committed offsets are durable as for classic groups).
+//!
+//! **Subscriptions** are topic names and/or a regular expression (Kafka's RE2J syntax; here
+//! the `regex` crate, which shares its syntax for everything but a few escapes), matched
+//! against whole topic names, internal topics excluded and, with ACLs, only topics the member
+//! may DESCRIBE. A member's regex is resolved again on its heartbeat when the set of topics
+//! changed (or, with ACLs, every [`REGEX_REFRESH`]), so a new matching topic is assigned.
+//!
+//! **Durability.** The group's durable state is a [`ConsumerGroupImage`] (Kafka's records,
+//! see [`super::consumer_records`]); after every change the coordinator writes the records
+//! that differ from the last image it wrote ([`records_between`]) and answers once they are
+//! durable. Replay rebuilds images ([`ConsumerGroupImage::apply`]) and groups from them
+//! ([`ConsumerGroup::restore`]); restored members get a fresh session, so a consumer that
+//! heartbeats again with its member id and epoch after a restart continues where it was.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tokio::time::Instant;
+use regex::{Regex, RegexBuilder};
+use tokio::sync::oneshot;
+use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, TopicPartitions};
+use super::consumer_records::{
+    ConsumerRecord, CurrentAssignment, MemberMetadata, SubscribedTopics,
+};
 use super::group::{ms, Clock};
-use super::{ConsumerHeartbeat, ConsumerHeartbeatOutcome, GroupConfig, GroupError};
+use super::{ConsumerHeartbeat, ConsumerHeartbeatOutcome, GroupConfig, GroupError, TopicFilter};
 
-/// Where a member stands in its reconciliation.
+/// With ACLs, how often a member's regex is resolved again even if no topic changed (its
+/// permissions may have).
+pub const REGEX_REFRESH: Duration = Duration::from_secs(10);
+
+/// Largest compiled size of a subscription regex (the `regex` crate's bound on its program).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The topics a group can subscribe to.
+pub trait TopicSource {
+    /// A topic's id and partition count.
+    fn resolve(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// A number that changes whenever topics are created, deleted or grow.
+    fn version(&self) -> u64 {
+        0
+    }
+    /// Every topic name (for regex subscriptions).
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl<F: Fn(&str) -> Option<(Uuid, i32)>> TopicSource for F {
+    fn resolve(&self, name: &str) -> Option<(Uuid, i32)> {
+        self(name)
+    }
+}
+
+/// Internal topics never match a regex subscription.
+fn is_internal(topic: &str) -> bool {
+    topic == super::OFFSETS_TOPIC || topic == crate::txn::TXN_TOPIC
+}
+
+/// Compiles a subscription regex to match whole topic names.
+pub fn compile_regex(r: &str) -> Result<Regex, regex::Error> {
+    // Validated alone first, so that `a)|(b` is not accepted through the wrapping group.
+    RegexBuilder::new(r).size_limit(REGEX_SIZE_LIMIT).build()?;
+    RegexBuilder::new(&format!("^(?:{r})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// A heartbeat answer waiting for the group's records to be durable.
+pub type ParkedReply = (
+    oneshot::Sender<ConsumerHeartbeatOutcome>,
+    ConsumerHeartbeatOutcome,
+);
+
+/// Where a member stands in its reconciliation (Kafka's `MemberState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reconcile {
     /// At the assignment epoch with its whole target.
@@ -54,6 +117,13 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i32,
     /// Subscribed topic names, sorted.
     pub subscribed: Vec<String>,
+    /// Subscribed topic regex, as the member sent it.
+    pub subscribed_regex: Option<String>,
+    regex: Option<Regex>,
+    /// Topics the regex matched when last resolved.
+    pub regex_topics: BTreeSet<String>,
+    /// When the regex was last resolved: topic-set version and instant.
+    regex_resolved: Option<(u64, Instant)>,
     /// The assignor the member asked for.
     pub server_assignor: Option<String>,
     /// Partitions the member owns now.
@@ -87,6 +157,70 @@ pub struct ConsumerGroup {
     pub state_timestamp: i64,
     /// The deadline this group has in the actor's timer queue.
     pub armed: Option<Instant>,
+    /// The durable state as last written (or replayed); `None` before the first write or
+    /// after a failed one (the next write then rewrites every record).
+    pub persisted: Option<ConsumerGroupImage>,
+    /// Writes of this group's records not yet durable.
+    pub writes_in_flight: u32,
+    /// Heartbeat answers waiting for those writes.
+    pub parked: Vec<ParkedReply>,
+    /// A write failed since the parked answers were last released.
+    pub write_failed: bool,
+}
+
+impl ConsumerMember {
+    /// Every topic the member subscribes to: by name and through its regex.
+    pub fn topics(&self) -> impl Iterator<Item = &String> {
+        self.subscribed.iter().chain(
+            self.regex_topics
+                .iter()
+                .filter(|t| self.subscribed.binary_search(t).is_err()),
+        )
+    }
+
+    fn state_code(&self) -> i8 {
+        match self.state {
+            Reconcile::Stable => 0,
+            Reconcile::UnrevokedPartitions => 1,
+            Reconcile::UnreleasedPartitions => 2,
+        }
+    }
+
+    /// Resolves the regex against `topics` if it is due: the regex changed, topics changed,
+    /// or (with ACLs) [`REGEX_REFRESH`] passed. True if the matched set changed.
+    fn refresh_regex(
+        &mut self,
+        topics: &dyn TopicSource,
+        describable: Option<&TopicFilter>,
+        now: Instant,
+    ) -> bool {
+        let Some(re) = &self.regex else {
+            let changed = !self.regex_topics.is_empty();
+            self.regex_topics.clear();
+            self.regex_resolved = None;
+            return changed;
+        };
+        let version = topics.version();
+        let due = match self.regex_resolved {
+            None => true,
+            Some((v, at)) => v != version || (describable.is_some() && now >= at + REGEX_REFRESH),
+        };
+        if !due {
+            return false;
+        }
+        let matched: BTreeSet<String> = topics
+            .names()
+            .into_iter()
+            .filter(|t| !is_internal(t) && re.is_match(t))
+            .filter(|t| describable.map_or(true, |f| f.allows(t)))
+            .collect();
+        self.regex_resolved = Some((version, now));
+        if matched == self.regex_topics {
+            return false;
+        }
+        self.regex_topics = matched;
+        true
+    }
 }
 
 fn subtract(a: &TopicPartitions, b: &TopicPartitions) -> TopicPartitions {
@@ -142,6 +276,10 @@ impl ConsumerGroup {
             static_members: HashMap::new(),
             state_timestamp: clock.wall_ms,
             armed: None,
+            persisted: None,
+            writes_in_flight: 0,
+            parked: Vec::new(),
+            write_failed: false,
         }
     }
 
@@ -182,13 +320,13 @@ impl ConsumerGroup {
         Ok(())
     }
 
-    /// ConsumerGroupHeartbeat. `resolve` maps a topic name to its id and partition count.
+    /// ConsumerGroupHeartbeat against the topics of `topics`.
     pub fn heartbeat(
         &mut self,
         p: ConsumerHeartbeat,
         cfg: &GroupConfig,
         clock: Clock,
-        resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>,
+        topics: &dyn TopicSource,
     ) -> ConsumerHeartbeatOutcome {
         let fail =
             |e: GroupError, msg: Option<&str>, p: &ConsumerHeartbeat| ConsumerHeartbeatOutcome {
@@ -199,17 +337,21 @@ impl ConsumerGroup {
                 heartbeat_interval_ms: 0,
                 assignment: None,
             };
-        // librdkafka sends an empty regex along with topic names.
-        if p.subscribed_topic_regex
-            .as_deref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return fail(
-                GroupError::InvalidRequest,
-                Some("regular expression subscriptions are not supported"),
-                &p,
-            );
-        }
+        // `None`: unchanged; `Some(None)`: cleared (librdkafka sends an empty regex along
+        // with topic names when it has none).
+        let new_regex = match p.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(r) => match compile_regex(r) {
+                Ok(re) => Some(Some((r.to_string(), re))),
+                Err(e) => {
+                    tracing::debug!(group = %self.id, regex = r, error = %e,
+                        "invalid subscription regex");
+                    let msg = format!("invalid regular expression {r:?}: {e}");
+                    return fail(GroupError::InvalidRegularExpression, Some(&msg), &p);
+                }
+            },
+        };
         if let Some(a) = &p.server_assignor {
             if !cfg.consumer_assignors.iter().any(|n| n == a) {
                 return fail(GroupError::UnsupportedAssignor, None, &p);
@@ -218,10 +360,12 @@ impl ConsumerGroup {
         let member_id = match p.member_epoch {
             -1 | -2 => return self.leave(p, cfg, clock),
             0 => {
-                if p.subscribed_topic_names.is_none() {
+                if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
                     return fail(
                         GroupError::InvalidRequest,
-                        Some("SubscribedTopicNames must be set when joining"),
+                        Some(
+                            "SubscribedTopicNames or SubscribedTopicRegex must be set when joining",
+                        ),
                         &p,
                     );
                 }
@@ -264,6 +408,21 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
+        if let Some(r) = new_regex {
+            let (text, re) = match r {
+                Some((text, re)) => (Some(text), Some(re)),
+                None => (None, None),
+            };
+            if text != m.subscribed_regex {
+                m.subscribed_regex = text;
+                m.regex = re;
+                m.regex_resolved = None;
+                changed = true;
+            }
+        }
+        if m.refresh_regex(topics, p.describable.as_ref(), clock.now) {
+            changed = true;
+        }
         if p.server_assignor.is_some() && p.server_assignor != m.server_assignor {
             m.server_assignor = p.server_assignor.clone();
             changed = true;
@@ -282,7 +441,7 @@ impl ConsumerGroup {
             self.bump();
         }
         // Topics created, deleted or grown since the target was computed.
-        let metadata = self.subscription_metadata(resolve);
+        let metadata = self.subscription_metadata(topics);
         if metadata != self.subscribed_metadata {
             self.subscribed_metadata = metadata;
             self.bump();
@@ -331,6 +490,10 @@ impl ConsumerGroup {
             previous_epoch: -1,
             rebalance_timeout_ms: p.rebalance_timeout_ms,
             subscribed: Vec::new(),
+            subscribed_regex: None,
+            regex: None,
+            regex_topics: BTreeSet::new(),
+            regex_resolved: None,
             server_assignor: None,
             assigned: TopicPartitions::new(),
             revoking: TopicPartitions::new(),
@@ -416,18 +579,11 @@ impl ConsumerGroup {
         }
     }
 
-    fn subscription_metadata(
-        &self,
-        resolve: &dyn Fn(&str) -> Option<(Uuid, i32)>,
-    ) -> BTreeMap<String, (Uuid, i32)> {
-        let names: BTreeSet<&String> = self
-            .members
-            .values()
-            .flat_map(|m| m.subscribed.iter())
-            .collect();
+    fn subscription_metadata(&self, topics: &dyn TopicSource) -> BTreeMap<String, (Uuid, i32)> {
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.topics()).collect();
         names
             .into_iter()
-            .filter_map(|n| resolve(n).map(|v| (n.clone(), v)))
+            .filter_map(|n| topics.resolve(n).map(|v| (n.clone(), v)))
             .collect()
     }
 
@@ -459,8 +615,7 @@ impl ConsumerGroup {
             .map(|m| AssignorMember {
                 id: &m.id,
                 topics: m
-                    .subscribed
-                    .iter()
+                    .topics()
                     .filter_map(|t| self.subscribed_metadata.get(t).map(|(id, _)| *id))
                     .collect(),
                 previous: self.target.get(&m.id).unwrap_or(&empty),
@@ -572,6 +727,313 @@ impl ConsumerGroup {
     }
 }
 
+/// The durable state of a consumer group: what its records say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerGroupImage {
+    /// Group epoch.
+    pub epoch: i32,
+    /// Subscribed topics as the target saw them.
+    pub subscription: SubscribedTopics,
+    /// Members' subscriptions by member id.
+    pub members: BTreeMap<String, MemberMetadata>,
+    /// Epoch of the target assignment.
+    pub target_epoch: i32,
+    /// Target assignment by member id.
+    pub targets: BTreeMap<String, TopicPartitions>,
+    /// Current assignments by member id.
+    pub current: BTreeMap<String, CurrentAssignment>,
+}
+
+impl ConsumerGroupImage {
+    /// Applies one replayed record to the images of a partition. Member records create the
+    /// group if needed (as Kafka's replay does); a group-epoch tombstone removes it.
+    pub fn apply(images: &mut HashMap<String, ConsumerGroupImage>, rec: ConsumerRecord) {
+        if let ConsumerRecord::GroupEpoch { group, epoch: None } = &rec {
+            images.remove(group);
+            return;
+        }
+        let g = images.entry(rec.group().to_string()).or_default();
+        match rec {
+            ConsumerRecord::GroupEpoch { epoch, .. } => g.epoch = epoch.unwrap_or_default(),
+            ConsumerRecord::Subscription { topics, .. } => {
+                g.subscription = topics.unwrap_or_default()
+            }
+            ConsumerRecord::Member { member, value, .. } => match value {
+                Some(v) => {
+                    g.members.insert(member, v);
+                }
+                None => {
+                    g.members.remove(&member);
+                }
+            },
+            ConsumerRecord::TargetEpoch { epoch, .. } => g.target_epoch = epoch.unwrap_or_default(),
+            ConsumerRecord::TargetMember {
+                member, partitions, ..
+            } => match partitions {
+                Some(t) => {
+                    g.targets.insert(member, t);
+                }
+                None => {
+                    g.targets.remove(&member);
+                }
+            },
+            ConsumerRecord::Current { member, value, .. } => match value {
+                Some(c) => {
+                    g.current.insert(member, c);
+                }
+                None => {
+                    g.current.remove(&member);
+                }
+            },
+        }
+    }
+}
+
+/// The records that turn `old` into `new` for `group` (`None`: the group does not exist), in
+/// Kafka's order: members' subscriptions, subscription metadata, group epoch, targets, target
+/// epoch, current assignments; a member that left loses its current assignment, target and
+/// subscription; a group that is gone ends with its epoch tombstone.
+pub fn records_between(
+    group: &str,
+    old: Option<&ConsumerGroupImage>,
+    new: Option<&ConsumerGroupImage>,
+) -> Vec<ConsumerRecord> {
+    let empty = ConsumerGroupImage::default();
+    let (o, n) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let g = || group.to_string();
+    let mut out = Vec::new();
+    for id in o.members.keys().filter(|id| !n.members.contains_key(*id)) {
+        if o.current.contains_key(id) {
+            out.push(ConsumerRecord::Current {
+                group: g(),
+                member: id.clone(),
+                value: None,
+            });
+        }
+        if o.targets.contains_key(id) {
+            out.push(ConsumerRecord::TargetMember {
+                group: g(),
+                member: id.clone(),
+                partitions: None,
+            });
+        }
+        out.push(ConsumerRecord::Member {
+            group: g(),
+            member: id.clone(),
+            value: None,
+        });
+    }
+    let Some(n) = new else {
+        if old.is_some() {
+            out.push(ConsumerRecord::TargetEpoch {
+                group: g(),
+                epoch: None,
+            });
+            out.push(ConsumerRecord::Subscription {
+                group: g(),
+                topics: None,
+            });
+            out.push(ConsumerRecord::GroupEpoch {
+                group: g(),
+                epoch: None,
+            });
+        }
+        return out;
+    };
+    let first = old.is_none();
+    for (id, m) in &n.members {
+        if o.members.get(id) != Some(m) {
+            out.push(ConsumerRecord::Member {
+                group: g(),
+                member: id.clone(),
+                value: Some(m.clone()),
+            });
+        }
+    }
+    if first || o.subscription != n.subscription {
+        out.push(ConsumerRecord::Subscription {
+            group: g(),
+            topics: Some(n.subscription.clone()),
+        });
+    }
+    if first || o.epoch != n.epoch {
+        out.push(ConsumerRecord::GroupEpoch {
+            group: g(),
+            epoch: Some(n.epoch),
+        });
+    }
+    for id in o.targets.keys().filter(|id| !n.targets.contains_key(*id)) {
+        if n.members.contains_key(id) {
+            out.push(ConsumerRecord::TargetMember {
+                group: g(),
+                member: id.clone(),
+                partitions: None,
+            });
+        }
+    }
+    for (id, t) in &n.targets {
+        if o.targets.get(id) != Some(t) {
+            out.push(ConsumerRecord::TargetMember {
+                group: g(),
+                member: id.clone(),
+                partitions: Some(t.clone()),
+            });
+        }
+    }
+    if first || o.target_epoch != n.target_epoch {
+        out.push(ConsumerRecord::TargetEpoch {
+            group: g(),
+            epoch: Some(n.target_epoch),
+        });
+    }
+    for (id, c) in &n.current {
+        if o.current.get(id) != Some(c) {
+            out.push(ConsumerRecord::Current {
+                group: g(),
+                member: id.clone(),
+                value: Some(c.clone()),
+            });
+        }
+    }
+    out
+}
+
+impl ConsumerGroup {
+    /// The group's durable state now.
+    pub fn image(&self) -> ConsumerGroupImage {
+        ConsumerGroupImage {
+            epoch: self.group_epoch,
+            subscription: self.subscribed_metadata.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| {
+                    let meta = MemberMetadata {
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        subscribed_topic_names: m.subscribed.clone(),
+                        subscribed_topic_regex: m.subscribed_regex.clone(),
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        server_assignor: m.server_assignor.clone(),
+                    };
+                    (m.id.clone(), meta)
+                })
+                .collect(),
+            target_epoch: self.assignment_epoch,
+            targets: self
+                .target
+                .iter()
+                .filter(|(id, _)| self.members.contains_key(*id))
+                .map(|(id, t)| (id.clone(), t.clone()))
+                .collect(),
+            current: self
+                .members
+                .values()
+                .map(|m| {
+                    let c = CurrentAssignment {
+                        member_epoch: m.epoch,
+                        previous_member_epoch: m.previous_epoch,
+                        state: m.state_code(),
+                        assigned: m.assigned.clone(),
+                        pending_revocation: m.revoking.clone(),
+                    };
+                    (m.id.clone(), c)
+                })
+                .collect(),
+        }
+    }
+
+    /// The records to write for the changes since the last write; the image they produce
+    /// becomes the persisted one.
+    pub fn take_records(&mut self) -> Vec<ConsumerRecord> {
+        let now = self.image();
+        let records = records_between(&self.id, self.persisted.as_ref(), Some(&now));
+        self.persisted = Some(now);
+        records
+    }
+
+    /// A group rebuilt from its replayed image. Every member gets a fresh session (and, if
+    /// it was revoking, a fresh rebalance timeout), so a member that resumes heartbeating
+    /// with its id and epoch continues; one that does not is removed when its session ends.
+    pub fn restore(
+        id: String,
+        image: ConsumerGroupImage,
+        cfg: &GroupConfig,
+        clock: Clock,
+    ) -> ConsumerGroup {
+        let mut g = ConsumerGroup::new(id, cfg, clock);
+        g.group_epoch = image.epoch;
+        g.assignment_epoch = image.target_epoch;
+        g.subscribed_metadata = image.subscription.clone();
+        g.target = image.targets.clone();
+        for (member_id, meta) in &image.members {
+            let current = image.current.get(member_id).cloned().unwrap_or_default();
+            let state = match current.state {
+                1 => Reconcile::UnrevokedPartitions,
+                2 => Reconcile::UnreleasedPartitions,
+                _ => Reconcile::Stable,
+            };
+            let regex = meta.subscribed_topic_regex.as_deref().and_then(|r| {
+                compile_regex(r)
+                    .map_err(|e| {
+                        tracing::warn!(group = %g.id, member = %member_id, regex = r,
+                            error = %e, "stored subscription regex does not compile");
+                    })
+                    .ok()
+            });
+            // Until the member's next heartbeat resolves it again, its regex matches the
+            // subscribed topics it matched before.
+            let regex_topics = match &regex {
+                Some(re) => image
+                    .subscription
+                    .keys()
+                    .filter(|t| re.is_match(t))
+                    .cloned()
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            let revoke_deadline = (state == Reconcile::UnrevokedPartitions)
+                .then(|| clock.now + ms(meta.rebalance_timeout_ms.max(0)));
+            if let Some(i) = &meta.instance_id {
+                g.static_members.insert(i.clone(), member_id.clone());
+            }
+            let mut subscribed = meta.subscribed_topic_names.clone();
+            subscribed.sort();
+            subscribed.dedup();
+            g.members.insert(
+                member_id.clone(),
+                ConsumerMember {
+                    id: member_id.clone(),
+                    instance_id: meta.instance_id.clone(),
+                    rack_id: meta.rack_id.clone(),
+                    client_id: meta.client_id.clone(),
+                    client_host: meta.client_host.clone(),
+                    epoch: current.member_epoch,
+                    previous_epoch: current.previous_member_epoch,
+                    rebalance_timeout_ms: meta.rebalance_timeout_ms,
+                    subscribed,
+                    subscribed_regex: meta.subscribed_topic_regex.clone(),
+                    regex,
+                    regex_topics,
+                    regex_resolved: None,
+                    server_assignor: meta.server_assignor.clone(),
+                    last_sent: Some(current.assigned.clone()),
+                    assigned: current.assigned,
+                    revoking: current.pending_revocation,
+                    state,
+                    session_deadline: clock.now + ms(cfg.consumer_session_timeout_ms),
+                    revoke_deadline,
+                },
+            );
+        }
+        g.assignor = g.choose_assignor(cfg);
+        g.persisted = Some(image);
+        g
+    }
+}
+
 trait SubsetExt {
     fn is_none_or_subset(&self, of: &TopicPartitions) -> bool;
 }
@@ -615,6 +1077,7 @@ mod tests {
             owned,
             client_id: "c".into(),
             client_host: "/127.0.0.1".into(),
+            describable: None,
         }
     }
 
@@ -696,5 +1159,205 @@ mod tests {
         g.on_timer(Clock { now: d, wall_ms: 2 });
         assert!(g.members.is_empty());
         assert_eq!(g.state(), "Empty");
+    }
+
+    /// Topics for regex tests: name → (id, partitions), with a version.
+    struct Topics {
+        topics: BTreeMap<String, (Uuid, i32)>,
+        version: u64,
+    }
+
+    impl Topics {
+        fn new(names: &[&str]) -> Topics {
+            let mut t = Topics {
+                topics: BTreeMap::new(),
+                version: 0,
+            };
+            for n in names {
+                t.add(n);
+            }
+            t
+        }
+
+        fn add(&mut self, name: &str) {
+            self.topics.insert(name.to_string(), (Uuid::new_v4(), 2));
+            self.version += 1;
+        }
+
+        fn id(&self, name: &str) -> Uuid {
+            self.topics[name].0
+        }
+    }
+
+    impl TopicSource for Topics {
+        fn resolve(&self, name: &str) -> Option<(Uuid, i32)> {
+            self.topics.get(name).copied()
+        }
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn names(&self) -> Vec<String> {
+            self.topics.keys().cloned().collect()
+        }
+    }
+
+    fn regex_hb(member: &str, epoch: i32, regex: Option<&str>) -> ConsumerHeartbeat {
+        let mut p = hb(member, epoch, Some(TopicPartitions::new()));
+        p.subscribed_topic_names = None;
+        p.subscribed_topic_regex = regex.map(str::to_string);
+        p
+    }
+
+    #[test]
+    fn regex_subscriptions_follow_new_topics() {
+        let mut topics = Topics::new(&["orders-1", "payments", "__consumer_offsets"]);
+        let c = cfg();
+        let mut g = ConsumerGroup::new("g".into(), &c, clock());
+        let bad = g.heartbeat(regex_hb("a", 0, Some("orders-[")), &c, clock(), &topics);
+        assert_eq!(bad.error, Some(GroupError::InvalidRegularExpression));
+        assert!(g.members.is_empty(), "an invalid regex does not join");
+        // librdkafka's combined form; only whole names match, internal topics never.
+        let a = g.heartbeat(
+            regex_hb("a", 0, Some("(^orders-.*)|(__.*)")),
+            &c,
+            clock(),
+            &topics,
+        );
+        assert_eq!(a.error, None);
+        let got = a.assignment.clone().expect("assignment");
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            [topics.id("orders-1")]
+        );
+        let epoch = a.member_epoch;
+        // Nothing changed: no new epoch, no resend.
+        let mut p = regex_hb("a", epoch, None);
+        p.owned = Some(got.clone());
+        let same = g.heartbeat(p.clone(), &c, clock(), &topics);
+        assert_eq!(
+            (same.member_epoch, same.assignment.is_none()),
+            (epoch, true)
+        );
+        // A new matching topic is assigned on the next heartbeat; others are not.
+        topics.add("orders-2");
+        topics.add("refunds");
+        let grown = g.heartbeat(p, &c, clock(), &topics);
+        assert!(grown.member_epoch > epoch);
+        let got = grown.assignment.expect("new assignment");
+        assert_eq!(got.len(), 2);
+        assert!(got.contains_key(&topics.id("orders-2")));
+        assert_eq!(
+            g.members["a"].regex_topics,
+            ["orders-1", "orders-2"].map(String::from).into()
+        );
+    }
+
+    #[test]
+    fn regex_matches_only_describable_topics() {
+        let topics = Topics::new(&["orders-1", "orders-secret"]);
+        let c = cfg();
+        let mut g = ConsumerGroup::new("g".into(), &c, clock());
+        let mut p = regex_hb("a", 0, Some("orders-.*"));
+        p.describable = Some(TopicFilter::new(|t| t != "orders-secret"));
+        let a = g.heartbeat(p, &c, clock(), &topics);
+        let got = a.assignment.expect("assignment");
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            [topics.id("orders-1")]
+        );
+    }
+
+    /// Replays `log` (encoded, decoded again) into images.
+    fn replay(log: &[ConsumerRecord]) -> HashMap<String, ConsumerGroupImage> {
+        let mut images = HashMap::new();
+        for r in log {
+            let (k, v) = r.encode();
+            match crate::coordinator::records::decode(Some(&k), v.as_deref()) {
+                Ok(crate::coordinator::records::Record::Consumer(r)) => {
+                    ConsumerGroupImage::apply(&mut images, r)
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        images
+    }
+
+    #[test]
+    fn replay_restores_members_with_their_epochs() {
+        let topic = Uuid::new_v4();
+        let resolve = move |n: &str| (n == "t").then_some((topic, 4));
+        let c = cfg();
+        let mut g = ConsumerGroup::new("g".into(), &c, clock());
+        let mut log = Vec::new();
+        let mut beat = |g: &mut ConsumerGroup, p| {
+            let out = g.heartbeat(p, &c, clock(), &resolve);
+            log.extend(g.take_records());
+            out
+        };
+        let a = beat(&mut g, hb("a", 0, Some(TopicPartitions::new())));
+        let mut p = hb("b", 0, Some(TopicPartitions::new()));
+        p.subscribed_topic_regex = Some("t|u".into());
+        p.instance_id = Some("static-b".into());
+        let b = beat(&mut g, p);
+        // a is asked to revoke half: the log holds a member in UNREVOKED_PARTITIONS.
+        let a2 = beat(&mut g, hb("a", a.member_epoch, a.assignment.clone()));
+        assert_eq!(g.members["a"].state, Reconcile::UnrevokedPartitions);
+        assert!(!log.is_empty());
+
+        let images = replay(&log);
+        assert_eq!(images.len(), 1);
+        let image = images["g"].clone();
+        assert_eq!(image, g.image(), "the log holds the whole state");
+        let mut r = ConsumerGroup::restore("g".into(), image, &c, clock());
+        assert_eq!(r.image(), g.image());
+        assert_eq!(r.members["b"].subscribed_regex.as_deref(), Some("t|u"));
+        assert_eq!(r.members["b"].regex_topics, ["t".to_string()].into());
+        assert_eq!(
+            r.static_members.get("static-b").map(String::as_str),
+            Some("b")
+        );
+        assert!(
+            r.next_deadline().is_some(),
+            "restored members have sessions"
+        );
+        assert!(
+            r.take_records().is_empty(),
+            "a restored group has nothing to write"
+        );
+        // a confirms the revocation to the restored group and moves on, no rejoin.
+        let a3 = r.heartbeat(
+            hb("a", a.member_epoch, a2.assignment.clone()),
+            &c,
+            clock(),
+            &resolve,
+        );
+        assert_eq!(a3.error, None);
+        assert_eq!(a3.member_epoch, b.member_epoch);
+        let b2 = r.heartbeat(
+            hb("b", b.member_epoch, Some(TopicPartitions::new())),
+            &c,
+            clock(),
+            &resolve,
+        );
+        assert_eq!((b2.error, count(&b2.assignment)), (None, 2));
+
+        // b leaves: its three records go; deleting the group leaves nothing.
+        log.extend(r.take_records());
+        r.heartbeat(hb("b", -1, None), &c, clock(), &resolve);
+        let leave = r.take_records();
+        for kind in [8, 7, 5] {
+            assert!(
+                leave
+                    .iter()
+                    .any(|rec| rec.encode().1.is_none() && rec.encode().0[..2] == [0, kind]),
+                "tombstone of key {kind}"
+            );
+        }
+        log.extend(leave);
+        let images = replay(&log);
+        assert_eq!(images["g"].members.keys().collect::<Vec<_>>(), ["a"]);
+        assert!(!images["g"].current.contains_key("b"));
+        log.extend(records_between("g", r.persisted.as_ref(), None));
+        assert!(replay(&log).is_empty(), "tombstones remove the group");
     }
 }

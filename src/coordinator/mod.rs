@@ -14,7 +14,9 @@
 //!
 //! **Durability.** Offset commits, the leader's assignment, static-member replacements, groups
 //! becoming empty and deletions are appended with fsync (acks=-1 semantics) before they are
-//! answered or take effect; the record format is in [`records`]. On start-up every partition is
+//! answered or take effect; the record format is in [`records`]. KIP-848 groups write Kafka's
+//! consumer-group records ([`consumer_records`]) for every change of membership, epochs and
+//! assignments, and a heartbeat is answered once its group's records are durable. On start-up every partition is
 //! replayed ([`Coordinator::load`]) before the listeners accept connections.
 //!
 //! **Transactions.** TxnOffsetCommit ([`Coordinator::txn_commit`]) writes its offsets as one
@@ -27,6 +29,7 @@
 pub mod assignor;
 pub mod consumer;
 mod consumer_protocol;
+pub mod consumer_records;
 pub mod group;
 mod partition;
 pub mod records;
@@ -183,6 +186,9 @@ pub enum GroupError {
     /// partition.
     #[error("unstable offset commit")]
     UnstableOffsetCommit,
+    /// KIP-848: the subscription regex does not compile.
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
 }
 
 /// A JoinGroup request, in plain terms.
@@ -436,7 +442,7 @@ pub struct ConsumerHeartbeat {
     pub rebalance_timeout_ms: i32,
     /// Subscribed topic names.
     pub subscribed_topic_names: Option<Vec<String>>,
-    /// Subscribed topic regex (v1; not supported).
+    /// Subscribed topic regex; `Some("")` clears it.
     pub subscribed_topic_regex: Option<String>,
     /// Server-side assignor the member asks for.
     pub server_assignor: Option<String>,
@@ -446,6 +452,31 @@ pub struct ConsumerHeartbeat {
     pub client_id: String,
     /// `/ip` of the client.
     pub client_host: String,
+    /// With ACLs: the topics the member may DESCRIBE (its regex matches only those).
+    pub describable: Option<TopicFilter>,
+}
+
+/// Which topics a caller may see, as a predicate on topic names (built by the protocol layer
+/// from the caller's principal, so the coordinator needs no authorizer).
+#[derive(Clone)]
+pub struct TopicFilter(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl TopicFilter {
+    /// A filter from a predicate.
+    pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> TopicFilter {
+        TopicFilter(Arc::new(f))
+    }
+
+    /// Whether the topic passes.
+    pub fn allows(&self, topic: &str) -> bool {
+        (self.0)(topic)
+    }
+}
+
+impl std::fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopicFilter")
+    }
 }
 
 /// The ConsumerGroupHeartbeat answer.
@@ -480,8 +511,10 @@ pub struct ConsumerMemberDescription {
     pub client_id: String,
     /// Client host.
     pub client_host: String,
-    /// Subscribed topics.
+    /// Subscribed topic names.
     pub subscribed: Vec<String>,
+    /// Subscribed topic regex.
+    pub subscribed_regex: Option<String>,
     /// Current assignment.
     pub assignment: assignor::TopicPartitions,
     /// Target assignment.

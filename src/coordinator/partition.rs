@@ -15,7 +15,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-use super::consumer::ConsumerGroup;
+use super::consumer::{
+    records_between, ConsumerGroup, ConsumerGroupImage, ParkedReply, TopicSource,
+};
+use super::consumer_records::ConsumerRecord;
 use super::group::{AfterGroupWrite, ClassicGroup, Clock, GroupState, Persist, StoredOffset};
 use super::records::{self, OffsetValue, Record};
 use super::{
@@ -133,6 +136,9 @@ pub enum AfterWrite {
         results: Vec<Result<(), GroupError>>,
         reply: oneshot::Sender<Results>,
     },
+    /// Records of a KIP-848 group: its parked heartbeat answers go once all its writes are
+    /// durable.
+    Consumer { group: String },
     /// Tombstones (deleted group, deleted or expired offsets); answer with `results`.
     Tombstones {
         reply: Option<oneshot::Sender<Results>>,
@@ -175,8 +181,10 @@ pub struct PartitionActor {
     /// Classic groups, and the committed offsets of every group (a KIP-848 group's offsets
     /// live in a member-less entry of the same id).
     groups: HashMap<String, ClassicGroup>,
-    /// KIP-848 consumer groups (membership only, in memory).
+    /// KIP-848 consumer groups.
     consumer_groups: HashMap<String, ConsumerGroup>,
+    /// KIP-848 groups as replayed so far (only while loading).
+    consumer_images: HashMap<String, ConsumerGroupImage>,
     catalog: Arc<Catalog>,
     timers: BinaryHeap<Reverse<(Instant, String)>>,
     me: mpsc::WeakSender<Command>,
@@ -186,6 +194,46 @@ pub struct PartitionActor {
     rebalances: u64,
     /// Producers with open transactions holding offsets here (pending or being written).
     txns: HashMap<i64, ProducerTxn>,
+}
+
+/// The catalog as the KIP-848 groups see it.
+struct CatalogTopics<'a>(&'a Catalog);
+
+impl TopicSource for CatalogTopics<'_> {
+    fn resolve(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0.get(name).map(|t| (t.id, t.partitions))
+    }
+
+    fn version(&self) -> u64 {
+        self.0.version()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.names()
+    }
+}
+
+/// Encodes KIP-848 records for a batch.
+fn encoded(records: Vec<ConsumerRecord>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    records.iter().map(ConsumerRecord::encode).collect()
+}
+
+/// Answers a group's parked heartbeats (with an error if one of their writes failed).
+fn release_parked(g: &mut ConsumerGroup) {
+    let failed = std::mem::take(&mut g.write_failed);
+    for (reply, outcome) in g.parked.drain(..) {
+        let outcome = if failed {
+            ConsumerHeartbeatOutcome {
+                error: Some(GroupError::CoordinatorNotAvailable),
+                member_id: outcome.member_id,
+                member_epoch: outcome.member_epoch,
+                ..ConsumerHeartbeatOutcome::default()
+            }
+        } else {
+            outcome
+        };
+        let _ = reply.send(outcome);
+    }
 }
 
 fn clock() -> Clock {
@@ -210,6 +258,7 @@ impl PartitionActor {
             cfg,
             groups: HashMap::new(),
             consumer_groups: HashMap::new(),
+            consumer_images: HashMap::new(),
             catalog,
             timers: BinaryHeap::new(),
             me,
@@ -269,6 +318,7 @@ impl PartitionActor {
             }
             self.groups.clear();
             self.consumer_groups.clear();
+            self.consumer_images.clear();
             self.timers.clear();
             self.txns.clear();
             self.loaded = false;
@@ -307,7 +357,7 @@ impl PartitionActor {
                         return;
                     }
                     // An empty consumer group becomes a classic one (its offsets stay).
-                    self.consumer_groups.remove(&id);
+                    self.drop_consumer_group(&id).await;
                 }
                 if p.member_id.is_empty() {
                     self.groups
@@ -413,23 +463,26 @@ impl PartitionActor {
                     });
                     return;
                 }
-                let catalog = self.catalog.clone();
-                let resolve = move |name: &str| catalog.get(name).map(|t| (t.id, t.partitions));
+                let topics = CatalogTopics(&self.catalog);
                 let cfg = &self.cfg;
                 let g = self
                     .consumer_groups
                     .entry(id.clone())
                     .or_insert_with(|| ConsumerGroup::new(id.clone(), cfg, clock));
                 let epoch = g.group_epoch;
-                let out = g.heartbeat(p, &self.cfg, clock, &resolve);
+                let out = g.heartbeat(p, &self.cfg, clock, &topics);
                 self.rebalances += u64::from(g.group_epoch != epoch);
-                let _ = reply.send(out);
                 // Only a group that no member ever joined (the creating heartbeat failed) goes
                 // at once; a group whose members left stays Empty, as in Kafka, until the
                 // periodic offsets cleanup removes it.
-                if g.members.is_empty() && g.group_epoch == 0 && !self.groups.contains_key(&id) {
+                if g.members.is_empty()
+                    && g.group_epoch == 0
+                    && g.persisted.is_none()
+                    && !self.groups.contains_key(&id)
+                {
                     self.consumer_groups.remove(&id);
                 }
+                self.persist_consumer(&id, Some((reply, out))).await;
                 self.rearm(&id);
             }
             Command::ConsumerDescribe { group_id, reply } => {
@@ -510,6 +563,57 @@ impl PartitionActor {
         self.forget_if_unused(id);
     }
 
+    /// Writes the records of a KIP-848 group's changes since its last write. `reply` is
+    /// answered once they, and the group's earlier writes, are durable (at once if there is
+    /// nothing to wait for), so no answer shows state a restart could lose.
+    async fn persist_consumer(&mut self, id: &str, reply: Option<ParkedReply>) {
+        let Some(g) = self.consumer_groups.get_mut(id) else {
+            if let Some((tx, outcome)) = reply {
+                let _ = tx.send(outcome);
+            }
+            return;
+        };
+        let records = g.take_records();
+        g.parked.extend(reply);
+        if records.is_empty() {
+            if g.writes_in_flight == 0 {
+                release_parked(g);
+            }
+            return;
+        }
+        g.writes_in_flight += 1;
+        self.write(
+            encoded(records),
+            AfterWrite::Consumer {
+                group: id.to_string(),
+            },
+        )
+        .await;
+    }
+
+    /// Removes a KIP-848 group and returns the tombstones of its records.
+    fn remove_consumer_group(&mut self, id: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        match self.consumer_groups.remove(id) {
+            Some(g) => encoded(records_between(id, g.persisted.as_ref(), None)),
+            None => Vec::new(),
+        }
+    }
+
+    /// Removes a KIP-848 group and writes its tombstones (nobody waits for them).
+    async fn drop_consumer_group(&mut self, id: &str) {
+        let records = self.remove_consumer_group(id);
+        if !records.is_empty() {
+            self.write(
+                records,
+                AfterWrite::Tombstones {
+                    reply: None,
+                    results: Vec::new(),
+                },
+            )
+            .await;
+        }
+    }
+
     /// Forgets a group that never had members and holds nothing.
     fn forget_if_unused(&mut self, id: &str) {
         if let Some(g) = self.groups.get(id) {
@@ -558,6 +662,7 @@ impl PartitionActor {
                     let epoch = g.group_epoch;
                     g.on_timer(clock);
                     self.rebalances += u64::from(g.group_epoch != epoch);
+                    self.persist_consumer(&id, None).await;
                     self.rearm(&id);
                 }
             }
@@ -727,6 +832,20 @@ impl PartitionActor {
                     self.forget_if_unused(&group);
                 }
                 let _ = reply.send(Ok(results));
+            }
+            AfterWrite::Consumer { group } => {
+                let Some(g) = self.consumer_groups.get_mut(&group) else {
+                    return;
+                };
+                g.writes_in_flight = g.writes_in_flight.saturating_sub(1);
+                if result.is_err() {
+                    // What is durable is unknown now: the next write rewrites every record.
+                    g.write_failed = true;
+                    g.persisted = None;
+                }
+                if g.writes_in_flight == 0 {
+                    release_parked(g);
+                }
             }
             AfterWrite::Tombstones { reply, results } => {
                 if let Some(reply) = reply {
@@ -922,6 +1041,7 @@ impl PartitionActor {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed: m.subscribed.clone(),
+                    subscribed_regex: m.subscribed_regex.clone(),
                     assignment: m.assigned.clone(),
                     target: g.target.get(&m.id).cloned().unwrap_or_default(),
                 })
@@ -935,14 +1055,16 @@ impl PartitionActor {
         reply: oneshot::Sender<Result<(), GroupError>>,
         clock: Clock,
     ) {
+        let mut records = Vec::new();
         if let Some(cg) = self.consumer_groups.get(&group_id) {
             if !cg.members.is_empty() {
                 let _ = reply.send(Err(GroupError::NonEmptyGroup));
                 return;
             }
-            self.consumer_groups.remove(&group_id);
+            records = self.remove_consumer_group(&group_id);
             if !self.groups.contains_key(&group_id) {
-                let _ = reply.send(Ok(()));
+                tracing::info!(group = %group_id, "group deleted");
+                self.write_then_reply(records, reply).await;
                 return;
             }
         }
@@ -962,14 +1084,27 @@ impl PartitionActor {
             }
         }
         g.kill(clock);
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
-            .offsets
-            .keys()
-            .map(|(t, p)| (records::offset_key(&group_id, t, *p), None))
-            .collect();
+        records.extend(
+            g.offsets
+                .keys()
+                .map(|(t, p)| (records::offset_key(&group_id, t, *p), None)),
+        );
         records.push((records::group_key(&group_id), None));
         self.groups.remove(&group_id);
         tracing::info!(group = %group_id, "group deleted");
+        self.write_then_reply(records, reply).await;
+    }
+
+    /// Writes tombstones and answers `reply` once they are durable (at once if none).
+    async fn write_then_reply(
+        &mut self,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    ) {
+        if records.is_empty() {
+            let _ = reply.send(Ok(()));
+            return;
+        }
         // Answer through a one-result adapter once the tombstones are durable.
         let (tx, rx) = oneshot::channel();
         self.write(
@@ -1008,7 +1143,7 @@ impl PartitionActor {
             Some(cg) => Some(
                 cg.members
                     .values()
-                    .flat_map(|m| m.subscribed.iter().cloned())
+                    .flat_map(|m| m.topics().cloned())
                     .collect(),
             ),
             None if g.state == GroupState::Empty => Some(Default::default()),
@@ -1069,11 +1204,17 @@ impl PartitionActor {
         }
         for id in gone {
             self.groups.remove(&id);
-            self.consumer_groups.remove(&id);
+            records.extend(self.remove_consumer_group(&id));
         }
-        let groups = &self.groups;
-        self.consumer_groups
-            .retain(|id, cg| !cg.members.is_empty() || groups.contains_key(id));
+        let unused: Vec<String> = self
+            .consumer_groups
+            .iter()
+            .filter(|(id, cg)| cg.members.is_empty() && !self.groups.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unused {
+            records.extend(self.remove_consumer_group(&id));
+        }
         if !records.is_empty() {
             self.write(
                 records,
@@ -1165,7 +1306,16 @@ impl PartitionActor {
                 break;
             }
         }
-        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for (id, image) in std::mem::take(&mut self.consumer_images) {
+            let g = ConsumerGroup::restore(id.clone(), image, &self.cfg, clock);
+            self.consumer_groups.insert(id, g);
+        }
+        let ids: Vec<String> = self
+            .groups
+            .keys()
+            .chain(self.consumer_groups.keys())
+            .cloned()
+            .collect();
         for id in &ids {
             self.rearm(id);
         }
@@ -1178,7 +1328,12 @@ impl PartitionActor {
                 "partition replayed"
             );
         }
-        Ok(self.groups.len())
+        let consumer_only = self
+            .consumer_groups
+            .keys()
+            .filter(|id| !self.groups.contains_key(*id))
+            .count();
+        Ok(self.groups.len() + consumer_only)
     }
 
     fn apply(&mut self, rec: Record, log_offset: i64, clock: Clock) {
@@ -1222,6 +1377,7 @@ impl PartitionActor {
                     self.groups.remove(&group);
                 }
             },
+            Record::Consumer(rec) => ConsumerGroupImage::apply(&mut self.consumer_images, rec),
         }
     }
 }
@@ -1406,7 +1562,7 @@ impl PartitionActor {
                     pending.remove(&(topic, partition));
                 }
             }
-            r @ Record::Group { .. } => self.apply(r, log_offset, clock),
+            r @ (Record::Group { .. } | Record::Consumer(_)) => self.apply(r, log_offset, clock),
         }
     }
 }

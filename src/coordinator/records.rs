@@ -7,6 +7,7 @@
 //! |------------:|-------------------------------|---------------------------------------------------------|
 //! | 0, 1        | group, topic, partition (i32) | offset commit v3: offset i64, leader epoch i32, metadata string, commit timestamp i64 |
 //! | 2           | group                         | group metadata v3: protocol type, generation i32, protocol (nullable), leader (nullable), state timestamp i64, members[] |
+//! | 3 ..= 8     | group (and member)            | KIP-848 consumer groups, see [`super::consumer_records`]  |
 //!
 //! A member of group metadata v3 is: member id, group instance id (nullable), client id, client
 //! host, rebalance timeout i32, session timeout i32, subscription bytes, assignment bytes.
@@ -14,6 +15,8 @@
 //! read too. See `docs/architecture.md` for how the records are replayed.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::consumer_records::ConsumerRecord;
 
 /// Key version of an offset commit written by this broker.
 const OFFSET_KEY_VERSION: i16 = 1;
@@ -96,6 +99,8 @@ pub enum Record {
         /// The value, or `None` for a tombstone.
         value: Option<GroupValue>,
     },
+    /// A record of a KIP-848 consumer group (key versions 3 to 8).
+    Consumer(ConsumerRecord),
 }
 
 /// Why a record could not be decoded.
@@ -191,6 +196,7 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Record, Record
             let value = value.map(decode_group_value).transpose()?;
             Ok(Record::Group { group, value })
         }
+        3..=8 => ConsumerRecord::decode(version, k, value).map(Record::Consumer),
         version => Err(RecordError::UnknownVersion {
             what: "key",
             version,

@@ -34,6 +34,8 @@ pub struct Access {
     pub ip: Arc<str>,
     /// The listener the connection came through.
     pub listener: Arc<ListenerInfo>,
+    /// The connection authenticated with a delegation token.
+    pub token_authenticated: bool,
 }
 
 impl Access {
@@ -52,7 +54,13 @@ impl Access {
 
     /// The decision without an audit line (for listings and `authorized_operations`, where
     /// a "no" is not a refused request).
-    fn may(&self, ctx: &BrokerContext, op: Operation, rt: ResourceType, name: &str) -> bool {
+    pub(super) fn may(
+        &self,
+        ctx: &BrokerContext,
+        op: Operation,
+        rt: ResourceType,
+        name: &str,
+    ) -> bool {
         ctx.security
             .authorizer
             .allowed(&self.principal, &self.ip, op, rt, name)
@@ -71,6 +79,16 @@ impl Access {
     /// An operation on a group.
     pub fn group(&self, ctx: &BrokerContext, op: Operation, name: &str) -> bool {
         self.allowed(ctx, op, ResourceType::Group, name)
+    }
+
+    /// Whether this connection may use the delegation-token APIs (Kafka's
+    /// `allowTokenRequests`): not over PLAINTEXT, not anonymous over one-way SSL, and not
+    /// authenticated with a token itself.
+    pub fn may_request_tokens(&self) -> bool {
+        use crate::auth::SecurityProtocol as P;
+        !(self.token_authenticated
+            || self.listener.protocol == P::Plaintext
+            || (self.listener.protocol == P::Ssl && *self.principal == Principal::anonymous()))
     }
 
     fn enforcing(&self, ctx: &BrokerContext) -> bool {
@@ -811,6 +829,21 @@ pub fn consumer_group_heartbeat(
         ));
     }
     Ok(())
+}
+
+/// With ACLs enforced, the topics the caller may DESCRIBE, as a filter the group coordinator
+/// applies to regex subscriptions (Kafka assigns a regex only the topics its member may see).
+pub fn topic_describe_filter(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+) -> Option<crate::coordinator::TopicFilter> {
+    if !access.enforcing(ctx) {
+        return None;
+    }
+    let (ctx, access) = (Arc::clone(ctx), access.clone());
+    Some(crate::coordinator::TopicFilter::new(move |topic| {
+        access.may(&ctx, Operation::Describe, ResourceType::Topic, topic)
+    }))
 }
 
 /// FindCoordinator: DESCRIBE on the group (30) or the transactional id (53) of each key.

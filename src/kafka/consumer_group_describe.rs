@@ -1,5 +1,6 @@
 //! ConsumerGroupDescribe (key 69), versions 0..=1: state, epochs, assignor and members (with
-//! their current and target assignments) of KIP-848 consumer groups. A group that does not
+//! their subscriptions, topic names and regex, and their current and target assignments) of
+//! KIP-848 consumer groups, durable across restarts. A group that does not
 //! exist, or is a classic group, is GROUP_ID_NOT_FOUND.
 
 use std::sync::Arc;
@@ -86,6 +87,9 @@ pub async fn handle(
                                     .into_iter()
                                     .map(|t| TopicName(StrBytes::from_string(t)))
                                     .collect(),
+                            )
+                            .with_subscribed_topic_regex(
+                                m.subscribed_regex.map(StrBytes::from_string),
                             )
                             .with_assignment(assignment(&ctx, m.assignment))
                             .with_target_assignment(assignment(&ctx, m.target));

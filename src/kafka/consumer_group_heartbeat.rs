@@ -1,7 +1,9 @@
 //! ConsumerGroupHeartbeat (key 68), versions 0..=1: the consumer group protocol of KIP-848
 //! (`group.protocol=consumer`). Members join with epoch 0, heartbeat with their epoch and owned
 //! partitions, and get their assignment computed by a server-side assignor; see
-//! `coordinator::consumer`. Regular-expression subscriptions (v1) are not supported.
+//! `coordinator::consumer`. A regular-expression subscription (`SubscribedTopicRegex`) matches
+//! only the topics the caller may DESCRIBE; one that does not compile answers
+//! INVALID_REGULAR_EXPRESSION.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::error::group_error_code;
 use super::Caller;
 use crate::context::BrokerContext;
-use crate::coordinator::ConsumerHeartbeat;
+use crate::coordinator::{ConsumerHeartbeat, TopicFilter};
 
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (0, 1);
@@ -24,6 +26,7 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
     _version: i16,
     caller: Caller,
+    describable: Option<TopicFilter>,
 ) -> ConsumerGroupHeartbeatResponse {
     let owned = req.topic_partitions.map(|tps| {
         let mut owned: BTreeMap<uuid::Uuid, BTreeSet<i32>> = BTreeMap::new();
@@ -47,6 +50,7 @@ pub async fn handle(
         owned,
         client_id: caller.client_id,
         client_host: caller.host,
+        describable,
     };
     let o = ctx.coordinator.consumer_heartbeat(params).await;
     let assignment = o.assignment.map(|a| {

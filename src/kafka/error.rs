@@ -27,6 +27,7 @@ pub fn log_code(e: &LogError) -> Code {
     match e {
         LogError::CorruptRecord(_) | LogError::UnsupportedMagic(_) => Code::CorruptMessage,
         LogError::RecordTooLarge { .. } => Code::MessageTooLarge,
+        LogError::InvalidRecord(_) => Code::InvalidRecord,
         LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
         LogError::StaleEpoch { .. } => Code::FencedLeaderEpoch,
         _ => Code::KafkaStorageError,
@@ -65,6 +66,7 @@ pub fn group_code(e: &crate::coordinator::GroupError) -> Code {
         G::InvalidRequest => Code::InvalidRequest,
         G::InvalidProducerEpoch => Code::InvalidProducerEpoch,
         G::UnstableOffsetCommit => Code::UnstableOffsetCommit,
+        G::InvalidRegularExpression => Code::InvalidRegularExpression,
     }
 }
 
@@ -87,5 +89,17 @@ pub fn txn_code(e: &crate::txn::state::TxnError, fenced_is_epoch: bool) -> Code 
         E::NotCoordinator => Code::NotCoordinator,
         E::CoordinatorLoadInProgress => Code::CoordinatorLoadInProgress,
         E::CoordinatorNotAvailable | E::NeedProducerId => Code::CoordinatorNotAvailable,
+    }
+}
+
+/// Maps a delegation-token refusal to its Kafka error code.
+pub fn token_code(e: crate::auth::delegation::TokenError) -> Code {
+    use crate::auth::delegation::TokenError as E;
+    match e {
+        E::Disabled => Code::DelegationTokenAuthDisabled,
+        E::NotFound => Code::DelegationTokenNotFound,
+        E::Expired => Code::DelegationTokenExpired,
+        E::OwnerMismatch => Code::DelegationTokenOwnerMismatch,
+        E::InvalidPrincipalType => Code::InvalidPrincipalType,
     }
 }

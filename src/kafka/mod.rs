@@ -15,6 +15,7 @@ mod api_versions;
 mod authz;
 mod client_quotas;
 mod create_acls;
+mod create_delegation_token;
 mod create_partitions;
 mod create_topics;
 mod delete_acls;
@@ -23,6 +24,7 @@ mod delete_topics;
 mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
+mod describe_delegation_token;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
@@ -31,6 +33,7 @@ mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
 pub mod error;
+mod expire_delegation_token;
 mod fetch;
 pub mod frame;
 mod init_producer_id;
@@ -39,6 +42,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod reassignments;
+mod renew_delegation_token;
 mod request_quota;
 mod sasl_authenticate;
 mod sasl_handshake;
@@ -343,6 +347,26 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         scram_credentials::VERSIONS.0,
         scram_credentials::VERSIONS.1,
     ),
+    (
+        ApiKey::CreateDelegationToken,
+        create_delegation_token::VERSIONS.0,
+        create_delegation_token::VERSIONS.1,
+    ),
+    (
+        ApiKey::RenewDelegationToken,
+        renew_delegation_token::VERSIONS.0,
+        renew_delegation_token::VERSIONS.1,
+    ),
+    (
+        ApiKey::ExpireDelegationToken,
+        expire_delegation_token::VERSIONS.0,
+        expire_delegation_token::VERSIONS.1,
+    ),
+    (
+        ApiKey::DescribeDelegationToken,
+        describe_delegation_token::VERSIONS.0,
+        describe_delegation_token::VERSIONS.1,
+    ),
 ];
 
 fn supported(key: ApiKey, version: i16) -> bool {
@@ -589,6 +613,23 @@ async fn handle(
         ApiKey::AlterUserScramCredentials => {
             let req = decode!(m::AlterUserScramCredentialsRequest);
             respond!(scram_credentials::alter(ctx, req, access))
+        }
+        ApiKey::CreateDelegationToken => {
+            let req = decode!(m::CreateDelegationTokenRequest);
+            respond!(create_delegation_token::handle(ctx, req, version, access))
+        }
+        ApiKey::RenewDelegationToken => {
+            let req = decode!(m::RenewDelegationTokenRequest);
+            respond!(renew_delegation_token::handle(ctx, req, access))
+        }
+        ApiKey::ExpireDelegationToken => {
+            let req = decode!(m::ExpireDelegationTokenRequest);
+            respond!(expire_delegation_token::handle(ctx, req, access))
+        }
+        ApiKey::DescribeDelegationToken => {
+            let req = decode!(m::DescribeDelegationTokenRequest);
+            let resp = describe_delegation_token::handle(&ctx, req, version, &access);
+            ready(encode(correlation_id, version, &resp))
         }
         ApiKey::CreateTopics => {
             let mut req = decode!(m::CreateTopicsRequest);
@@ -942,7 +983,14 @@ async fn handle(
                 return ready(encode(correlation_id, version, &*resp));
             }
             let caller = Caller::new(&header, peer);
-            respond!(consumer_group_heartbeat::handle(ctx, req, version, caller))
+            let describable = authz::topic_describe_filter(&ctx, &access);
+            respond!(consumer_group_heartbeat::handle(
+                ctx,
+                req,
+                version,
+                caller,
+                describable
+            ))
         }
         ApiKey::ConsumerGroupDescribe => {
             let mut req = decode!(m::ConsumerGroupDescribeRequest);

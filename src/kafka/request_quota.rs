@@ -105,6 +105,10 @@ throttled!(
     ConsumerGroupHeartbeatResponse,
     ConsumerGroupDescribeResponse,
     DescribeTopicPartitionsResponse,
+    CreateDelegationTokenResponse,
+    RenewDelegationTokenResponse,
+    ExpireDelegationTokenResponse,
+    DescribeDelegationTokenResponse,
 );
 
 unthrottled!(

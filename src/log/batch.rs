@@ -225,6 +225,39 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, LogError> {
     Ok(header)
 }
 
+/// Validates a batch as stored in a log, where compaction may have removed records: as
+/// [`validate`], except that `recordsCount` may be anything from 0 to `lastOffsetDelta + 1`
+/// (the header keeps the batch's offset range; Kafka's cleaner keeps an emptied batch of an
+/// idempotent producer for its sequence numbers). Used by recovery and follower appends.
+pub fn validate_stored(buf: &[u8]) -> Result<BatchHeader, LogError> {
+    let header = BatchHeader::parse(buf)?;
+    let size = header.total_size();
+    let Some(batch) = buf.get(..size) else {
+        return Err(LogError::CorruptRecord(format!(
+            "batch length {} needs {size} bytes but only {} are present",
+            header.batch_length,
+            buf.len()
+        )));
+    };
+    if header.records_count < 0
+        || header.last_offset_delta < 0
+        || i64::from(header.records_count) > i64::from(header.last_offset_delta) + 1
+    {
+        return Err(LogError::CorruptRecord(format!(
+            "record count {} does not fit last offset delta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    if crc != header.crc {
+        return Err(LogError::CorruptRecord(format!(
+            "crc mismatch: header says {:#010x}, computed {crc:#010x}",
+            header.crc
+        )));
+    }
+    Ok(header)
+}
+
 /// Iterates over the batches of a buffer of concatenated batches, checking framing only
 /// (see [`BatchHeader::parse`] and that each batch is complete), not CRCs.
 pub fn batches(buf: &[u8]) -> BatchIter<'_> {
@@ -454,6 +487,47 @@ impl<'a> Iterator for RecordIter<'a> {
             Ok((record, used)) => {
                 self.rest = &self.rest[used..];
                 Some(Ok(record))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Walks `count` records of an (uncompressed or decompressed) records section, yielding each
+/// record with its own encoded bytes (length prefix included), so that a filter can copy the
+/// records it keeps verbatim.
+pub fn raw_records(section: &[u8], count: i32) -> RawRecordIter<'_> {
+    RawRecordIter {
+        rest: section,
+        remaining: count,
+        failed: false,
+    }
+}
+
+/// Iterator returned by [`raw_records`].
+#[derive(Debug, Clone)]
+pub struct RawRecordIter<'a> {
+    rest: &'a [u8],
+    remaining: i32,
+    failed: bool,
+}
+
+impl<'a> Iterator for RawRecordIter<'a> {
+    type Item = Result<(Record<'a>, &'a [u8]), LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.remaining <= 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        match decode_record(self.rest) {
+            Ok((record, used)) => {
+                let (raw, rest) = self.rest.split_at(used);
+                self.rest = rest;
+                Some(Ok((record, raw)))
             }
             Err(e) => {
                 self.failed = true;

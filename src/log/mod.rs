@@ -79,6 +79,8 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod cleaner;
+pub mod compact;
 mod index;
 mod leader_epoch;
 mod recovery;
@@ -119,7 +121,7 @@ use self::txn_index::TxnIndex;
 /// log holds its own copy, replaceable at run time with [`PartitionLog::set_config`]; the
 /// broker-wide defaults come from `Config::log_config` and a topic's overrides are layered on
 /// with [`LogConfig::set_topic_config`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: a new segment is started when an append would make the active segment
     /// larger than this (never for an empty segment). Capped at 4 GiB, the index's position range.
@@ -145,6 +147,18 @@ pub struct LogConfig {
     /// `flush.ms`: such data is fsynced once this long has passed since the last fsync, checked
     /// by the shard's maintenance tick (`None`: Long.MAX, never by time).
     pub flush_interval_ms: Option<u64>,
+    /// `cleanup.policy` includes `compact`: the log cleaner keeps the latest record of each key
+    /// (module `cleaner`) and appends of records without a key are refused.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms` (`None`: Long.MAX, no bound); also rolls the active segment of
+    /// a compacted log once it is this old.
+    pub max_compaction_lag_ms: Option<u64>,
+    /// `delete.retention.ms`: how long tombstones and markers stay in the clean part.
+    pub delete_retention_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -159,6 +173,11 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush_interval_messages: None,
             flush_interval_ms: None,
+            compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -183,6 +202,9 @@ impl LogConfig {
             "retention.bytes" => self.retention_bytes = u64::try_from(value).ok(),
             "flush.messages" => self.flush_interval_messages = unless_max(value.max(1)),
             "flush.ms" => self.flush_interval_ms = unless_max(value),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = non_negative,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = unless_max(value.max(1)),
+            "delete.retention.ms" => self.delete_retention_ms = non_negative,
             _ => return false,
         }
         true
@@ -282,6 +304,10 @@ pub enum LogError {
     /// A batch failed validation: torn or truncated, bad length, CRC mismatch, bad record count.
     #[error("corrupt record batch: {0}")]
     CorruptRecord(String),
+    /// A record the topic's settings refuse (a record without a key on a compacted topic):
+    /// Kafka's INVALID_RECORD.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     /// A batch with a message format other than v2.
     #[error("unsupported record batch magic {0}, only 2 is supported")]
     UnsupportedMagic(i8),
@@ -422,6 +448,8 @@ pub struct PartitionLog {
     /// The aborted-transaction index files were read at a clean open and all were well
     /// formed (otherwise the owner rebuilds them: [`PartitionLog::replace_aborted_txns`]).
     txn_index_trusted: bool,
+    /// The cleaner's checkpoints as last read or written (`None`: not read yet).
+    cleaner_marks: Option<cleaner::Marks>,
 }
 
 impl PartitionLog {
@@ -496,6 +524,7 @@ impl PartitionLog {
             epochs,
             leader_epoch: None,
             txn_index_trusted: false,
+            cleaner_marks: None,
         };
         log.load_txn_indexes(clean_shutdown)?;
         log.closed = clean_shutdown && !log.has_unsynced();
@@ -690,6 +719,7 @@ impl PartitionLog {
     /// Empties the log and starts it again at `offset`: every segment is deleted and a new one
     /// created. Checkpoints and the epoch cache are the caller's business.
     fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.clamp_cleaner_checkpoint(offset)?;
         for segment in &mut self.segments {
             segment.release_file();
             segment.delete_files()?;
@@ -893,7 +923,7 @@ impl PartitionLog {
         let mut new_epochs: Vec<(i32, i64)> = Vec::new();
         let mut pos = 0;
         while pos < records.len() {
-            let header = batch::validate(&records[pos..])?;
+            let header = batch::validate_stored(&records[pos..])?;
             let next = header
                 .base_offset
                 .checked_add(i64::from(header.last_offset_delta) + 1)
@@ -1075,6 +1105,7 @@ impl PartitionLog {
             removed_bytes = old_size - self.size_bytes(),
             "truncated the log"
         );
+        self.clamp_cleaner_checkpoint(new_end)?;
         Ok(new_end)
     }
 
@@ -1198,6 +1229,15 @@ impl PartitionLog {
     }
 
     /// Validates every batch of an append; returns the number of offsets they span.
+    /// How old the active segment may get: `segment.ms`, or for a compacted log
+    /// `max.compaction.lag.ms` if smaller (its records must become cleanable in time).
+    fn roll_after_ms(&self) -> u64 {
+        match (self.config.compact, self.config.max_compaction_lag_ms) {
+            (true, Some(lag)) => self.config.segment_ms.min(lag),
+            _ => self.config.segment_ms,
+        }
+    }
+
     fn validate_batches(&self, records: &[u8]) -> Result<i64, LogError> {
         if records.is_empty() {
             return Err(LogError::CorruptRecord("no record batches".into()));
@@ -1207,6 +1247,9 @@ impl PartitionLog {
         while pos < records.len() {
             let header = batch::validate(&records[pos..])?;
             let size = header.total_size();
+            if self.config.compact {
+                compact::check_keys(&records[pos..pos + size])?;
+            }
             if size > self.config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     size,
@@ -1669,7 +1712,7 @@ impl PartitionLog {
         let mut outcome = RetentionOutcome::default();
         let active = self.active();
         let aged = active.roll_base_ms.is_some_and(|t| {
-            now_ms.saturating_sub(t) >= i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX)
+            now_ms.saturating_sub(t) >= i64::try_from(self.roll_after_ms()).unwrap_or(i64::MAX)
         });
         let expired = active.size > 0 && self.is_expired(active, now_ms)?;
         if active.size > 0 && (aged || expired) {

@@ -56,6 +56,7 @@ pub(crate) fn open_segments(
     let mut unsynced = Vec::new();
     let mut dir_dirty = false;
     let mut stats = OpenStats::default();
+    dir_dirty |= super::cleaner::complete_interrupted(dir)?;
     let bases = list_segments(dir, &mut dir_dirty)?;
     if bases.is_empty() {
         let segment = Segment::create(dir, 0, config)?;
@@ -245,6 +246,34 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Loads a segment file the cleaner just wrote (complete and fsynced): scans it to build its
+/// indexes and largest timestamp, writes the index files and closes the file (it is inactive).
+pub(crate) fn load_rewritten(
+    dir: &Path,
+    base: i64,
+    config: &LogConfig,
+) -> Result<Segment, LogError> {
+    let mut segment = Segment::new(dir, base, config);
+    let recovered = recover_segment(&mut segment, config, base, dir)?;
+    if recovered.truncated_bytes > 0 {
+        warn!(dir = %dir.display(), segment = base, "a cleaned segment had an invalid tail");
+    }
+    segment.seal();
+    for file in segment.write_indexes()? {
+        file.sync_all()?;
+    }
+    segment.release_file();
+    let txn_path = segment.path(TXN_INDEX_SUFFIX);
+    match super::txn_index::TxnIndex::load(&txn_path)? {
+        Ok(index) => segment.txn_index = index,
+        Err(reason) => {
+            warn!(path = %txn_path.display(), reason, "cleaned txn index is malformed; removing it");
+            remove_if_exists(&txn_path)?;
+        }
+    }
+    Ok(segment)
+}
+
 /// Adds `file` to `files` unless that very handle is there already.
 pub(crate) fn push_once(files: &mut Vec<Arc<File>>, file: &Arc<File>) {
     if !files.iter().any(|f| Arc::ptr_eq(f, file)) {
@@ -390,7 +419,7 @@ fn recover_segment(
         let mut scanner = SegmentScanner::new(&file, size, RECOVERY_CHUNK);
         while position < size {
             let header = match scanner.batch_at(position) {
-                Ok((_, bytes)) => super::batch::validate(bytes),
+                Ok((_, bytes)) => super::batch::validate_stored(bytes),
                 Err(e) => Err(e),
             };
             let header = match header {

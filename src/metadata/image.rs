@@ -112,6 +112,9 @@ pub struct MetadataImage {
     /// SCRAM credentials.
     #[serde(default)]
     pub scram: crate::auth::scram::Users,
+    /// Delegation tokens by id (without their HMACs).
+    #[serde(default)]
+    pub tokens: crate::auth::delegation::Tokens,
     /// Client quotas, by entity (a list: JSON maps need string keys).
     #[serde(default)]
     pub quotas: Vec<(crate::quota::Entity, BTreeMap<String, f64>)>,
@@ -334,6 +337,13 @@ impl MetadataImage {
                     upsertions,
                 ),
             },
+            Command::AlterTokens { change } => {
+                if crate::auth::delegation::apply_change(&mut self.tokens, change) {
+                    Reply::Ok
+                } else {
+                    Reply::Stale
+                }
+            }
             Command::AlterQuota { entity, ops } => {
                 let mut all: BTreeMap<_, _> =
                     std::mem::take(&mut self.quotas).into_iter().collect();
@@ -851,6 +861,51 @@ mod tests {
             img.apply(8, Command::DeleteTopic { name: "t".into() }),
             Reply::UnknownTopic
         );
+    }
+
+    #[test]
+    fn delegation_tokens_follow_the_log_and_the_snapshot() {
+        use crate::auth::delegation::{TokenChange, TokenInfo};
+        use crate::auth::Principal;
+        let mut img = MetadataImage::default();
+        let t = TokenInfo {
+            token_id: "tok".into(),
+            owner: Principal::user("alice"),
+            requester: Principal::user("admin"),
+            renewers: vec![Principal::user("bob")],
+            issue_timestamp_ms: 1,
+            expiry_timestamp_ms: 10,
+            max_timestamp_ms: 100,
+        };
+        let create = Command::AlterTokens {
+            change: TokenChange::Create(t.clone()),
+        };
+        // Commands travel as JSON in the log.
+        let create: Command =
+            serde_json::from_slice(&serde_json::to_vec(&create).unwrap()).unwrap();
+        assert_eq!(img.apply(1, create.clone()), Reply::Ok);
+        assert_eq!(img.apply(2, create), Reply::Stale, "ids are unique");
+        let renew = Command::AlterTokens {
+            change: TokenChange::SetExpiry {
+                token_id: "tok".into(),
+                expiry_timestamp_ms: 50,
+            },
+        };
+        assert_eq!(img.apply(3, renew.clone()), Reply::Ok);
+        assert_eq!(img.tokens["tok"].expiry_timestamp_ms, 50);
+        let snapshot: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&img).unwrap()).unwrap();
+        assert_eq!(snapshot.tokens, img.tokens);
+        let remove = Command::AlterTokens {
+            change: TokenChange::Remove {
+                token_ids: vec!["tok".into()],
+            },
+        };
+        assert_eq!(img.apply(4, remove), Reply::Ok);
+        assert!(img.tokens.is_empty());
+        // A renewal racing the removal changes nothing.
+        assert_eq!(img.apply(5, renew), Reply::Stale);
+        assert!(img.tokens.is_empty());
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub enum Command {
             crate::auth::scram::ScramCredential,
         )>,
     },
+    /// Creates, renews / expires or removes delegation tokens (answers `Ok`, or `Stale` when
+    /// the token it changes is gone).
+    AlterTokens {
+        /// The change.
+        change: crate::auth::delegation::TokenChange,
+    },
     /// Changes one client-quota entity (`None` removes a key).
     AlterQuota {
         /// The (user, client-id) entity.

@@ -287,6 +287,7 @@ pub struct Metrics {
     txn_aborted: IntCounter,
     txn_timed_out: IntCounter,
     lso_lag: IntGauge,
+    cleaner: CleanerMetrics,
     tls_reloads: IntCounterVec,
     quota_throttled: IntCounterVec,
     quota_throttle_ms: IntCounterVec,
@@ -413,6 +414,56 @@ fn float_gauge_vec(
         .register(Box::new(v.clone()))
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     v
+}
+
+/// The log cleaner's series (Kafka's `kafka.log:type=LogCleaner*` beans, under Esker names).
+struct CleanerMetrics {
+    passes: IntCounter,
+    bytes_read: IntCounter,
+    bytes_written: IntCounter,
+    records_removed: IntCounter,
+    failures: IntCounter,
+    max_dirty_ratio: prometheus::Gauge,
+    last_pass_seconds: prometheus::Gauge,
+}
+
+impl CleanerMetrics {
+    fn new(r: &Registry) -> CleanerMetrics {
+        let float = |name: &str, help: &str| {
+            let g =
+                prometheus::Gauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            r.register(Box::new(g.clone()))
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            g
+        };
+        CleanerMetrics {
+            passes: counter(r, "esker_log_cleaner_passes_total", "Cleaning passes committed (compacted logs rewritten)."),
+            bytes_read: counter(r, "esker_log_cleaner_read_bytes_total", "Bytes of segments read by the log cleaner."),
+            bytes_written: counter(r, "esker_log_cleaner_written_bytes_total", "Bytes of cleaned segments written by the log cleaner."),
+            records_removed: counter(r, "esker_log_cleaner_removed_records_total", "Records removed by compaction: superseded values, expired tombstones and markers, aborted transactions' records."),
+            failures: counter(r, "esker_log_cleaner_failures_total", "Cleaning passes that failed (logged; the log is left as it was)."),
+            max_dirty_ratio: float("esker_log_cleaner_max_dirty_ratio", "Largest share of uncleaned bytes among the compacted logs held here (Kafka's max-dirty-percent / 100)."),
+            last_pass_seconds: float("esker_log_cleaner_last_pass_seconds", "Duration of the last committed cleaning pass."),
+        }
+    }
+
+    /// Brings the series up to the cleaner's counters.
+    pub(crate) fn update(&self, stats: &crate::shard::cleaner::CleanerStats, max_dirty: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (c, v) in [
+            (&self.passes, &stats.passes),
+            (&self.bytes_read, &stats.bytes_read),
+            (&self.bytes_written, &stats.bytes_written),
+            (&self.records_removed, &stats.records_removed),
+            (&self.failures, &stats.failures),
+        ] {
+            let v = v.load(Relaxed);
+            c.inc_by(v.saturating_sub(c.get()));
+        }
+        self.max_dirty_ratio.set(max_dirty);
+        self.last_pass_seconds
+            .set(stats.last_pass_ms.load(Relaxed) as f64 / 1000.0);
+    }
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -632,6 +683,7 @@ impl Metrics {
             "esker_log_last_stable_offset_lag_max",
             "Largest high watermark minus last stable offset over the partitions led here: how many offsets open transactions hold back from read_committed consumers.",
         );
+        let cleaner = CleanerMetrics::new(&r);
         let tls_reloads = counter_vec(
             &r,
             "esker_tls_certificate_reloads_total",
@@ -692,6 +744,7 @@ impl Metrics {
             txn_aborted,
             txn_timed_out,
             lso_lag,
+            cleaner,
             tls_reloads,
             quota_throttled,
             quota_throttle_ms,

@@ -75,6 +75,8 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
     let mut stats: Vec<PartitionStat> = Vec::new();
     let mut replication = crate::shard::ReplicationStats::default();
     let mut max_lso_lag = 0i64;
+    let mut max_dirty = 0.0f64;
+    let mut cleaner = None;
     for (id, list) in per_shard.into_iter().enumerate() {
         let shard = [id.to_string()];
         m.shard_queue
@@ -100,12 +102,15 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
                     s.sync_stats(),
                     s.replication_stats(),
                     s.max_lso_lag(),
+                    s.cleaner_metrics(),
                 )
             })
             .await;
-        let Ok((shard_stats, sync, repl, lso_lag)) = answer else {
+        let Ok((shard_stats, sync, repl, lso_lag, (dirty, shared))) = answer else {
             continue;
         };
+        max_dirty = max_dirty.max(dirty);
+        cleaner = cleaner.or(shared);
         max_lso_lag = max_lso_lag.max(lso_lag);
         stats.extend(shard_stats);
         replication.under_replicated += repl.under_replicated;
@@ -137,6 +142,9 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
     m.rebalances
         .inc_by(groups.rebalances.saturating_sub(m.rebalances.get()));
     m.lso_lag.set(max_lso_lag);
+    if let Some(c) = cleaner {
+        m.cleaner.update(&c.stats, max_dirty);
+    }
     let txn = &ctx.transactions;
     m.txn_open
         .set(i64::try_from(txn.open_transactions()).unwrap_or(i64::MAX));

@@ -5,6 +5,7 @@
 //!
 //! Connections are also spread over the shard runtimes, so every core accepts work.
 
+pub mod cleaner;
 pub mod durable;
 pub mod producer_state;
 pub mod replica;

@@ -65,6 +65,8 @@ pub struct ShardConfig {
     pub idle_file_timeout: Duration,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
+    /// The broker's log cleaner (`None` with `log.cleaner.enable=false`).
+    pub cleaner: Option<Arc<super::cleaner::Cleaner>>,
 }
 
 /// How long an inactive segment's file stays open after its last read.
@@ -90,6 +92,7 @@ impl ShardConfig {
             recovery_point_checkpoint_interval: config.log_flush_offset_checkpoint_interval,
             idle_file_timeout: IDLE_FILE_TIMEOUT,
             producer_id_expiration_ms: config.producer_id_expiration_ms,
+            cleaner: super::cleaner::Cleaner::from_config(config),
         }
     }
 
@@ -355,6 +358,9 @@ impl ShardState {
     pub fn new(id: usize, me: ShardSelf, config: ShardConfig) -> ShardState {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let tick = config.tick();
+            if let Some(cleaner) = config.cleaner.clone() {
+                runtime.spawn(super::cleaner::run(me.clone(), cleaner));
+            }
             let me = me.clone();
             runtime.spawn(async move {
                 let mut interval =
@@ -1448,6 +1454,76 @@ impl ShardState {
             p.park(w);
         }
         Ok((r, aborted))
+    }
+
+    /// The dirtiest compacted log of this shard whose cleaning is due, with its pass planned
+    /// (`map_capacity`: offset map entries).
+    pub fn plan_clean(
+        &mut self,
+        map_capacity: usize,
+    ) -> Option<(String, i32, crate::log::cleaner::CleanPlan)> {
+        let now = wall_clock_ms();
+        let mut best: Option<(f64, String, i32)> = None;
+        for (topic, parts) in &mut self.partitions {
+            for (&partition, p) in parts.iter_mut() {
+                let lso = p.last_stable_offset();
+                let Some(d) = p.log.dirtiness(now, lso) else {
+                    continue;
+                };
+                if d.due && best.as_ref().map_or(true, |(r, _, _)| d.ratio > *r) {
+                    best = Some((d.ratio, topic.clone(), partition));
+                }
+            }
+        }
+        let (_, topic, partition) = best?;
+        let p = self.get_mut(&topic, partition).ok()?;
+        let lso = p.last_stable_offset();
+        let last_batches = p
+            .producers
+            .producers()
+            .filter_map(|(&pid, e)| e.batches.back().map(|b| (pid, b.first_offset)))
+            .collect();
+        let plan = p.log.plan_clean(now, lso, last_batches, map_capacity)?;
+        Some((topic, partition, plan))
+    }
+
+    /// Swaps a finished cleaning pass in; `None` if it was discarded (the partition is gone
+    /// or its log changed meanwhile) or failed (logged).
+    pub fn commit_clean(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        done: crate::log::cleaner::CleanedSegments,
+    ) -> Option<crate::log::cleaner::CleanStats> {
+        let Ok(p) = self.get_mut(topic, partition) else {
+            done.discard();
+            return None;
+        };
+        match p.log.commit_clean(done) {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::error!(dir = %p.dir.display(), error = %e,
+                    "cannot swap cleaned segments in; the log refuses writes until reopened");
+                p.log.poison();
+                None
+            }
+        }
+    }
+
+    /// The largest dirty ratio of this shard's compacted logs, and the broker's cleaner
+    /// counters (`None` when the cleaner is off).
+    pub fn cleaner_metrics(&mut self) -> (f64, Option<Arc<super::cleaner::Cleaner>>) {
+        let now = wall_clock_ms();
+        let mut max = 0.0f64;
+        for parts in self.partitions.values_mut() {
+            for p in parts.values_mut() {
+                let lso = p.last_stable_offset();
+                if let Some(d) = p.log.dirtiness(now, lso) {
+                    max = max.max(d.ratio);
+                }
+            }
+        }
+        (max, self.config.cleaner.clone())
     }
 
     /// Log start offset, high watermark and a watch on the latter.

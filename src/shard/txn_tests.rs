@@ -28,6 +28,7 @@ fn config(dir: &Path) -> ShardConfig {
         recovery_point_checkpoint_interval: Duration::from_secs(3600),
         idle_file_timeout: IDLE_FILE_TIMEOUT,
         producer_id_expiration_ms: 1,
+        cleaner: None,
     }
 }
 
