@@ -232,6 +232,8 @@ impl Broker {
         };
         let producer_ids = crate::producer_ids::ProducerIds::open(&dir).map_err(data_err(&dir))?;
         let quotas = crate::quota::Quotas::open(&dir).map_err(data_err(&dir))?;
+        let telemetry = crate::telemetry::ClientTelemetry::open(&dir, config.telemetry.clone())
+            .map_err(data_err(&dir))?;
         // An existing __consumer_offsets keeps its partition count (it decides where groups live).
         let coordinator = crate::coordinator::Coordinator::start(
             &shards,
@@ -352,6 +354,7 @@ impl Broker {
             advertised,
             producer_ids,
             quotas,
+            telemetry,
             coordinator,
             transactions,
             security,

@@ -879,6 +879,36 @@ pub const KEYS: &[KeyDef] = &[
               many groups.",
     },
     KeyDef {
+        name: "telemetry.max.bytes",
+        default: "1048576",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "The largest metrics payload (compressed) a client may send in a PushTelemetry \
+              (KIP-714); larger pushes answer TELEMETRY_TOO_LARGE.",
+    },
+    KeyDef {
+        name: "telemetry.default.metrics",
+        default: "",
+        kind: Kind::Str,
+        doc: "Metric name prefixes every client is subscribed to (KIP-714 client telemetry), \
+              comma-separated, `*` for all (e.g. `org.apache.kafka.producer.,org.apache.kafka.consumer.`); \
+              pushed values appear on /metrics as esker_client_metric. Empty, as in Kafka, subscribes \
+              clients only through client metrics resources (IncrementalAlterConfigs on CLIENT_METRICS).",
+    },
+    KeyDef {
+        name: "telemetry.default.interval.ms",
+        default: "300000",
+        kind: Kind::Int { min: 100, max: 3_600_000 },
+        doc: "Push interval of the telemetry.default.metrics subscription; a client matching \
+              several subscriptions pushes at the smallest of their intervals.",
+    },
+    KeyDef {
+        name: "telemetry.max.series",
+        default: "10000",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "The most esker_client_metric series exported; pushed series beyond it are dropped \
+              (and counted in esker_client_telemetry_dropped_series_total).",
+    },
+    KeyDef {
         name: "log.format",
         default: "text",
         kind: Kind::Enum(&["text", "json"]),
@@ -1043,6 +1073,8 @@ pub struct Config {
     pub kinesis: crate::kinesis::KinesisConfig,
     /// The `metrics.*` keys.
     pub metrics: crate::metrics::MetricsConfig,
+    /// The `telemetry.*` keys (KIP-714 client telemetry).
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// Every key's effective value as text (defaults included), for DescribeConfigs and for
     /// topic configs that default to a broker key.
     pub values: BTreeMap<&'static str, String>,
@@ -1298,6 +1330,7 @@ impl Config {
             security,
             kinesis: crate::kinesis::KinesisConfig::from_values(get, |k| explicit.contains(k)),
             metrics: crate::metrics::MetricsConfig::from_values(get, |k| explicit.contains(k)),
+            telemetry: crate::telemetry::TelemetryConfig::from_values(get),
             values,
             explicit,
             dynamic: Default::default(),

@@ -91,6 +91,8 @@ pub struct BrokerContext {
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// Client quotas (DescribeClientQuotas / AlterClientQuotas) and their rate meters.
     pub quotas: crate::quota::Quotas,
+    /// Client telemetry (KIP-714): client metrics resources and pushed client metrics.
+    pub telemetry: crate::telemetry::ClientTelemetry,
     /// The group coordinator (consumer groups and committed offsets).
     pub coordinator: crate::coordinator::Coordinator,
     /// The transaction coordinator (transactional ids, `__transaction_state`).

@@ -40,6 +40,8 @@
 //! - [`controller`]: the metadata quorum member, replica placement, broker registration,
 //!   heartbeats and fencing; the only writer of the metadata log.
 //! - [`replicas`]: keeps this node's catalog and partition logs in step with the image.
+//! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
+//!   metrics decoded and exported on `/metrics`.
 
 #![warn(missing_docs)]
 
@@ -63,6 +65,7 @@ pub mod raft;
 pub mod replicas;
 pub mod replication;
 pub mod shard;
+pub mod telemetry;
 pub mod tls;
 pub mod topic_config;
 pub mod txn;

@@ -297,6 +297,8 @@ pub struct Session {
     /// Authenticated with a delegation token (SCRAM `tokenauth=true`): such connections may
     /// not create, renew, expire or describe tokens.
     token_authenticated: bool,
+    /// Client software name and version from the connection's ApiVersions (v3+), KIP-511.
+    pub client_software: Option<(String, String)>,
 }
 
 /// What a SaslAuthenticate step answers.
@@ -320,6 +322,7 @@ impl Session {
             expires_at: None,
             reauthenticating: None,
             token_authenticated: false,
+            client_software: None,
         }
     }
 

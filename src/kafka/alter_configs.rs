@@ -40,6 +40,11 @@ pub async fn handle_incremental(
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
+        if r.resource_type == super::client_metrics::CLIENT_METRICS {
+            let outcome = super::client_metrics::alter_incremental(&ctx, &r, req.validate_only);
+            responses.push(resource_response(r.resource_type, r.resource_name, outcome));
+            continue;
+        }
         let changes: Vec<(String, i8, Option<String>)> = r
             .configs
             .iter()
@@ -148,14 +153,18 @@ pub async fn handle(
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
-        let outcome = alter(
-            &ctx,
-            r.resource_type,
-            r.resource_name.as_str(),
-            req.validate_only,
-            |_, _| Ok(wanted.clone()),
-        )
-        .await;
+        let outcome = if r.resource_type == super::client_metrics::CLIENT_METRICS {
+            super::client_metrics::alter(&ctx, r.resource_name.as_str(), wanted, req.validate_only)
+        } else {
+            alter(
+                &ctx,
+                r.resource_type,
+                r.resource_name.as_str(),
+                req.validate_only,
+                |_, _| Ok(wanted.clone()),
+            )
+            .await
+        };
         let mut resp = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);
@@ -166,6 +175,22 @@ pub async fn handle(
         responses.push(resp);
     }
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// An IncrementalAlterConfigs resource answer.
+fn resource_response(
+    resource_type: i8,
+    name: StrBytes,
+    outcome: Outcome,
+) -> kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse {
+    let mut resp = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(name);
+    if let Err((code, msg)) = outcome {
+        resp.error_code = code.code();
+        resp.error_message = Some(StrBytes::from_string(msg));
+    }
+    resp
 }
 
 /// Computes, validates, stores and applies a topic's new overrides.

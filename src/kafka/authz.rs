@@ -530,7 +530,8 @@ fn config_resource(resource_type: i8, name: &str) -> Option<(ResourceType, Strin
     const BROKER_LOGGER: i8 = 8;
     match resource_type {
         TOPIC => Some((ResourceType::Topic, name.to_string(), DENIED_TOPIC)),
-        BROKER | BROKER_LOGGER => Some((
+        // Client metrics resources are cluster configs to Kafka too.
+        BROKER | BROKER_LOGGER | super::client_metrics::CLIENT_METRICS => Some((
             ResourceType::Cluster,
             CLUSTER_NAME.to_string(),
             Code::ClusterAuthorizationFailed,

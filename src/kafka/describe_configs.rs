@@ -122,6 +122,9 @@ pub async fn handle(
                         .collect();
                 }
             },
+            super::client_metrics::CLIENT_METRICS => {
+                super::client_metrics::describe(&ctx, &r, &mut res);
+            }
             other => {
                 res.error_code = Code::InvalidRequest.code();
                 res.error_message = Some(StrBytes::from_string(format!(

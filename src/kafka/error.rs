@@ -103,3 +103,28 @@ pub fn token_code(e: crate::auth::delegation::TokenError) -> Code {
         E::InvalidPrincipalType => Code::InvalidPrincipalType,
     }
 }
+
+/// Maps a refused telemetry request (KIP-714) to its Kafka error code.
+pub fn telemetry_code(e: &crate::telemetry::TelemetryError) -> Code {
+    use crate::telemetry::TelemetryError as T;
+    match e {
+        T::InvalidRequest(_) => Code::InvalidRequest,
+        T::Throttled(_) => Code::ThrottlingQuotaExceeded,
+        T::UnknownSubscriptionId { .. } => Code::UnknownSubscriptionId,
+        T::UnsupportedCompression(_) => Code::UnsupportedCompressionType,
+        T::TooLarge { .. } => Code::TelemetryTooLarge,
+        T::InvalidRecord(_) => Code::InvalidRecord,
+    }
+}
+
+/// Maps a refused client metrics resource change to its Kafka error code (Kafka answers
+/// INVALID_REQUEST for unknown keys, an empty name or an interval out of range, and
+/// INVALID_CONFIG for values that do not parse).
+pub fn client_metrics_code(e: &crate::telemetry::ConfigError) -> Code {
+    use crate::telemetry::{ConfigError as C, SubscriptionError as S};
+    match e {
+        C::Invalid(S::EmptyName | S::UnknownKey(_) | S::Interval(_)) => Code::InvalidRequest,
+        C::Invalid(S::NotAnInteger(_) | S::Pattern(_)) | C::NotAList(_) => Code::InvalidConfig,
+        C::Storage(_) => Code::KafkaStorageError,
+    }
+}

@@ -13,6 +13,7 @@ mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod authz;
+mod client_metrics;
 mod client_quotas;
 mod create_acls;
 mod create_delegation_token;
@@ -36,11 +37,14 @@ pub mod error;
 mod expire_delegation_token;
 mod fetch;
 pub mod frame;
+mod get_telemetry_subscriptions;
 mod init_producer_id;
+mod list_config_resources;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod push_telemetry;
 mod reassignments;
 mod renew_delegation_token;
 mod request_quota;
@@ -313,6 +317,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
         client_quotas::VERSIONS.1,
     ),
     (
+        ApiKey::GetTelemetrySubscriptions,
+        get_telemetry_subscriptions::VERSIONS.0,
+        get_telemetry_subscriptions::VERSIONS.1,
+    ),
+    (
+        ApiKey::PushTelemetry,
+        push_telemetry::VERSIONS.0,
+        push_telemetry::VERSIONS.1,
+    ),
+    (
+        ApiKey::ListConfigResources,
+        list_config_resources::VERSIONS.0,
+        list_config_resources::VERSIONS.1,
+    ),
+    (
         ApiKey::SaslHandshake,
         sasl_handshake::VERSIONS.0,
         sasl_handshake::VERSIONS.1,
@@ -571,7 +590,14 @@ async fn handle(
     use kafka_protocol::messages as m;
     match key {
         ApiKey::ApiVersions => {
-            let _req = decode!(m::ApiVersionsRequest);
+            let req = decode!(m::ApiVersionsRequest);
+            if version >= 3 {
+                // KIP-511: kept for client telemetry's selectors (KIP-714).
+                session.client_software = Some((
+                    req.client_software_name.to_string(),
+                    req.client_software_version.to_string(),
+                ));
+            }
             ready(encode(correlation_id, version, &api_versions::response(0)))
         }
         ApiKey::Metadata => {
@@ -712,6 +738,28 @@ async fn handle(
             Dispatch::Respond(Box::pin(async move {
                 fetch::reply(correlation_id, version, fut.await)
             }))
+        }
+        ApiKey::GetTelemetrySubscriptions => {
+            let req = decode!(m::GetTelemetrySubscriptionsRequest);
+            let client = get_telemetry_subscriptions::client_info(&header, peer, session);
+            let resp = get_telemetry_subscriptions::handle(&ctx, &req, &client);
+            ready(encode(correlation_id, version, &resp))
+        }
+        ApiKey::PushTelemetry => {
+            let req = decode!(m::PushTelemetryRequest);
+            let client = get_telemetry_subscriptions::client_info(&header, peer, session);
+            let resp = push_telemetry::handle(&ctx, &req, &client);
+            ready(encode(correlation_id, version, &resp))
+        }
+        ApiKey::ListConfigResources => {
+            let req = decode!(m::ListConfigResourcesRequest);
+            deny!(
+                access.cluster(&ctx, Operation::DescribeConfigs),
+                m::ListConfigResourcesResponse::default(),
+                C::ClusterAuthorizationFailed
+            );
+            let resp = list_config_resources::handle(&ctx, &req, version, &session.listener.name);
+            ready(encode(correlation_id, version, &resp))
         }
         ApiKey::DescribeClientQuotas => {
             let req = decode!(m::DescribeClientQuotasRequest);

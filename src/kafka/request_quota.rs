@@ -109,6 +109,9 @@ throttled!(
     RenewDelegationTokenResponse,
     ExpireDelegationTokenResponse,
     DescribeDelegationTokenResponse,
+    GetTelemetrySubscriptionsResponse,
+    PushTelemetryResponse,
+    ListConfigResourcesResponse,
 );
 
 unthrottled!(

@@ -1009,6 +1009,10 @@ mod tests {
         m.process.refresh();
         let mut text = m.encode();
         scrape::write_examples(&mut text);
+        let telemetry_dir = tempfile::tempdir().expect("tempdir");
+        crate::telemetry::ClientTelemetry::open(telemetry_dir.path(), Default::default())
+            .expect("telemetry")
+            .render(&mut text);
         let exported: std::collections::HashSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -173,6 +173,8 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
         groups.sort_unstable_by(|a, b| a.group_id.cmp(&b.group_id));
         write_groups(out, &groups, &log_end, cfg.partition_labels);
     }
+    // Metrics clients pushed (KIP-714) and the telemetry counters.
+    ctx.telemetry.render(out);
 }
 
 /// A label value escaped for the text format (`\`, `"` and newlines).

@@ -13,7 +13,11 @@ Consumer group: a subscribe()d KafkaConsumer reads half of a 3-partition topic, 
 what it processed (commit(offsets)) and closes; a second consumer of the group resumes exactly at
 the committed offsets and reads the rest (nothing twice), and its auto-commit on close leaves the
 group at the end offsets (KafkaAdminClient.list_group_offsets); describe_groups and
-delete_groups."""
+delete_groups.
+
+DescribeTopicPartitions (KIP-966, key 75): KafkaAdminClient.describe_topic_partitions over two
+topics with a partition limit of 2, paging with the returned cursor until every partition was
+seen once, and an unknown topic answered UNKNOWN_TOPIC_OR_PARTITION."""
 
 import logging
 import time
@@ -251,6 +255,30 @@ def run_group(c, admin):
     print(f"  (consumer group round took {time.monotonic() - t0:.2f}s)", flush=True)
 
 
+def run_describe_topic_partitions(c, admin):
+    topics = [f"dtp-a-{uuid.uuid4().hex[:8]}", f"dtp-b-{uuid.uuid4().hex[:8]}"]
+    admin.create_topics({t: {"num_partitions": 3, "replication_factor": 1} for t in topics},
+                        timeout_ms=TIMEOUT_MS, wait_for_metadata=True)
+    seen, pages, cursor = [], 0, None
+    while True:
+        res = admin.describe_topic_partitions(topics, response_partition_limit=2, cursor=cursor)
+        pages += 1
+        for t in res["topics"]:
+            seen += [(t["name"], p["partition_index"], p["leader_id"]) for p in t["partitions"]]
+        cursor = res["next_cursor"]
+        if cursor is None or pages > 10:
+            break
+    want = sorted((t, p, 0) for t in topics for p in range(3))
+    c.ok(sorted(seen) == want and len(seen) == len(want) and pages == 3,
+         f"describe_topic_partitions pages 2 partitions at a time with its cursor ({pages} pages, "
+         f"{len(seen)} partitions, each once, led by 0)", f"pages {pages}, seen {seen}")
+    res = admin.describe_topic_partitions([f"dtp-missing-{uuid.uuid4().hex[:8]}"])
+    codes = [t["error_code"] for t in res["topics"]]
+    c.ok(codes == [3], "describe_topic_partitions of an unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3)",
+         f"codes {codes}")
+    admin.delete_topics(topics, timeout_ms=TIMEOUT_MS)
+
+
 def main():
     logging.basicConfig(level=logging.WARNING, format="    kafka-python %(levelname)s %(name)s: %(message)s")
     c = Checks("kafka-python")
@@ -268,6 +296,10 @@ def main():
             run_group(c, admin)
         except Exception:  # noqa: BLE001 - reported as a failure
             c.crash("consumer group round")
+        try:
+            run_describe_topic_partitions(c, admin)
+        except Exception:  # noqa: BLE001 - reported as a failure
+            c.crash("describe_topic_partitions round")
     finally:
         admin.close()
     c.finish()
