@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
-use crate::context::{dynamic_path, sync_dir};
+use crate::context::sync_dir;
 pub use crate::context::{BrokerContext, CreateTopicError};
 use crate::net::{self, Drain};
 use crate::shard::{shard_for, ShardConfig, ShardError, ShardPool, ShardState, StorageError};
@@ -93,7 +93,8 @@ impl Broker {
         };
         std::fs::create_dir_all(&dir).map_err(data_err(&dir))?;
         let cluster_id = load_meta_properties(&dir, config.node_id).map_err(data_err(&dir))?;
-        load_dynamic(&dir, &config);
+        *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) =
+            crate::dynamic_config::DynamicConfigs::load(&dir);
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         let topics = catalog::scan_log_dir(&dir).map_err(data_err(&dir))?;
@@ -616,26 +617,6 @@ fn load_meta_properties(dir: &Path, node_id: i32) -> std::io::Result<String> {
     std::fs::rename(&tmp, &path)?;
     sync_dir(dir)?;
     Ok(id)
-}
-
-/// Loads the stored dynamic broker configs into `config.dynamic`; invalid entries are dropped
-/// with a warning (a key may have stopped being dynamic).
-fn load_dynamic(log_dir: &Path, config: &Config) {
-    let Ok(text) = std::fs::read_to_string(dynamic_path(log_dir)) else {
-        return;
-    };
-    let mut map = config.dynamic.write().unwrap_or_else(|e| e.into_inner());
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        match Config::validate_dynamic(k, v) {
-            Ok(()) => {
-                map.insert(k.to_string(), v.to_string());
-            }
-            Err(e) => tracing::warn!(error = %e, "ignoring stored dynamic broker config"),
-        }
-    }
 }
 
 /// Removes expired delegation tokens every `delegation.token.expiry.check.interval.ms` until

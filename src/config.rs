@@ -576,6 +576,13 @@ pub const KEYS: &[KeyDef] = &[
               of the same name overrides it.",
     },
     KeyDef {
+        name: "min.insync.replicas",
+        default: "1",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Topics' default min.insync.replicas: an acks=all produce to a partition with fewer \
+              in-sync replicas fails with NOT_ENOUGH_REPLICAS.",
+    },
+    KeyDef {
         name: "auto.leader.rebalance.enable",
         default: "true",
         kind: Kind::Bool,
@@ -1086,53 +1093,55 @@ pub struct Config {
     pub values: BTreeMap<&'static str, String>,
     /// The keys set explicitly (file or overrides) rather than left at their default.
     pub explicit: std::collections::BTreeSet<&'static str>,
-    /// Dynamic broker configs (IncrementalAlterConfigs / AlterConfigs on the broker), shared by
-    /// every clone of this config; they win over `values` for the keys in [`DYNAMIC_KEYS`].
-    pub dynamic: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
+    /// Dynamic broker configs (IncrementalAlterConfigs / AlterConfigs on the broker), this
+    /// broker's own and the cluster default, shared by every clone of this config; they win
+    /// over `values` for the keys in [`DYNAMIC_KEYS`].
+    pub dynamic: std::sync::Arc<std::sync::RwLock<crate::dynamic_config::DynamicConfigs>>,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
 }
 
-/// Broker keys that can be changed at runtime (they are the defaults of topic configs, read
-/// through [`crate::topic_config`] whenever they are used).
-pub const DYNAMIC_KEYS: &[&str] = &[
-    "message.max.bytes",
-    "log.retention.ms",
-    "log.retention.bytes",
-    "log.segment.bytes",
-    "log.roll.ms",
-    "log.index.interval.bytes",
-    "log.message.timestamp.type",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
-];
+/// Broker keys that can be changed at runtime (see [`crate::dynamic_config`]).
+pub const DYNAMIC_KEYS: &[&str] = crate::dynamic_config::RUNTIME_KEYS;
 
 impl Config {
-    /// The dynamic value of a broker key, if one is set.
+    /// The dynamic value of a broker key, if one is set (this broker's own, else the cluster
+    /// default).
     pub fn dynamic_value(&self, key: &str) -> Option<String> {
+        self.dynamic_entry(key).map(|(v, _)| v)
+    }
+
+    /// The dynamic value of a broker key with its source (DYNAMIC_BROKER_CONFIG or
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG), if one is set.
+    pub fn dynamic_entry(&self, key: &str) -> Option<(String, crate::topic_config::Source)> {
         self.dynamic
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-            .cloned()
+            .map(|(v, s)| (v.clone(), s))
+    }
+
+    /// A snapshot of both layers of dynamic broker configs.
+    pub fn dynamic_configs(&self) -> crate::dynamic_config::DynamicConfigs {
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Validates a value for a dynamic broker key.
     pub fn validate_dynamic(key: &str, value: &str) -> Result<(), String> {
-        if !DYNAMIC_KEYS.contains(&key) {
-            return Err(format!(
-                "`{key}` cannot be changed at runtime; set it in server.properties"
-            ));
-        }
-        let def = KEYS
-            .iter()
-            .find(|d| d.name == key)
-            .ok_or_else(|| format!("unknown configuration key `{key}`"))?;
-        validate(def, value)
-            .map_err(|reason| format!("invalid value `{value}` for `{key}`: {reason}"))
+        crate::dynamic_config::validate(key, value).map_err(|e| e.to_string())
     }
+}
+
+/// Validates a value for one of the table's keys.
+pub(crate) fn validate_value(key: &str, value: &str) -> Result<(), String> {
+    let def = KEYS
+        .iter()
+        .find(|d| d.name == key)
+        .ok_or_else(|| format!("unknown configuration key `{key}`"))?;
+    validate(def, value)
 }
 
 impl Default for Config {
@@ -1605,6 +1614,10 @@ fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
     Ok(out)
 }
 
+/// What the docs add to a key in [`DYNAMIC_KEYS`].
+pub const DYNAMIC_NOTE: &str = " Dynamic: IncrementalAlterConfigs on BROKER <node id> (this broker) \
+                                or BROKER \"\" (cluster default) changes it at runtime (docs/configuration.md).";
+
 /// Renders the documented `server.properties` (every key, commented, with its default).
 pub fn render_properties() -> String {
     let mut out = String::from(
@@ -1614,7 +1627,10 @@ pub fn render_properties() -> String {
     );
     for k in KEYS {
         out.push('\n');
-        let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        if DYNAMIC_KEYS.contains(&k.name) {
+            doc.push_str(DYNAMIC_NOTE);
+        }
         let mut line = String::from("#");
         for word in doc.split(' ') {
             if line.len() + word.len() + 1 > 98 {

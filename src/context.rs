@@ -18,6 +18,7 @@ use crate::auth::acl::{AclBinding, AclFilter};
 use crate::auth::scram::{Mechanism, ScramCredential};
 use crate::catalog::{self, Catalog, TopicMeta, TopicNameError};
 use crate::config::Config;
+use crate::dynamic_config::{DynamicConfigError, DynamicConfigs, Layer};
 use crate::metadata::{Command, Reply};
 use crate::shard::{shard_for, ShardHandle, ShardState, StorageError};
 
@@ -594,58 +595,62 @@ impl BrokerContext {
         }
     }
 
-    /// Sets (`Some`) or removes (`None`) dynamic broker configs: validated, stored durably in
-    /// `<log.dirs>/.esker-config/broker.properties`, then applied to every topic's partitions.
+    /// Sets (`Some`) or removes (`None`) dynamic broker configs of this broker (`Some(id)`) or
+    /// of the cluster default (`None`): validated, then stored durably (a single node in
+    /// `<log.dirs>/.esker-config/`, a cluster through the metadata log) and applied to every
+    /// topic's partitions.
     pub async fn alter_broker_configs(
         &self,
         broker: Option<i32>,
         changes: &[(String, Option<String>)],
         validate_only: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), DynamicConfigError> {
         for (k, v) in changes {
             match v {
-                Some(v) => Config::validate_dynamic(k, v)?,
-                None if crate::config::DYNAMIC_KEYS.contains(&k.as_str()) => {}
-                None => return Err(format!("`{k}` cannot be changed at runtime")),
+                Some(v) => crate::dynamic_config::validate(k, v)?,
+                None => crate::dynamic_config::check_key(k)?,
             }
         }
         if validate_only {
             return Ok(());
         }
         if self.cluster.is_some() {
-            // Every node follows the log (replicas.rs applies its effective set).
+            // Every node follows the log (replicas.rs applies its layers).
             return self
                 .propose(Command::SetBrokerConfigs {
                     broker,
                     changes: changes.to_vec(),
                 })
                 .await
-                .map(drop);
+                .map(drop)
+                .map_err(DynamicConfigError::Failed);
         }
-        let next = {
-            let mut next = self
-                .config
-                .dynamic
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for (k, v) in changes {
-                match v {
-                    Some(v) => next.insert(k.clone(), v.trim().to_string()),
-                    None => next.remove(k),
-                };
-            }
-            next
+        let layer = if broker.is_some() {
+            Layer::PerBroker
+        } else {
+            Layer::ClusterDefault
         };
-        store_dynamic(&self.config.log_dir, &next)
-            .map_err(|e| format!("cannot store broker configs: {e}"))?;
+        let mut next = self.config.dynamic_configs();
+        let values = next.layer_mut(layer);
+        for (k, v) in changes {
+            match v {
+                Some(v) => values.insert(k.clone(), v.trim().to_string()),
+                None => values.remove(k),
+            };
+        }
+        next.store(&self.config.log_dir)
+            .map_err(|e| DynamicConfigError::Failed(format!("cannot store broker configs: {e}")))?;
         self.install_dynamic(next).await;
-        tracing::info!(changes = changes.len(), "dynamic broker configs changed");
+        tracing::info!(
+            changes = changes.len(),
+            ?layer,
+            "dynamic broker configs changed"
+        );
         Ok(())
     }
 
     /// Puts a set of dynamic broker configs in force and pushes it to every topic's partitions.
-    async fn install_dynamic(&self, next: BTreeMap<String, String>) {
+    async fn install_dynamic(&self, next: DynamicConfigs) {
         *self
             .config
             .dynamic
@@ -656,16 +661,18 @@ impl BrokerContext {
         }
     }
 
-    /// The stored dynamic broker configs of a scope: a single node has one set; a cluster has
-    /// the cluster default (`None`) and one per broker.
+    /// The stored dynamic broker configs of a scope: this broker's own (`Some(id)`) or the
+    /// cluster default (`None`).
     pub fn dynamic_broker_configs(&self, broker: Option<i32>) -> BTreeMap<String, String> {
         match &self.cluster {
-            None => self
-                .config
-                .dynamic
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            None => {
+                let layer = if broker.is_some() {
+                    Layer::PerBroker
+                } else {
+                    Layer::ClusterDefault
+                };
+                self.config.dynamic_configs().layer(layer).clone()
+            }
             Some(c) => c
                 .image()
                 .broker_configs
@@ -675,20 +682,19 @@ impl BrokerContext {
         }
     }
 
-    /// A cluster node takes the dynamic broker configs in force on it from the image (stored
-    /// locally too, for the next start) and pushes them to its partitions when they changed.
+    /// A cluster node takes its own and the cluster-default dynamic broker configs from the
+    /// image (stored locally too, for the next start) and pushes them to its partitions when
+    /// they changed.
     pub(crate) async fn follow_broker_configs(&self, image: &crate::metadata::MetadataImage) {
-        let next = image.effective_broker_configs(self.config.node_id);
-        let current = self
-            .config
-            .dynamic
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if next == current {
+        let layer = |id: i32| image.broker_configs.get(&id).cloned().unwrap_or_default();
+        let next = DynamicConfigs {
+            per_broker: layer(self.config.node_id),
+            cluster_default: layer(crate::metadata::image::CLUSTER_DEFAULT),
+        };
+        if next == self.config.dynamic_configs() {
             return;
         }
-        if let Err(e) = store_dynamic(&self.config.log_dir, &next) {
+        if let Err(e) = next.store(&self.config.log_dir) {
             tracing::error!(error = %e, "cannot store the cluster's broker configs");
         }
         self.install_dynamic(next).await;
@@ -717,30 +723,6 @@ pub fn broker_endpoint(
         .find(|e| e.name == listener)
         .or_else(|| b.endpoints.first())?;
     Some((e.host.clone(), i32::from(e.port)))
-}
-
-pub(crate) fn dynamic_path(log_dir: &Path) -> std::path::PathBuf {
-    log_dir.join(".esker-config").join("broker.properties")
-}
-
-/// Writes the dynamic broker configs atomically.
-pub(crate) fn store_dynamic(
-    log_dir: &Path,
-    values: &BTreeMap<String, String>,
-) -> std::io::Result<()> {
-    let path = dynamic_path(log_dir);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let text: String = values.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
 }
 
 /// fsyncs a directory (after creating or renaming a file in it).

@@ -23,6 +23,8 @@
 //! - [`net`]: connections, frames, pipelining.
 //! - [`kafka`]: the protocol and its handlers.
 //! - [`shard`]: shard threads and the partition state they own, with group-committed fsync.
+//! - [`dynamic_config`]: dynamic broker configs (per broker and cluster default): which keys
+//!   change at runtime, their layers, validation and files.
 //! - [`topic_config`]: topic-level config keys, validation and storage.
 //! - [`log`]: the storage engine, usable without any network.
 //! - [`coordinator`]: consumer groups and committed offsets, one actor per `__consumer_offsets`
@@ -50,6 +52,7 @@ pub mod config;
 pub mod context;
 pub mod controller;
 pub mod coordinator;
+pub mod dynamic_config;
 pub mod kafka;
 pub mod kinesis;
 pub mod log;

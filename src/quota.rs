@@ -1,14 +1,17 @@
-//! Client quotas: the configured byte rates per user and client id (Kafka's entity model with
+//! Client quotas: the configured rates per user and client id (Kafka's entity model with
 //! `<default>` entries and its precedence), stored durably in
 //! `<log.dirs>/.esker-config/quotas`, and the per-entity token buckets that turn a rate into a
-//! throttle time for Produce and Fetch responses.
+//! throttle time: byte rates for Produce and Fetch responses, and `request_percentage`
+//! (KIP-124: the time spent handling an entity's requests, as a percentage of one thread) for
+//! every response.
 //!
 //! Shared by every connection; the map of quotas is read-mostly and the buckets sit behind one
-//! short mutex per quota kind (produce, fetch), touched once per request.
+//! short mutex, touched once per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,9 @@ pub enum Kind {
     Produce,
     /// `consumer_byte_rate`.
     Fetch,
+    /// `request_percentage`: handler time, in seconds, against `percentage / 100` seconds per
+    /// second (100 = one thread's whole time).
+    Request,
 }
 
 impl Kind {
@@ -48,6 +54,24 @@ impl Kind {
         match self {
             Kind::Produce => "producer_byte_rate",
             Kind::Fetch => "consumer_byte_rate",
+            Kind::Request => "request_percentage",
+        }
+    }
+
+    /// The rate per second a configured value stands for (bytes, or seconds of handler time).
+    fn rate(self, configured: f64) -> f64 {
+        match self {
+            Kind::Request => configured / 100.0,
+            Kind::Produce | Kind::Fetch => configured,
+        }
+    }
+
+    /// The name in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Produce => "produce",
+            Kind::Fetch => "fetch",
+            Kind::Request => "request",
         }
     }
 }
@@ -85,6 +109,8 @@ pub struct Quotas {
     path: PathBuf,
     entries: RwLock<BTreeMap<Entity, BTreeMap<String, f64>>>,
     buckets: Mutex<HashMap<(Entity, Kind), Bucket>>,
+    /// Whether any entity has a `request_percentage` (so requests need timing at all).
+    request_quotas: AtomicBool,
 }
 
 impl Quotas {
@@ -114,10 +140,12 @@ impl Quotas {
                     .insert(key.to_string(), value);
             }
         }
+        let request_quotas = AtomicBool::new(has_key(&entries, Kind::Request));
         Ok(Quotas {
             path,
             entries: RwLock::new(entries),
             buckets: Mutex::new(HashMap::new()),
+            request_quotas,
         })
     }
 
@@ -163,6 +191,8 @@ impl Quotas {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
+        self.request_quotas
+            .store(has_key(&entries, Kind::Request), Ordering::Release);
         drop(entries);
         // Rates changed: start the meters afresh.
         self.buckets
@@ -203,24 +233,43 @@ impl Quotas {
         None
     }
 
+    /// Whether some entity has a `request_percentage` quota.
+    pub fn has_request_quotas(&self) -> bool {
+        self.request_quotas.load(Ordering::Acquire)
+    }
+
     /// Records `bytes` for the caller and returns how long its next response must be held back
     /// so that it stays within its rate (zero when no quota applies).
     pub fn record(&self, user: &str, client_id: &str, kind: Kind, bytes: usize) -> Duration {
-        let Some((entity, rate)) = self.lookup(user, client_id, kind) else {
+        self.record_amount(user, client_id, kind, bytes as f64)
+    }
+
+    /// Records handler time for the caller against its `request_percentage` and returns how
+    /// long its response must be held back (zero when no quota applies).
+    pub fn record_request_time(&self, user: &str, client_id: &str, busy: Duration) -> Duration {
+        if !self.has_request_quotas() {
+            return Duration::ZERO;
+        }
+        self.record_amount(user, client_id, Kind::Request, busy.as_secs_f64())
+    }
+
+    fn record_amount(&self, user: &str, client_id: &str, kind: Kind, amount: f64) -> Duration {
+        let Some((entity, configured)) = self.lookup(user, client_id, kind) else {
             return Duration::ZERO;
         };
+        let rate = kind.rate(configured);
         if rate <= 0.0 {
             return Duration::ZERO;
         }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        // A token bucket with one second of burst: sustained throughput converges on `rate`.
+        // A token bucket with one second of burst: sustained use converges on `rate`.
         let b = buckets.entry((entity, kind)).or_insert(Bucket {
             tokens: rate,
             last: now,
         });
         let elapsed = now.duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(rate) - bytes as f64;
+        b.tokens = (b.tokens + elapsed * rate).min(rate) - amount;
         b.last = now;
         if b.tokens >= 0.0 {
             Duration::ZERO
@@ -232,6 +281,10 @@ impl Quotas {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Entity, BTreeMap<String, f64>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn has_key(entries: &BTreeMap<Entity, BTreeMap<String, f64>>, kind: Kind) -> bool {
+    entries.values().any(|v| v.contains_key(kind.key()))
 }
 
 fn encode_part(p: &Part) -> String {
@@ -299,5 +352,30 @@ mod tests {
             )
             .unwrap();
         assert_eq!(Quotas::open(dir.path()).unwrap().all().len(), 1);
+    }
+
+    #[test]
+    fn request_percentage_meters_handler_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Quotas::open(dir.path()).unwrap();
+        assert!(!q.has_request_quotas());
+        let ms = Duration::from_millis;
+        assert_eq!(q.record_request_time("u", "c", ms(500)), Duration::ZERO);
+        q.alter(
+            Entity {
+                user: Some(Some("u".into())),
+                client_id: None,
+            },
+            &[("request_percentage".into(), Some(10.0))],
+        )
+        .unwrap();
+        assert!(q.has_request_quotas());
+        // 10% of a thread: 100 ms of burst, then 50 ms more is 0.5 s of debt.
+        assert_eq!(q.record_request_time("u", "c", ms(100)), Duration::ZERO);
+        let t = q.record_request_time("u", "c", ms(50));
+        assert!(t > ms(450) && t <= ms(500), "{t:?}");
+        // Another user has no quota.
+        assert_eq!(q.record_request_time("v", "c", ms(500)), Duration::ZERO);
+        assert!(Quotas::open(dir.path()).unwrap().has_request_quotas());
     }
 }

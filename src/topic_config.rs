@@ -336,8 +336,8 @@ pub fn effective(
         return (v.clone(), Source::Topic);
     }
     if let Some(bk) = key.broker_key {
-        if let Some(v) = broker.dynamic_value(bk) {
-            return (v, Source::DynamicBroker);
+        if let Some(entry) = broker.dynamic_entry(bk) {
+            return entry;
         }
         if let Some(v) = broker.values.get(bk) {
             let source = if broker.explicit.contains(bk) {
@@ -358,6 +358,8 @@ pub enum Source {
     Topic = 1,
     /// DYNAMIC_BROKER_CONFIG.
     DynamicBroker = 2,
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG.
+    DynamicDefaultBroker = 3,
     /// STATIC_BROKER_CONFIG.
     StaticBroker = 4,
     /// DEFAULT_CONFIG.

@@ -194,3 +194,99 @@ async fn user_quota_follows_the_sasl_principal() {
     );
     broker.stop().await;
 }
+
+/// Sends up to `count` Metadata requests one after another and returns each
+/// throttle_time_ms with the time its answer took; stops after `throttled` throttled answers
+/// (when given).
+async fn metadata_throttles(
+    c: &mut Raw,
+    count: usize,
+    throttled: Option<usize>,
+) -> Vec<(i32, Duration)> {
+    use kafka_protocol::messages::MetadataRequest;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let started = Instant::now();
+        let r = c
+            .call(&MetadataRequest::default().with_topics(None), 9)
+            .await;
+        out.push((r.throttle_time_ms, started.elapsed()));
+        if throttled.is_some_and(|n| out.iter().filter(|(t, _)| *t > 0).count() >= n) {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_percentage_throttles_only_its_client() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let mut admin = Raw::connect(&bootstrap).await;
+    // 1% of a thread: 10 ms of handler time per second.
+    let r: AlterClientQuotasResponse = admin
+        .call(
+            &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+                .with_entity(vec![EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_static_str("busy")))])
+                .with_ops(vec![OpData::default()
+                    .with_key(StrBytes::from_static_str("request_percentage"))
+                    .with_value(1.0)])]),
+            1,
+        )
+        .await;
+    assert_eq!(
+        r.entries[0].error_code, 0,
+        "{:?}",
+        r.entries[0].error_message
+    );
+
+    // Another client sends as many requests as it likes without a throttle.
+    let mut free = Raw::connect_as(&bootstrap, "free").await;
+    let answers = metadata_throttles(&mut free, 500, None).await;
+    assert!(answers.iter().all(|(t, _)| *t == 0), "{answers:?}");
+    let free_mean = answers.iter().map(|(_, d)| *d).sum::<Duration>() / answers.len() as u32;
+
+    // The quota'd client gets throttle_time_ms once its burst is spent, and each throttled
+    // answer is held back as long (the connection is muted meanwhile: answers leave in order),
+    // which holds it to about 1% of a thread.
+    let mut busy = Raw::connect_as(&bootstrap, "busy").await;
+    let answers = metadata_throttles(&mut busy, 2000, Some(50)).await;
+    let first = answers.iter().position(|(t, _)| *t > 0);
+    let throttled: Vec<(i32, Duration)> = answers.iter().copied().filter(|(t, _)| *t > 0).collect();
+    assert_eq!(
+        throttled.len(),
+        50,
+        "{} answers, first throttled: {first:?}",
+        answers.len()
+    );
+    for (t, took) in &throttled {
+        assert!(
+            *took >= Duration::from_millis(*t as u64 * 9 / 10),
+            "throttle_time_ms {t} but answered after {took:?}"
+        );
+    }
+    let busy_mean = throttled.iter().map(|(_, d)| *d).sum::<Duration>() / 50;
+    eprintln!(
+        "free client: {free_mean:?} per answer; busy client: first throttled answer #{first:?}, \
+         then {busy_mean:?} per answer (throttle_time_ms {:?})",
+        throttled.iter().map(|(t, _)| *t).collect::<Vec<_>>()
+    );
+    assert!(
+        busy_mean > free_mean * 5,
+        "throttled answers ({busy_mean:?}) are not slower than free ones ({free_mean:?})"
+    );
+
+    // The throttles are counted per quota kind.
+    let (status, body) = common::http_get(broker.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    let counted = body
+        .lines()
+        .find(|l| l.starts_with("esker_quota_throttled_total{quota=\"request\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(counted >= 50.0, "esker_quota_throttled_total: {counted}");
+    broker.stop().await;
+}

@@ -526,13 +526,19 @@ impl Controller {
     /// elsewhere beyond `leader.imbalance.per.broker.percentage`.
     async fn elect_leaders(&self, image: &MetadataImage, rebalance: bool) {
         let mut elections = Vec::new();
+        // The broker default: a dynamic value (this node's, else the cluster default) wins
+        // over server.properties.
+        let default_unclean = image
+            .effective_broker_configs(self.node_id)
+            .get("unclean.leader.election.enable")
+            .map_or(self.config.unclean_leader_election, |v| {
+                v.trim().eq_ignore_ascii_case("true")
+            });
         for t in image.topics.values() {
             let unclean = t
                 .configs
                 .get("unclean.leader.election.enable")
-                .map_or(self.config.unclean_leader_election, |v| {
-                    v.trim().eq_ignore_ascii_case("true")
-                });
+                .map_or(default_unclean, |v| v.trim().eq_ignore_ascii_case("true"));
             for (p, part) in t.partitions.iter().enumerate() {
                 if unclean && part.leader == -1 && part.replicas.iter().any(|r| image.is_live(*r)) {
                     elections.push((t.name.clone(), p as i32, false));

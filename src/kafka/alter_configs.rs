@@ -1,7 +1,8 @@
 //! IncrementalAlterConfigs (key 44, versions 0..=1) and AlterConfigs (key 33, versions 0..=2)
 //! for topics: every change is validated first (INVALID_CONFIG naming the key), then stored
-//! durably and applied to the topic's partitions. Broker configs are static for now and are
-//! refused with INVALID_CONFIG.
+//! durably and applied to the topic's partitions. For brokers (resource name: this node's id,
+//! or "" for the cluster-wide default) the keys of [`crate::dynamic_config`] change at
+//! runtime; the rest are refused with Kafka's codes (see `broker_error_code`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::describe_configs::{BROKER, TOPIC};
 use super::error::Code;
 use crate::context::BrokerContext;
+use crate::dynamic_config::DynamicConfigError;
 use crate::topic_config;
 
 /// Supported versions of IncrementalAlterConfigs.
@@ -61,6 +63,9 @@ pub async fn handle_incremental(
             req.validate_only,
             |current, broker| {
                 let mut next = current.clone();
+                if broker {
+                    check_broker_changes(&changes)?;
+                }
                 for (key, op, value) in &changes {
                     let value = value.clone().unwrap_or_default();
                     if broker {
@@ -202,18 +207,7 @@ where
     match resource_type {
         TOPIC => {}
         BROKER => {
-            // "" is the cluster-wide default; a cluster also takes any registered broker's id.
-            let known = |id: i32| match &ctx.cluster {
-                None => id == ctx.config.node_id,
-                Some(c) => c.image().brokers.contains_key(&id),
-            };
-            let scope = match name {
-                "" => None,
-                n => match n.parse::<i32>() {
-                    Ok(id) if known(id) => Some(id),
-                    _ => return Err((Code::InvalidRequest, format!("unknown broker '{name}'"))),
-                },
-            };
+            let scope = broker_scope(ctx, name)?;
             let current = ctx.dynamic_broker_configs(scope);
             let next = change(&current, true)?;
             let mut changes: Vec<(String, Option<String>)> = next
@@ -230,7 +224,10 @@ where
             return ctx
                 .alter_broker_configs(scope, &changes, validate_only)
                 .await
-                .map_err(|e| (Code::InvalidConfig, e));
+                .map_err(|e| {
+                    tracing::info!(broker = name, error = %e, "broker config change refused");
+                    (broker_error_code(&e), e.to_string())
+                });
         }
         other => {
             return Err((
@@ -257,4 +254,53 @@ where
         .map_err(|e| (Code::KafkaStorageError, e))?;
     tracing::info!(topic = name, "topic configs changed");
     Ok(())
+}
+
+/// The layer a BROKER resource names: "" is the cluster-wide default, else it must be this
+/// node's id. As in Kafka, a per-broker change goes to the broker it names (clients route it
+/// there), so another id is INVALID_REQUEST.
+pub(super) fn broker_scope(ctx: &BrokerContext, name: &str) -> Result<Option<i32>, (Code, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let me = ctx.config.node_id;
+    match name.parse::<i32>() {
+        Ok(id) if id == me => Ok(Some(id)),
+        Ok(_) => Err((
+            Code::InvalidRequest,
+            format!("Unexpected broker id, expected {me} or empty string, but received {name}"),
+        )),
+        Err(_) => Err((
+            Code::InvalidRequest,
+            format!("Node id must be an integer, but it is: {name}"),
+        )),
+    }
+}
+
+/// Kafka's preliminary checks of a broker change: no key twice, no SET without a value.
+fn check_broker_changes(changes: &[(String, i8, Option<String>)]) -> Outcome {
+    for (i, (key, op, value)) in changes.iter().enumerate() {
+        if changes[..i].iter().any(|(k, _, _)| k == key) {
+            return Err((
+                Code::InvalidRequest,
+                format!("Error due to duplicate config keys: `{key}`"),
+            ));
+        }
+        if *op != DELETE && value.is_none() {
+            return Err((
+                Code::InvalidRequest,
+                format!("Null value not supported for : {key}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The error code Kafka answers a refused broker change with.
+fn broker_error_code(e: &DynamicConfigError) -> Code {
+    match e {
+        DynamicConfigError::Failed(_) => Code::KafkaStorageError,
+        e if e.is_invalid_request() => Code::InvalidRequest,
+        _ => Code::InvalidConfig,
+    }
 }

@@ -1,5 +1,7 @@
 //! DescribeConfigs (key 32), versions 1..=4: topic configs (override, else broker key, else
-//! default, with Kafka's sources and synonyms) and the broker's static configs.
+//! default, with Kafka's sources and synonyms) and broker configs: this node's (per-broker
+//! dynamic > cluster-default dynamic > static > default, with every layer as a synonym) or the
+//! cluster default's (resource name "": only the keys set there).
 
 use std::sync::Arc;
 
@@ -71,68 +73,55 @@ pub async fn handle(
                     )));
                 }
             },
-            BROKER
-                if r.resource_name.is_empty()
-                    || r.resource_name.as_str() == ctx.config.node_id.to_string() =>
-            {
-                res.configs = KEYS
-                    .iter()
-                    .filter(|d| wanted(d.name))
-                    .map(|d| {
-                        let dynamic = ctx.config.dynamic_value(d.name);
-                        let value = dynamic
-                            .clone()
-                            .or_else(|| ctx.config.values.get(d.name).cloned())
-                            .unwrap_or_default();
-                        let source = if dynamic.is_some() {
-                            Source::DynamicBroker
-                        } else if ctx.config.explicit.contains(d.name) {
-                            Source::StaticBroker
-                        } else {
-                            Source::Default
-                        };
-                        let ty = match d.kind {
-                            Kind::Int { max, .. } if max > i64::from(i32::MAX) => config_type::LONG,
-                            Kind::Int { .. } => config_type::INT,
-                            Kind::Bool => config_type::BOOLEAN,
-                            Kind::Listeners => config_type::LIST,
-                            Kind::Ratio => config_type::DOUBLE,
-                            Kind::Str | Kind::Enum(_) => config_type::STRING,
-                        };
-                        let mut e = entry(
-                            d.name,
-                            value.clone(),
-                            source,
-                            ty,
-                            d.doc,
-                            req.include_documentation,
-                        );
-                        if req.include_synonyms {
-                            e.synonyms = vec![DescribeConfigsSynonym::default()
-                                .with_name(StrBytes::from_static_str(d.name))
-                                .with_value(Some(StrBytes::from_string(value)))
-                                .with_source(source as i8)];
-                        }
-                        e.read_only = !crate::config::DYNAMIC_KEYS.contains(&d.name);
-                        if crate::config::SENSITIVE_KEYS.contains(&d.name) {
-                            // As Kafka does for passwords: flagged, never shown.
-                            e.value = None;
-                            e.is_sensitive = true;
-                            for s in &mut e.synonyms {
-                                s.value = None;
+            BROKER => match super::alter_configs::broker_scope(&ctx, r.resource_name.as_str()) {
+                Err((code, msg)) => {
+                    res.error_code = code.code();
+                    res.error_message = Some(StrBytes::from_string(msg));
+                }
+                // The cluster default: only the keys set there, as Kafka describes it.
+                Ok(None) => {
+                    let layer = ctx.dynamic_broker_configs(None);
+                    res.configs = KEYS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .filter_map(|d| {
+                            let value = layer.get(d.name)?.clone();
+                            let mut e = broker_entry(
+                                d,
+                                value.clone(),
+                                Source::DynamicDefaultBroker,
+                                req.include_documentation,
+                            );
+                            if req.include_synonyms {
+                                e.synonyms =
+                                    vec![synonym(d.name, value, Source::DynamicDefaultBroker)];
                             }
-                        }
-                        e
-                    })
-                    .collect();
-            }
-            BROKER => {
-                res.error_code = Code::InvalidRequest.code();
-                res.error_message = Some(StrBytes::from_string(format!(
-                    "unknown broker '{}'",
-                    r.resource_name.as_str()
-                )));
-            }
+                            Some(hide_sensitive(d.name, e))
+                        })
+                        .collect();
+                }
+                Ok(Some(_)) => {
+                    res.configs = KEYS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let all = broker_synonyms(&ctx, d.name, true);
+                            let (value, source) = all.first().map_or_else(
+                                || (d.default.to_string(), Source::Default),
+                                |s| (s.1.clone(), s.2),
+                            );
+                            let mut e = broker_entry(d, value, source, req.include_documentation);
+                            if req.include_synonyms {
+                                e.synonyms = all
+                                    .into_iter()
+                                    .map(|(name, value, source)| synonym(name, value, source))
+                                    .collect();
+                            }
+                            hide_sensitive(d.name, e)
+                        })
+                        .collect();
+                }
+            },
             super::client_metrics::CLIENT_METRICS => {
                 super::client_metrics::describe(&ctx, &r, &mut res);
             }
@@ -181,27 +170,84 @@ fn synonyms(
         );
     }
     if let Some(bk) = d.broker_key {
-        if let Some(v) = ctx.config.dynamic_value(bk) {
-            out.push(
-                DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(bk))
-                    .with_value(Some(StrBytes::from_string(v)))
-                    .with_source(Source::DynamicBroker as i8),
-            );
+        out.extend(
+            broker_synonyms(ctx, bk, false)
+                .into_iter()
+                .map(|(name, value, source)| synonym(name, value, source)),
+        );
+    }
+    out
+}
+
+/// A broker key's values from the most to the least specific, as Kafka lists them: this
+/// broker's dynamic value, the cluster default, the static value (`server.properties`) and,
+/// with `with_default` or when nothing else is set, the default.
+fn broker_synonyms(
+    ctx: &BrokerContext,
+    key: &'static str,
+    with_default: bool,
+) -> Vec<(&'static str, String, Source)> {
+    let mut out = Vec::new();
+    let dynamic = ctx.config.dynamic_configs();
+    if let Some(v) = dynamic.per_broker.get(key) {
+        out.push((key, v.clone(), Source::DynamicBroker));
+    }
+    if let Some(v) = dynamic.cluster_default.get(key) {
+        out.push((key, v.clone(), Source::DynamicDefaultBroker));
+    }
+    let explicit = ctx.config.explicit.contains(key);
+    if let Some(v) = ctx.config.values.get(key) {
+        if explicit {
+            out.push((key, v.clone(), Source::StaticBroker));
+        } else {
+            out.push((key, v.clone(), Source::Default));
         }
-        if let Some(v) = ctx.config.values.get(bk) {
-            let source = if ctx.config.explicit.contains(bk) {
-                Source::StaticBroker
-            } else {
-                Source::Default
-            };
-            out.push(
-                DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(bk))
-                    .with_value(Some(StrBytes::from_string(v.clone())))
-                    .with_source(source as i8),
-            );
+    }
+    if with_default && explicit {
+        if let Some(d) = KEYS.iter().find(|d| d.name == key) {
+            out.push((key, d.default.to_string(), Source::Default));
         }
     }
     out
+}
+
+fn synonym(name: &'static str, value: String, source: Source) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_source(source as i8)
+}
+
+fn broker_entry(
+    d: &'static crate::config::KeyDef,
+    value: String,
+    source: Source,
+    docs: bool,
+) -> DescribeConfigsResourceResult {
+    let ty = match d.kind {
+        Kind::Int { max, .. } if max > i64::from(i32::MAX) => config_type::LONG,
+        Kind::Int { .. } => config_type::INT,
+        Kind::Bool => config_type::BOOLEAN,
+        Kind::Listeners => config_type::LIST,
+        Kind::Ratio => config_type::DOUBLE,
+        Kind::Str | Kind::Enum(_) => config_type::STRING,
+    };
+    let mut e = entry(d.name, value, source, ty, d.doc, docs);
+    e.read_only = !crate::config::DYNAMIC_KEYS.contains(&d.name);
+    e
+}
+
+/// As Kafka does for passwords: flagged, never shown.
+fn hide_sensitive(
+    name: &str,
+    mut e: DescribeConfigsResourceResult,
+) -> DescribeConfigsResourceResult {
+    if crate::config::SENSITIVE_KEYS.contains(&name) {
+        e.value = None;
+        e.is_sensitive = true;
+        for s in &mut e.synonyms {
+            s.value = None;
+        }
+    }
+    e
 }

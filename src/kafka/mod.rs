@@ -47,6 +47,7 @@ mod produce;
 mod push_telemetry;
 mod reassignments;
 mod renew_delegation_token;
+mod request_quota;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod scram_credentials;
@@ -433,6 +434,11 @@ pub async fn dispatch(
     let span = crate::metrics::request_span(&frame, peer);
     // RequestBytes counts the 4-byte size prefix too, as Kafka's does.
     let size = frame.len() + 4;
+    let client_id = if ctx.quotas.has_request_quotas() {
+        header_client_id(&frame)
+    } else {
+        String::new()
+    };
     let dispatch = if span.is_disabled() {
         handle(frame, ctx, peer, session).await
     } else {
@@ -440,6 +446,25 @@ pub async fn dispatch(
     };
     let Dispatch::Respond(fut) = dispatch else {
         return dispatch;
+    };
+    // ApiVersions and SASL come before a client is known, as in Kafka's network layer.
+    let exempt = [
+        ApiKey::ApiVersions,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+    ]
+    .iter()
+    .any(|k| *k as i16 == raw_key);
+    let fut = if !exempt && ctx.quotas.has_request_quotas() {
+        request_quota::meter(
+            ctx,
+            session.principal.name.clone(),
+            client_id,
+            started.elapsed(),
+            fut,
+        )
+    } else {
+        fut
     };
     if metrics.api(raw_key).is_none() {
         return Dispatch::Respond(fut);
@@ -464,6 +489,19 @@ pub async fn dispatch(
         },
         span,
     )))
+}
+
+/// The client id of a request header (v1 and v2 headers: a nullable string after the
+/// correlation id), read without decoding the request.
+fn header_client_id(frame: &[u8]) -> String {
+    let Some(len) = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+        return String::new();
+    };
+    usize::try_from(len)
+        .ok()
+        .and_then(|len| frame.get(10..10 + len))
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
 }
 
 async fn handle(
@@ -688,6 +726,11 @@ async fn handle(
                 let bytes = count_fetch(&ctx, resp);
                 resp.throttle_time_ms =
                     throttle(&quotas, &caller, &user, quota::Kind::Fetch, bytes).await;
+                if replica_id >= 0 {
+                    request_quota::exempt();
+                } else {
+                    request_quota::charge(resp);
+                }
                 fetched
             };
             // Record sets go out by reference (vectored write) or from the files (sendfile),
@@ -1179,7 +1222,20 @@ fn ready(frame: Reply) -> Dispatch {
 
 /// Encodes a size-prefixed response frame: length, response header (v0 or v1 as the API and
 /// version require), body.
-pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Reply {
+///
+/// A metered request ([`request_quota`]) is charged here and its throttle time put in the body.
+pub fn encode<R: Encodable + HeaderVersion + request_quota::Throttle + Clone>(
+    correlation_id: i32,
+    version: i16,
+    body: &R,
+) -> Reply {
+    let ms = request_quota::charged_ms();
+    let throttled = (ms > body.throttle_time_ms()).then(|| {
+        let mut copy = body.clone();
+        copy.set_throttle_time_ms(ms);
+        copy
+    });
+    let body = throttled.as_ref().unwrap_or(body);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = R::header_version(version);
     let result = (|| -> anyhow::Result<Bytes> {

@@ -289,6 +289,8 @@ pub struct Metrics {
     lso_lag: IntGauge,
     cleaner: CleanerMetrics,
     tls_reloads: IntCounterVec,
+    quota_throttled: IntCounterVec,
+    quota_throttle_ms: IntCounterVec,
     flush_time: HistogramVec,
     stream_vecs: StreamVecs,
     streams: RwLock<HashMap<Arc<str>, Arc<StreamMetrics>>>,
@@ -690,6 +692,24 @@ impl Metrics {
              the previous ones stay).",
             &["listener", "result"],
         );
+        let quota_throttled = counter_vec(
+            &r,
+            "esker_quota_throttled_total",
+            "Responses held back by a client quota, per quota: produce (producer_byte_rate), \
+             fetch (consumer_byte_rate) or request (request_percentage).",
+            &["quota"],
+        );
+        let quota_throttle_ms = counter_vec(
+            &r,
+            "esker_quota_throttle_time_ms_total",
+            "Milliseconds responses were held back by a client quota (their throttle_time_ms), \
+             per quota: produce, fetch or request.",
+            &["quota"],
+        );
+        for q in ["produce", "fetch", "request"] {
+            quota_throttled.with_label_values(&[q]);
+            quota_throttle_ms.with_label_values(&[q]);
+        }
         let stream_vecs = StreamVecs::new(&r);
         let process = process::ProcessMetrics::new(&r);
         build_info(&r);
@@ -726,6 +746,8 @@ impl Metrics {
             lso_lag,
             cleaner,
             tls_reloads,
+            quota_throttled,
+            quota_throttle_ms,
             flush_time,
             stream_vecs,
             streams: RwLock::default(),
@@ -768,14 +790,24 @@ impl Metrics {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Records the quota delay of a Produce or Fetch (zero when within quota).
+    /// Records the quota delay of a response (zero when within quota): Produce and Fetch
+    /// byte quotas also feed their API's `throttletimems`.
     pub fn observe_throttle(&self, kind: crate::quota::Kind, delay: Duration) {
         let key = match kind {
-            crate::quota::Kind::Produce => ApiKey::Produce,
-            crate::quota::Kind::Fetch => ApiKey::Fetch,
+            crate::quota::Kind::Produce => Some(ApiKey::Produce),
+            crate::quota::Kind::Fetch => Some(ApiKey::Fetch),
+            crate::quota::Kind::Request => None,
         };
-        if let Some(api) = self.apis.get(&(key as i16)) {
+        if let Some(api) = key.and_then(|k| self.apis.get(&(k as i16))) {
             api.observe_throttle(delay);
+        }
+        if !delay.is_zero() {
+            self.quota_throttled
+                .with_label_values(&[kind.label()])
+                .inc();
+            self.quota_throttle_ms
+                .with_label_values(&[kind.label()])
+                .inc_by(delay.as_millis() as u64);
         }
     }
 

@@ -97,6 +97,7 @@ mod tests {
             .dynamic
             .write()
             .unwrap_or_else(|e| e.into_inner())
+            .per_broker
             .insert(
                 "leader.replication.throttled.rate".into(),
                 "9223372036854775807".into(),

@@ -37,13 +37,21 @@ pub struct Raw {
     s: TcpStream,
     /// Last correlation id used.
     pub corr: i32,
+    /// The client id in request headers.
+    pub client_id: &'static str,
 }
 
 impl Raw {
     pub async fn connect(addr: &str) -> Raw {
+        Self::connect_as(addr, "raw").await
+    }
+
+    /// Connects with `client_id` in every request header.
+    pub async fn connect_as(addr: &str, client_id: &'static str) -> Raw {
         Raw {
             s: TcpStream::connect(addr).await.expect("connect"),
             corr: 0,
+            client_id,
         }
     }
 
@@ -54,7 +62,7 @@ impl Raw {
     /// Sends a request without reading the response; returns its correlation id.
     pub async fn send<Req: Request + Encodable>(&mut self, req: &Req, version: i16) -> i32 {
         self.corr += 1;
-        let frame = request_frame(req, version, self.corr, "raw");
+        let frame = request_frame(req, version, self.corr, self.client_id);
         self.send_raw(&frame).await;
         self.corr
     }

@@ -166,7 +166,7 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
-ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py kafka_python_test.py aiokafka_test.py
+ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py broker_configs_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs transactions_test.py kafka_python_txn_test.py kafkajs_txn_test.mjs
     kinesis_boto3_test.py kinesis_cli.sh client_telemetry_test.py prometheus_test.py
     ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py)
