@@ -189,20 +189,12 @@ impl BatchHeader {
     }
 }
 
-/// Validates the batch at the start of `buf` completely: the header checks of
-/// [`BatchHeader::parse`], the whole batch present, the CRC-32C over attributes..end, and
-/// `recordsCount == lastOffsetDelta + 1 > 0`. Bytes after the batch are ignored (they are the
+/// Validates the batch at the start of `buf` completely, as a produce request must be: the
+/// checks of [`validate_stored`] (header, whole batch present, CRC-32C over attributes..end)
+/// and `recordsCount == lastOffsetDelta + 1 > 0`. Bytes after the batch are ignored (they are the
 /// next batch); use [`BatchHeader::total_size`] to step over it.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, LogError> {
-    let header = BatchHeader::parse(buf)?;
-    let size = header.total_size();
-    let Some(batch) = buf.get(..size) else {
-        return Err(LogError::CorruptRecord(format!(
-            "batch length {} needs {size} bytes but only {} are present",
-            header.batch_length,
-            buf.len()
-        )));
-    };
+    let header = validate_stored(buf)?;
     if header.records_count <= 0 {
         return Err(LogError::CorruptRecord(format!(
             "record count {} is not positive",
@@ -213,13 +205,6 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, LogError> {
         return Err(LogError::CorruptRecord(format!(
             "record count {} does not match last offset delta {}",
             header.records_count, header.last_offset_delta
-        )));
-    }
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-    if crc != header.crc {
-        return Err(LogError::CorruptRecord(format!(
-            "crc mismatch: header says {:#010x}, computed {crc:#010x}",
-            header.crc
         )));
     }
     Ok(header)
