@@ -1458,3 +1458,121 @@ async fn shutdown_ends_open_subscriptions() -> TestResult {
     assert!(end.is_ok());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_named_like_internal_topics_live_in_escaped_topics() -> TestResult {
+    use rdkafka::consumer::CommitMode;
+    let b = TestBroker::start().await;
+    let c = client(&b);
+    // AWS allows names starting with `__`: the stream lives in topic `kinesis.__orders`.
+    create(&c, "__orders", 2).await?;
+    let d = c.describe_stream().stream_name("__orders").send().await?;
+    let desc = d.stream_description().ok_or("description")?;
+    assert_eq!(desc.stream_name(), "__orders");
+    assert_eq!(
+        desc.stream_arn(),
+        "arn:aws:kinesis:eu-west-1:000000000000:stream/__orders"
+    );
+    assert_eq!(desc.shards().len(), 2);
+    let put = c
+        .put_record()
+        .stream_name("__orders")
+        .partition_key("k")
+        .data(Blob::new("hello"))
+        .send()
+        .await?;
+    let it = iterator(
+        &c,
+        "__orders",
+        put.shard_id(),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await?;
+    let got = c.get_records().shard_iterator(&it).send().await?;
+    assert_eq!(got.records().len(), 1);
+    assert_eq!(got.records()[0].data().as_ref(), b"hello");
+    assert_eq!(got.records()[0].sequence_number(), put.sequence_number());
+
+    // Kafka clients see the stream as `kinesis.__orders`; committing creates __consumer_offsets.
+    let ctx = b.context();
+    let topic = ctx.catalog.get("kinesis.__orders").ok_or("escaped topic")?;
+    assert_eq!(topic.partitions, 2);
+    assert!(ctx.catalog.get("__orders").is_none());
+    let partition: i32 = put.shard_id().trim_start_matches("shardId-").parse()?;
+    let consumer: StreamConsumer = common::consumer_config(&b.bootstrap()).create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("kinesis.__orders", partition, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let m = tokio::time::timeout(common::TIMEOUT, consumer.recv()).await??;
+    assert_eq!(m.payload(), Some(&b"hello"[..]));
+    assert_eq!(m.key(), Some(&b"k"[..]));
+    consumer.commit_message(&m, CommitMode::Sync)?;
+    assert!(ctx.catalog.get("__consumer_offsets").is_some());
+    // A topic Kafka clients created under `__` is internal too.
+    b.create_topic("__kafka_only", 1).await;
+
+    // Only the stream is listed: not the internal topics, not the escaped topic's name.
+    let names = c.list_streams().send().await?.stream_names().to_vec();
+    assert_eq!(names, vec!["__orders".to_string()]);
+    for internal in ["__consumer_offsets", "__kafka_only"] {
+        let e = c
+            .describe_stream()
+            .stream_name(internal)
+            .send()
+            .await
+            .expect_err("internal topics are no streams");
+        assert_eq!(code(&e), "ResourceNotFoundException", "{internal}");
+        let e = c
+            .get_shard_iterator()
+            .stream_name(internal)
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect_err("internal topics cannot be read");
+        assert_eq!(code(&e), "ResourceNotFoundException", "{internal}");
+        let e = c
+            .put_record()
+            .stream_name(internal)
+            .partition_key("k")
+            .data(Blob::new("x"))
+            .send()
+            .await
+            .expect_err("internal topics cannot be written");
+        assert_eq!(code(&e), "ResourceNotFoundException", "{internal}");
+    }
+    // A stream may even be named like an internal topic: it is a topic of its own.
+    create(&c, "__consumer_offsets", 1).await?;
+    let d = c
+        .describe_stream_summary()
+        .stream_name("__consumer_offsets")
+        .send()
+        .await?;
+    assert_eq!(
+        d.stream_description_summary()
+            .ok_or("summary")?
+            .open_shard_count(),
+        1
+    );
+    assert!(ctx.catalog.get("kinesis.__consumer_offsets").is_some());
+    let internal = ctx.catalog.get("__consumer_offsets").ok_or("internal")?;
+    assert!(internal.partitions > 1, "the internal topic is untouched");
+    // Tags and deletion reach the escaped topic.
+    c.add_tags_to_stream()
+        .stream_name("__orders")
+        .tags("team", "data")
+        .send()
+        .await?;
+    let tags = c
+        .list_tags_for_stream()
+        .stream_name("__orders")
+        .send()
+        .await?;
+    assert_eq!(tags.tags().len(), 1);
+    c.delete_stream().stream_name("__orders").send().await?;
+    assert!(ctx.catalog.get("kinesis.__orders").is_none());
+    let names = c.list_streams().send().await?.stream_names().to_vec();
+    assert_eq!(names, vec!["__consumer_offsets".to_string()]);
+    b.stop().await;
+    Ok(())
+}

@@ -26,6 +26,7 @@ pub mod hash;
 pub mod iterator;
 pub mod limits;
 pub mod model;
+pub mod naming;
 mod ops;
 pub mod records;
 pub mod remote;

@@ -156,7 +156,7 @@ pub async fn register(
     let mut meta = (*stream.meta).clone();
     meta.consumers.push(consumer.clone());
     k.streams
-        .put(&stream_name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream_name, consumer = %consumer.name, "kinesis consumer registered");
@@ -262,7 +262,7 @@ pub async fn deregister(
     let mut meta = (*stream.meta).clone();
     meta.consumers.retain(|x| x.name != c.name);
     k.streams
-        .put(&stream.name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, consumer = %c.name, "kinesis consumer deregistered");

@@ -1,4 +1,4 @@
-//! CreateStream: a topic of the same name with ShardCount partitions (ON_DEMAND: 4), 24-hour
+//! CreateStream: a topic of the same name ([`crate::kinesis::naming`]) with ShardCount partitions (ON_DEMAND: 4), 24-hour
 //! retention (`retention.ms` topic config), and metadata with even hash-key ranges.
 
 use std::collections::BTreeMap;
@@ -7,6 +7,7 @@ use super::{required, validate_stream_name, ON_DEMAND_SHARDS};
 use crate::context::{BrokerContext, CreateTopicError};
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{CreateStreamInput, Empty};
+use crate::kinesis::naming::topic_of;
 use crate::kinesis::sigv4::Caller;
 use crate::kinesis::store::StreamMeta;
 use crate::kinesis::{Kinesis, ACCOUNT_ID};
@@ -34,11 +35,6 @@ pub async fn handle(
             crate::auth::Operation::Create,
             &name,
         )?;
-    }
-    if name.starts_with("__") {
-        return Err(KinesisError::InvalidArgument(format!(
-            "Stream name {name} is reserved: names starting with __ are the broker's internal topics."
-        )));
     }
     let mode = req
         .stream_mode_details
@@ -77,8 +73,10 @@ pub async fn handle(
             "Member must have length less than or equal to 50",
         ));
     }
+    // Streams named like the broker's internal topics live in an escaped topic.
+    let topic_name = topic_of(&name).into_owned();
     let _admin = k.streams.admin.lock().await;
-    if k.ctx.catalog.get(&name).is_some() {
+    if k.ctx.catalog.get(&topic_name).is_some() {
         return Err(KinesisError::ResourceInUse(format!(
             "Stream {name} under account {ACCOUNT_ID} already exists."
         )));
@@ -102,7 +100,7 @@ pub async fn handle(
     )]);
     let topic = k
         .ctx
-        .create_topic(&name, shards, configs)
+        .create_topic(&topic_name, shards, configs)
         .await
         .map_err(|e| match e {
             CreateTopicError::AlreadyExists(_) => KinesisError::ResourceInUse(format!(
@@ -124,12 +122,12 @@ pub async fn handle(
         })?;
     let mut meta = StreamMeta::new(topic.id, shards, &mode, BrokerContext::now_ms());
     meta.tags = tags;
-    if let Err(e) = k.streams.put(&name, meta).await {
-        k.ctx.delete_topic(&name).await;
+    if let Err(e) = k.streams.put(&topic_name, meta).await {
+        k.ctx.delete_topic(&topic_name).await;
         return Err(KinesisError::Internal(format!(
             "cannot store stream metadata: {e}"
         )));
     }
-    tracing::info!(stream = %name, shards, mode, "kinesis stream created");
+    tracing::info!(stream = %name, topic = %topic_name, shards, mode, "kinesis stream created");
     Ok(Empty {})
 }

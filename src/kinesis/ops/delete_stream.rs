@@ -29,10 +29,10 @@ pub async fn handle(
         )));
     }
     k.ctx
-        .delete_topic(&stream.name)
+        .delete_topic(&stream.topic.name)
         .await
         .ok_or_else(|| KinesisError::stream_not_found(&name))?;
-    if let Err(e) = k.streams.remove(&name) {
+    if let Err(e) = k.streams.remove(&stream.topic.name) {
         tracing::warn!(stream = %name, error = %e, "cannot remove kinesis stream metadata");
     }
     tracing::info!(stream = %name, "kinesis stream deleted");

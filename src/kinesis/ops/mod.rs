@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::error::KinesisError;
 use super::model::{self, StreamRef};
+use super::naming::{stream_of, topic_of};
 use super::sequence::SequenceNumber;
 use super::server::{Encoding, Reply};
 use super::sigv4::Caller;
@@ -196,7 +197,7 @@ pub(crate) fn stream_name_of(req: &impl StreamRef) -> Result<String, KinesisErro
 pub(crate) struct Stream {
     /// Its name.
     pub name: String,
-    /// Its topic.
+    /// Its topic (named [`topic_of`] the stream: use `topic.name` for storage calls).
     pub topic: TopicMeta,
     /// Its Kinesis metadata.
     pub meta: std::sync::Arc<StreamMeta>,
@@ -213,7 +214,18 @@ impl Kinesis {
         op: crate::auth::Operation,
         stream: &str,
     ) -> Result<(), KinesisError> {
-        self.authorize_resource(caller, action, op, crate::auth::ResourceType::Topic, stream)
+        let topic = topic_of(stream);
+        self.authorize_resource(caller, action, op, crate::auth::ResourceType::Topic, &topic)
+            .map_err(|e| match e {
+                // The ARN in the message names the stream, not its topic.
+                KinesisError::AccessDenied(_) => KinesisError::AccessDenied(format!(
+                    "User: {} is not authorized to perform: kinesis:{action} on resource: {} \
+                     ({op} on Topic {topic} is not allowed by the broker's ACLs)",
+                    caller.principal,
+                    stream_arn(&caller.region, stream),
+                )),
+                other => other,
+            })
     }
 
     /// [`Kinesis::authorize`] for any ACL resource.
@@ -244,17 +256,17 @@ impl Kinesis {
             &caller.ip,
             crate::auth::Operation::Describe,
             crate::auth::ResourceType::Topic,
-            stream,
+            &topic_of(stream),
         )
     }
 
-    /// Looks an existing stream up; internal topics (`__…`) are not streams.
+    /// Looks an existing stream up in its topic ([`topic_of`]); internal topics are no
+    /// streams.
     pub(crate) fn stream(&self, name: &str) -> Result<Stream, KinesisError> {
         let topic = self
             .ctx
             .catalog
-            .get(name)
-            .filter(|t| !t.name.starts_with("__"))
+            .get(&topic_of(name))
             .ok_or_else(|| KinesisError::stream_not_found(name))?;
         let meta = self.streams.get(&topic, BrokerContext::now_ms());
         Ok(Stream {
@@ -267,17 +279,23 @@ impl Kinesis {
     /// Every stream, sorted by name.
     pub(crate) fn all_streams(&self) -> Vec<Stream> {
         let now = BrokerContext::now_ms();
-        self.ctx
+        let mut streams = self
+            .ctx
             .catalog
             .all()
             .into_iter()
-            .filter(|t| !t.name.starts_with("__"))
-            .map(|topic| Stream {
-                name: topic.name.to_string(),
-                meta: self.streams.get(&topic, now),
-                topic,
+            .filter_map(|topic| {
+                let name = stream_of(&topic.name)?.to_string();
+                Some(Stream {
+                    name,
+                    meta: self.streams.get(&topic, now),
+                    topic,
+                })
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // Sorted by stream name (an escaped topic sorts elsewhere than its stream).
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        streams
     }
 
     /// The stream's retention in hours, from the topic's effective `retention.ms` (-1, keep

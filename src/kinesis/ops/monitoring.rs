@@ -72,7 +72,7 @@ async fn change(
     let mut meta = (*stream.meta).clone();
     meta.shard_level_metrics = desired.clone();
     k.streams
-        .put(&name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(MonitoringOutput {

@@ -41,7 +41,7 @@ async fn reshard(
     }
     let count = stream.topic.partitions + children.len() as i32;
     k.ctx
-        .add_partitions(&stream.name, count)
+        .add_partitions(&stream.topic.name, count)
         .await
         .map_err(KinesisError::Internal)?;
     let now = BrokerContext::now_ms();
@@ -58,7 +58,7 @@ async fn reshard(
     }
     meta.shards.extend(children);
     k.streams
-        .put(&stream.name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, ?parents, partitions = count, "kinesis stream resharded");

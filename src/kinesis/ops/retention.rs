@@ -53,7 +53,7 @@ async fn set(
     let mut configs = (*stream.topic.configs).clone();
     configs.insert("retention.ms".into(), (hours * 3_600_000).to_string());
     k.ctx
-        .set_topic_configs(&name, configs)
+        .set_topic_configs(&stream.topic.name, configs)
         .await
         .map_err(KinesisError::Internal)?;
     tracing::info!(stream = %name, hours, "kinesis retention changed");

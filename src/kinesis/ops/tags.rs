@@ -61,7 +61,7 @@ pub async fn add(k: &Kinesis, req: AddTagsInput, caller: &Caller) -> Result<Empt
         )));
     }
     k.streams
-        .put(&name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(Empty {})
@@ -129,7 +129,7 @@ pub async fn remove(
         meta.tags.remove(key);
     }
     k.streams
-        .put(&name, meta)
+        .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     Ok(Empty {})
