@@ -1576,3 +1576,170 @@ async fn streams_named_like_internal_topics_live_in_escaped_topics() -> TestResu
     b.stop().await;
     Ok(())
 }
+
+/// One raw HTTP/1.1 exchange: (status, lower-cased headers, body).
+async fn raw_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, std::collections::HashMap<String, String>, String), Box<dyn std::error::Error>> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let mut req = format!("{method} / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await??;
+    let text = String::from_utf8(out)?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .ok_or("no status")?
+        .parse()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_answers_as_aws_headers_empty_bodies_403_and_cors() -> TestResult {
+    use base64::Engine;
+    let b = TestBroker::start().await;
+    let addr = kinesis_addr(&b);
+    let post = |target: &'static str, body: &'static str| async move {
+        let headers = [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", target),
+        ];
+        raw_http(addr, "POST", &headers, body).await
+    };
+    // Every answer carries a request id and an x-amz-id-2 of 72 random bytes.
+    let ids = |h: &std::collections::HashMap<String, String>| -> TestResult {
+        assert_eq!(
+            h.get("x-amzn-requestid").map(String::len),
+            Some(36),
+            "{h:?}"
+        );
+        let id2 = h.get("x-amz-id-2").ok_or("x-amz-id-2")?;
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.decode(id2)?.len(),
+            72
+        );
+        Ok(())
+    };
+
+    // Operations without output answer an empty body; the others a JSON document.
+    for (target, body) in [
+        (
+            "Kinesis_20131202.CreateStream",
+            r#"{"StreamName":"web","ShardCount":2}"#,
+        ),
+        (
+            "Kinesis_20131202.AddTagsToStream",
+            r#"{"StreamName":"web","Tags":{"a":"b"}}"#,
+        ),
+        (
+            "Kinesis_20131202.RemoveTagsFromStream",
+            r#"{"StreamName":"web","TagKeys":["a"]}"#,
+        ),
+        (
+            "Kinesis_20131202.IncreaseStreamRetentionPeriod",
+            r#"{"StreamName":"web","RetentionPeriodHours":48}"#,
+        ),
+        (
+            "Kinesis_20131202.DecreaseStreamRetentionPeriod",
+            r#"{"StreamName":"web","RetentionPeriodHours":24}"#,
+        ),
+    ] {
+        let (status, h, body) = post(target, body).await?;
+        assert_eq!((status, body.as_str()), (200, ""), "{target}");
+        assert_eq!(h.get("content-length").map(String::as_str), Some("0"));
+        assert_eq!(
+            h.get("content-type").map(String::as_str),
+            Some("application/x-amz-json-1.1")
+        );
+        ids(&h)?;
+    }
+    let (status, h, body) = post("Kinesis_20131202.ListStreams", "{}").await?;
+    assert_eq!(status, 200);
+    let listed: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(listed["StreamNames"], serde_json::json!(["web"]), "{body}");
+    ids(&h)?;
+    // Errors too.
+    let (status, h, body) = post("Kinesis_20131202.FlyToTheMoon", "{}").await?;
+    assert_eq!(status, 400);
+    assert!(body.contains("UnknownOperationException"), "{body}");
+    ids(&h)?;
+    let (status, h, body) =
+        post("Kinesis_20131202.DeleteStream", r#"{"StreamName":"web"}"#).await?;
+    assert_eq!((status, body.as_str()), (200, ""));
+    ids(&h)?;
+
+    // Anything but POST (and a preflight): AWS's XML 403.
+    let denied = "<AccessDeniedException>\n  <Message>Unable to determine service/operation \
+                  name to be authorized</Message>\n</AccessDeniedException>\n";
+    for method in ["GET", "PUT", "DELETE", "OPTIONS"] {
+        let (status, h, body) = raw_http(addr, method, &[], "").await?;
+        assert_eq!((status, body.as_str()), (403, denied), "{method}");
+        ids(&h)?;
+        assert!(!h.contains_key("access-control-allow-origin"));
+    }
+
+    // CORS preflight: the asked methods and headers allowed, cached for two days.
+    let (status, h, body) = raw_http(
+        addr,
+        "OPTIONS",
+        &[
+            ("Origin", "http://example.com"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "x-amz-target,content-type",
+            ),
+        ],
+        "",
+    )
+    .await?;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let get = |k: &str| h.get(k).map(String::as_str);
+    assert_eq!(get("access-control-allow-origin"), Some("*"));
+    assert_eq!(get("access-control-allow-methods"), Some("POST"));
+    assert_eq!(
+        get("access-control-allow-headers"),
+        Some("x-amz-target,content-type")
+    );
+    assert_eq!(get("access-control-max-age"), Some("172800"));
+    assert_eq!(get("x-amzn-requestid").map(str::len), Some(36));
+    assert!(!h.contains_key("x-amz-id-2"));
+    // A cross-origin POST: allowed, with AWS's exposed headers.
+    let (status, h, _) = raw_http(
+        addr,
+        "POST",
+        &[
+            ("Origin", "http://example.com"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
+        ],
+        "{}",
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.get("access-control-allow-origin").map(String::as_str),
+        Some("*")
+    );
+    assert_eq!(
+        h.get("access-control-expose-headers").map(String::as_str),
+        Some("x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date")
+    );
+    ids(&h)?;
+    b.stop().await;
+    Ok(())
+}

@@ -149,7 +149,8 @@ pub fn format_time(ms: i64) -> String {
     )
 }
 
-/// An empty response body (`{}`).
+/// No output: an operation without output answers an empty body; SubscribeToShard's
+/// initial-response event is `{}`.
 #[derive(Debug, Default, Serialize)]
 pub struct Empty {}
 

@@ -3,7 +3,8 @@
 //! HTTPS after a TLS handshake on the connection's shard, ALPN h2 or http/1.1), and the router that
 //! turns a request into an operation call: body limit, SigV4, `X-Amz-Target`, content type,
 //! and errors in AWS's shape (`{"__type", "message"}` with the error's status and
-//! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId`.
+//! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId` and `x-amz-id-2`; CORS
+//! preflights and non-POST requests are answered as AWS does (see [`handle`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -188,16 +189,106 @@ impl hyper::body::Body for ResponseBody {
 /// The content type of an event stream.
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
-/// Serves one request.
+/// What browsers may read of an answer to a cross-origin request (AWS's list).
+const EXPOSE_HEADERS: &str =
+    "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date";
+
+/// How long a browser may cache a preflight answer (seconds).
+const PREFLIGHT_MAX_AGE: &str = "172800";
+
+/// An `x-amz-id-2` value: 72 random bytes in base64, as AWS sends.
+fn amz_id_2() -> String {
+    use base64::Engine;
+    let mut bytes = Vec::with_capacity(80);
+    for _ in 0..5 {
+        bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    bytes.truncate(72);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Serves one request. Every answer carries `x-amzn-RequestId` and (but a CORS preflight's)
+/// `x-amz-id-2`; a request with an `Origin` gets `Access-Control-Allow-Origin: *`. An
+/// `OPTIONS` with an `Origin` is a CORS preflight, answered 200 with the methods and headers
+/// asked for; any other method but `POST` is AWS's XML 403 `AccessDeniedException`.
 pub async fn handle(
     kinesis: &Arc<Kinesis>,
     req: Request<Incoming>,
     peer: std::net::IpAddr,
 ) -> Response<ResponseBody> {
+    use hyper::header::{self, HeaderValue};
     let request_id = uuid::Uuid::new_v4().to_string();
+    let origin = req.headers().contains_key(header::ORIGIN);
+    let preflight = origin && req.method() == hyper::Method::OPTIONS;
+    let mut resp = if preflight {
+        let mut resp = Response::new(ResponseBody::Full(None));
+        let h = resp.headers_mut();
+        for (asked, allow) in [
+            (
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+            ),
+            (
+                header::ACCESS_CONTROL_REQUEST_METHOD,
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+            ),
+        ] {
+            if let Some(v) = req.headers().get(&asked) {
+                h.insert(allow, v.clone());
+            }
+        }
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+        );
+        resp
+    } else if req.method() != hyper::Method::POST {
+        let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from_static(
+            b"<AccessDeniedException>\n  <Message>Unable to determine service/operation name \
+              to be authorized</Message>\n</AccessDeniedException>\n",
+        ))));
+        *resp.status_mut() = StatusCode::FORBIDDEN;
+        resp
+    } else {
+        answer(kinesis, req, peer).await
+    };
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    if !preflight {
+        if let Ok(v) = HeaderValue::from_str(&amz_id_2()) {
+            headers.insert("x-amz-id-2", v);
+        }
+    }
+    if origin {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        if !preflight {
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
+    }
+    resp
+}
+
+/// Answers a POST: the operation's reply or its error, in the request's encoding.
+async fn answer(
+    kinesis: &Arc<Kinesis>,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+) -> Response<ResponseBody> {
     let (encoding, result) = route(kinesis, req, peer).await;
     let mut content_type = encoding.content_type();
     let (status, body, error_type) = match result {
+        // An operation without output answers an empty body, as AWS does.
+        Ok(Reply::Body(body)) if body.is_empty() => {
+            (StatusCode::OK, ResponseBody::Full(None), None)
+        }
         Ok(Reply::Body(body)) => (StatusCode::OK, ResponseBody::Full(Some(body)), None),
         Ok(Reply::Events(rx)) => {
             content_type = EVENT_STREAM;
@@ -221,9 +312,6 @@ pub async fn handle(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(content_type),
     );
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
-        headers.insert("x-amzn-RequestId", v);
-    }
     if let Some(t) = error_type {
         headers.insert(
             "x-amzn-ErrorType",
@@ -265,15 +353,6 @@ async fn route(
     } else {
         Encoding::Json
     };
-    if parts.method != hyper::Method::POST {
-        return (
-            encoding,
-            Err(KinesisError::UnknownOperation(format!(
-                "{} is not a Kinesis operation; send POST / with X-Amz-Target",
-                parts.method
-            ))),
-        );
-    }
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

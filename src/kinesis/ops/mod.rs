@@ -105,12 +105,18 @@ pub async fn dispatch(
             let resp = $handler(k, req, caller).await?;
             encode(&resp, encoding).map(Reply::Body)
         }};
+        // Operations without an output shape in AWS's model answer an empty body.
+        (no_output $handler:path) => {{
+            let req = decode(body, encoding)?;
+            let model::Empty {} = $handler(k, req, caller).await?;
+            Ok(Reply::Body(Bytes::new()))
+        }};
     }
     match operation {
-        "AddTagsToStream" => run!(tags::add),
-        "CreateStream" => run!(create_stream::handle),
-        "DecreaseStreamRetentionPeriod" => run!(retention::decrease),
-        "DeleteStream" => run!(delete_stream::handle),
+        "AddTagsToStream" => run!(no_output tags::add),
+        "CreateStream" => run!(no_output create_stream::handle),
+        "DecreaseStreamRetentionPeriod" => run!(no_output retention::decrease),
+        "DeleteStream" => run!(no_output delete_stream::handle),
         "DescribeLimits" => run!(describe_limits::handle),
         "DescribeStream" => run!(describe_stream::handle),
         "DescribeStreamSummary" => run!(describe_stream_summary::handle),
@@ -118,20 +124,20 @@ pub async fn dispatch(
         "EnableEnhancedMonitoring" => run!(monitoring::enable),
         "GetRecords" => run!(get_records::handle),
         "GetShardIterator" => run!(get_shard_iterator::handle),
-        "IncreaseStreamRetentionPeriod" => run!(retention::increase),
+        "IncreaseStreamRetentionPeriod" => run!(no_output retention::increase),
         "ListShards" => run!(list_shards::handle),
         "ListStreams" => run!(list_streams::handle),
         "ListTagsForStream" => run!(tags::list),
         "PutRecord" => run!(put_record::handle),
         "PutRecords" => run!(put_records::handle),
-        "RemoveTagsFromStream" => run!(tags::remove),
-        "MergeShards" => run!(reshard::merge),
-        "SplitShard" => run!(reshard::split),
+        "RemoveTagsFromStream" => run!(no_output tags::remove),
+        "MergeShards" => run!(no_output reshard::merge),
+        "SplitShard" => run!(no_output reshard::split),
         "UpdateShardCount" => run!(reshard::update_shard_count),
         "RegisterStreamConsumer" => run!(consumers::register),
         "DescribeStreamConsumer" => run!(consumers::describe),
         "ListStreamConsumers" => run!(consumers::list),
-        "DeregisterStreamConsumer" => run!(consumers::deregister),
+        "DeregisterStreamConsumer" => run!(no_output consumers::deregister),
         "SubscribeToShard" => {
             let req = decode(body, encoding)?;
             subscribe_to_shard::handle(k, req, caller, encoding).await
