@@ -290,7 +290,7 @@ pub struct Metrics {
     cleaner: CleanerMetrics,
     tls_reloads: IntCounterVec,
     quota_throttled: IntCounterVec,
-    quota_throttle_ms: IntCounterVec,
+    quota_throttle_seconds: prometheus::CounterVec,
     flush_time: HistogramVec,
     stream_vecs: StreamVecs,
     streams: RwLock<HashMap<Arc<str>, Arc<StreamMetrics>>>,
@@ -699,16 +699,20 @@ impl Metrics {
              fetch (consumer_byte_rate) or request (request_percentage).",
             &["quota"],
         );
-        let quota_throttle_ms = counter_vec(
-            &r,
-            "esker_quota_throttle_time_ms_total",
-            "Milliseconds responses were held back by a client quota (their throttle_time_ms), \
-             per quota: produce, fetch or request.",
+        let quota_throttle_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "esker_quota_throttle_time_seconds_total",
+                "Time responses were held back by a client quota (their throttle_time_ms), per \
+                 quota: produce, fetch or request.",
+            ),
             &["quota"],
-        );
+        )
+        .unwrap_or_else(|e| panic!("quota throttle time: {e}"));
+        r.register(Box::new(quota_throttle_seconds.clone()))
+            .unwrap_or_else(|e| panic!("quota throttle time: {e}"));
         for q in ["produce", "fetch", "request"] {
             quota_throttled.with_label_values(&[q]);
-            quota_throttle_ms.with_label_values(&[q]);
+            quota_throttle_seconds.with_label_values(&[q]);
         }
         let stream_vecs = StreamVecs::new(&r);
         let process = process::ProcessMetrics::new(&r);
@@ -747,7 +751,7 @@ impl Metrics {
             cleaner,
             tls_reloads,
             quota_throttled,
-            quota_throttle_ms,
+            quota_throttle_seconds,
             flush_time,
             stream_vecs,
             streams: RwLock::default(),
@@ -805,9 +809,9 @@ impl Metrics {
             self.quota_throttled
                 .with_label_values(&[kind.label()])
                 .inc();
-            self.quota_throttle_ms
+            self.quota_throttle_seconds
                 .with_label_values(&[kind.label()])
-                .inc_by(delay.as_millis() as u64);
+                .inc_by(delay.as_secs_f64());
         }
     }
 
