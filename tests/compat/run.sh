@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka and its AdminClient,
 # kafka-python, aiokafka, kafkajs; their transactional producers and read_committed consumers in
-# the *txn* / transactions scenarios) and Kinesis clients (boto3, the AWS CLI) against a freshly
-# built esker broker.
+# the *txn* / transactions scenarios; confluent-kafka on a compacted topic in compaction_test.py)
+# and Kinesis clients (boto3, the AWS CLI) against a freshly built esker broker.
 #
 #   tests/compat/run.sh                 # every scenario
 #   tests/compat/run.sh kcat.sh         # only the named scenario(s)
