@@ -142,6 +142,14 @@ struct Args {
     /// Extra `key=value` settings for the in-process broker; may be repeated.
     #[arg(long = "broker-config")]
     broker_config: Vec<String>,
+    /// Topic configs (`key=value`, e.g. `cleanup.policy=compact`) of the benchmark topics the
+    /// tool creates; may be repeated.
+    #[arg(long = "topic-config")]
+    topic_config: Vec<String>,
+    /// Distinct record keys: record `i` gets key `i % N` (so keys repeat, as a compacted topic
+    /// needs); 0 = every record its own key.
+    #[arg(long, default_value_t = 0)]
+    key_space: u64,
     /// Skip the loopback TCP reference.
     #[arg(long)]
     no_loopback: bool,
@@ -244,12 +252,12 @@ async fn run(args: Args) {
         .clone()
         .unwrap_or_else(|| format!("bench-{}", std::process::id()));
     if args.mode != Mode::E2eLatency {
-        create_topic(&bootstrap, &topic, args.partitions, args.replication_factor).await;
+        create_topic(&bootstrap, &topic, &args).await;
     }
 
     println!(
         "mode={:?} records={} size={}B throughput={} acks={} linger.ms={} batch.size={} \
-         compression={} partitions={} producers={} consumers={}{} broker={}",
+         compression={} partitions={} producers={} consumers={}{}{}{} broker={}",
         args.mode,
         args.num_records,
         args.record_size,
@@ -273,6 +281,15 @@ async fn run(args: Args) {
             format!(" commit.interval={}ms", args.commit_interval_ms)
         } else {
             String::new()
+        },
+        match args.key_space {
+            0 => String::new(),
+            n => format!(" key.space={n}"),
+        },
+        if args.topic_config.is_empty() {
+            String::new()
+        } else {
+            format!(" topic.config={}", args.topic_config.join(","))
         },
         args.bootstrap.as_deref().unwrap_or("in-process esker")
     );
@@ -311,13 +328,7 @@ async fn run(args: Args) {
             // The same producers idempotent without transactions first, into a topic of their own
             // (so a `both` run consumes only the transactional records).
             let baseline_topic = format!("{topic}-idempotent");
-            create_topic(
-                &bootstrap,
-                &baseline_topic,
-                args.partitions,
-                args.replication_factor,
-            )
-            .await;
+            create_topic(&bootstrap, &baseline_topic, &args).await;
             let c = cpu();
             let b = produce(
                 &args,
@@ -409,17 +420,27 @@ async fn run(args: Args) {
     }
 }
 
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, replication: i32) {
+/// Creates `topic` with `--partitions`, `--replication-factor` and the `--topic-config`s
+/// (an existing topic is left as it is).
+async fn create_topic(bootstrap: &str, topic: &str, args: &Args) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin");
+    let configs: Vec<(&str, &str)> = args
+        .topic_config
+        .iter()
+        .map(|kv| kv.split_once('=').expect("--topic-config takes key=value"))
+        .collect();
     let results = admin
         .create_topics(
-            &[NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(replication),
+            &[configs.iter().fold(
+                NewTopic::new(
+                    topic,
+                    args.partitions,
+                    TopicReplication::Fixed(args.replication_factor),
+                ),
+                |t, (k, v)| t.set(k, v),
             )],
             &AdminOptions::new(),
         )
@@ -508,6 +529,8 @@ struct SendPlan {
     /// Write the send time (ns since the context's start, u64 big-endian) into the first 8
     /// bytes of each value, for the end-to-end latency.
     stamp: bool,
+    /// Record `i` gets key `i % key_space` (0: key `i`).
+    key_space: u64,
 }
 
 /// Runs `--producers` producers in parallel, one thread each, each sending its share of the
@@ -531,6 +554,7 @@ async fn produce(
         commit_every: (kind == ProducerKind::Transactional)
             .then(|| Duration::from_millis(args.commit_interval_ms)),
         stamp: false,
+        key_space: args.key_space,
     };
     let epoch = Instant::now();
     let mut clients = Vec::with_capacity(producers);
@@ -681,7 +705,11 @@ fn produce_one(
                 std::thread::sleep(due - now);
             }
         }
-        let key = (i as u32).to_be_bytes();
+        let key = match plan.key_space {
+            0 => i as u32,
+            n => (i as u64 % n) as u32,
+        }
+        .to_be_bytes();
         let sent_ns = start.elapsed().as_nanos() as u64;
         let payload: &[u8] = if plan.stamp {
             stamped[..8].copy_from_slice(&sent_ns.to_be_bytes());
@@ -867,7 +895,7 @@ async fn e2e_latency(args: &Args, bootstrap: &str, topic: &str) {
     let mut summary = Vec::new();
     for kind in [ProducerKind::Idempotent, ProducerKind::Transactional] {
         let topic = format!("{topic}-e2e-{}", kind.label());
-        create_topic(bootstrap, &topic, args.partitions, args.replication_factor).await;
+        create_topic(bootstrap, &topic, args).await;
         let phase = E2ePhase {
             bootstrap: bootstrap.to_string(),
             topic: topic.clone(),
@@ -1035,6 +1063,7 @@ impl E2ePhase {
             rate: Some(self.rate),
             commit_every: self.commit_every,
             stamp: true,
+            key_space: 0,
         };
         let mut commits = produce_one(
             &producer,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka and its AdminClient,
 # kafka-python, aiokafka, kafkajs; their transactional producers and read_committed consumers in
-# the *txn* / transactions scenarios) and Kinesis clients (boto3, the AWS CLI) against a freshly
-# built esker broker.
+# the *txn* / transactions scenarios; confluent-kafka on a compacted topic in compaction_test.py)
+# and Kinesis clients (boto3, the AWS CLI) against a freshly built esker broker.
 #
 #   tests/compat/run.sh                 # every scenario
 #   tests/compat/run.sh kcat.sh         # only the named scenario(s)
@@ -168,7 +168,7 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py broker_configs_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs transactions_test.py kafka_python_txn_test.py kafkajs_txn_test.mjs
-    kinesis_boto3_test.py kinesis_cli.sh client_telemetry_test.py prometheus_test.py
+    kinesis_boto3_test.py kinesis_cli.sh client_telemetry_test.py compaction_test.py prometheus_test.py
     ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
@@ -217,11 +217,16 @@ METRICS_ENDPOINT="http://127.0.0.1:$METRICS_PORT"
 BROKER_LOG="$WORK/broker.log"
 log "starting broker on $BOOTSTRAP (data in $WORK/data, log $BROKER_LOG)"
 # group.initial.rebalance.delay.ms=0: a group's first rebalance does not wait Kafka's 3 s.
+# log.cleaner.backoff.ms and log.retention.check.interval.ms short: compaction_test.py's topic
+# rolls after segment.ms=1 s and is cleaned within a second or two, not after 15 s / 5 min
+# (retention.ms stays at its 7 days, so no other scenario's records are deleted).
 RUST_LOG="${COMPAT_RUST_LOG:-info}" NO_COLOR=1 "$BROKER_BIN" \
     -o "listeners=PLAINTEXT://$BOOTSTRAP" \
     -o "log.dirs=$WORK/data" \
     -o num.partitions=1 \
     -o group.initial.rebalance.delay.ms=0 \
+    -o log.cleaner.backoff.ms=500 \
+    -o log.retention.check.interval.ms=500 \
     -o "log.retention.bytes=$LOG_RETENTION_BYTES" \
     -o "kinesis.listener=127.0.0.1:$KINESIS_PORT" \
     -o "metrics.listener=127.0.0.1:$METRICS_PORT" \
