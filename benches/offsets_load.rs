@@ -115,7 +115,10 @@ fn config(args: &Args, dir: &Path, cleaner: bool) -> esker::Config {
         ("kinesis.listener", String::new()),
         ("metrics.listener", String::new()),
         ("offsets.topic.num.partitions", "1".to_string()),
-        ("offsets.topic.segment.bytes", args.segment_bytes.to_string()),
+        (
+            "offsets.topic.segment.bytes",
+            args.segment_bytes.to_string(),
+        ),
         ("log.cleaner.backoff.ms", "200".to_string()),
         ("log.cleaner.enable", cleaner.to_string()),
     ]
