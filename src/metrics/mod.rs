@@ -23,6 +23,8 @@
 
 pub mod process;
 mod scrape;
+
+pub(crate) use scrape::escape as escape_label;
 pub mod server;
 
 use std::collections::HashMap;

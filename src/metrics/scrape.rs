@@ -178,7 +178,7 @@ pub(super) async fn refresh(m: &Metrics, ctx: &BrokerContext, out: &mut String) 
 }
 
 /// A label value escaped for the text format (`\`, `"` and newlines).
-fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escape(v: &str) -> std::borrow::Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return v.into();
     }

@@ -716,22 +716,35 @@ impl ClientTelemetry {
         for (id, i) in instances {
             let mut fixed = format!(
                 "client_instance_id=\"{id}\",client_id=\"{}\"",
-                escape(&i.client.client_id)
+                crate::metrics::escape_label(&i.client.client_id)
             );
             if let Some(n) = &i.client.software_name {
-                let _ = write!(fixed, ",client_software_name=\"{}\"", escape(n));
+                let _ = write!(
+                    fixed,
+                    ",client_software_name=\"{}\"",
+                    crate::metrics::escape_label(n)
+                );
             }
             if let Some(v) = &i.client.software_version {
-                let _ = write!(fixed, ",client_software_version=\"{}\"", escape(v));
+                let _ = write!(
+                    fixed,
+                    ",client_software_version=\"{}\"",
+                    crate::metrics::escape_label(v)
+                );
             }
             for ((name, attributes), value) in &i.series {
                 let _ = write!(
                     out,
                     "esker_client_metric{{{fixed},name=\"{}\"",
-                    escape(name)
+                    crate::metrics::escape_label(name)
                 );
                 for (k, v) in attributes {
-                    let _ = write!(out, ",{}=\"{}\"", label_name(k), escape(v));
+                    let _ = write!(
+                        out,
+                        ",{}=\"{}\"",
+                        label_name(k),
+                        crate::metrics::escape_label(v)
+                    );
                 }
                 let _ = writeln!(out, "}} {}", number(*value));
             }
@@ -783,17 +796,6 @@ fn decompress(compression: i8, payload: &[u8]) -> Result<Vec<u8>, TelemetryError
         other => return Err(TelemetryError::UnsupportedCompression(other)),
     };
     r.map_err(|e| TelemetryError::InvalidRecord(format!("{e:#}")))
-}
-
-/// A label value escaped for the text format.
-fn escape(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\\', '"', '\n']) {
-        return v.into();
-    }
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-        .into()
 }
 
 /// A data point attribute as a label name: `[a-zA-Z0-9_]` only, not starting with a digit or

@@ -350,7 +350,10 @@ fn label_names_and_values_are_safe() {
     assert_eq!(label_name("1x"), "attr_1x");
     assert_eq!(label_name("__x"), "attr___x");
     assert_eq!(label_name(""), "attr_");
-    assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    assert_eq!(
+        crate::metrics::escape_label("a\"b\\c\nd"),
+        "a\\\"b\\\\c\\nd"
+    );
     assert_eq!(number(f64::INFINITY), "+Inf");
     assert_eq!(number(f64::NEG_INFINITY), "-Inf");
     assert_eq!(number(f64::NAN), "NaN");

@@ -128,6 +128,21 @@ pub fn consumer_config(bootstrap: &str) -> ClientConfig {
     c
 }
 
+/// Polls `f` every 50 ms until it returns `Some`, failing with `what` after `limit`.
+pub async fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Generous timeout for client operations in tests.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
