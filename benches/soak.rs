@@ -108,6 +108,8 @@ enum Cmd {
 struct Broker {
     child: Child,
     port: u16,
+    /// The metrics endpoint's port, when it was enabled.
+    metrics_port: Option<u16>,
 }
 
 impl Drop for Broker {
@@ -119,6 +121,16 @@ impl Drop for Broker {
 
 impl Broker {
     fn start(args: &Args, dir: &Path, port: u16, extra: &[String]) -> Broker {
+        Broker::start_with_metrics(args, dir, port, extra, None)
+    }
+
+    fn start_with_metrics(
+        args: &Args,
+        dir: &Path,
+        port: u16,
+        extra: &[String],
+        metrics_port: Option<u16>,
+    ) -> Broker {
         let log = File::options()
             .create(true)
             .append(true)
@@ -137,7 +149,10 @@ impl Broker {
             format!("log.dirs={}", dir.join("data").display()),
             format!("num.shards={}", args.shards),
             "kinesis.listener=".to_string(),
-            "metrics.listener=".to_string(),
+            match metrics_port {
+                Some(p) => format!("metrics.listener=127.0.0.1:{p}"),
+                None => "metrics.listener=".to_string(),
+            },
         ];
         opts.extend(extra.iter().cloned());
         for o in &opts {
@@ -159,7 +174,29 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Broker { child, port }
+        Broker {
+            child,
+            port,
+            metrics_port,
+        }
+    }
+
+    /// The broker's `/metrics` text ("" if it cannot be read).
+    fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let Some(port) = self.metrics_port else {
+            return String::new();
+        };
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let mut body = String::new();
+        if s.write_all(req.as_bytes()).is_err() || s.read_to_string(&mut body).is_err() {
+            return String::new();
+        }
+        body
     }
 
     fn pid(&self) -> u32 {
@@ -244,6 +281,69 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, 
                 panic!("create topic {t}: {e}");
             }
         }
+    }
+}
+
+/// Cumulative bucket counts `(le, count)` of histogram `name` summed over the series whose
+/// labels contain `filter` (all series if empty), from a Prometheus text exposition.
+fn buckets(text: &str, name: &str, filter: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+        if !filter.is_empty() && !line.contains(filter) {
+            continue;
+        }
+        let Some(le) = line
+            .split("le=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|v| {
+                if v == "+Inf" {
+                    Some(f64::INFINITY)
+                } else {
+                    v.parse().ok()
+                }
+            })
+        else {
+            continue;
+        };
+        let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        match out.iter_mut().find(|(l, _)| *l == le) {
+            Some(slot) => slot.1 += count,
+            None => out.push((le, count)),
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The upper bound of the bucket holding quantile `q` of what was observed between two
+/// scrapes of the same histogram (`None` if nothing was).
+fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let b = before.iter().find(|(l, _)| l == le).map_or(0.0, |x| x.1);
+            (*le, c - b)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    delta
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
+
+fn fmt_bound(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("≤{v}"),
+        Some(_) => ">max".to_string(),
+        None => "-".to_string(),
     }
 }
 
@@ -336,7 +436,7 @@ async fn soak(args: &Args, dir: &Path) -> bool {
         "log.segment.bytes=16777216".to_string(),
         "log.retention.check.interval.ms=10000".to_string(),
     ];
-    let broker = Broker::start(args, dir, free_port(), &extra);
+    let broker = Broker::start_with_metrics(args, dir, free_port(), &extra, Some(free_port()));
     let bootstrap = broker.bootstrap();
     {
         let b = bootstrap.clone();
@@ -502,15 +602,21 @@ async fn soak(args: &Args, dir: &Path) -> bool {
     let fds_start = broker.open_fds();
     println!(
         "| minute | RSS MiB | fds | threads | produced/s | consumed/s | p50 ms | p99 ms | max ms | \
-         produce errors | group joins | topics created/deleted | churn errors | load 1m |"
+         produce errors | group joins | topics created/deleted | churn errors | load 1m | \
+         broker Produce p99 ms | broker fsync p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| 0 | {:.1} | {fds_start} | {} | | | | | | | | | | |",
+        "| 0 | {:.1} | {fds_start} | {} | | | | | | | | | | | | |",
         rss_start as f64 / 1024.0,
         broker.threads()
     );
     let mut last = (0u64, 0u64);
+    const PRODUCE_TIME: &str = "kafka_network_requestmetrics_totaltimems";
+    const FLUSH_TIME: &str = "kafka_log_logflushstats_logflushrateandtimems";
+    let text = broker.scrape();
+    let mut last_produce = buckets(&text, PRODUCE_TIME, "request=\"Produce\"");
+    let mut last_flush = buckets(&text, FLUSH_TIME, "");
     let mut p99s = Vec::new();
     let mut rss_end = rss_start;
     let mut n = 0u64;
@@ -526,8 +632,14 @@ async fn soak(args: &Args, dir: &Path) -> bool {
         rss_end = broker.rss_kib();
         let p99 = percentile(&lat, 0.99);
         p99s.push(p99);
+        let text = broker.scrape();
+        let produce = buckets(&text, PRODUCE_TIME, "request=\"Produce\"");
+        let flush = buckets(&text, FLUSH_TIME, "");
+        let broker_p99 = bucket_quantile(&last_produce, &produce, 0.99);
+        let flush_p99 = bucket_quantile(&last_flush, &flush, 0.99);
+        (last_produce, last_flush) = (produce, flush);
         println!(
-            "| {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{} | {} | {} |",
+            "| {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{} | {} | {} | {} | {} |",
             start.elapsed().as_secs_f64() / 60.0,
             rss_end as f64 / 1024.0,
             broker.open_fds(),
@@ -543,6 +655,8 @@ async fn soak(args: &Args, dir: &Path) -> bool {
             c.topics_deleted.load(Ordering::Relaxed),
             c.churn_errors.load(Ordering::Relaxed),
             load_average(),
+            fmt_bound(broker_p99),
+            fmt_bound(flush_p99),
         );
         last = (produced, consumed);
     }
