@@ -56,6 +56,11 @@ MEMBER_ORDER = {
 NESTED_ORDER = {
     "PutRecordsRequestEntry": ["PartitionKey", "ExplicitHashKey", "Data"],
 }
+# The order AWS lists an enum's values in its message (kinesalite, observed), where the model's
+# differs.
+ENUM_ORDER = {
+    "ShardIteratorType": ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"],
+}
 # What AWS prints for a structure inside a list (Java's Object.toString of the request entry).
 MEMBER_STR = {
     "PutRecordsRequestEntry": "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310",
@@ -147,7 +152,7 @@ def gen_rust(model):
                 "timestamp": "Kind::Timestamp",
             }[t]
         numeric = t in ("integer", "long")
-        enum = s.get("enum")
+        enum = ENUM_ORDER.get(name, s.get("enum"))
         pattern = s.get("pattern")
         out.append(
             f"static {ident_name}: Shape = Shape {{\n"
@@ -241,7 +246,7 @@ def violations(name, s, shapes):
     out = []
     if t == "string":
         if s.get("pattern"):
-            bad = "01" if s["pattern"].startswith("0|") else "!bad name"
+            bad = "1x" if s["pattern"].startswith("0|") else "!bad name"
             out.append(("pattern", bad))
         if s.get("enum"):
             out.append(("enum", "NOT_A_VALUE"))
