@@ -15,6 +15,7 @@
 //! `tests/compat/kinesis_diff/generate.py`. A valid request costs one walk over the parsed
 //! value without allocating; strings are built only for errors.
 
+#[rustfmt::skip]
 mod schema;
 
 use std::collections::HashMap;

@@ -101,12 +101,9 @@ static S_STREAMMODE: Shape = Shape {
     member_str: None,
 };
 
-static S_STREAMMODEDETAILS_MEMBERS: &[Member] = &[Member {
-    name: "StreamMode",
-    field: "streamMode",
-    required: true,
-    shape: &S_STREAMMODE,
-}];
+static S_STREAMMODEDETAILS_MEMBERS: &[Member] = &[
+    Member { name: "StreamMode", field: "streamMode", required: true, shape: &S_STREAMMODE },
+];
 
 static S_STREAMMODEDETAILS: Shape = Shape {
     name: "StreamModeDetails",
@@ -236,16 +233,7 @@ static S_METRICSNAME: Shape = Shape {
     min: None,
     max: None,
     pattern: None,
-    enum_values: &[
-        "IncomingBytes",
-        "IncomingRecords",
-        "OutgoingBytes",
-        "OutgoingRecords",
-        "WriteProvisionedThroughputExceeded",
-        "ReadProvisionedThroughputExceeded",
-        "IteratorAgeMilliseconds",
-        "ALL",
-    ],
+    enum_values: &["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords", "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded", "IteratorAgeMilliseconds", "ALL"],
     member_str: None,
 };
 
@@ -293,13 +281,7 @@ static S_SHARDITERATORTYPE: Shape = Shape {
     min: None,
     max: None,
     pattern: None,
-    enum_values: &[
-        "AFTER_SEQUENCE_NUMBER",
-        "LATEST",
-        "AT_TIMESTAMP",
-        "AT_SEQUENCE_NUMBER",
-        "TRIM_HORIZON",
-    ],
+    enum_values: &["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"],
     member_str: None,
 };
 
@@ -359,36 +341,14 @@ static S_SHARDFILTERTYPE: Shape = Shape {
     min: None,
     max: None,
     pattern: None,
-    enum_values: &[
-        "AFTER_SHARD_ID",
-        "AT_TRIM_HORIZON",
-        "FROM_TRIM_HORIZON",
-        "AT_LATEST",
-        "AT_TIMESTAMP",
-        "FROM_TIMESTAMP",
-    ],
+    enum_values: &["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"],
     member_str: None,
 };
 
 static S_SHARDFILTER_MEMBERS: &[Member] = &[
-    Member {
-        name: "Type",
-        field: "type",
-        required: true,
-        shape: &S_SHARDFILTERTYPE,
-    },
-    Member {
-        name: "ShardId",
-        field: "shardId",
-        required: false,
-        shape: &S_SHARDID,
-    },
-    Member {
-        name: "Timestamp",
-        field: "timestamp",
-        required: false,
-        shape: &S_TIMESTAMP,
-    },
+    Member { name: "Type", field: "type", required: true, shape: &S_SHARDFILTERTYPE },
+    Member { name: "ShardId", field: "shardId", required: false, shape: &S_SHARDID },
+    Member { name: "Timestamp", field: "timestamp", required: false, shape: &S_TIMESTAMP },
 ];
 
 static S_SHARDFILTER: Shape = Shape {
@@ -476,24 +436,9 @@ static S_DATA: Shape = Shape {
 };
 
 static S_PUTRECORDSREQUESTENTRY_MEMBERS: &[Member] = &[
-    Member {
-        name: "PartitionKey",
-        field: "partitionKey",
-        required: true,
-        shape: &S_PARTITIONKEY,
-    },
-    Member {
-        name: "ExplicitHashKey",
-        field: "explicitHashKey",
-        required: false,
-        shape: &S_HASHKEY,
-    },
-    Member {
-        name: "Data",
-        field: "data",
-        required: true,
-        shape: &S_DATA,
-    },
+    Member { name: "PartitionKey", field: "partitionKey", required: true, shape: &S_PARTITIONKEY },
+    Member { name: "ExplicitHashKey", field: "explicitHashKey", required: false, shape: &S_HASHKEY },
+    Member { name: "Data", field: "data", required: true, shape: &S_DATA },
 ];
 
 static S_PUTRECORDSREQUESTENTRY: Shape = Shape {
@@ -569,24 +514,9 @@ static S_KEYID: Shape = Shape {
 };
 
 static S_STARTINGPOSITION_MEMBERS: &[Member] = &[
-    Member {
-        name: "Type",
-        field: "type",
-        required: true,
-        shape: &S_SHARDITERATORTYPE,
-    },
-    Member {
-        name: "SequenceNumber",
-        field: "sequenceNumber",
-        required: false,
-        shape: &S_SEQUENCENUMBER,
-    },
-    Member {
-        name: "Timestamp",
-        field: "timestamp",
-        required: false,
-        shape: &S_TIMESTAMP,
-    },
+    Member { name: "Type", field: "type", required: true, shape: &S_SHARDITERATORTYPE },
+    Member { name: "SequenceNumber", field: "sequenceNumber", required: false, shape: &S_SEQUENCENUMBER },
+    Member { name: "Timestamp", field: "timestamp", required: false, shape: &S_TIMESTAMP },
 ];
 
 static S_STARTINGPOSITION: Shape = Shape {
@@ -613,12 +543,9 @@ static S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUTSTATUS: Shape = Shape {
     member_str: None,
 };
 
-static S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUT_MEMBERS: &[Member] = &[Member {
-    name: "Status",
-    field: "status",
-    required: true,
-    shape: &S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUTSTATUS,
-}];
+static S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUT_MEMBERS: &[Member] = &[
+    Member { name: "Status", field: "status", required: true, shape: &S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUTSTATUS },
+];
 
 static S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUT: Shape = Shape {
     name: "MinimumThroughputBillingCommitmentInput",
@@ -649,1110 +576,351 @@ pub static OPERATIONS: &[Operation] = &[
     Operation {
         name: "AddTagsToStream",
         members: &[
-            Member {
-                name: "Tags",
-                field: "tags",
-                required: true,
-                shape: &S_TAGMAP,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Tags", field: "tags", required: true, shape: &S_TAGMAP },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "CreateStream",
         members: &[
-            Member {
-                name: "ShardCount",
-                field: "shardCount",
-                required: false,
-                shape: &S_POSITIVEINTEGEROBJECT,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: true,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamModeDetails",
-                field: "streamModeDetails",
-                required: false,
-                shape: &S_STREAMMODEDETAILS,
-            },
-            Member {
-                name: "Tags",
-                field: "tags",
-                required: false,
-                shape: &S_TAGMAP,
-            },
-            Member {
-                name: "WarmThroughputMiBps",
-                field: "warmThroughputMiBps",
-                required: false,
-                shape: &S_NATURALINTEGEROBJECT,
-            },
-            Member {
-                name: "MaxRecordSizeInKiB",
-                field: "maxRecordSizeInKiB",
-                required: false,
-                shape: &S_MAXRECORDSIZEINKIB,
-            },
+        Member { name: "ShardCount", field: "shardCount", required: false, shape: &S_POSITIVEINTEGEROBJECT },
+        Member { name: "StreamName", field: "streamName", required: true, shape: &S_STREAMNAME },
+        Member { name: "StreamModeDetails", field: "streamModeDetails", required: false, shape: &S_STREAMMODEDETAILS },
+        Member { name: "Tags", field: "tags", required: false, shape: &S_TAGMAP },
+        Member { name: "WarmThroughputMiBps", field: "warmThroughputMiBps", required: false, shape: &S_NATURALINTEGEROBJECT },
+        Member { name: "MaxRecordSizeInKiB", field: "maxRecordSizeInKiB", required: false, shape: &S_MAXRECORDSIZEINKIB },
         ],
     },
     Operation {
         name: "DecreaseStreamRetentionPeriod",
         members: &[
-            Member {
-                name: "RetentionPeriodHours",
-                field: "retentionPeriodHours",
-                required: true,
-                shape: &S_RETENTIONPERIODHOURS,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "RetentionPeriodHours", field: "retentionPeriodHours", required: true, shape: &S_RETENTIONPERIODHOURS },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DeleteResourcePolicy",
         members: &[
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DeleteStream",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "EnforceConsumerDeletion",
-                field: "enforceConsumerDeletion",
-                required: false,
-                shape: &S_BOOLEANOBJECT,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "EnforceConsumerDeletion", field: "enforceConsumerDeletion", required: false, shape: &S_BOOLEANOBJECT },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DeregisterStreamConsumer",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "ConsumerName",
-                field: "consumerName",
-                required: false,
-                shape: &S_CONSUMERNAME,
-            },
-            Member {
-                name: "ConsumerARN",
-                field: "consumerARN",
-                required: false,
-                shape: &S_CONSUMERARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "ConsumerName", field: "consumerName", required: false, shape: &S_CONSUMERNAME },
+        Member { name: "ConsumerARN", field: "consumerARN", required: false, shape: &S_CONSUMERARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DescribeAccountSettings",
-        members: &[],
+        members: &[
+
+        ],
     },
     Operation {
         name: "DescribeLimits",
-        members: &[],
+        members: &[
+
+        ],
     },
     Operation {
         name: "DescribeStream",
         members: &[
-            Member {
-                name: "Limit",
-                field: "limit",
-                required: false,
-                shape: &S_DESCRIBESTREAMINPUTLIMIT,
-            },
-            Member {
-                name: "ExclusiveStartShardId",
-                field: "exclusiveStartShardId",
-                required: false,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Limit", field: "limit", required: false, shape: &S_DESCRIBESTREAMINPUTLIMIT },
+        Member { name: "ExclusiveStartShardId", field: "exclusiveStartShardId", required: false, shape: &S_SHARDID },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DescribeStreamConsumer",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "ConsumerName",
-                field: "consumerName",
-                required: false,
-                shape: &S_CONSUMERNAME,
-            },
-            Member {
-                name: "ConsumerARN",
-                field: "consumerARN",
-                required: false,
-                shape: &S_CONSUMERARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "ConsumerName", field: "consumerName", required: false, shape: &S_CONSUMERNAME },
+        Member { name: "ConsumerARN", field: "consumerARN", required: false, shape: &S_CONSUMERARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DescribeStreamSummary",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "DisableEnhancedMonitoring",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "ShardLevelMetrics",
-                field: "shardLevelMetrics",
-                required: true,
-                shape: &S_METRICSNAMELIST,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "ShardLevelMetrics", field: "shardLevelMetrics", required: true, shape: &S_METRICSNAMELIST },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "EnableEnhancedMonitoring",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "ShardLevelMetrics",
-                field: "shardLevelMetrics",
-                required: true,
-                shape: &S_METRICSNAMELIST,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "ShardLevelMetrics", field: "shardLevelMetrics", required: true, shape: &S_METRICSNAMELIST },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "GetRecords",
         members: &[
-            Member {
-                name: "Limit",
-                field: "limit",
-                required: false,
-                shape: &S_GETRECORDSINPUTLIMIT,
-            },
-            Member {
-                name: "ShardIterator",
-                field: "shardIterator",
-                required: true,
-                shape: &S_SHARDITERATOR,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Limit", field: "limit", required: false, shape: &S_GETRECORDSINPUTLIMIT },
+        Member { name: "ShardIterator", field: "shardIterator", required: true, shape: &S_SHARDITERATOR },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "GetResourcePolicy",
         members: &[
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "GetShardIterator",
         members: &[
-            Member {
-                name: "ShardId",
-                field: "shardId",
-                required: true,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "ShardIteratorType",
-                field: "shardIteratorType",
-                required: true,
-                shape: &S_SHARDITERATORTYPE,
-            },
-            Member {
-                name: "StartingSequenceNumber",
-                field: "startingSequenceNumber",
-                required: false,
-                shape: &S_SEQUENCENUMBER,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "Timestamp",
-                field: "timestamp",
-                required: false,
-                shape: &S_TIMESTAMP,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ShardId", field: "shardId", required: true, shape: &S_SHARDID },
+        Member { name: "ShardIteratorType", field: "shardIteratorType", required: true, shape: &S_SHARDITERATORTYPE },
+        Member { name: "StartingSequenceNumber", field: "startingSequenceNumber", required: false, shape: &S_SEQUENCENUMBER },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "Timestamp", field: "timestamp", required: false, shape: &S_TIMESTAMP },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "IncreaseStreamRetentionPeriod",
         members: &[
-            Member {
-                name: "RetentionPeriodHours",
-                field: "retentionPeriodHours",
-                required: true,
-                shape: &S_RETENTIONPERIODHOURS,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "RetentionPeriodHours", field: "retentionPeriodHours", required: true, shape: &S_RETENTIONPERIODHOURS },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "ListShards",
         members: &[
-            Member {
-                name: "ExclusiveStartShardId",
-                field: "exclusiveStartShardId",
-                required: false,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "MaxResults",
-                field: "maxResults",
-                required: false,
-                shape: &S_LISTSHARDSINPUTLIMIT,
-            },
-            Member {
-                name: "NextToken",
-                field: "nextToken",
-                required: false,
-                shape: &S_NEXTTOKEN,
-            },
-            Member {
-                name: "StreamCreationTimestamp",
-                field: "streamCreationTimestamp",
-                required: false,
-                shape: &S_TIMESTAMP,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "ShardFilter",
-                field: "shardFilter",
-                required: false,
-                shape: &S_SHARDFILTER,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ExclusiveStartShardId", field: "exclusiveStartShardId", required: false, shape: &S_SHARDID },
+        Member { name: "MaxResults", field: "maxResults", required: false, shape: &S_LISTSHARDSINPUTLIMIT },
+        Member { name: "NextToken", field: "nextToken", required: false, shape: &S_NEXTTOKEN },
+        Member { name: "StreamCreationTimestamp", field: "streamCreationTimestamp", required: false, shape: &S_TIMESTAMP },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "ShardFilter", field: "shardFilter", required: false, shape: &S_SHARDFILTER },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "ListStreamConsumers",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: true,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "NextToken",
-                field: "nextToken",
-                required: false,
-                shape: &S_NEXTTOKEN,
-            },
-            Member {
-                name: "MaxResults",
-                field: "maxResults",
-                required: false,
-                shape: &S_LISTSTREAMCONSUMERSINPUTLIMIT,
-            },
-            Member {
-                name: "StreamCreationTimestamp",
-                field: "streamCreationTimestamp",
-                required: false,
-                shape: &S_TIMESTAMP,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: true, shape: &S_STREAMARN },
+        Member { name: "NextToken", field: "nextToken", required: false, shape: &S_NEXTTOKEN },
+        Member { name: "MaxResults", field: "maxResults", required: false, shape: &S_LISTSTREAMCONSUMERSINPUTLIMIT },
+        Member { name: "StreamCreationTimestamp", field: "streamCreationTimestamp", required: false, shape: &S_TIMESTAMP },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "ListStreams",
         members: &[
-            Member {
-                name: "Limit",
-                field: "limit",
-                required: false,
-                shape: &S_LISTSTREAMSINPUTLIMIT,
-            },
-            Member {
-                name: "ExclusiveStartStreamName",
-                field: "exclusiveStartStreamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "NextToken",
-                field: "nextToken",
-                required: false,
-                shape: &S_NEXTTOKEN,
-            },
+        Member { name: "Limit", field: "limit", required: false, shape: &S_LISTSTREAMSINPUTLIMIT },
+        Member { name: "ExclusiveStartStreamName", field: "exclusiveStartStreamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "NextToken", field: "nextToken", required: false, shape: &S_NEXTTOKEN },
         ],
     },
     Operation {
         name: "ListTagsForResource",
         members: &[
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "ListTagsForStream",
         members: &[
-            Member {
-                name: "Limit",
-                field: "limit",
-                required: false,
-                shape: &S_LISTTAGSFORSTREAMINPUTLIMIT,
-            },
-            Member {
-                name: "ExclusiveStartTagKey",
-                field: "exclusiveStartTagKey",
-                required: false,
-                shape: &S_TAGKEY,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Limit", field: "limit", required: false, shape: &S_LISTTAGSFORSTREAMINPUTLIMIT },
+        Member { name: "ExclusiveStartTagKey", field: "exclusiveStartTagKey", required: false, shape: &S_TAGKEY },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "MergeShards",
         members: &[
-            Member {
-                name: "ShardToMerge",
-                field: "shardToMerge",
-                required: true,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "AdjacentShardToMerge",
-                field: "adjacentShardToMerge",
-                required: true,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "ShardToMerge", field: "shardToMerge", required: true, shape: &S_SHARDID },
+        Member { name: "AdjacentShardToMerge", field: "adjacentShardToMerge", required: true, shape: &S_SHARDID },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "PutRecord",
         members: &[
-            Member {
-                name: "SequenceNumberForOrdering",
-                field: "sequenceNumberForOrdering",
-                required: false,
-                shape: &S_SEQUENCENUMBER,
-            },
-            Member {
-                name: "PartitionKey",
-                field: "partitionKey",
-                required: true,
-                shape: &S_PARTITIONKEY,
-            },
-            Member {
-                name: "ExplicitHashKey",
-                field: "explicitHashKey",
-                required: false,
-                shape: &S_HASHKEY,
-            },
-            Member {
-                name: "Data",
-                field: "data",
-                required: true,
-                shape: &S_DATA,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "SequenceNumberForOrdering", field: "sequenceNumberForOrdering", required: false, shape: &S_SEQUENCENUMBER },
+        Member { name: "PartitionKey", field: "partitionKey", required: true, shape: &S_PARTITIONKEY },
+        Member { name: "ExplicitHashKey", field: "explicitHashKey", required: false, shape: &S_HASHKEY },
+        Member { name: "Data", field: "data", required: true, shape: &S_DATA },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "PutRecords",
         members: &[
-            Member {
-                name: "Records",
-                field: "records",
-                required: true,
-                shape: &S_PUTRECORDSREQUESTENTRYLIST,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Records", field: "records", required: true, shape: &S_PUTRECORDSREQUESTENTRYLIST },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "PutResourcePolicy",
         members: &[
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "Policy",
-                field: "policy",
-                required: true,
-                shape: &S_POLICY,
-            },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "Policy", field: "policy", required: true, shape: &S_POLICY },
         ],
     },
     Operation {
         name: "RegisterStreamConsumer",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: true,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "ConsumerName",
-                field: "consumerName",
-                required: true,
-                shape: &S_CONSUMERNAME,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "Tags",
-                field: "tags",
-                required: false,
-                shape: &S_TAGMAP,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: true, shape: &S_STREAMARN },
+        Member { name: "ConsumerName", field: "consumerName", required: true, shape: &S_CONSUMERNAME },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "Tags", field: "tags", required: false, shape: &S_TAGMAP },
         ],
     },
     Operation {
         name: "RemoveTagsFromStream",
         members: &[
-            Member {
-                name: "TagKeys",
-                field: "tagKeys",
-                required: true,
-                shape: &S_TAGKEYLIST,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "TagKeys", field: "tagKeys", required: true, shape: &S_TAGKEYLIST },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "SplitShard",
         members: &[
-            Member {
-                name: "NewStartingHashKey",
-                field: "newStartingHashKey",
-                required: true,
-                shape: &S_HASHKEY,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "ShardToSplit",
-                field: "shardToSplit",
-                required: true,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "NewStartingHashKey", field: "newStartingHashKey", required: true, shape: &S_HASHKEY },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "ShardToSplit", field: "shardToSplit", required: true, shape: &S_SHARDID },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "StartStreamEncryption",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "EncryptionType",
-                field: "encryptionType",
-                required: true,
-                shape: &S_ENCRYPTIONTYPE,
-            },
-            Member {
-                name: "KeyId",
-                field: "keyId",
-                required: true,
-                shape: &S_KEYID,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "EncryptionType", field: "encryptionType", required: true, shape: &S_ENCRYPTIONTYPE },
+        Member { name: "KeyId", field: "keyId", required: true, shape: &S_KEYID },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "StopStreamEncryption",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "EncryptionType",
-                field: "encryptionType",
-                required: true,
-                shape: &S_ENCRYPTIONTYPE,
-            },
-            Member {
-                name: "KeyId",
-                field: "keyId",
-                required: true,
-                shape: &S_KEYID,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "EncryptionType", field: "encryptionType", required: true, shape: &S_ENCRYPTIONTYPE },
+        Member { name: "KeyId", field: "keyId", required: true, shape: &S_KEYID },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "SubscribeToShard",
         members: &[
-            Member {
-                name: "ConsumerARN",
-                field: "consumerARN",
-                required: true,
-                shape: &S_CONSUMERARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "ShardId",
-                field: "shardId",
-                required: true,
-                shape: &S_SHARDID,
-            },
-            Member {
-                name: "StartingPosition",
-                field: "startingPosition",
-                required: true,
-                shape: &S_STARTINGPOSITION,
-            },
+        Member { name: "ConsumerARN", field: "consumerARN", required: true, shape: &S_CONSUMERARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "ShardId", field: "shardId", required: true, shape: &S_SHARDID },
+        Member { name: "StartingPosition", field: "startingPosition", required: true, shape: &S_STARTINGPOSITION },
         ],
     },
     Operation {
         name: "TagResource",
         members: &[
-            Member {
-                name: "Tags",
-                field: "tags",
-                required: true,
-                shape: &S_TAGMAP,
-            },
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "Tags", field: "tags", required: true, shape: &S_TAGMAP },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "UntagResource",
         members: &[
-            Member {
-                name: "TagKeys",
-                field: "tagKeys",
-                required: true,
-                shape: &S_TAGKEYLIST,
-            },
-            Member {
-                name: "ResourceARN",
-                field: "resourceARN",
-                required: true,
-                shape: &S_RESOURCEARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "TagKeys", field: "tagKeys", required: true, shape: &S_TAGKEYLIST },
+        Member { name: "ResourceARN", field: "resourceARN", required: true, shape: &S_RESOURCEARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "UpdateAccountSettings",
-        members: &[Member {
-            name: "MinimumThroughputBillingCommitment",
-            field: "minimumThroughputBillingCommitment",
-            required: true,
-            shape: &S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUT,
-        }],
+        members: &[
+        Member { name: "MinimumThroughputBillingCommitment", field: "minimumThroughputBillingCommitment", required: true, shape: &S_MINIMUMTHROUGHPUTBILLINGCOMMITMENTINPUT },
+        ],
     },
     Operation {
         name: "UpdateMaxRecordSize",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "MaxRecordSizeInKiB",
-                field: "maxRecordSizeInKiB",
-                required: true,
-                shape: &S_MAXRECORDSIZEINKIB,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "MaxRecordSizeInKiB", field: "maxRecordSizeInKiB", required: true, shape: &S_MAXRECORDSIZEINKIB },
         ],
     },
     Operation {
         name: "UpdateShardCount",
         members: &[
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "TargetShardCount",
-                field: "targetShardCount",
-                required: true,
-                shape: &S_POSITIVEINTEGEROBJECT,
-            },
-            Member {
-                name: "ScalingType",
-                field: "scalingType",
-                required: true,
-                shape: &S_SCALINGTYPE,
-            },
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "TargetShardCount", field: "targetShardCount", required: true, shape: &S_POSITIVEINTEGEROBJECT },
+        Member { name: "ScalingType", field: "scalingType", required: true, shape: &S_SCALINGTYPE },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
         ],
     },
     Operation {
         name: "UpdateStreamMode",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: true,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "StreamModeDetails",
-                field: "streamModeDetails",
-                required: true,
-                shape: &S_STREAMMODEDETAILS,
-            },
-            Member {
-                name: "WarmThroughputMiBps",
-                field: "warmThroughputMiBps",
-                required: false,
-                shape: &S_NATURALINTEGEROBJECT,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: true, shape: &S_STREAMARN },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "StreamModeDetails", field: "streamModeDetails", required: true, shape: &S_STREAMMODEDETAILS },
+        Member { name: "WarmThroughputMiBps", field: "warmThroughputMiBps", required: false, shape: &S_NATURALINTEGEROBJECT },
         ],
     },
     Operation {
         name: "UpdateStreamWarmThroughput",
         members: &[
-            Member {
-                name: "StreamARN",
-                field: "streamARN",
-                required: false,
-                shape: &S_STREAMARN,
-            },
-            Member {
-                name: "StreamName",
-                field: "streamName",
-                required: false,
-                shape: &S_STREAMNAME,
-            },
-            Member {
-                name: "StreamId",
-                field: "streamId",
-                required: false,
-                shape: &S_STREAMID,
-            },
-            Member {
-                name: "WarmThroughputMiBps",
-                field: "warmThroughputMiBps",
-                required: true,
-                shape: &S_NATURALINTEGEROBJECT,
-            },
+        Member { name: "StreamARN", field: "streamARN", required: false, shape: &S_STREAMARN },
+        Member { name: "StreamName", field: "streamName", required: false, shape: &S_STREAMNAME },
+        Member { name: "StreamId", field: "streamId", required: false, shape: &S_STREAMID },
+        Member { name: "WarmThroughputMiBps", field: "warmThroughputMiBps", required: true, shape: &S_NATURALINTEGEROBJECT },
         ],
     },
 ];
