@@ -71,8 +71,7 @@ impl Table {
 
 /// Prints `value` as pretty JSON.
 pub fn print_json<T: Serialize>(value: &T) -> CliResult<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))?;
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     println!("{text}");
     Ok(())
 }

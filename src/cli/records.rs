@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -53,6 +53,9 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
+/// A record's key and value.
+type KeyValue = (Option<Bytes>, Option<Bytes>);
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,10 +67,7 @@ fn codec(e: impl std::fmt::Display) -> CliError {
 }
 
 /// One uncompressed v2 batch of `(key, value)` records with the same headers.
-fn encode_batch(
-    recs: &[(Option<Bytes>, Option<Bytes>)],
-    headers: &[(String, String)],
-) -> CliResult<Bytes> {
+fn encode_batch(recs: &[KeyValue], headers: &[(String, String)]) -> CliResult<Bytes> {
     let now = now_ms();
     let records: Vec<Record> = recs
         .iter()
@@ -175,7 +175,7 @@ pub async fn produce(client: &mut Client, args: ProduceArgs, json: bool) -> CliR
         .map(|h| key_value(h, "--header"))
         .collect::<CliResult<Vec<_>>>()?;
     let key = args.key.as_ref().map(|k| Bytes::from(k.clone()));
-    let mut recs: Vec<(Option<Bytes>, Option<Bytes>)> = Vec::new();
+    let mut recs: Vec<KeyValue> = Vec::new();
     match &args.value {
         Some(v) => recs.push((key.clone(), Some(Bytes::from(v.clone())))),
         None => {
@@ -208,7 +208,7 @@ pub async fn produce(client: &mut Client, args: ProduceArgs, json: bool) -> CliR
         }
     }
     let leader_of: BTreeMap<i32, i32> = parts.into_iter().collect();
-    let mut by_partition: BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
     for (i, rec) in recs.into_iter().enumerate() {
         let p = match (args.partition, &rec.0) {
             (Some(p), _) => p,
@@ -610,8 +610,7 @@ pub async fn perf(client: &mut Client, args: PerfArgs, json: bool) -> CliResult<
     let mut produce_stats = None;
     if do_produce {
         let value = Bytes::from(vec![b'x'; args.record_size]);
-        let full: Vec<(Option<Bytes>, Option<Bytes>)> =
-            vec![(None, Some(value.clone())); args.batch_records];
+        let full: Vec<KeyValue> = vec![(None, Some(value.clone())); args.batch_records];
         let full_batch = encode_batch(&full, &[])?;
         let mut lat: Vec<(f64, u64)> = Vec::new();
         let mut sent = 0u64;
@@ -695,7 +694,6 @@ pub async fn perf(client: &mut Client, args: PerfArgs, json: bool) -> CliResult<
         );
     }
     eprintln!("(latency is per produce request of --batch-records records, acks=all, one request in flight; benches/throughput.rs is the full benchmark)");
-    let _ = Duration::ZERO;
     Ok(())
 }
 
@@ -714,6 +712,6 @@ mod tests {
             murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
             -58897971
         );
-        assert_eq!(murmur2(&[b'a', b'b', b'c']), 479470107);
+        assert_eq!(murmur2(b"abc"), 479470107);
     }
 }

@@ -205,25 +205,21 @@ async fn describe_topic(client: &mut Client, topic: &str, json: bool) -> CliResu
     let latest = list_offsets(client, &parts, -1).await?;
     // Describing a topic needs DESCRIBE; its configs need DESCRIBE_CONFIGS, which a reader
     // may lack: the partitions are still shown.
-    let configs: std::collections::BTreeMap<String, Option<String>> = match describe(
-        client,
-        &Resource::Topic(topic.to_string()),
-    )
-    .await
-    {
-        Ok(entries) => entries
-            .into_iter()
-            .filter(|c| c.dynamic())
-            .map(|c| (c.name, c.value))
-            .collect(),
-        Err(CliError::Client(ClientError::Response { code: 29, .. })) => {
-            eprintln!(
+    let configs: std::collections::BTreeMap<String, Option<String>> =
+        match describe(client, &Resource::Topic(topic.to_string())).await {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|c| c.dynamic())
+                .map(|c| (c.name, c.value))
+                .collect(),
+            Err(CliError::Client(ClientError::Response { code: 29, .. })) => {
+                eprintln!(
                 "warning: not authorized to DESCRIBE_CONFIGS topic '{topic}': configs not shown"
             );
-            Default::default()
-        }
-        Err(e) => return Err(e),
-    };
+                Default::default()
+            }
+            Err(e) => return Err(e),
+        };
     let out = DescribedTopic {
         name: info.name.clone(),
         topic_id: info.id.clone(),

@@ -22,7 +22,7 @@ fn escape(user: &str) -> String {
     user.replace('=', "=3D").replace(',', "=2C")
 }
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|kv| {
         let mut it = kv.chars();
         (it.next() == Some(key) && it.next() == Some('=')).then(|| &kv[2..])
