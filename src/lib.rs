@@ -40,6 +40,9 @@
 //! - [`controller`]: the metadata quorum member, replica placement, broker registration,
 //!   heartbeats and fencing; the only writer of the metadata log.
 //! - [`replicas`]: keeps this node's catalog and partition logs in step with the image.
+//! - [`client`]: a small Kafka admin client (kafka-protocol types, SASL, TLS) for the CLI.
+//! - [`cli`]: the `esker` admin subcommands (topics, groups, configs, ACLs, users, produce,
+//!   consume, perf, cluster) and their table / JSON output.
 //! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
 //!   metrics decoded and exported on `/metrics`.
 
@@ -48,6 +51,8 @@
 pub mod auth;
 pub mod broker;
 pub mod catalog;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod context;
 pub mod controller;

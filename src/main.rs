@@ -71,6 +71,10 @@ enum Command {
         #[command(subcommand)]
         action: QuorumAction,
     },
+    /// The admin subcommands (topic, group, config, acl, user, produce, consume, perf,
+    /// cluster): a Kafka client for any broker, see docs/cli.md.
+    #[command(flatten)]
+    Admin(esker::cli::CliCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +151,9 @@ fn quorum_command(controllers: Vec<String>, action: QuorumAction) -> anyhow::Res
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Admin(cmd)) = args.command {
+        std::process::exit(esker::cli::run(cmd));
+    }
     if let Some(Command::Quorum {
         controllers,
         action,

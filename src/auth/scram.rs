@@ -77,7 +77,8 @@ impl Mechanism {
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    /// HMAC with this mechanism's hash (also used by the client side in `crate::client`).
+    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         fn run<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
             match <M as KeyInit>::new_from_slice(key) {
                 Ok(mut m) => {
@@ -94,7 +95,8 @@ impl Mechanism {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    /// This mechanism's hash function.
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             Mechanism::Sha256 => Sha256::digest(data).to_vec(),
             Mechanism::Sha512 => Sha512::digest(data).to_vec(),
