@@ -40,6 +40,8 @@
 //! - [`controller`]: the metadata quorum member, replica placement, broker registration,
 //!   heartbeats and fencing; the only writer of the metadata log.
 //! - [`replicas`]: keeps this node's catalog and partition logs in step with the image.
+//! - [`console`]: the web console under `/ui` (on the metrics listener or `console.listener`):
+//!   a static single-page app and a JSON API answered from the context, ACL-checked and audited.
 //! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
 //!   metrics decoded and exported on `/metrics`.
 
@@ -49,6 +51,7 @@ pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod controller;
 pub mod coordinator;
