@@ -315,6 +315,9 @@ impl Broker {
             }
             _ => None,
         };
+        if config.console.listener.is_none() && config.console.tls {
+            tracing::warn!("console.ssl.enabled has no effect without console.listener (the metrics listener is plain HTTP)");
+        }
         let console_tls = match (&console_listener, config.console.tls) {
             (Some(_), true) => {
                 let settings = config

@@ -343,6 +343,26 @@ async fn open_console_lists_browses_and_shows_lag() {
     assert!(samples[0]["bytes_in"].is_number());
     assert!(samples[0]["at_ms"].as_i64().unwrap_or(0) > 0);
 
+    // Malformed bodies and paths get a 400 with a message, never a panic.
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let not_json = Value::String("{".into());
+    let r = request_on(s, "POST", "/ui/api/topics", None, Some(&not_json), true).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let huge = serde_json::json!({ "name": "x".repeat(70 * 1024) });
+    let r = request(addr, "POST", "/ui/api/topics", None, Some(&huge)).await;
+    assert_eq!(r.status, 400, "oversized body: {}", r.body);
+    let r = request(
+        addr,
+        "POST",
+        "/ui/api/topics",
+        None,
+        Some(&serde_json::json!({ "name": "bad/name?" })),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(get(addr, "/ui/api/topics/%zz", None).await.status, 400);
+    assert_eq!(get(addr, "/ui/api/topics/ord%65rs", None).await.status, 200);
+
     // Unknown routes and methods.
     assert_eq!(get(addr, "/ui/api/nothing", None).await.status, 404);
     assert_eq!(
