@@ -27,6 +27,13 @@
     const m = main();
     m.replaceChildren(...nodes.flat().filter(Boolean));
   }
+  // Navigation number: a page whose data arrives after a newer navigation started is dropped,
+  // so a slow answer never paints over the page the user went to since.
+  let navigation = 0;
+  function view() {
+    const mine = navigation;
+    return (...nodes) => { if (mine === navigation) show(...nodes); };
+  }
   function table(headers, rows, numeric) {
     numeric = numeric || [];
     return el("table", {},
@@ -153,6 +160,7 @@
 
   // ---- pages --------------------------------------------------------------------------------
   async function pageTopics() {
+    const show = view();
     const topics = await api("topics");
     const rows = topics.map((t) => [
       el("a", { href: "#/topic/" + enc(t.name), class: "topic-link", "data-topic": t.name }, t.name),
@@ -196,6 +204,7 @@
   }
 
   async function pageTopic(name) {
+    const show = view();
     const t = await api("topics/" + enc(name));
     const rows = t.partitions.map((p) => [
       el("a", { href: "#/topic/" + enc(name) + "/" + p.partition }, String(p.partition)),
@@ -246,6 +255,7 @@
   }
 
   async function pageRecords(name, partition, params) {
+    const show = view();
     const t = await api("topics/" + enc(name));
     const mode = params.get("mode") || "text";
     const limit = params.get("limit") || "20";
@@ -297,6 +307,7 @@
   }
 
   async function pageGroups() {
+    const show = view();
     const groups = await api("groups");
     show(el("h1", {}, "Consumer groups"),
       table(["Group", "State", "Type", "Members", "Lag"], groups.map((g) => [
@@ -307,6 +318,7 @@
   }
 
   async function pageGroup(id) {
+    const show = view();
     const g = await api("groups/" + enc(id));
     const total = g.offsets.reduce((a, o) => a + (o.lag || 0), 0);
     show(el("h1", {}, "Group ", el("span", { id: "group-id" }, id)),
@@ -326,6 +338,7 @@
   }
 
   async function pageStreams() {
+    const show = view();
     const s = await api("streams");
     const parts = [el("h1", {}, "Kinesis streams")];
     if (!s.endpoint) parts.push(notice("The Kinesis endpoint (kinesis.listener) is off on this broker; topics still map to streams."));
@@ -342,6 +355,7 @@
   }
 
   async function pageSecurity() {
+    const show = view();
     const parts = [el("h1", {}, "ACLs and users")];
     try {
       const a = await api("acls");
@@ -362,6 +376,7 @@
   }
 
   async function pageConfig() {
+    const show = view();
     const c = await api("config");
     show(el("h1", {}, "Broker configuration"),
       el("p", { class: "muted" }, "Sensitive values are never shown."),
@@ -374,6 +389,8 @@
 
   // ---- router -------------------------------------------------------------------------------
   async function route() {
+    navigation++;
+    const show = view();
     const hash = location.hash || "#/topics";
     const [path, query] = hash.slice(2).split("?");
     const params = new URLSearchParams(query || "");
