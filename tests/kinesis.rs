@@ -551,9 +551,31 @@ async fn bad_input_answers_aws_exceptions() -> TestResult {
     let (status, body) = raw_post(addr, "DynamoDB_20120810.ListTables", "{}").await?;
     assert_eq!(status, 400);
     assert!(body.contains("UnknownOperationException"), "{body}");
+    // An empty JSON body is not `{}`: AWS answers SerializationException without a message.
     let (status, body) = raw_post(addr, "Kinesis_20131202.ListStreams", "").await?;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"StreamNames\":[\"s\"]"), "{body}");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body, r#"{"__type":"SerializationException"}"#);
+    // Type errors carry AWS's text under `Message`; constraint violations are listed together.
+    let (status, body) = raw_post(addr, "Kinesis_20131202.ListStreams", r#"{"Limit":"5"}"#).await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body,
+        r#"{"Message":"class java.lang.String can not be converted to an Integer","__type":"SerializationException"}"#
+    );
+    let (status, body) = raw_post(
+        addr,
+        "Kinesis_20131202.DescribeStream",
+        r#"{"StreamName":"","Limit":0}"#,
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(
+            "3 validation errors detected: Value '0' at 'limit' failed to satisfy constraint: \
+             Member must have value greater than or equal to 1; Value '' at 'streamName'"
+        ),
+        "{body}"
+    );
     b.stop().await;
     Ok(())
 }

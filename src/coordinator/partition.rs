@@ -153,10 +153,15 @@ enum WriteError {
     /// commit with a stale producer epoch).
     #[error("refused: {0}")]
     Refused(GroupError),
-    /// Storage, shard or replication failure.
+    /// Storage, shard or replication failure (and whether the file system is full).
     #[error("{0}")]
-    Failed(String),
+    Failed(String, bool),
 }
+
+/// Failed writes to the offsets topic: one log line per ten seconds (a full disk fails every
+/// commit of every group).
+static WRITE_FAILURES: crate::log::disk_full::RateLimited =
+    crate::log::disk_full::RateLimited::new(std::time::Duration::from_secs(10));
 
 /// The transactional offset commits of one producer in this partition.
 #[derive(Debug, Default)]
@@ -714,15 +719,31 @@ impl PartitionActor {
                 Err(DurableError::Storage(StorageError::InvalidProducerEpoch { .. })) => {
                     Err(WriteError::Refused(GroupError::InvalidProducerEpoch))
                 }
-                Err(e) => Err(WriteError::Failed(e.to_string())),
+                Err(e) => {
+                    let full = matches!(&e, DurableError::Storage(s) if s.is_out_of_space());
+                    Err(WriteError::Failed(e.to_string(), full))
+                }
             };
+            // A write that cannot be made answers COORDINATOR_NOT_AVAILABLE, which clients
+            // retry after a backoff. Kafka answers NOT_COORDINATOR for KAFKA_STORAGE_ERROR
+            // because its offline log directory moves the coordinator elsewhere; here it stays
+            // and resumes once the write succeeds, so "not available (yet)" is the truth.
             let result = result.map_err(|e| match e {
                 WriteError::Refused(g) => {
                     tracing::debug!(partition, error = %g, "{OFFSETS_TOPIC} refused a write");
                     g
                 }
-                WriteError::Failed(e) => {
-                    tracing::error!(partition, error = %e, "writing to {OFFSETS_TOPIC} failed");
+                WriteError::Failed(e, full) => {
+                    if let Some(held_back) = WRITE_FAILURES.permit() {
+                        if full {
+                            tracing::error!(partition, error = %e, similar_failures_not_logged = held_back,
+                                "writing to {OFFSETS_TOPIC} failed: the data directory's file system is full; \
+                                 commits and group changes answer COORDINATOR_NOT_AVAILABLE until space is freed");
+                        } else {
+                            tracing::error!(partition, error = %e, similar_failures_not_logged = held_back,
+                                "writing to {OFFSETS_TOPIC} failed");
+                        }
+                    }
                     GroupError::CoordinatorNotAvailable
                 }
             });

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::error::{shard_code, storage_code, Code};
 use crate::catalog::TopicMeta;
 use crate::context::BrokerContext;
+use crate::log::disk_full::RateLimited;
 use crate::log::AppendInfo;
 use crate::metrics::{Metrics, TopicMetrics};
 use crate::shard::replica::{AckResult, ReplicationError};
@@ -224,10 +225,14 @@ impl PendingProduce {
                     Slot::Queued(rx, t) => match rx.await {
                         Err(_) => Err((Code::NotLeaderOrFollower, None)),
                         Ok(Err(e)) => {
-                            if !matches!(e, StorageError::UnknownPartition) {
+                            let code = storage_code(&e);
+                            if code == Code::KafkaStorageError {
+                                // A full disk fails every produce: one line per interval.
+                                log_storage_failure(topic.name.as_str(), index, &e);
+                            } else if !matches!(e, StorageError::UnknownPartition) {
                                 tracing::warn!(topic = ?topic.name, partition = index, error = %e, "produce rejected");
                             }
-                            Err((storage_code(&e), Some(e.to_string())))
+                            Err((code, Some(e.to_string())))
                         }
                         Ok(Ok((info, start, sync, replicated))) => {
                             match acknowledged(sync, replicated, self.timeout).await {
@@ -283,6 +288,34 @@ impl PendingProduce {
         ProduceResponse::default()
             .with_responses(responses)
             .with_node_endpoints(node_endpoints)
+    }
+}
+
+/// Produce appends that failed in the storage layer (KAFKA_STORAGE_ERROR): one log line per
+/// ten seconds, with the number held back since the previous one.
+static STORAGE_FAILURES: RateLimited = RateLimited::new(Duration::from_secs(10));
+
+fn log_storage_failure(topic: &str, partition: i32, e: &StorageError) {
+    let Some(held_back) = STORAGE_FAILURES.permit() else {
+        return;
+    };
+    if e.is_out_of_space() {
+        tracing::error!(
+            topic,
+            partition,
+            error = %e,
+            similar_failures_not_logged = held_back,
+            "produce failed: the data directory's file system is full; answering \
+             KAFKA_STORAGE_ERROR until space is freed (reads continue, nothing acknowledged is lost)"
+        );
+    } else {
+        tracing::error!(
+            topic,
+            partition,
+            error = %e,
+            similar_failures_not_logged = held_back,
+            "produce failed in the storage layer; answering KAFKA_STORAGE_ERROR"
+        );
     }
 }
 

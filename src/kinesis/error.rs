@@ -33,9 +33,14 @@ pub enum KinesisError {
     /// A shard's throughput limit is exceeded (`kinesis.enforce.limits`).
     #[error("{0}")]
     ProvisionedThroughputExceeded(String),
-    /// The body is not valid JSON / CBOR or does not match the operation's shape.
+    /// The body is not valid JSON / CBOR or does not match the operation's shape (AWS sends
+    /// no message for a body it cannot parse: then the text is empty and left out).
     #[error("{0}")]
     Serialization(String),
+    /// A member's value has the wrong type (AWS's `SerializationException` whose text is under
+    /// `Message`, e.g. "class java.lang.String can not be converted to an Integer").
+    #[error("{0}")]
+    Type(String),
     /// `X-Amz-Target` names no Kinesis operation.
     #[error("{0}")]
     UnknownOperation(String),
@@ -76,7 +81,7 @@ impl KinesisError {
             KinesisError::ProvisionedThroughputExceeded(_) => {
                 "ProvisionedThroughputExceededException"
             }
-            KinesisError::Serialization(_) => "SerializationException",
+            KinesisError::Serialization(_) | KinesisError::Type(_) => "SerializationException",
             KinesisError::UnknownOperation(_) => "UnknownOperationException",
             KinesisError::UnrecognizedClient(_) => "UnrecognizedClientException",
             KinesisError::InvalidSignature(_) => "InvalidSignatureException",
@@ -109,6 +114,7 @@ impl KinesisError {
             | KinesisError::ExpiredNextToken(m)
             | KinesisError::ProvisionedThroughputExceeded(m)
             | KinesisError::Serialization(m)
+            | KinesisError::Type(m)
             | KinesisError::UnknownOperation(m)
             | KinesisError::UnrecognizedClient(m)
             | KinesisError::InvalidSignature(m)
@@ -117,6 +123,15 @@ impl KinesisError {
             | KinesisError::AccessDenied(m)
             | KinesisError::NotImplemented(m)
             | KinesisError::Internal(m) => m,
+        }
+    }
+
+    /// The key of the message in the error body: AWS writes `Message` for type errors and
+    /// `message` for everything else.
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            KinesisError::Type(_) => "Message",
+            _ => "message",
         }
     }
 

@@ -4,6 +4,7 @@
 //! AWS SDK ──HTTP/1.1 or h2c──▶ server (accept loop on shard 0, connections spread over the
 //!                               shard runtimes, hyper)
 //!            ──▶ router: X-Amz-Target → operation, JSON body, SigV4 (sigv4), errors (error)
+//!                  ──▶ validate: AWS's type and constraint checks on the parsed body
 //!                  ──▶ ops/<operation>.rs: one handler per operation, speaking the model
 //!                        ──▶ BrokerContext (create/delete topic, add partitions) and the
 //!                            shards (append / read / list_offset / snapshot), as Kafka does,
@@ -34,6 +35,7 @@ pub mod sequence;
 mod server;
 pub mod sigv4;
 pub mod store;
+pub mod validate;
 
 use std::sync::Arc;
 

@@ -244,8 +244,7 @@ pub async fn handle(
         resp
     } else if req.method() != hyper::Method::POST {
         let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from_static(
-            b"<AccessDeniedException>\n  <Message>Unable to determine service/operation name \
-              to be authorized</Message>\n</AccessDeniedException>\n",
+            ACCESS_DENIED_XML,
         ))));
         *resp.status_mut() = StatusCode::FORBIDDEN;
         resp
@@ -282,7 +281,10 @@ async fn answer(
     req: Request<Incoming>,
     peer: std::net::IpAddr,
 ) -> Response<ResponseBody> {
-    let (encoding, result) = route(kinesis, req, peer).await;
+    let (encoding, result) = match route(kinesis, req, peer).await {
+        Routed::Operation(encoding, result) => (encoding, result),
+        Routed::Raw(resp) => return resp,
+    };
     let mut content_type = encoding.content_type();
     let (status, body, error_type) = match result {
         // An operation without output answers an empty body, as AWS does.
@@ -322,8 +324,15 @@ async fn answer(
 }
 
 /// `{"__type": ..., "message": ...}` in the request's encoding.
+/// The message is left out when empty (AWS's answer to a body it cannot parse) and is under
+/// [`KinesisError::message_key`].
 fn error_body(e: &KinesisError, encoding: Encoding) -> Bytes {
-    let body = serde_json::json!({"__type": e.type_name(), "message": e.message()});
+    let mut body = serde_json::Map::new();
+    body.insert("__type".into(), e.type_name().into());
+    if !e.message().is_empty() {
+        body.insert(e.message_key().into(), e.message().into());
+    }
+    let body = serde_json::Value::Object(body);
     match encoding {
         Encoding::Json => Bytes::from(body.to_string()),
         Encoding::Cbor => {
@@ -336,11 +345,90 @@ fn error_body(e: &KinesisError, encoding: Encoding) -> Bytes {
     }
 }
 
-async fn route(
-    kinesis: &Arc<Kinesis>,
-    req: Request<Incoming>,
-    peer: std::net::IpAddr,
-) -> (Encoding, Result<Reply, KinesisError>) {
+/// What the router made of a request: an operation's result, or an answer AWS gives before
+/// any operation is known (in a content type of its own).
+enum Routed {
+    Operation(Encoding, Result<Reply, KinesisError>),
+    Raw(Response<ResponseBody>),
+}
+
+/// An answer with a fixed body.
+fn raw(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Routed {
+    let mut resp = Response::new(ResponseBody::Full(Some(body)));
+    *resp.status_mut() = status;
+    if let Some(t) = content_type {
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(t),
+        );
+    }
+    Routed::Raw(resp)
+}
+
+/// The XML 403 AWS answers when it cannot tell the operation.
+const ACCESS_DENIED_XML: &[u8] = b"<AccessDeniedException>\n  <Message>Unable to determine \
+      service/operation name to be authorized</Message>\n</AccessDeniedException>\n";
+
+/// The checks AWS's front end makes before authentication, in its order (kinesalite shows
+/// it): an empty body, the content type, the target. `Some` is the answer.
+fn front_door(content_type: &str, target: &str, body: &[u8]) -> Option<Routed> {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let (service, operation) = {
+        let mut parts = target.split('.');
+        (parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+    };
+    let known = service == TARGET_PREFIX.trim_end_matches('.')
+        && super::validate::operation(operation).is_some();
+    if body.is_empty() {
+        let encoding = if mime == Encoding::Json.content_type() {
+            Encoding::Json
+        } else {
+            Encoding::Cbor
+        };
+        let e = if known {
+            KinesisError::Serialization(String::new())
+        } else {
+            KinesisError::UnknownOperation(String::new())
+        };
+        return Some(Routed::Operation(encoding, Err(e)));
+    }
+    if mime == "application/json" {
+        // AWS's generic JSON protocol answer: this service does not speak it.
+        let parses = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object());
+        let (status, kind) = if parses {
+            (StatusCode::NOT_FOUND, "UnknownOperationException")
+        } else {
+            (StatusCode::BAD_REQUEST, "SerializationException")
+        };
+        let body = format!(
+            "{{\"Output\":{{\"__type\":\"com.amazon.coral.service#{kind}\"}},\"Version\":\"1.0\"}}"
+        );
+        return Some(raw(status, Some("application/json"), Bytes::from(body)));
+    }
+    if mime != Encoding::Json.content_type() && mime != Encoding::Cbor.content_type() {
+        tracing::debug!(
+            content_type,
+            target,
+            "kinesis request with an unknown content type"
+        );
+        return Some(if service.is_empty() || operation.is_empty() {
+            raw(
+                StatusCode::FORBIDDEN,
+                None,
+                Bytes::from_static(ACCESS_DENIED_XML),
+            )
+        } else {
+            raw(
+                StatusCode::NOT_FOUND,
+                None,
+                Bytes::from_static(b"<UnknownOperationException/>\n"),
+            )
+        });
+    }
+    None
+}
+
+async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::IpAddr) -> Routed {
     let (parts, body) = req.into_parts();
     let content_type = parts
         .headers
@@ -356,7 +444,7 @@ async fn route(
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            return (
+            return Routed::Operation(
                 encoding,
                 Err(KinesisError::Serialization(format!(
                     "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"
@@ -364,6 +452,14 @@ async fn route(
             )
         }
     };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(answer) = front_door(&content_type, target, &body) {
+        return answer;
+    }
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -382,23 +478,18 @@ async fn route(
             ip: peer.to_string(),
             ..c
         },
-        Err(e) => return (encoding, Err(e)),
+        Err(e) => return Routed::Operation(encoding, Err(e)),
     };
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
-        return (
-            encoding,
-            Err(KinesisError::UnknownOperation(format!(
-                "X-Amz-Target `{target}` is not a Kinesis_20131202 operation"
-            ))),
-        );
+    // AWS answers an unknown operation without a message.
+    let operation = match target.strip_prefix(TARGET_PREFIX) {
+        Some(op) if super::validate::operation(op).is_some() => op,
+        _ => {
+            tracing::debug!(target, "kinesis request for an unknown operation");
+            return Routed::Operation(encoding, Err(KinesisError::UnknownOperation(String::new())));
+        }
     };
     tracing::trace!(operation, principal = %caller.principal, "kinesis request");
-    (
+    Routed::Operation(
         encoding,
         ops::dispatch(kinesis, operation, &body, encoding, &caller).await,
     )

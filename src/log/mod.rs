@@ -81,6 +81,7 @@ pub mod batch;
 mod checkpoint;
 pub mod cleaner;
 pub mod compact;
+pub mod disk_full;
 mod index;
 mod leader_epoch;
 mod recovery;
@@ -356,6 +357,13 @@ pub enum LogError {
     /// A negative leader epoch given to [`PartitionLog::assign_leader_epoch`].
     #[error("leader epoch {0} is negative")]
     InvalidEpoch(i32),
+}
+
+impl LogError {
+    /// Whether this is a write that failed because the file system is full (ENOSPC, EDQUOT).
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, LogError::Io(e) if disk_full::is_out_of_space(e))
+    }
 }
 
 /// What [`PartitionLog::append`] (or [`PartitionLog::append_replica`]) stored.

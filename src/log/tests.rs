@@ -836,3 +836,132 @@ fn file_records_survive_segment_release_and_deletion() -> TestResult {
     assert_eq!(f.whole_batches_within(first + 1)?.len(), first);
     Ok(())
 }
+
+/// A tmpfs mounted for a test (needs root), unmounted lazily on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping: mounting a tmpfs needs root");
+            return None;
+        }
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "esker-log-test",
+            ])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs");
+            return None;
+        }
+        Some(Tmpfs(path.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Writes `path` until the file system is full (ENOSPC); partial pages count too.
+fn fill_up(path: &Path) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 4096];
+    for size in [4096, 1] {
+        while let Ok(n) = f.write(&chunk[..size]) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// On a full file system (a tmpfs), an append fails with ENOSPC inside a roll (the index files
+/// of the segment being sealed) and in the segment write itself, and each failure leaves the
+/// log exactly at its previous end: files, indexes and offsets consistent, every earlier batch
+/// readable, a later append that fits still accepted. Once space returns appends (and rolls)
+/// succeed again, and both an unclean and a clean reopen find everything.
+#[test]
+fn full_file_system_fails_appends_cleanly_and_resumes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let Some(_mount) = Tmpfs::mount(dir.path(), "256k") else {
+        return Ok(());
+    };
+    let config = LogConfig {
+        segment_bytes: 8_000,
+        index_interval_bytes: 100,
+        max_message_bytes: 1_048_588,
+        ..LogConfig::default()
+    };
+    let log_dir = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&log_dir, config.clone(), false)?;
+    let mut model = Model::default();
+    // A segment behind us, and about 400 bytes (with index entries) in the active one.
+    model.append(&mut log, make_batch(2, 4_100, 1_000))?;
+    for i in 0..4 {
+        model.append(&mut log, make_batch(1, 40, 1_001 + i))?;
+    }
+    let segments = log.segment_count();
+    assert_eq!(segments, 2);
+    fill_up(&dir.path().join("fill"))?;
+
+    // A batch larger than what the segment has left: the roll's index files find no space.
+    let end = log.log_end_offset();
+    let e = model
+        .append(&mut log, make_batch(2, 4_100, 1_010))
+        .expect_err("no space for the roll");
+    assert!(e.is_out_of_space(), "{e}");
+    assert_eq!(log.segment_count(), segments, "the roll did not happen");
+    assert_eq!(log.log_end_offset(), end);
+    log.check_consistency();
+    model.check(&log)?;
+
+    // What fits in the active segment's last page is still accepted.
+    model.append(&mut log, make_batch(1, 40, 1_011))?;
+    log.check_consistency();
+
+    // A batch that needs a new page of the segment file: the write fails, is cut off again.
+    let end = log.log_end_offset();
+    let size = log.size_bytes();
+    let e = model
+        .append(&mut log, make_batch(1, 3_900, 1_012))
+        .expect_err("no space for the write");
+    assert!(e.is_out_of_space(), "{e}");
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.size_bytes(), size);
+    log.check_consistency();
+    model.check(&log)?;
+
+    // Space returns: the roll and both kinds of append go through.
+    std::fs::remove_file(dir.path().join("fill"))?;
+    model.append(&mut log, make_batch(2, 4_100, 1_020))?;
+    assert_eq!(log.segment_count(), segments + 1);
+    model.append(&mut log, make_batch(1, 3_900, 1_021))?;
+    model.append(&mut log, make_batch(1, 40, 1_022))?;
+    log.check_consistency();
+    model.check(&log)?;
+
+    // Unclean reopen (no close: recovery scans), then clean.
+    drop(log);
+    let mut log = PartitionLog::open(&log_dir, config.clone(), false)?;
+    model.check(&log)?;
+    log.close()?;
+    drop(log);
+    let log = PartitionLog::open(&log_dir, config, true)?;
+    model.check(&log)?;
+    log.check_consistency();
+    Ok(())
+}

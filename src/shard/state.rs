@@ -178,6 +178,21 @@ pub enum StorageError {
     },
 }
 
+/// Failed recovery-point checkpoints: one log line per minute.
+static CHECKPOINT_FAILURES: crate::log::disk_full::RateLimited =
+    crate::log::disk_full::RateLimited::new(Duration::from_secs(60));
+
+impl StorageError {
+    /// Whether the file system holding the data directory is full (ENOSPC, EDQUOT).
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StorageError::Log(e) => e.is_out_of_space(),
+            StorageError::Io(e) => crate::log::disk_full::is_out_of_space(e),
+            _ => false,
+        }
+    }
+}
+
 /// Which records a consumer may see (Kafka's `isolation_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IsolationLevel {
@@ -899,7 +914,12 @@ impl ShardState {
                 }
                 if checkpoint_due {
                     if let Err(e) = p.log.checkpoint_recovery_point() {
-                        tracing::warn!(dir = %p.dir.display(), error = %e, "cannot write the recovery point");
+                        // Every partition fails this way when the disk is full.
+                        if let Some(held_back) = CHECKPOINT_FAILURES.permit() {
+                            tracing::warn!(dir = %p.dir.display(), error = %e,
+                                similar_failures_not_logged = held_back,
+                                "cannot write the recovery point (retried at the next checkpoint)");
+                        }
                     }
                 }
                 p.log.close_idle_files(idle);

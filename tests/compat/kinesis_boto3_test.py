@@ -7,7 +7,8 @@ range holds MD5(partition key), and reads them all back through iterators of eac
 Limit. Then splits a shard and merges two, checking that new records go to the children and that
 a drained parent answers no NextShardIterator; changes the retention period; adds, lists and
 removes tags; checks the errors boto3 raises for an unknown stream, a bad iterator and 501
-records; the records are also readable by a Kafka consumer (confluent-kafka, if installed) with
+records, and (with parameter_validation=False, so the server sees them) AWS's
+ValidationException / SerializationException texts for invalid requests; the records are also readable by a Kafka consumer (confluent-kafka, if installed) with
 the same keys and bytes; finally deletes the stream."""
 
 import hashlib
@@ -25,14 +26,14 @@ ENDPOINT = os.environ.get("KINESIS_ENDPOINT", "http://127.0.0.1:4567")
 N = 10_000
 
 
-def client():
+def client(**config):
     return boto3.client(
         "kinesis",
         endpoint_url=ENDPOINT,
         region_name="us-east-1",
         aws_access_key_id="compat",
         aws_secret_access_key="compat-secret",
-        config=botocore.config.Config(retries={"max_attempts": 1}),
+        config=botocore.config.Config(retries={"max_attempts": 1}, **config),
     )
 
 
@@ -67,6 +68,14 @@ def error_code(fn):
         fn()
     except ClientError as e:
         return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    return None, None
+
+
+def error_message(fn):
+    try:
+        fn()
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"]["Message"]
     return None, None
 
 
@@ -191,6 +200,34 @@ def main():
         too_many = [{"PartitionKey": "k", "Data": b"x"}] * 501
         c.eq(error_code(lambda: k.put_records(StreamName=stream, Records=too_many))[0], "ValidationException",
              "501 records: ValidationException")
+
+        # Without boto3's own parameter validation, invalid requests reach the server, which
+        # answers them as AWS does.
+        raw = client(parameter_validation=False)
+        c.eq(error_message(lambda: raw.put_records(StreamName=stream, Records=[
+                 {"PartitionKey": "", "Data": b"x"}, {"PartitionKey": "k" * 257, "Data": b"x"}])),
+             ("ValidationException",
+              "2 validation errors detected: Value '' at 'records.1.member.partitionKey' failed to satisfy "
+              "constraint: Member must have length greater than or equal to 1; Value '" + "k" * 257
+              + "' at 'records.2.member.partitionKey' failed to satisfy constraint: Member must have length "
+              "less than or equal to 256"),
+             "parameter_validation=False: AWS's ValidationException for two bad partition keys")
+        c.eq(error_message(lambda: raw.describe_stream(StreamName="bad name!", Limit=0)),
+             ("ValidationException",
+              "2 validation errors detected: Value '0' at 'limit' failed to satisfy constraint: Member must "
+              "have value greater than or equal to 1; Value 'bad name!' at 'streamName' failed to satisfy "
+              "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"),
+             "parameter_validation=False: violations in AWS's member order")
+        c.eq(error_message(lambda: raw.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                                          ShardIteratorType="latest")),
+             ("ValidationException",
+              "1 validation error detected: Value 'latest' at 'shardIteratorType' failed to satisfy constraint: "
+              "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_TIMESTAMP, "
+              "AT_SEQUENCE_NUMBER, TRIM_HORIZON]"),
+             "parameter_validation=False: an enum violation")
+        c.eq(error_message(lambda: raw.list_streams(Limit="5")),
+             ("SerializationException", "class java.lang.String can not be converted to an Integer"),
+             "parameter_validation=False: a string for an integer is AWS's SerializationException")
 
         # The same records through Kafka.
         try:

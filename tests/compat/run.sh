@@ -2,7 +2,8 @@
 # Client-compatibility suite: runs real Kafka clients (kcat, confluent-kafka and its AdminClient,
 # kafka-python, aiokafka, kafkajs; their transactional producers and read_committed consumers in
 # the *txn* / transactions scenarios; confluent-kafka on a compacted topic in compaction_test.py)
-# and Kinesis clients (boto3, the AWS CLI) against a freshly built esker broker.
+# and Kinesis clients (boto3, the AWS CLI; kinesis_diff.mjs compares raw requests' answers with
+# kinesalite's) against a freshly built esker broker.
 #
 #   tests/compat/run.sh                 # every scenario
 #   tests/compat/run.sh kcat.sh         # only the named scenario(s)
@@ -186,7 +187,7 @@ wait_for_port() { # port timeout_s
 # ---------------------------------------------------------------------------------------------
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py broker_configs_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs transactions_test.py kafka_python_txn_test.py kafkajs_txn_test.mjs
-    kinesis_boto3_test.py kinesis_cli.sh client_telemetry_test.py compaction_test.py prometheus_test.py
+    kinesis_boto3_test.py kinesis_cli.sh kinesis_diff.mjs client_telemetry_test.py compaction_test.py prometheus_test.py
     ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py console_test.mjs)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
@@ -292,12 +293,14 @@ for s in "${SCENARIOS[@]}"; do
     rc=${PIPESTATUS[0]}
     set -e
     took=$((SECONDS - start))
+    # A scenario's one-line summary (the Kinesis differential test's counts) joins the table.
+    summary="$(grep -h '^kinesis differential:' "$out" | tail -1 || true)"
     if [ "$rc" -eq 0 ]; then
-        record "$s" PASS "${took}s"
+        record "$s" PASS "${took}s${summary:+  ($summary)}"
     elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         record "$s" FAIL "timed out after ${SCENARIO_TIMEOUT}s"
     else
-        record "$s" FAIL "exit $rc after ${took}s"
+        record "$s" FAIL "exit $rc after ${took}s${summary:+  ($summary)}"
     fi
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then
         log "broker died during $s"

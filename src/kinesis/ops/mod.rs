@@ -56,25 +56,13 @@ const NOT_OFFERED: &[&str] = &[
     "UpdateStreamWarmThroughput",
 ];
 
-fn decode<T: DeserializeOwned>(body: &[u8], encoding: Encoding) -> Result<T, KinesisError> {
-    match encoding {
-        Encoding::Json => {
-            let body = if body.iter().all(u8::is_ascii_whitespace) {
-                &b"{}"[..]
-            } else {
-                body
-            };
-            serde_json::from_slice(body).map_err(|e| KinesisError::Serialization(e.to_string()))
-        }
-        Encoding::Cbor => {
-            if body.is_empty() {
-                // An empty map.
-                return ciborium::from_reader(&[0xa0u8][..])
-                    .map_err(|e| KinesisError::Serialization(e.to_string()));
-            }
-            ciborium::from_reader(body).map_err(|e| KinesisError::Serialization(e.to_string()))
-        }
-    }
+/// Parses the body, checks it as AWS's front end does ([`super::validate`]) and decodes it.
+fn decode<T: DeserializeOwned>(
+    operation: &str,
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<T, KinesisError> {
+    super::validate::decode(operation, body, encoding)
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T, encoding: Encoding) -> Result<Bytes, KinesisError> {
@@ -101,13 +89,13 @@ pub async fn dispatch(
 ) -> Result<Reply, KinesisError> {
     macro_rules! run {
         ($handler:path) => {{
-            let req = decode(body, encoding)?;
+            let req = decode(operation, body, encoding)?;
             let resp = $handler(k, req, caller).await?;
             encode(&resp, encoding).map(Reply::Body)
         }};
         // Operations without an output shape in AWS's model answer an empty body.
         (no_output $handler:path) => {{
-            let req = decode(body, encoding)?;
+            let req = decode(operation, body, encoding)?;
             let model::Empty {} = $handler(k, req, caller).await?;
             Ok(Reply::Body(Bytes::new()))
         }};
@@ -139,7 +127,7 @@ pub async fn dispatch(
         "ListStreamConsumers" => run!(consumers::list),
         "DeregisterStreamConsumer" => run!(no_output consumers::deregister),
         "SubscribeToShard" => {
-            let req = decode(body, encoding)?;
+            let req = decode(operation, body, encoding)?;
             subscribe_to_shard::handle(k, req, caller, encoding).await
         }
         other if NOT_OFFERED.contains(&other) => Err(KinesisError::NotImplemented(format!(

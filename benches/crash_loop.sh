@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Crash-loop benchmark (issue 19): ROUNDS rounds of start a release broker, acks=all producers
+# on 32 partitions, SIGKILL at a random moment, restart, and check that every record
+# acknowledged so far (in any round) is stored at the partition and offset it was acknowledged
+# at, by content (round, producer, sequence number), and that nothing is stored twice. Prints
+# one line per round and a summary: rounds, records acknowledged, checks, lost. Exits 1 if
+# anything acknowledged was lost.
+#
+#   benches/crash_loop.sh                # 100 rounds
+#   benches/crash_loop.sh 300 --producers 16 --partitions 64 --seed 42
+#   BROKER=/path/to/esker DATA_DIR=/tmp/crash benches/crash_loop.sh 10
+#
+# Builds like benches/soak.sh (release broker unless BROKER is set, dev-profile load generator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-100}
+shift || true
+target=${CARGO_TARGET_DIR:-target}
+if [ -z "${BROKER:-}" ]; then
+  cargo build --release --bin esker -q
+  BROKER=$target/release/esker
+fi
+tool=$(cargo build --bench soak --message-format=json 2>/dev/null |
+  sed -n 's/.*"executable":"\([^"]*\/soak-[^"]*\)".*/\1/p' | tail -1)
+data=()
+[ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
+exec "$tool" --broker "$BROKER" "${data[@]}" crash-loop --rounds "$ROUNDS" "$@"
