@@ -78,6 +78,7 @@ pub struct Broker {
     addrs: Vec<SocketAddr>,
     kinesis_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    console_addr: Option<SocketAddr>,
     metrics_stop: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     drain: Drain,
@@ -203,6 +204,12 @@ impl Broker {
                 source,
             })?;
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let console_listener =
+            crate::console::server::bind(&config.console).map_err(|source| BrokerError::Bind {
+                addr: config.console.listener.clone().unwrap_or_default(),
+                source,
+            })?;
+        let console_addr = console_listener.as_ref().and_then(|l| l.local_addr().ok());
         let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.clone()));
         for (id, shard) in shards.iter().enumerate() {
             let timer = metrics.flush_timer(id);
@@ -308,9 +315,24 @@ impl Broker {
             }
             _ => None,
         };
+        if config.console.listener.is_none() && config.console.tls {
+            tracing::warn!("console.ssl.enabled has no effect without console.listener (the metrics listener is plain HTTP)");
+        }
+        let console_tls = match (&console_listener, config.console.tls) {
+            (Some(_), true) => {
+                let settings = config
+                    .security
+                    .tls
+                    .for_console(&config.console.client_auth)
+                    .map_err(setting_error)?;
+                Some(Arc::new(crate::tls::TlsServer::load(settings)?))
+            }
+            _ => None,
+        };
         let reloadable: Vec<_> = tls_by_name
             .values()
             .chain(kinesis_tls.as_ref())
+            .chain(console_tls.as_ref())
             .cloned()
             .collect();
         let cluster = match controller_listener {
@@ -455,11 +477,38 @@ impl Broker {
             tracing::info!(addr = ?kinesis_addr, "kinesis endpoint listening");
         }
         let (metrics_stop, metrics_stop_rx) = watch::channel(false);
-        if let Some(sock) = metrics_listener {
-            let ctx = ctx.clone();
+        let console = ctx
+            .config
+            .console
+            .enabled()
+            .then(|| crate::console::Console::new(ctx.clone()));
+        if let Some(console) = &console {
+            shards[0].spawn(console.clone().sample_loop(metrics_stop_rx.clone()));
+        }
+        if let (Some(sock), Some(console)) = (console_listener, &console) {
+            let console = console.clone();
+            let stop_rx = metrics_stop_rx.clone();
             shards[0].spawn(async move {
                 match tokio::net::TcpListener::from_std(sock) {
-                    Ok(l) => crate::metrics::server::accept_loop(l, ctx, metrics_stop_rx).await,
+                    Ok(l) => {
+                        crate::console::server::accept_loop(l, console, console_tls, stop_rx).await
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot register console listener"),
+                }
+            });
+            tracing::info!(addr = ?console_addr, "console listening under /ui");
+        }
+        if let Some(sock) = metrics_listener {
+            let ctx = ctx.clone();
+            let console = console.filter(|_| ctx.config.console.on_metrics);
+            if console.is_some() {
+                tracing::info!(addr = ?metrics_addr, "console served under /ui on the metrics listener");
+            }
+            shards[0].spawn(async move {
+                match tokio::net::TcpListener::from_std(sock) {
+                    Ok(l) => {
+                        crate::metrics::server::accept_loop(l, ctx, console, metrics_stop_rx).await
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot register metrics listener"),
                 }
             });
@@ -473,6 +522,7 @@ impl Broker {
             addrs,
             kinesis_addr,
             metrics_addr,
+            console_addr,
             metrics_stop,
             stop,
             drain,
@@ -492,6 +542,11 @@ impl Broker {
     /// The address the metrics endpoint is bound to (`None` when disabled or not bound).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The address `console.listener` is bound to (`None` when unset).
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     /// `host:port` of the first Kafka listener, for clients' `bootstrap.servers`.

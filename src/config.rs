@@ -892,6 +892,36 @@ pub const KEYS: &[KeyDef] = &[
               many groups.",
     },
     KeyDef {
+        name: "console.enable",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "Serve the web console under `/ui` on metrics.listener (plain HTTP, HTTP basic \
+              authentication against SCRAM users). See docs/console.md.",
+    },
+    KeyDef {
+        name: "console.listener",
+        default: "",
+        kind: Kind::Str,
+        doc: "A listener of its own for the web console, `host:port` (served under `/ui`; HTTPS \
+              with console.ssl.enabled); empty: none. Port 0 picks a free port.",
+    },
+    KeyDef {
+        name: "console.ssl.enabled",
+        default: "false",
+        kind: Kind::Bool,
+        doc: "Serve console.listener over HTTPS with ssl.certificate.location and \
+              ssl.key.location.",
+    },
+    KeyDef {
+        name: "console.ssl.client.auth",
+        default: "none",
+        kind: Kind::Enum(&["none", "requested", "required"]),
+        doc: "Client certificates on console.listener (with console.ssl.enabled and \
+              ssl.ca.location): a certificate signed by the CA authenticates its mapped principal \
+              (ssl.principal.mapping.rules), as on an SSL Kafka listener; `required` refuses \
+              clients without one.",
+    },
+    KeyDef {
         name: "telemetry.max.bytes",
         default: "1048576",
         kind: Kind::Int { min: 1, max: I32MAX },
@@ -1086,6 +1116,8 @@ pub struct Config {
     pub kinesis: crate::kinesis::KinesisConfig,
     /// The `metrics.*` keys.
     pub metrics: crate::metrics::MetricsConfig,
+    /// The `console.*` keys (the web console).
+    pub console: crate::console::ConsoleConfig,
     /// The `telemetry.*` keys (KIP-714 client telemetry).
     pub telemetry: crate::telemetry::TelemetryConfig,
     /// Every key's effective value as text (defaults included), for DescribeConfigs and for
@@ -1344,6 +1376,7 @@ impl Config {
             security,
             kinesis: crate::kinesis::KinesisConfig::from_values(get, |k| explicit.contains(k)),
             metrics: crate::metrics::MetricsConfig::from_values(get, |k| explicit.contains(k)),
+            console: crate::console::ConsoleConfig::from_values(get),
             telemetry: crate::telemetry::TelemetryConfig::from_values(get),
             values,
             explicit,
@@ -1544,7 +1577,11 @@ fn validate(def: &KeyDef, v: &str) -> Result<(), String> {
                 return Err("only one log directory is supported".into());
             }
         }
-        Kind::Str if def.name == "kinesis.listener" || def.name == "metrics.listener" => {
+        Kind::Str
+            if def.name == "kinesis.listener"
+                || def.name == "metrics.listener"
+                || def.name == "console.listener" =>
+        {
             crate::kinesis::KinesisConfig::validate_listener(v)?;
         }
         Kind::Str if def.name == "ssl.enabled.protocols" => {

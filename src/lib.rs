@@ -43,6 +43,8 @@
 //! - [`client`]: a small Kafka admin client (kafka-protocol types, SASL, TLS) for the CLI.
 //! - [`cli`]: the `esker` admin subcommands (topics, groups, configs, ACLs, users, produce,
 //!   consume, perf, cluster) and their table / JSON output.
+//! - [`console`]: the web console under `/ui` (on the metrics listener or `console.listener`):
+//!   a static single-page app and a JSON API answered from the context, ACL-checked and audited.
 //! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
 //!   metrics decoded and exported on `/metrics`.
 
@@ -54,6 +56,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod controller;
 pub mod coordinator;

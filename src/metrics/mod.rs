@@ -868,6 +868,21 @@ impl Metrics {
         Some(t.clone())
     }
 
+    /// Totals over every topic since start: (messages in, bytes in, bytes out), read from the
+    /// same counters `/metrics` exports (the console's throughput sparklines).
+    pub fn topic_totals(&self) -> (u64, u64, u64) {
+        let Ok(map) = self.topics.read() else {
+            return (0, 0, 0);
+        };
+        map.values().fold((0, 0, 0), |(m, i, o), t| {
+            (
+                m + t.messages_in.get(),
+                i + t.bytes_in.get(),
+                o + t.bytes_out.get(),
+            )
+        })
+    }
+
     /// The Kinesis series of a stream that exists (callers resolved it first), created on
     /// first use.
     pub fn stream(&self, name: &str) -> Arc<StreamMetrics> {

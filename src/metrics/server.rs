@@ -1,7 +1,8 @@
 //! The metrics endpoint on `metrics.listener` (HTTP/1.1, hyper, as the Kinesis endpoint):
 //! `GET /metrics` (Prometheus text format), `GET /healthz` (200 while the process serves) and
 //! `GET /readyz` (200 once logs are loaded and listeners bound, 503 before and while shutting
-//! down). It takes no part in the connection drain: it keeps answering (`/readyz` 503) until
+//! down), and the web console under `/ui` when `console.enable` is set (see
+//! [`crate::console`]). It takes no part in the connection drain: it keeps answering (`/readyz` 503) until
 //! the shutdown closes it just before the shards stop.
 
 use std::convert::Infallible;
@@ -47,6 +48,7 @@ pub fn bind(config: &super::MetricsConfig) -> std::io::Result<Option<std::net::T
 pub async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<BrokerContext>,
+    console: Option<Arc<crate::console::Console>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -54,8 +56,8 @@ pub async fn accept_loop(
             r = listener.accept() => r,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "metrics accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -63,11 +65,21 @@ pub async fn accept_loop(
             }
         };
         let ctx = ctx.clone();
+        let console = console.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+                let console = console.clone();
+                async move {
+                    let resp = match &console {
+                        Some(c) if req.uri().path().starts_with(crate::console::PREFIX) => {
+                            c.handle(req, peer.ip(), None).await
+                        }
+                        _ => handle(&ctx, req).await,
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -233,13 +233,36 @@ impl TlsConfig {
         )
     }
 
+    /// The settings of the web console's `console.listener`: the broker-wide certificate, key
+    /// and CA, with client certificates as `console.ssl.client.auth` says (mTLS).
+    pub fn for_console(&self, client_auth: &str) -> Result<TlsSettings, SettingError> {
+        let mut s = self.settings_for(
+            None,
+            "console.listener",
+            (client_auth.into(), "console.ssl.client.auth".into()),
+            vec![b"http/1.1".to_vec()],
+        )?;
+        s.listener = "console".into();
+        Ok(s)
+    }
+
     fn settings(
         &self,
         listener: Option<&str>,
+        auth: (String, String),
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<TlsSettings, SettingError> {
+        self.settings_for(listener, "the Kinesis endpoint", auth, alpn)
+    }
+
+    fn settings_for(
+        &self,
+        listener: Option<&str>,
+        unnamed: &str,
         (auth_value, auth_key): (String, String),
         alpn: Vec<Vec<u8>>,
     ) -> Result<TlsSettings, SettingError> {
-        let who = listener.map_or_else(|| "the Kinesis endpoint".to_string(), |l| l.to_string());
+        let who = listener.map_or_else(|| unnamed.to_string(), |l| l.to_string());
         let file = |key: &str| -> Option<PemFile> {
             let (value, key) = self.lookup(listener, key);
             (!value.trim().is_empty()).then(|| PemFile {

@@ -14,6 +14,10 @@
 # runs each scenario against it, stops it with SIGTERM and checks that it exited 0 after a clean
 # shutdown and logged no ERROR. Exit status is non-zero if anything failed.
 #
+# console_test.mjs drives the web console in Debian's headless chromium (installed with apt-get
+# when missing) through playwright-core and saves screenshots under
+# <work directory>/console-screenshots (COMPAT_SCREENSHOTS=<dir> puts them elsewhere).
+#
 # Environment: COMPAT_KEEP=1 keeps the work directory (broker log, scenario output, data);
 # COMPAT_RUST_LOG sets the broker's RUST_LOG (default "info"; the cluster scenarios' nodes keep
 # openraft's own lines off unless it names openraft); COMPAT_SKIP_BUILD=1 uses the existing
@@ -45,6 +49,20 @@ install_kcat() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
     command -v kcat >/dev/null 2>&1 || die "kcat still missing after apt-get install"
+}
+
+# The console scenario drives Debian's chromium with playwright-core (no browser download).
+install_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "chromium is missing and apt-get is not available"
+    log "installing chromium with apt-get"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    [ -x /usr/bin/chromium ] || die "chromium still missing after apt-get install"
 }
 
 install_prometheus() {
@@ -170,7 +188,7 @@ wait_for_port() { # port timeout_s
 ALL_SCENARIOS=(kcat.sh confluent_kafka_test.py confluent_admin_test.py broker_configs_test.py kafka_python_test.py aiokafka_test.py
     kafkajs_test.mjs transactions_test.py kafka_python_txn_test.py kafkajs_txn_test.mjs
     kinesis_boto3_test.py kinesis_cli.sh kinesis_diff.mjs client_telemetry_test.py compaction_test.py prometheus_test.py
-    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py)
+    ssl_kcat.sh ssl_confluent_test.py sasl_scram_test.py cluster_test.py replication_test.py console_test.mjs)
 if [ $# -gt 0 ]; then
     SCENARIOS=("$@")
 else
@@ -188,6 +206,13 @@ case " ${SCENARIOS[*]} " in
     *.mjs\ *)
         install_node_modules
         log "node clients: kafkajs $(node -p "require('$HERE/node_modules/kafkajs/package.json').version") (node $(node --version))"
+        ;;
+esac
+
+case " ${SCENARIOS[*]} " in
+    *\ console_test.mjs\ *)
+        install_chromium
+        log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
         ;;
 esac
 
@@ -243,8 +268,9 @@ export BOOTSTRAP COMPAT_PY="$VENV/bin/python" ESKER_DATA_DIR="$WORK/data" PYTHON
 export COMPAT_LOG_RETENTION_BYTES="$LOG_RETENTION_BYTES"
 export KINESIS_ENDPOINT COMPAT_AWS="$VENV/bin/aws"
 export METRICS_ENDPOINT
-# Scenarios that need special broker settings (TLS, SASL, a cluster) start their own brokers from it.
-export BROKER_BIN
+# Scenarios that need special broker settings (TLS, SASL, a cluster, the console) start their own
+# brokers from it; COMPAT_WORK is where they keep artefacts (console screenshots).
+export BROKER_BIN COMPAT_WORK="$WORK"
 declare -a RESULTS=()
 PASSED=0
 FAILED=0
