@@ -1186,8 +1186,9 @@ async fn shard_limits_are_enforced_when_asked() -> TestResult {
                 })
                 .collect::<Result<_, _>>()?)
         };
-    // 1000 records/s per shard: two batches of 500 fit, the next 200 do not (on shard 0),
-    // while shard 1 still takes records.
+    // 1000 records/s per shard: two batches of 500 fit, the next 450 do not (on shard 0; they
+    // would after 0.45 s of refill, which leaves room for a slow, loaded test machine), while
+    // shard 1 still takes records.
     for _ in 0..2 {
         let out = c
             .put_records()
@@ -1197,7 +1198,7 @@ async fn shard_limits_are_enforced_when_asked() -> TestResult {
             .await?;
         assert_eq!(out.failed_record_count(), Some(0));
     }
-    let mut entries = batch(200, "0")?;
+    let mut entries = batch(450, "0")?;
     entries.extend(batch(1, &u128::MAX.to_string())?);
     let out = c
         .put_records()
@@ -1205,12 +1206,12 @@ async fn shard_limits_are_enforced_when_asked() -> TestResult {
         .set_records(Some(entries))
         .send()
         .await?;
-    assert_eq!(out.failed_record_count(), Some(200));
+    assert_eq!(out.failed_record_count(), Some(450));
     assert_eq!(
         out.records()[0].error_code(),
         Some("ProvisionedThroughputExceededException")
     );
-    assert_eq!(out.records()[200].shard_id(), Some("shardId-000000000001"));
+    assert_eq!(out.records()[450].shard_id(), Some("shardId-000000000001"));
     // 1 MiB/s per shard: one record of 1 000 000 bytes fits, a second one right after does not.
     let big = || {
         c.put_record()

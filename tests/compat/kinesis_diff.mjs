@@ -258,7 +258,9 @@ async function main() {
   const ref = await startKinesalite();
   const vars = { run: RUN, missing: `${RUN}-missing`, stream: `${RUN}-s` };
   const cases = [...readJson('generated.json').cases, ...readJson('edge_cases.json').cases].filter((c) => selected(c.id));
-  const steps = readJson('stateful.json').steps.filter((s) => selected(s.id) || !ONLY);
+  // Steps depend on the ones before: all run when any is selected.
+  const allSteps = readJson('stateful.json').steps;
+  const steps = allSteps.some((s) => selected(s.id)) ? allSteps : [];
   let identical = 0;
   let allowedCount = 0;
   const failures = [];
