@@ -328,10 +328,11 @@ impl MemoryPool {
         Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed))
     }
 
-    /// Reserves `bytes`, waiting (in arrival order) until they are free. A request larger than
-    /// the pool waits for the whole pool and holds it alone.
+    /// Reserves `bytes` (as the allocator will round them, see [`allocation_size`]), waiting
+    /// (in arrival order) until they are free. A request larger than the pool waits for the
+    /// whole pool and holds it alone.
     pub async fn reserve(&self, bytes: usize) -> Reservation {
-        let wanted = (bytes as u64).div_ceil(POOL_UNIT).max(1);
+        let wanted = allocation_size(bytes as u64).div_ceil(POOL_UNIT).max(1);
         let units = wanted.min(u64::from(self.units)) as u32;
         if let Ok(p) = self.semaphore.clone().try_acquire_many_owned(units) {
             return Reservation { _permit: Some(p) };
@@ -347,6 +348,18 @@ impl MemoryPool {
             _permit: permit.ok(),
         }
     }
+}
+
+/// What an allocation of `bytes` really takes: jemalloc (the binary's allocator) rounds a
+/// large allocation up to one of four size classes per doubling, so a frame of 1 MiB and a few
+/// bytes occupies 1.25 MiB. The pool counts that, not the frame's size.
+pub fn allocation_size(bytes: u64) -> u64 {
+    if bytes <= 4096 {
+        return bytes.next_power_of_two().max(8);
+    }
+    let k = 63 - (bytes - 1).leading_zeros(); // 2^k < bytes <= 2^(k+1)
+    let spacing = 1u64 << (k - 2);
+    bytes.div_ceil(spacing) * spacing
 }
 
 /// Bytes reserved in the [`MemoryPool`] (or nothing, when unbounded); released on drop.
@@ -535,6 +548,15 @@ mod tests {
             assert_eq!(log.allow(), None);
         }
         assert_eq!(log.suppressed.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn allocation_sizes_follow_the_size_classes() {
+        assert_eq!(allocation_size(1 << 20), 1 << 20);
+        assert_eq!(allocation_size((1 << 20) + 100), 5 << 18);
+        assert_eq!(allocation_size((5 << 18) + 1), 6 << 18);
+        assert_eq!(allocation_size(100_000), 112 << 10);
+        assert_eq!(allocation_size(3000), 4096);
     }
 
     #[tokio::test]
