@@ -100,7 +100,7 @@ async fn the_connection_over_max_connections_is_refused_while_a_producer_keeps_w
     let limiter = b.context().net.clients.clone();
     let used = limiter.open();
     assert!(
-        used >= 1 && used < 6,
+        (1..6).contains(&used),
         "the producer holds {used} connections"
     );
     let mut fill = Vec::new();
@@ -343,7 +343,7 @@ fn raise_open_files(want: u64) -> bool {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return false;
         }
-        if (limit.rlim_max as u64) < want {
+        if limit.rlim_max < want {
             return false;
         }
         limit.rlim_cur = limit.rlim_max;
@@ -432,7 +432,7 @@ async fn ten_thousand_idle_connections_are_reaped() {
 /// A 1 MiB produce request body: 16 records of 64 KiB.
 fn mib_batch() -> Bytes {
     let value: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+    let records: Vec<esker::log::batch::KeyValue<'_>> =
         (0..16).map(|_| (None, Some(value.as_slice()))).collect();
     esker::log::batch::build_batch(&records, 1_700_000_000_000).freeze()
 }

@@ -7,6 +7,11 @@
 //! handshake ([`crate::tls`]) runs there first; the connection is then served the same way over
 //! the TLS stream (plaintext connections keep their zero-cost TCP halves).
 //!
+//! Before a frame's body is read, the connection takes a place in the broker-wide request
+//! queue (`queued.max.requests`) and reserves the frame's bytes in the memory pool
+//! (`queued.max.request.bytes`); the reader closes connections that stay idle or send a frame
+//! too slowly ([`limits`]).
+//!
 //! Responses are written from an [`OutQueue`]: small frames coalesced, large chunks by
 //! reference with `writev`, and file chunks (a fetch's record sets left in the segment files)
 //! with `sendfile(2)` on plaintext TCP, or read and written on streams that transform the
@@ -507,7 +512,9 @@ async fn write_responses<W: ResponseWriter>(
     inflight: Arc<AtomicUsize>,
 ) {
     let mut out = OutQueue::default();
-    // Responses queued but not yet written: they leave `inflight` once flushed.
+    // Responses queued but not yet written: they leave `inflight` once flushed. When the writer
+    // stops, nothing is in flight any more (the reader may then find the connection idle).
+    let _clear = ClearOnDrop(inflight.clone());
     let mut unflushed = 0usize;
     let mut next = rx.recv().await;
     while let Some(handle) = next.take() {
@@ -541,6 +548,15 @@ async fn write_responses<W: ResponseWriter>(
     }
     let _ = out.flush(&mut w).await;
     let _ = w.shutdown().await;
+}
+
+/// Sets a connection's in-flight count to zero when its writer ends.
+struct ClearOnDrop(Arc<AtomicUsize>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
 }
 
 /// Response bytes waiting for the socket. Small frames are copied into one coalescing buffer;
