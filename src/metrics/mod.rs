@@ -1101,8 +1101,13 @@ mod tests {
         s.write_throttled(1);
         s.read_throttled();
         m.process.refresh();
+        let _listener = m.listener("PLAINTEXT");
         let mut text = m.encode();
         scrape::write_examples(&mut text);
+        net_limits(
+            &crate::net::limits::NetLimits::new(Default::default()),
+            &mut text,
+        );
         let telemetry_dir = tempfile::tempdir().expect("tempdir");
         crate::telemetry::ClientTelemetry::open(telemetry_dir.path(), Default::default())
             .expect("telemetry")
