@@ -368,7 +368,9 @@ impl Broker {
             None => None,
         };
         let (synced_tx, synced) = watch::channel(0u64);
+        let net_limits = crate::net::limits::NetLimits::new(config.net.clone());
         let ctx = Arc::new(BrokerContext {
+            net: net_limits,
             config,
             catalog,
             shards: shards.clone(),

@@ -278,6 +278,66 @@ pub const KEYS: &[KeyDef] = &[
               anything is allocated.",
     },
     KeyDef {
+        name: "socket.request.read.timeout.ms",
+        default: "30000",
+        kind: Kind::Int { min: -1, max: I32MAX },
+        doc: "Esker's own key (Kafka has none): how long a request frame may take to arrive once its \
+              first byte has, not counting time waiting for queued.max.requests or \
+              queued.max.request.bytes; a slower sender is disconnected. The default is Kafka \
+              clients' request.timeout.ms, after which the client gives up on the request anyway. \
+              -1 waits forever (Kafka's behaviour: only connections.max.idle.ms applies).",
+    },
+    KeyDef {
+        name: "connections.max.idle.ms",
+        default: "600000",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        doc: "Close a connection that has read no byte for this long while no request of it is in \
+              flight (Kafka, Kinesis and metrics listeners). -1 never closes idle connections.",
+    },
+    KeyDef {
+        name: "max.connections",
+        default: "2147483647",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "Open connections allowed on the Kafka and Kinesis listeners together (the metrics \
+              listener counts its own, with the same limit). A connection over the limit is \
+              closed right after it is accepted (Kafka instead stops accepting until a slot \
+              frees); refusals are counted and logged at most once a second.",
+    },
+    KeyDef {
+        name: "max.connections.per.ip",
+        default: "2147483647",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "Open connections allowed from one client address; the one over it is closed right \
+              after accept. 0 refuses every address not listed in max.connections.per.ip.overrides \
+              (which must then be set).",
+    },
+    KeyDef {
+        name: "max.connections.per.ip.overrides",
+        default: "",
+        kind: Kind::Str,
+        doc: "Per-address exceptions to max.connections.per.ip, `host:count,ip:count` (e.g. \
+              `127.0.0.1:200,[::1]:200,gateway.internal:1000`); host names are resolved at start.",
+    },
+    KeyDef {
+        name: "queued.max.requests",
+        default: "500",
+        kind: Kind::Int { min: 1, max: I32MAX },
+        doc: "Requests read and not yet answered, over all connections, before readers wait (Kafka \
+              bounds its request queue with it). A request still running after 100 ms (a long-poll \
+              fetch, a JoinGroup waiting for the group, an acks=all produce waiting for replicas) \
+              counts as parked, as Kafka's purgatory, and leaves the count.",
+    },
+    KeyDef {
+        name: "queued.max.request.bytes",
+        default: "-1",
+        kind: Kind::Int { min: -1, max: i64::MAX },
+        doc: "A memory pool for request frames: a connection reserves a frame's size before \
+              reading its body and waits while the pool is short, so a flood of large requests \
+              queues instead of growing the heap. Released when the request's handler is done; a \
+              frame larger than the pool waits for the whole pool and is served alone. -1: \
+              unbounded.",
+    },
+    KeyDef {
         name: "fetch.sendfile.enable",
         default: "false",
         kind: Kind::Bool,
@@ -1053,6 +1113,8 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     /// `fetch.sendfile.enable`.
     pub fetch_sendfile: bool,
+    /// Connection and request bounds (`max.connections`, `connections.max.idle.ms`, ...).
+    pub net: crate::net::limits::NetLimitsConfig,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.index.interval.bytes`.
@@ -1301,6 +1363,13 @@ impl Config {
                 value: get(key),
                 reason,
             })?;
+        let net = crate::net::limits::NetLimitsConfig::from_values(get).map_err(|reason| {
+            ConfigError::InvalidValue {
+                key: "max.connections.per.ip.overrides".into(),
+                value: get("max.connections.per.ip.overrides"),
+                reason,
+            }
+        })?;
         Ok(Config {
             node_id: int("node.id") as i32,
             listeners,
@@ -1311,6 +1380,7 @@ impl Config {
             message_max_bytes: int("message.max.bytes") as usize,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
             fetch_sendfile: get("fetch.sendfile.enable") == "true",
+            net,
             log_segment_bytes: int("log.segment.bytes") as u64,
             log_index_interval_bytes: int("log.index.interval.bytes") as u64,
             log_index_size_max_bytes: int("log.index.size.max.bytes") as u64,

@@ -101,6 +101,8 @@ pub struct BrokerContext {
     pub security: crate::auth::Security,
     /// Every exported metric (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Connection limits, the request queue bound and the request memory pool.
+    pub net: crate::net::limits::NetLimits,
     /// The controller of a cluster node; `None` for the single-node broker.
     pub cluster: Option<Arc<crate::controller::Controller>>,
     /// The metadata index this node's catalog and logs have caught up with (cluster only).

@@ -54,7 +54,9 @@ const SASL: &str = "SASL mechanisms and credentials are set at start (sasl.enabl
                     sasl.plain.users) or managed with AlterUserScramCredentials";
 const NO_KERBEROS: &str = "Esker does not implement Kerberos (GSSAPI)";
 const NO_TIERED: &str = "Esker has no tiered (remote) storage";
-const NO_CONN_LIMITS: &str = "Esker does not limit connections per IP or their creation rate";
+const NO_CONN_LIMITS: &str = "Esker does not limit the connection creation rate";
+const CONN_LIMITS_AT_START: &str =
+    "connection limits are read at start; set them in server.properties";
 const HOURS: &str = "set the millisecond key instead";
 
 /// Kafka's dynamic broker keys (its `DynamicBrokerConfig.AllDynamicConfigs`, the topic-default
@@ -143,9 +145,9 @@ pub const REFUSED: &[(&str, &str)] = &[
         "Esker exports metrics on metrics.listener (Prometheus) only",
     ),
     // Connections.
-    ("max.connections", NO_CONN_LIMITS),
-    ("max.connections.per.ip", NO_CONN_LIMITS),
-    ("max.connections.per.ip.overrides", NO_CONN_LIMITS),
+    ("max.connections", CONN_LIMITS_AT_START),
+    ("max.connections.per.ip", CONN_LIMITS_AT_START),
+    ("max.connections.per.ip.overrides", CONN_LIMITS_AT_START),
     ("max.connection.creation.rate", NO_CONN_LIMITS),
     // Listeners and their security.
     ("listeners", LISTENERS),

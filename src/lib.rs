@@ -20,7 +20,8 @@
 //!   configs, ACLs, SCRAM users, quotas, producer ids, leadership), local or through the
 //!   metadata log.
 //! - [`catalog`]: which topics exist (names, ids, partition counts).
-//! - [`net`]: connections, frames, pipelining.
+//! - [`net`]: connections, frames, pipelining; connection limits, idle and slow-frame
+//!   deadlines, the request queue bound and memory pool (shared with the HTTP listeners).
 //! - [`kafka`]: the protocol and its handlers.
 //! - [`shard`]: shard threads and the partition state they own, with group-committed fsync.
 //! - [`dynamic_config`]: dynamic broker configs (per broker and cluster default): which keys

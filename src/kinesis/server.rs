@@ -22,7 +22,12 @@ use super::error::KinesisError;
 use super::sigv4::{self, SignedRequest};
 use super::{ops, Kinesis};
 use crate::context::BrokerContext;
+use crate::metrics::{LimitClose, ListenerMetrics};
+use crate::net::http::{Activity, Guarded, Tracked};
 use crate::net::Drain;
+
+/// The `listener` label of the Kinesis endpoint's connection series.
+pub const LISTENER: &str = "KINESIS";
 
 /// The largest request body accepted: a PutRecords of 5 MiB of data, base64-encoded, with room
 /// for the JSON around it.
@@ -59,6 +64,7 @@ pub async fn accept_loop(
     drain: Drain,
 ) {
     let mut next = 0usize;
+    let connections = kinesis.ctx.metrics.listener(LISTENER);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -69,6 +75,15 @@ pub async fn accept_loop(
             Err(e) => {
                 tracing::warn!(error = %e, "kinesis accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let permit = match kinesis.ctx.net.clients.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                connections.rejected(why);
+                kinesis.ctx.net.clients.log_refusal(LISTENER, peer, why);
+                drop(stream);
                 continue;
             }
         };
@@ -87,17 +102,35 @@ pub async fn accept_loop(
         let mut stop = stop.clone();
         let guard = drain.enter();
         let tls = tls.clone();
+        let open = connections.opened();
+        let metrics = connections.clone();
         shard.spawn(async move {
             let _guard = guard;
+            let _open = open;
+            let _permit = permit;
+            let read_timeout = kinesis.ctx.net.config.request_read_timeout;
             match (tokio::net::TcpStream::from_std(std_stream), tls) {
-                (Ok(stream), None) => serve_connection(stream, kinesis, stop, peer).await,
-                (Ok(stream), Some(tls)) => match tls.accept(stream, &mut stop).await {
-                    Ok(stream) => serve_connection(stream, kinesis, stop, peer).await,
-                    Err(crate::tls::TlsError::Stopped) => {}
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "closing kinesis connection")
+                (Ok(stream), None) => serve_connection(stream, kinesis, stop, peer, metrics).await,
+                (Ok(stream), Some(tls)) => {
+                    let handshake = tls.accept(stream, &mut stop);
+                    let accepted = match read_timeout {
+                        Some(t) => tokio::time::timeout(t, handshake).await.ok(),
+                        None => Some(handshake.await),
+                    };
+                    match accepted {
+                        Some(Ok(stream)) => {
+                            serve_connection(stream, kinesis, stop, peer, metrics).await
+                        }
+                        Some(Err(crate::tls::TlsError::Stopped)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "closing kinesis connection")
+                        }
+                        None => {
+                            metrics.closed(LimitClose::SlowFrame);
+                            tracing::info!(%peer, "closing kinesis connection: TLS handshake not completed within socket.request.read.timeout.ms");
+                        }
                     }
-                },
+                }
                 (Err(e), _) => tracing::warn!(error = %e, "cannot register kinesis connection"),
             }
         });
@@ -114,21 +147,36 @@ async fn serve_connection<S>(
     kinesis: Arc<Kinesis>,
     mut stop: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
+    metrics: ListenerMetrics,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let limits = kinesis.ctx.net.config.clone();
+    let activity = Activity::new();
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req| {
         let kinesis = kinesis.clone();
-        async move { Ok::<_, Infallible>(handle(&kinesis, req, peer.ip()).await) }
+        let guard = requests.request();
+        async move {
+            let resp = handle(&kinesis, req, peer.ip()).await;
+            Ok::<_, Infallible>(resp.map(|body| Guarded::new(body, guard)))
+        }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(
+        TokioIo::new(Tracked::new(stream, activity.clone())),
+        service,
+    );
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "kinesis connection ended");
             }
+        }
+        why = activity.watch(limits.idle_timeout, limits.request_read_timeout) => {
+            metrics.closed(why);
+            tracing::info!(%peer, reason = ?why, "closing kinesis connection (connections.max.idle.ms / socket.request.read.timeout.ms)");
         }
         _ = stopped(&mut stop) => {
             // Finish in-flight requests, accept no new ones.
@@ -441,7 +489,24 @@ async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::I
     } else {
         Encoding::Json
     };
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let collect = Limited::new(body, MAX_BODY_BYTES).collect();
+    let collected = match kinesis.ctx.net.config.request_read_timeout {
+        Some(t) => match tokio::time::timeout(t, collect).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::info!(%peer, "kinesis request body not received within socket.request.read.timeout.ms");
+                return (
+                    encoding,
+                    Err(KinesisError::Serialization(format!(
+                        "the request body was not received within {} ms",
+                        t.as_millis()
+                    ))),
+                );
+            }
+        },
+        None => collect.await,
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Routed::Operation(

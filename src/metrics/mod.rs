@@ -199,9 +199,38 @@ impl ApiMetrics {
 pub struct ListenerMetrics {
     count: IntGauge,
     created: IntCounter,
+    rejected_max: IntCounter,
+    rejected_per_ip: IntCounter,
+    closed_idle: IntCounter,
+    closed_slow_frame: IntCounter,
+}
+
+/// Why the broker closed a connection because of a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitClose {
+    /// `connections.max.idle.ms`.
+    Idle,
+    /// `socket.request.read.timeout.ms`.
+    SlowFrame,
 }
 
 impl ListenerMetrics {
+    /// Counts a connection refused right after accept.
+    pub fn rejected(&self, why: crate::net::limits::Refusal) {
+        match why {
+            crate::net::limits::Refusal::MaxConnections(_) => self.rejected_max.inc(),
+            crate::net::limits::Refusal::PerIp(_) => self.rejected_per_ip.inc(),
+        }
+    }
+
+    /// Counts a connection closed by a limit.
+    pub fn closed(&self, why: LimitClose) {
+        match why {
+            LimitClose::Idle => self.closed_idle.inc(),
+            LimitClose::SlowFrame => self.closed_slow_frame.inc(),
+        }
+    }
+
     /// Counts a new connection; the guard counts it closed when dropped.
     pub fn opened(&self) -> ConnectionGuard {
         self.created.inc();
@@ -267,6 +296,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     conn_count: IntGaugeVec,
     conn_created: IntCounterVec,
+    conn_rejected: IntCounterVec,
+    conn_closed: IntCounterVec,
     // Computed at scrape time.
     partition_count: IntGauge,
     leader_count: IntGauge,
@@ -557,6 +588,20 @@ impl Metrics {
             "Connections accepted (socket-server-metrics connection-creation-total).",
             &["listener"],
         );
+        let conn_rejected = counter_vec(
+            &r,
+            "esker_connections_rejected_total",
+            "Connections closed right after accept because a limit was reached: \
+             reason=\"max_connections\" (max.connections) or \"per_ip\" (max.connections.per.ip).",
+            &["listener", "reason"],
+        );
+        let conn_closed = counter_vec(
+            &r,
+            "esker_connections_closed_total",
+            "Connections the broker closed because of a limit: reason=\"idle\" \
+             (connections.max.idle.ms) or \"slow_frame\" (socket.request.read.timeout.ms).",
+            &["listener", "reason"],
+        );
         let partition_count = gauge(
             &r,
             "kafka_server_replicamanager_partitioncount",
@@ -729,6 +774,8 @@ impl Metrics {
             errors,
             conn_count,
             conn_created,
+            conn_rejected,
+            conn_closed,
             partition_count,
             leader_count,
             under_replicated,
@@ -841,6 +888,12 @@ impl Metrics {
         ListenerMetrics {
             count: self.conn_count.with_label_values(&[name]),
             created: self.conn_created.with_label_values(&[name]),
+            rejected_max: self
+                .conn_rejected
+                .with_label_values(&[name, "max_connections"]),
+            rejected_per_ip: self.conn_rejected.with_label_values(&[name, "per_ip"]),
+            closed_idle: self.conn_closed.with_label_values(&[name, "idle"]),
+            closed_slow_frame: self.conn_closed.with_label_values(&[name, "slow_frame"]),
         }
     }
 
@@ -923,6 +976,7 @@ impl Metrics {
         self.process.refresh();
         let mut text = self.encode_with_capacity(*last_len + *last_len / 8);
         text.push_str(&direct);
+        net_limits(&ctx.net, &mut text);
         *last_len = text.len();
         text
     }
@@ -938,6 +992,40 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The request queue and memory pool series, written at scrape time from their counters (the
+/// pool's only when `queued.max.request.bytes` is set).
+fn net_limits(net: &crate::net::limits::NetLimits, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "# HELP esker_request_queue_requests Requests read and not yet answered nor parked, \
+         counted against queued.max.requests.\n\
+         # TYPE esker_request_queue_requests gauge\n\
+         esker_request_queue_requests {}\n",
+        net.queue.queued()
+    );
+    if let Some(pool) = &net.pool {
+        let _ = write!(
+            out,
+            "# HELP kafka_network_socketserver_memorypoolavailable Bytes of the request memory \
+             pool (queued.max.request.bytes) not reserved (SocketServer MemoryPoolAvailable).\n\
+             # TYPE kafka_network_socketserver_memorypoolavailable gauge\n\
+             kafka_network_socketserver_memorypoolavailable {}\n\
+             # HELP kafka_network_socketserver_memorypoolused Bytes of the request memory pool \
+             reserved by requests being read or handled (SocketServer MemoryPoolUsed).\n\
+             # TYPE kafka_network_socketserver_memorypoolused gauge\n\
+             kafka_network_socketserver_memorypoolused {}\n\
+             # HELP esker_request_memory_pool_wait_seconds_total Time connections waited for \
+             room in the request memory pool before reading a frame.\n\
+             # TYPE esker_request_memory_pool_wait_seconds_total counter\n\
+             esker_request_memory_pool_wait_seconds_total {}\n",
+            pool.available(),
+            pool.capacity().saturating_sub(pool.available()),
+            pool.waited().as_secs_f64()
+        );
     }
 }
 
@@ -1028,8 +1116,13 @@ mod tests {
         s.write_throttled(1);
         s.read_throttled();
         m.process.refresh();
+        let _listener = m.listener("PLAINTEXT");
         let mut text = m.encode();
         scrape::write_examples(&mut text);
+        net_limits(
+            &crate::net::limits::NetLimits::new(Default::default()),
+            &mut text,
+        );
         let telemetry_dir = tempfile::tempdir().expect("tempdir");
         crate::telemetry::ClientTelemetry::open(telemetry_dir.path(), Default::default())
             .expect("telemetry")

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::context::BrokerContext;
+use crate::net::http::{Activity, Guarded, Tracked};
 
 /// Binds `metrics.listener` (the first address it resolves to). A listener left at its default
 /// is best effort: if its port is taken the broker runs without it, with a warning.
@@ -44,13 +45,19 @@ pub fn bind(config: &super::MetricsConfig) -> std::io::Result<Option<std::net::T
     }
 }
 
-/// Accepts connections until `stop` turns true.
+/// The `listener` label of the metrics endpoint's connection series.
+pub const LISTENER: &str = "METRICS";
+
+/// Accepts connections until `stop` turns true. Connections count against their own limiter
+/// (`max.connections`, `max.connections.per.ip`), apart from the client listeners', and are
+/// closed when idle or when a request head is too slow ([`crate::net::http`]).
 pub async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<BrokerContext>,
     console: Option<Arc<crate::console::Console>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let connections = ctx.metrics.listener(LISTENER);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -64,13 +71,29 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let permit = match ctx.net.monitoring.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                connections.rejected(why);
+                ctx.net.monitoring.log_refusal(LISTENER, peer, why);
+                continue;
+            }
+        };
         let ctx = ctx.clone();
         let console = console.clone();
         let mut stop = stop.clone();
+        let open = connections.opened();
+        let metrics = connections.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let _open = open;
+            let limits = ctx.net.config.clone();
+            let activity = Activity::new();
+            let requests = activity.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let ctx = ctx.clone();
                 let console = console.clone();
+                let guard = requests.request();
                 async move {
                     let resp = match &console {
                         Some(c) if req.uri().path().starts_with(crate::console::PREFIX) => {
@@ -78,14 +101,19 @@ pub async fn accept_loop(
                         }
                         _ => handle(&ctx, req).await,
                     };
-                    Ok::<_, Infallible>(resp)
+                    Ok::<_, Infallible>(resp.map(|body| Guarded::new(body, guard)))
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+            let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                why = activity.watch(limits.idle_timeout, limits.request_read_timeout) => {
+                    metrics.closed(why);
+                    tracing::debug!(%peer, reason = ?why, "closing metrics connection");
+                }
                 _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
             }
         });

@@ -7,6 +7,11 @@
 //! handshake ([`crate::tls`]) runs there first; the connection is then served the same way over
 //! the TLS stream (plaintext connections keep their zero-cost TCP halves).
 //!
+//! Before a frame's body is read, the connection takes a place in the broker-wide request
+//! queue (`queued.max.requests`) and reserves the frame's bytes in the memory pool
+//! (`queued.max.request.bytes`); the reader closes connections that stay idle or send a frame
+//! too slowly ([`limits`]).
+//!
 //! Responses are written from an [`OutQueue`]: small frames coalesced, large chunks by
 //! reference with `writev`, and file chunks (a fetch's record sets left in the segment files)
 //! with `sendfile(2)` on plaintext TCP, or read and written on streams that transform the
@@ -27,6 +32,10 @@ use crate::context::BrokerContext;
 use crate::kafka::frame::Chunk;
 use crate::kafka::{self, Dispatch, Reply};
 use crate::log::FileRegion;
+use crate::metrics::{LimitClose, ListenerMetrics};
+
+pub mod http;
+pub mod limits;
 
 /// Counts live connections so shutdown can wait for them to finish.
 #[derive(Clone, Default)]
@@ -137,6 +146,15 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let permit = match ctx.net.clients.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                connections.rejected(why);
+                ctx.net.clients.log_refusal(&info.name, peer, why);
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let std_stream = match stream.into_std() {
             Ok(s) => s,
@@ -153,12 +171,21 @@ pub async fn accept_loop(
         let info = info.clone();
         let tls = tls.clone();
         let open = connections.opened();
+        let metrics = connections.clone();
         shard.spawn(async move {
             let _guard = guard;
             let _open = open;
+            let _permit = permit;
+            let conn = Conn {
+                peer,
+                info,
+                ctx,
+                stop,
+                metrics,
+            };
             match (TcpStream::from_std(std_stream), tls) {
-                (Ok(stream), None) => serve_connection(stream, peer, info, ctx, stop, None).await,
-                (Ok(stream), Some(tls)) => serve_tls(stream, peer, info, ctx, stop, &tls).await,
+                (Ok(stream), None) => serve_connection(stream, conn, None).await,
+                (Ok(stream), Some(tls)) => serve_tls(stream, conn, &tls).await,
                 (Err(e), _) => tracing::warn!(error = %e, "cannot register connection"),
             }
         });
@@ -193,6 +220,15 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Bytes, FrameError> {
+    let size = read_frame_size(r, max).await?;
+    read_frame_body(r, size).await
+}
+
+/// Reads a frame's size prefix and checks it against `max` and the request header's size.
+pub async fn read_frame_size<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<usize, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -211,6 +247,14 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(
     if size < 8 {
         return Err(FrameError::TooShort(size));
     }
+    Ok(size)
+}
+
+/// Reads a frame's `size` bytes (after its prefix).
+pub async fn read_frame_body<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    size: usize,
+) -> Result<Bytes, FrameError> {
     // Read into the spare capacity: no zero-filling of a buffer the socket overwrites anyway,
     // and never past this frame's end (the next frame stays in the reader).
     let mut buf = BytesMut::with_capacity(size);
@@ -228,46 +272,134 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(
 
 /// Runs the TLS handshake, works out the certificate principal (SSL listeners), then serves the
 /// connection over TLS. A failed handshake closes the connection with a warning.
-async fn serve_tls(
-    stream: TcpStream,
-    peer: SocketAddr,
-    info: Arc<ListenerInfo>,
-    ctx: Arc<BrokerContext>,
-    mut stop: watch::Receiver<bool>,
-    tls: &crate::tls::TlsServer,
-) {
-    let stream = match tls.accept(stream, &mut stop).await {
+async fn serve_tls(stream: TcpStream, mut conn: Conn, tls: &crate::tls::TlsServer) {
+    let (peer, listener) = (conn.peer, conn.info.name.clone());
+    // The handshake is a frame like any other: it must complete within the read timeout.
+    let handshake = tls.accept(stream, &mut conn.stop);
+    let stream = match conn.ctx.net.config.request_read_timeout {
+        Some(limit) => match tokio::time::timeout(limit, handshake).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.metrics.closed(LimitClose::SlowFrame);
+                tracing::info!(%peer, %listener, "closing connection: TLS handshake not completed within socket.request.read.timeout.ms");
+                return;
+            }
+        },
+        None => handshake.await,
+    };
+    let stream = match stream {
         Ok(s) => s,
         Err(crate::tls::TlsError::Stopped) => return,
         Err(e) => {
-            tracing::warn!(%peer, listener = %info.name, error = %e, "closing connection");
+            tracing::warn!(%peer, %listener, error = %e, "closing connection");
             return;
         }
     };
     // On SASL_SSL the SASL exchange decides the principal; a certificate does not.
-    let principal = if info.protocol == SecurityProtocol::Ssl {
+    let principal = if conn.info.protocol == SecurityProtocol::Ssl {
         match tls.peer_principal(stream.get_ref().1) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(%peer, listener = %info.name, error = %e, "closing connection");
+                tracing::warn!(%peer, %listener, error = %e, "closing connection");
                 return;
             }
         }
     } else {
         None
     };
-    serve_connection(stream, peer, info, ctx, stop, principal).await;
+    serve_connection(stream, conn, principal).await;
 }
 
-async fn serve_connection<S: Connection>(
-    stream: S,
+/// What a connection's tasks share about it.
+struct Conn {
     peer: SocketAddr,
     info: Arc<ListenerInfo>,
     ctx: Arc<BrokerContext>,
-    mut stop: watch::Receiver<bool>,
-    principal: Option<Principal>,
-) {
+    stop: watch::Receiver<bool>,
+    metrics: ListenerMetrics,
+}
+
+/// Why a connection's reader stopped waiting for the next frame.
+enum Wait {
+    /// Bytes of a frame are buffered.
+    Frame,
+    /// The peer closed the connection.
+    Eof,
+    /// Nothing read for `connections.max.idle.ms` and nothing in flight.
+    Idle,
+    /// Shutdown.
+    Stopped,
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+/// Waits until the first byte of the next frame is buffered. The connection is idle meanwhile:
+/// after `idle` with no request in flight (`inflight`, counted by the reader and the writer)
+/// it is given up. Waiting on `fill_buf` loses no byte when the timer fires first.
+async fn wait_for_frame<R: AsyncRead + Unpin>(
+    reader: &mut tokio::io::BufReader<R>,
+    idle: Option<std::time::Duration>,
+    inflight: &AtomicUsize,
+    stop: &mut watch::Receiver<bool>,
+) -> Wait {
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        if !reader.buffer().is_empty() {
+            return Wait::Frame;
+        }
+        let fill = async {
+            match idle {
+                Some(d) => tokio::time::timeout(d, reader.fill_buf())
+                    .await
+                    .map(|r| r.map(|b| b.is_empty())),
+                None => Ok(reader.fill_buf().await.map(|b| b.is_empty())),
+            }
+        };
+        let filled = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return Wait::Stopped,
+            f = fill => f,
+        };
+        match filled {
+            Ok(Ok(true)) => return Wait::Eof,
+            Ok(Ok(false)) => return Wait::Frame,
+            Ok(Err(e)) => return Wait::Io(e),
+            // A long-poll or a slow handler: not idle while it runs.
+            Err(_) if inflight.load(Ordering::Acquire) > 0 => continue,
+            Err(_) => return Wait::Idle,
+        }
+    }
+}
+
+/// Runs `fut` unless shutdown comes first, and within `limit` when set (`Err(())` on timeout).
+async fn bounded<F: std::future::Future>(
+    stop: &mut watch::Receiver<bool>,
+    limit: Option<std::time::Duration>,
+    fut: F,
+) -> Option<Result<F::Output, ()>> {
+    let run = async {
+        match limit {
+            Some(d) => tokio::time::timeout(d, fut).await.map_err(drop),
+            None => Ok(fut.await),
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => None,
+        r = run => Some(r),
+    }
+}
+
+async fn serve_connection<S: Connection>(stream: S, conn: Conn, principal: Option<Principal>) {
+    let Conn {
+        peer,
+        info,
+        ctx,
+        mut stop,
+        metrics,
+    } = conn;
     tracing::debug!(%peer, listener = %info.name, principal = ?principal, "connection opened");
+    let listener = info.name.clone();
     let mut session = Session::new(info, peer.ip().to_string());
     if let Some(p) = principal {
         session.principal = Arc::new(p);
@@ -275,16 +407,49 @@ async fn serve_connection<S: Connection>(
     let (read_half, write_half) = stream.split();
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<JoinHandle<Reply>>(ctx.config.max_inflight_per_connection);
-    let writer = tokio::spawn(write_responses(write_half, rx, peer));
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_responses(write_half, rx, peer, inflight.clone()));
     let max = ctx.config.socket_request_max_bytes;
+    let limits = &ctx.net;
+    let read_timeout = limits.config.request_read_timeout;
+    let slow = |what: &str| {
+        metrics.closed(LimitClose::SlowFrame);
+        tracing::info!(%peer, %listener, what, timeout = ?read_timeout, "closing connection: frame not received within socket.request.read.timeout.ms");
+    };
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            f = read_frame(&mut reader, max) => f,
+        match wait_for_frame(
+            &mut reader,
+            limits.config.idle_timeout,
+            &inflight,
+            &mut stop,
+        )
+        .await
+        {
+            Wait::Frame => {}
+            Wait::Eof | Wait::Stopped => break,
+            Wait::Idle => {
+                metrics.closed(LimitClose::Idle);
+                tracing::info!(%peer, %listener, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
+            Wait::Io(e) => {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+                break;
+            }
+        }
+        // A frame has started: it must arrive within the read timeout, not counting the time
+        // spent waiting for room in the request queue or the memory pool.
+        let started = std::time::Instant::now();
+        let size = match bounded(&mut stop, read_timeout, read_frame_size(&mut reader, max)).await {
+            None => break,
+            Some(Err(())) => {
+                slow("size");
+                break;
+            }
+            Some(Ok(r)) => r,
         };
-        let frame = match frame {
-            Ok(f) => f,
+        let size = match size {
+            Ok(s) => s,
             Err(FrameError::Eof) => break,
             Err(FrameError::Io(e)) => {
                 tracing::debug!(%peer, error = %e, "connection read failed");
@@ -295,9 +460,29 @@ async fn serve_connection<S: Connection>(
                 break;
             }
         };
+        let Some(Ok(place)) = bounded(&mut stop, None, limits.queue.enter()).await else {
+            break;
+        };
+        let Some(Ok(memory)) = bounded(&mut stop, None, limits.reserve(size)).await else {
+            break;
+        };
+        let left = read_timeout.map(|t| t.saturating_sub(started.elapsed()));
+        let frame = match bounded(&mut stop, left, read_frame_body(&mut reader, size)).await {
+            None => break,
+            Some(Err(())) => {
+                slow("body");
+                break;
+            }
+            Some(Ok(Ok(f))) => f,
+            Some(Ok(Err(e))) => {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+                break;
+            }
+        };
         match kafka::dispatch(frame, &ctx, peer, &mut session).await {
             Dispatch::Respond(fut) => {
-                let handle = tokio::spawn(fut);
+                inflight.fetch_add(1, Ordering::AcqRel);
+                let handle = tokio::spawn(limits::run_request(fut, place, memory));
                 if tx.send(handle).await.is_err() {
                     break;
                 }
@@ -324,8 +509,13 @@ async fn write_responses<W: ResponseWriter>(
     mut w: W,
     mut rx: mpsc::Receiver<JoinHandle<Reply>>,
     peer: SocketAddr,
+    inflight: Arc<AtomicUsize>,
 ) {
     let mut out = OutQueue::default();
+    // Responses queued but not yet written: they leave `inflight` once flushed. When the writer
+    // stops, nothing is in flight any more (the reader may then find the connection idle).
+    let _clear = ClearOnDrop(inflight.clone());
+    let mut unflushed = 0usize;
     let mut next = rx.recv().await;
     while let Some(handle) = next.take() {
         let response = match handle.await {
@@ -341,6 +531,7 @@ async fn write_responses<W: ResponseWriter>(
             Reply::Nothing => {}
             Reply::Close => break,
         }
+        unflushed += 1;
         // Pipelined responses that are already complete share one write; anything else
         // (e.g. a long-polling fetch) must not hold back what is queued.
         next = rx.try_recv().ok();
@@ -349,6 +540,7 @@ async fn write_responses<W: ResponseWriter>(
                 tracing::debug!(%peer, error = %e, "write failed");
                 return;
             }
+            inflight.fetch_sub(std::mem::take(&mut unflushed), Ordering::AcqRel);
             if next.is_none() {
                 next = rx.recv().await;
             }
@@ -356,6 +548,15 @@ async fn write_responses<W: ResponseWriter>(
     }
     let _ = out.flush(&mut w).await;
     let _ = w.shutdown().await;
+}
+
+/// Sets a connection's in-flight count to zero when its writer ends.
+struct ClearOnDrop(Arc<AtomicUsize>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
 }
 
 /// Response bytes waiting for the socket. Small frames are copied into one coalescing buffer;
