@@ -495,7 +495,7 @@ async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::I
             Ok(r) => r,
             Err(_) => {
                 tracing::info!(%peer, "kinesis request body not received within socket.request.read.timeout.ms");
-                return (
+                return Routed::Operation(
                     encoding,
                     Err(KinesisError::Serialization(format!(
                         "the request body was not received within {} ms",
