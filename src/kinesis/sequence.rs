@@ -231,6 +231,29 @@ impl SequenceNumber {
         })
     }
 
+    /// The shard a number that is none of ours names in AWS's oldest layout (version 0, what
+    /// AWS and kinesalite read a small number as: the low 16 bits of the number plus 2^124
+    /// when below it), for AWS's "It encodes shardId-…" answer; `None` for anything else.
+    pub fn foreign_shard(s: &str) -> Option<i32> {
+        if s.is_empty() || s.len() > 39 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut n: u128 = s.parse().ok()?;
+        if n < 1 << 124 {
+            n += 1 << 124;
+        }
+        // Hex digits 28..32 of the number (kinesalite's parseSequence, version 0).
+        let hex = format!("{n:x}");
+        i32::from_str_radix(hex.get(28..32)?, 16).ok()
+    }
+
+    /// Whether AWS would read `s` as a sequence number at all (SequenceNumberForOrdering):
+    /// one of ours, or a number of AWS's older layouts (below 2^128).
+    pub fn plausible(s: &str) -> bool {
+        Self::decode(s).is_some()
+            || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u128>().is_ok())
+    }
+
     /// The earlier 38-digit layout: `2^126 | offset << 40 | partition << 8 | kind`.
     fn decode_legacy(s: &str) -> Option<SequenceNumber> {
         let n: u128 = s.parse().ok()?;
@@ -317,6 +340,16 @@ mod tests {
         assert_eq!(SequenceNumber::decode("abc"), None);
         assert_eq!(SequenceNumber::decode(&"9".repeat(56)), None);
         assert_eq!(SequenceNumber::decode(&"9".repeat(70)), None);
+    }
+
+    #[test]
+    fn foreign_numbers_name_shards_as_aws_reads_them() {
+        assert_eq!(SequenceNumber::foreign_shard("12345"), Some(12345));
+        assert_eq!(SequenceNumber::foreign_shard("65537"), Some(1));
+        assert_eq!(SequenceNumber::foreign_shard("x"), None);
+        assert!(SequenceNumber::plausible("42"));
+        assert!(!SequenceNumber::plausible("4x2"));
+        assert!(!SequenceNumber::plausible(&"9".repeat(56)));
     }
 
     #[test]

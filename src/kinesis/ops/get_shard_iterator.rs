@@ -64,7 +64,20 @@ pub(crate) async fn resolve(
                      {name} under account {account} is invalid{why}."
                 ))
             };
-            let seq = SequenceNumber::decode(raw).ok_or_else(|| invalid(""))?;
+            let seq = match SequenceNumber::decode(raw) {
+                Some(seq) => seq,
+                // A number of AWS's oldest layout names a shard: AWS answers for it.
+                None => match SequenceNumber::foreign_shard(raw) {
+                    Some(other) if other != partition => {
+                        return Err(KinesisError::InvalidArgument(format!(
+                            "Invalid StartingSequenceNumber. It encodes {}, while it was used \
+                             in a call to a shard with {shard}",
+                            shard_id(other)
+                        )))
+                    }
+                    _ => return Err(invalid("")),
+                },
+            };
             if seq.partition != partition {
                 return Err(KinesisError::InvalidArgument(format!(
                     "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call \

@@ -62,14 +62,17 @@ pub(crate) fn route(
 /// Checks a SequenceNumberForOrdering as AWS does: it must be a sequence number, not of the
 /// future. (Records of one partition key are in order anyway: they go to one partition.)
 fn check_ordering(stream: &str, raw: &str, now_ms: i64) -> Result<(), KinesisError> {
-    match SequenceNumber::decode(raw) {
-        Some(s) if s.shard_created_s.is_none() || s.time_s <= now_ms.div_euclid(1000) => Ok(()),
-        _ => Err(KinesisError::InvalidArgument(format!(
-            "ExclusiveMinimumSequenceNumber {raw} used in PutRecord on stream {stream} under \
-             account {} is invalid.",
-            crate::kinesis::ACCOUNT_ID
-        ))),
+    let in_time = SequenceNumber::decode(raw).map_or(true, |s| {
+        s.shard_created_s.is_none() || s.time_s <= now_ms.div_euclid(1000)
+    });
+    if SequenceNumber::plausible(raw) && in_time {
+        return Ok(());
     }
+    Err(KinesisError::InvalidArgument(format!(
+        "ExclusiveMinimumSequenceNumber {raw} used in PutRecord on stream {stream} under \
+         account {} is invalid.",
+        crate::kinesis::ACCOUNT_ID
+    )))
 }
 
 /// Handles PutRecord.
@@ -155,6 +158,8 @@ mod tests {
                  account 000000000000 is invalid."
             )
         );
-        assert!(check_ordering("s", "123", now).is_err());
+        assert!(check_ordering("s", "123", now).is_ok());
+        assert!(check_ordering("s", "12a", now).is_err());
+        assert!(check_ordering("s", &"9".repeat(56), now).is_err());
     }
 }
