@@ -70,6 +70,54 @@ def error_code(fn):
     return None, None
 
 
+def error_text(fn):
+    """(code, message) of the ClientError `fn` raises."""
+    try:
+        fn()
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"].get("Message")
+    return None, None
+
+
+def aws_texts(c, k, stream, shard, seq):
+    """AWS's formats and texts, as boto3 users see them (issue 18)."""
+    import base64
+    account = "000000000000"
+    c.eq(len(seq), 56, "sequence numbers have AWS's 56 digits")
+    it = k.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    raw = base64.b64decode(it)
+    c.eq((raw[:8], len(raw)), (b"\0" * 7 + b"\1", 152 + 16 * ((len(stream) + 2) // 16)),
+         "shard iterators have AWS's prefix and length")
+    index = str(int(shard.rsplit("-", 1)[1]))
+    c.ok(k.get_shard_iterator(StreamName=stream, ShardId=index, ShardIteratorType="LATEST")["ShardIterator"],
+         "a shard id given as its index is accepted")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName=stream, ShardId="foo", ShardIteratorType="LATEST")),
+         ("ResourceNotFoundException", f"Could not find shard foo in stream {stream} under account {account}."),
+         "an id that names no shard: AWS's text")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName="no-such-stream", ShardId=shard, ShardIteratorType="LATEST")),
+         ("ResourceNotFoundException",
+          f"Shard {shard} in stream no-such-stream under account {account} does not exist"),
+         "a missing stream is reported as its missing shard, as AWS does")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="LATEST",
+                                                 StartingSequenceNumber=seq)),
+         ("InvalidArgumentException",
+          "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or "
+          "(2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified LATEST and also a "
+          "StartingSequenceNumber."),
+         "LATEST with a StartingSequenceNumber: AWS's text")
+    c.eq(error_text(lambda: k.get_records(ShardIterator="bm90IGFuIGl0ZXJhdG9y")),
+         ("InvalidArgumentException", "Invalid ShardIterator."), "a bad iterator: AWS's text")
+    c.eq(error_text(lambda: k.add_tags_to_stream(StreamName=stream, Tags={"k": "100%"})),
+         ("InvalidArgumentException",
+          f"Failed to add tags to stream {stream} under account {account} because some tags contained illegal "
+          "characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."),
+         "a tag with % : AWS's text")
+    c.eq(error_text(lambda: k.increase_stream_retention_period(StreamName=stream, RetentionPeriodHours=8761)),
+         ("InvalidArgumentException",
+          "Maximum allowed retention period is 8760 hours. Requested retention period (8761 hours) is too long."),
+         "retention above 8760 hours: AWS's text")
+
+
 def main():
     c = Checks("kinesis_boto3")
     k = client()
@@ -191,6 +239,8 @@ def main():
         too_many = [{"PartitionKey": "k", "Data": b"x"}] * 501
         c.eq(error_code(lambda: k.put_records(StreamName=stream, Records=too_many))[0], "ValidationException",
              "501 records: ValidationException")
+
+        aws_texts(c, k, stream, placed[0][0], placed[0][1])
 
         # The same records through Kafka.
         try:
