@@ -273,11 +273,25 @@ async fn sequence_numbers_iterators_and_shard_ids_as_aws() -> TestResult {
         Some("12345"),
     )
     .await
-    .expect_err("not a sequence number");
+    .expect_err("a number of AWS's oldest layout");
+    assert_eq!(
+        err(&e).1,
+        "Invalid StartingSequenceNumber. It encodes shardId-000000012345, while it was used in \
+         a call to a shard with shardId-000000000001"
+    );
+    let e = iterator_of(
+        &c,
+        "fmt",
+        "1",
+        ShardIteratorType::AtSequenceNumber,
+        Some("65537"),
+    )
+    .await
+    .expect_err("not a sequence number of this shard");
     assert_eq!(
         err(&e).1,
         format!(
-            "StartingSequenceNumber 12345 used in GetShardIterator on shard shardId-000000000001 \
+            "StartingSequenceNumber 65537 used in GetShardIterator on shard shardId-000000000001 \
              in stream fmt under account {ACCOUNT} is invalid."
         )
     );
@@ -342,7 +356,7 @@ async fn sequence_numbers_iterators_and_shard_ids_as_aws() -> TestResult {
         .stream_name("fmt")
         .partition_key("k")
         .data(Blob::new("x"))
-        .sequence_number_for_ordering("42")
+        .sequence_number_for_ordering("42x")
         .send()
         .await
         .expect_err("bad ordering number");
@@ -351,7 +365,7 @@ async fn sequence_numbers_iterators_and_shard_ids_as_aws() -> TestResult {
         (
             "InvalidArgumentException".into(),
             format!(
-                "ExclusiveMinimumSequenceNumber 42 used in PutRecord on stream fmt under account \
+                "ExclusiveMinimumSequenceNumber 42x used in PutRecord on stream fmt under account \
                  {ACCOUNT} is invalid."
             )
         )
@@ -856,7 +870,10 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// The fields of a protobuf message: (field number, varint value or bytes).
-fn fields(buf: &[u8]) -> Option<Vec<(u64, Result<u64, &[u8]>)>> {
+/// A protobuf field: its number, and its varint value (`Ok`) or bytes (`Err`).
+type Field<'a> = (u64, Result<u64, &'a [u8]>);
+
+fn fields(buf: &[u8]) -> Option<Vec<Field<'_>>> {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < buf.len() {
