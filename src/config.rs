@@ -913,6 +913,27 @@ pub const KEYS: &[KeyDef] = &[
               in AWS.",
     },
     KeyDef {
+        name: "kinesis.create.stream.ms",
+        default: "0",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a new Kinesis stream stays CREATING before it is ACTIVE (AWS takes seconds; \
+              0 = ACTIVE at once).",
+    },
+    KeyDef {
+        name: "kinesis.delete.stream.ms",
+        default: "0",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a deleted Kinesis stream stays DELETING (listed, not writable) before its \
+              topic is deleted (0 = at once).",
+    },
+    KeyDef {
+        name: "kinesis.update.stream.ms",
+        default: "0",
+        kind: Kind::Int { min: 0, max: I32MAX },
+        doc: "How long a Kinesis stream stays UPDATING after resharding, UpdateShardCount, \
+              UpdateStreamMode or Start/StopStreamEncryption (0 = ACTIVE at once).",
+    },
+    KeyDef {
         name: "kinesis.enforce.limits",
         default: "false",
         kind: Kind::Bool,

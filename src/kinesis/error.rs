@@ -151,6 +151,15 @@ impl KinesisError {
         ))
     }
 
+    /// `ResourceNotFoundException` for a shard id that names no shard (or, for SplitShard and
+    /// MergeShards, a shard the stream lacks), in AWS's words.
+    pub fn could_not_find_shard(stream: &str, shard: &str) -> KinesisError {
+        KinesisError::ResourceNotFound(format!(
+            "Could not find shard {shard} in stream {stream} under account {}.",
+            super::ACCOUNT_ID
+        ))
+    }
+
     /// `ValidationException` in AWS's "1 validation error detected" form.
     pub fn validation(
         value: impl std::fmt::Display,

@@ -68,6 +68,12 @@ pub struct KinesisConfig {
     pub shard_limit: i64,
     /// `kinesis.enforce.limits`.
     pub enforce_limits: bool,
+    /// `kinesis.create.stream.ms`: how long a new stream is CREATING.
+    pub create_stream_ms: i64,
+    /// `kinesis.delete.stream.ms`: how long a deleted stream is DELETING.
+    pub delete_stream_ms: i64,
+    /// `kinesis.update.stream.ms`: how long a changed stream is UPDATING.
+    pub update_stream_ms: i64,
 }
 
 impl std::fmt::Debug for KinesisConfig {
@@ -79,6 +85,9 @@ impl std::fmt::Debug for KinesisConfig {
             .field("iterator_ttl_ms", &self.iterator_ttl_ms)
             .field("shard_limit", &self.shard_limit)
             .field("enforce_limits", &self.enforce_limits)
+            .field("create_stream_ms", &self.create_stream_ms)
+            .field("delete_stream_ms", &self.delete_stream_ms)
+            .field("update_stream_ms", &self.update_stream_ms)
             .finish()
     }
 }
@@ -105,6 +114,9 @@ impl KinesisConfig {
                 .unwrap_or(300_000),
             shard_limit: get("kinesis.shard.limit").parse().unwrap_or(500),
             enforce_limits: get("kinesis.enforce.limits") == "true",
+            create_stream_ms: get("kinesis.create.stream.ms").parse().unwrap_or(0),
+            delete_stream_ms: get("kinesis.delete.stream.ms").parse().unwrap_or(0),
+            update_stream_ms: get("kinesis.update.stream.ms").parse().unwrap_or(0),
         }
     }
 
@@ -140,6 +152,11 @@ pub struct Kinesis {
         std::sync::Mutex<std::collections::HashSet<(uuid::Uuid, String, i32)>>,
     /// Forwarding to the leaders of partitions this node does not lead (cluster nodes only).
     pub(crate) remote: Option<Arc<remote::Remote>>,
+    /// UpdateAccountSettings' settings (stored in `account.json` on a single node; in memory
+    /// on a cluster node).
+    pub(crate) account: std::sync::Mutex<model::AccountSettings>,
+    /// Where `account.json` lives (single node only).
+    account_file: Option<std::path::PathBuf>,
 }
 
 impl Kinesis {
@@ -160,6 +177,12 @@ impl Kinesis {
             }
         };
         let iterators = IteratorKey::load_or_create(&dir)?;
+        let account_file = ctx.cluster.is_none().then(|| dir.join("account.json"));
+        let account = account_file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         let config = ctx.config.kinesis.clone();
         let remote = ctx
             .cluster
@@ -174,7 +197,23 @@ impl Kinesis {
             stop,
             subscriptions: Default::default(),
             remote,
+            account: std::sync::Mutex::new(account),
+            account_file,
         })
+    }
+
+    /// Stores the account settings (a single node's `account.json`, written atomically).
+    pub(crate) fn store_account(
+        &self,
+        settings: &model::AccountSettings,
+    ) -> Result<(), KinesisError> {
+        let Some(file) = &self.account_file else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec_pretty(settings)
+            .map_err(|e| KinesisError::Internal(format!("cannot encode account settings: {e}")))?;
+        store::write_atomically(file, &bytes)
+            .map_err(|e| KinesisError::Internal(format!("cannot store account settings: {e}")))
     }
 }
 

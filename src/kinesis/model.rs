@@ -191,6 +191,7 @@ stream_ref!(
     SplitShardInput,
     MergeShardsInput,
     UpdateShardCountInput,
+    StreamEncryptionInput,
 );
 
 /// StreamModeDetails.
@@ -326,6 +327,123 @@ pub struct StreamDescription {
     pub enhanced_monitoring: Vec<EnhancedMetrics>,
     /// EncryptionType.
     pub encryption_type: String,
+    /// KeyId (encrypted streams).
+    #[serde(rename = "KeyId", skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// Operations addressed by a resource ARN only (GetResourcePolicy, DeleteResourcePolicy,
+/// ListTagsForResource).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceArnInput {
+    /// ResourceARN.
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: Option<String>,
+}
+
+/// ListTagsForResource.
+pub type ListTagsForResourceInput = ResourceArnInput;
+
+/// ListTagsForResource output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceOutput {
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// TagResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceInput {
+    /// ResourceARN.
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: Option<String>,
+    /// Tags.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// UntagResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagResourceInput {
+    /// ResourceARN.
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: Option<String>,
+    /// TagKeys.
+    pub tag_keys: Option<Vec<String>>,
+}
+
+/// PutResourcePolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutResourcePolicyInput {
+    /// ResourceARN.
+    #[serde(rename = "ResourceARN")]
+    pub resource_arn: Option<String>,
+    /// Policy.
+    pub policy: Option<String>,
+}
+
+/// GetResourcePolicy output.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetResourcePolicyOutput {
+    /// Policy.
+    pub policy: String,
+}
+
+/// UpdateStreamMode.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamModeInput {
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    /// StreamModeDetails.
+    pub stream_mode_details: Option<StreamModeDetails>,
+}
+
+/// StartStreamEncryption and StopStreamEncryption.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamEncryptionInput {
+    /// StreamName.
+    pub stream_name: Option<String>,
+    /// StreamARN.
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    /// EncryptionType.
+    pub encryption_type: Option<String>,
+    /// KeyId.
+    pub key_id: Option<String>,
+}
+
+/// MinimumThroughputBillingCommitment of the account settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BillingCommitment {
+    /// ENABLED, DISABLED or DISABLED_UNTIL_... (answered), ENABLED / DISABLED (asked).
+    pub status: Option<String>,
+    /// StartedAt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// EndedAt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// EarliestAllowedEndAt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_allowed_end_at: Option<Timestamp>,
+}
+
+/// DescribeAccountSettings output, UpdateAccountSettings input and output.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountSettings {
+    /// MinimumThroughputBillingCommitment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_throughput_billing_commitment: Option<BillingCommitment>,
 }
 
 /// DescribeStream output.
@@ -357,6 +475,9 @@ pub struct StreamDescriptionSummary {
     pub enhanced_monitoring: Vec<EnhancedMetrics>,
     /// EncryptionType.
     pub encryption_type: String,
+    /// KeyId (encrypted streams).
+    #[serde(rename = "KeyId", skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// OpenShardCount.
     pub open_shard_count: i64,
     /// ConsumerCount.

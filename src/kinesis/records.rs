@@ -46,6 +46,9 @@ pub struct StoredRecord {
     pub offset: i64,
     /// Its timestamp (CreateTime, or the batch's LogAppendTime).
     pub timestamp: i64,
+    /// Its CreateTime (what PutRecord stamped it with, even under LogAppendTime): the time in
+    /// its sequence number, so that PutRecord and GetRecords answer the same number.
+    pub create_time: i64,
     /// The Kafka key.
     pub key: Option<Bytes>,
     /// The Kafka value.
@@ -106,15 +109,17 @@ pub fn decode_records(
             let bytes = buf.slice(start..pos);
             for rec in batch::records(&bytes).map_err(|e| e.to_string())? {
                 let rec = rec.map_err(|e| e.to_string())?;
+                let create_time = h.base_timestamp.wrapping_add(rec.timestamp_delta);
                 let timestamp = if h.is_log_append_time() {
                     h.max_timestamp
                 } else {
-                    h.base_timestamp.wrapping_add(rec.timestamp_delta)
+                    create_time
                 };
                 let slice = |s: Option<&[u8]>| s.map(|s| bytes.slice_ref(s));
                 let r = StoredRecord {
                     offset: h.base_offset + i64::from(rec.offset_delta),
                     timestamp,
+                    create_time,
                     key: slice(rec.key),
                     value: slice(rec.value),
                 };
@@ -136,6 +141,7 @@ pub fn decode_records(
                 let r = StoredRecord {
                     offset: rec.offset,
                     timestamp,
+                    create_time: rec.timestamp,
                     key: rec.key,
                     value: rec.value,
                 };

@@ -90,6 +90,33 @@ pub struct ConsumerMeta {
     pub name: String,
     /// ConsumerCreationTimestamp (ms); its seconds end the ConsumerARN.
     pub created_ms: i64,
+    /// Tags (TagResource on the consumer's ARN).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The resource policy (PutResourcePolicy on the consumer's ARN), verbatim.
+    #[serde(default)]
+    pub policy: Option<String>,
+}
+
+impl ConsumerMeta {
+    /// A new consumer without tags or policy.
+    pub fn new(name: String, created_ms: i64) -> ConsumerMeta {
+        ConsumerMeta {
+            name,
+            created_ms,
+            tags: BTreeMap::new(),
+            policy: None,
+        }
+    }
+}
+
+/// Server-side encryption of a stream (StartStreamEncryption).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// EncryptionType: KMS.
+    pub kind: String,
+    /// KeyId as given (ARN, alias or key id).
+    pub key_id: String,
 }
 
 /// A stream's metadata.
@@ -112,6 +139,22 @@ pub struct StreamMeta {
     /// Registered enhanced fan-out consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// The resource policy (PutResourcePolicy on the stream's ARN), verbatim.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Server-side encryption; `None` is EncryptionType NONE.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+    /// CREATING until this time (ms; `kinesis.create.stream.ms` after creation).
+    #[serde(default)]
+    pub active_from_ms: i64,
+    /// UPDATING until this time (ms; `kinesis.update.stream.ms` after a change).
+    #[serde(default)]
+    pub updating_until_ms: i64,
+    /// Set by DeleteStream with `kinesis.delete.stream.ms`: DELETING until this time (ms),
+    /// when the topic is deleted.
+    #[serde(default)]
+    pub deleting_until_ms: i64,
     /// Derived from a Kafka topic and never stored.
     #[serde(skip)]
     pub derived: bool,
@@ -132,6 +175,11 @@ impl StreamMeta {
                 .collect(),
             shard_level_metrics: Vec::new(),
             consumers: Vec::new(),
+            policy: None,
+            encryption: None,
+            active_from_ms: 0,
+            updating_until_ms: 0,
+            deleting_until_ms: 0,
             derived: false,
         }
     }
@@ -155,6 +203,19 @@ impl StreamMeta {
             .iter()
             .filter(|s| s.parent == Some(partition) || s.adjacent_parent == Some(partition))
             .collect()
+    }
+
+    /// StreamStatus at `now_ms`: DELETING, CREATING, UPDATING or ACTIVE.
+    pub fn status(&self, now_ms: i64) -> &'static str {
+        if self.deleting_until_ms > 0 {
+            "DELETING"
+        } else if now_ms < self.active_from_ms {
+            "CREATING"
+        } else if now_ms < self.updating_until_ms {
+            "UPDATING"
+        } else {
+            "ACTIVE"
+        }
     }
 
     /// Number of open shards.
@@ -321,7 +382,8 @@ impl StreamStore {
                 // readable with GetRecords).
                 let mut meta = (*m).clone();
                 for p in meta.shards.len() as i32..topic.partitions {
-                    let mut s = ShardMeta::new(p, HashRange { start: 0, end: 0 }, now_ms);
+                    // Created "with the stream", so their sequence numbers stay the same.
+                    let mut s = ShardMeta::new(p, HashRange { start: 0, end: 0 }, meta.created_ms);
                     s.closed = Some(Closed {
                         end_offset: 0,
                         at_ms: now_ms,

@@ -71,12 +71,52 @@ def error_code(fn):
     return None, None
 
 
-def error_message(fn):
+def error_text(fn):
+    """(code, message) of the ClientError `fn` raises."""
     try:
         fn()
     except ClientError as e:
-        return e.response["Error"]["Code"], e.response["Error"]["Message"]
+        return e.response["Error"]["Code"], e.response["Error"].get("Message")
     return None, None
+
+
+def aws_texts(c, k, stream, shard, seq):
+    """AWS's formats and texts, as boto3 users see them (issue 18)."""
+    import base64
+    account = "000000000000"
+    c.eq(len(seq), 56, "sequence numbers have AWS's 56 digits")
+    it = k.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    raw = base64.b64decode(it)
+    c.eq((raw[:8], len(raw)), (b"\0" * 7 + b"\1", 152 + 16 * ((len(stream) + 2) // 16)),
+         "shard iterators have AWS's prefix and length")
+    index = str(int(shard.rsplit("-", 1)[1]))
+    c.ok(k.get_shard_iterator(StreamName=stream, ShardId=index, ShardIteratorType="LATEST")["ShardIterator"],
+         "a shard id given as its index is accepted")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName=stream, ShardId="foo", ShardIteratorType="LATEST")),
+         ("ResourceNotFoundException", f"Could not find shard foo in stream {stream} under account {account}."),
+         "an id that names no shard: AWS's text")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName="no-such-stream", ShardId=shard, ShardIteratorType="LATEST")),
+         ("ResourceNotFoundException",
+          f"Shard {shard} in stream no-such-stream under account {account} does not exist"),
+         "a missing stream is reported as its missing shard, as AWS does")
+    c.eq(error_text(lambda: k.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="LATEST",
+                                                 StartingSequenceNumber=seq)),
+         ("InvalidArgumentException",
+          "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or "
+          "(2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified LATEST and also a "
+          "StartingSequenceNumber."),
+         "LATEST with a StartingSequenceNumber: AWS's text")
+    c.eq(error_text(lambda: k.get_records(ShardIterator="bm90IGFuIGl0ZXJhdG9y")),
+         ("InvalidArgumentException", "Invalid ShardIterator."), "a bad iterator: AWS's text")
+    c.eq(error_text(lambda: k.add_tags_to_stream(StreamName=stream, Tags={"k": "100%"})),
+         ("InvalidArgumentException",
+          f"Failed to add tags to stream {stream} under account {account} because some tags contained illegal "
+          "characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@'."),
+         "a tag with % : AWS's text")
+    c.eq(error_text(lambda: k.increase_stream_retention_period(StreamName=stream, RetentionPeriodHours=8761)),
+         ("InvalidArgumentException",
+          "Maximum allowed retention period is 8760 hours. Requested retention period (8761 hours) is too long."),
+         "retention above 8760 hours: AWS's text")
 
 
 def main():
@@ -204,7 +244,7 @@ def main():
         # Without boto3's own parameter validation, invalid requests reach the server, which
         # answers them as AWS does.
         raw = client(parameter_validation=False)
-        c.eq(error_message(lambda: raw.put_records(StreamName=stream, Records=[
+        c.eq(error_text(lambda: raw.put_records(StreamName=stream, Records=[
                  {"PartitionKey": "", "Data": b"x"}, {"PartitionKey": "k" * 257, "Data": b"x"}])),
              ("ValidationException",
               "2 validation errors detected: Value '' at 'records.1.member.partitionKey' failed to satisfy "
@@ -212,22 +252,23 @@ def main():
               + "' at 'records.2.member.partitionKey' failed to satisfy constraint: Member must have length "
               "less than or equal to 256"),
              "parameter_validation=False: AWS's ValidationException for two bad partition keys")
-        c.eq(error_message(lambda: raw.describe_stream(StreamName="bad name!", Limit=0)),
+        c.eq(error_text(lambda: raw.describe_stream(StreamName="bad name!", Limit=0)),
              ("ValidationException",
               "2 validation errors detected: Value '0' at 'limit' failed to satisfy constraint: Member must "
               "have value greater than or equal to 1; Value 'bad name!' at 'streamName' failed to satisfy "
               "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"),
              "parameter_validation=False: violations in AWS's member order")
-        c.eq(error_message(lambda: raw.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+        c.eq(error_text(lambda: raw.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
                                                           ShardIteratorType="latest")),
              ("ValidationException",
               "1 validation error detected: Value 'latest' at 'shardIteratorType' failed to satisfy constraint: "
               "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_TIMESTAMP, "
               "AT_SEQUENCE_NUMBER, TRIM_HORIZON]"),
              "parameter_validation=False: an enum violation")
-        c.eq(error_message(lambda: raw.list_streams(Limit="5")),
+        c.eq(error_text(lambda: raw.list_streams(Limit="5")),
              ("SerializationException", "class java.lang.String can not be converted to an Integer"),
              "parameter_validation=False: a string for an integer is AWS's SerializationException")
+        aws_texts(c, k, stream, placed[0][0], placed[0][1])
 
         # The same records through Kafka.
         try:

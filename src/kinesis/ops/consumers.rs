@@ -149,10 +149,7 @@ pub async fn register(
             "Stream {stream_name} under account {ACCOUNT_ID} already has {MAX_CONSUMERS} registered consumers."
         )));
     }
-    let consumer = ConsumerMeta {
-        name,
-        created_ms: BrokerContext::now_ms(),
-    };
+    let consumer = ConsumerMeta::new(name, BrokerContext::now_ms());
     let mut meta = (*stream.meta).clone();
     meta.consumers.push(consumer.clone());
     k.streams
@@ -275,10 +272,7 @@ mod tests {
 
     #[test]
     fn consumer_arns_round_trip() {
-        let c = ConsumerMeta {
-            name: "app".into(),
-            created_ms: 1_700_000_000_123,
-        };
+        let c = ConsumerMeta::new("app".into(), 1_700_000_000_123);
         let arn = consumer_arn("us-east-1", "orders", &c);
         assert_eq!(
             arn,

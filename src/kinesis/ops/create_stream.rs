@@ -73,13 +73,26 @@ pub async fn handle(
             "Member must have length less than or equal to 50",
         ));
     }
+    super::tags::check_lengths(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    super::tags::check_characters(
+        tags.keys().chain(tags.values()).map(String::as_str),
+        "add tags to",
+        &format!("stream {name}"),
+    )?;
     // Streams named like the broker's internal topics live in an escaped topic.
     let topic_name = topic_of(&name).into_owned();
     let _admin = k.streams.admin.lock().await;
-    if k.ctx.catalog.get(&topic_name).is_some() {
-        return Err(KinesisError::ResourceInUse(format!(
-            "Stream {name} under account {ACCOUNT_ID} already exists."
-        )));
+    if let Some(existing) = k.ctx.catalog.get(&topic_name) {
+        let now = BrokerContext::now_ms();
+        let old = k.streams.get(&existing, now);
+        if old.deleting_until_ms > 0 && now >= old.deleting_until_ms {
+            // A stream whose DELETING time is over: finish its deletion first.
+            k.ctx.delete_topic(&topic_name).await;
+        } else {
+            return Err(KinesisError::ResourceInUse(format!(
+                "Stream {name} under account {ACCOUNT_ID} already exists."
+            )));
+        }
     }
     let open: i64 = k
         .all_streams()
@@ -120,8 +133,10 @@ pub async fn handle(
                 KinesisError::Internal(e.to_string())
             }
         })?;
-    let mut meta = StreamMeta::new(topic.id, shards, &mode, BrokerContext::now_ms());
+    let now = BrokerContext::now_ms();
+    let mut meta = StreamMeta::new(topic.id, shards, &mode, now);
     meta.tags = tags;
+    meta.active_from_ms = now + k.config.create_stream_ms;
     if let Err(e) = k.streams.put(&topic_name, meta).await {
         k.ctx.delete_topic(&topic_name).await;
         return Err(KinesisError::Internal(format!(

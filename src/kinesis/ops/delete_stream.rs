@@ -1,6 +1,9 @@
-//! DeleteStream: deletes the topic (and its data) and the stream's metadata.
+//! DeleteStream: deletes the topic (and its data) and the stream's metadata; with
+//! `kinesis.delete.stream.ms` the stream is DELETING that long first (stored, so a restart
+//! finishes the deletion on the stream's next lookup).
 
 use super::stream_name_of;
+use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::model::{DeleteStreamInput, Empty};
 use crate::kinesis::sigv4::Caller;
@@ -27,6 +30,26 @@ pub async fn handle(
              EnforceConsumerDeletion.",
             crate::kinesis::ACCOUNT_ID
         )));
+    }
+    if k.config.delete_stream_ms > 0 {
+        // DELETING for a while (listed, refusing records), then the topic goes.
+        if stream.meta.deleting_until_ms > 0 {
+            return Ok(Empty {});
+        }
+        let mut meta = (*stream.meta).clone();
+        meta.deleting_until_ms = BrokerContext::now_ms() + k.config.delete_stream_ms;
+        k.streams
+            .put(&stream.topic.name, meta)
+            .await
+            .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
+        super::finish_delete(
+            k.ctx.clone(),
+            stream.topic.name.to_string(),
+            stream.topic.id,
+            k.config.delete_stream_ms,
+        );
+        tracing::info!(stream = %name, "kinesis stream DELETING");
+        return Ok(Empty {});
     }
     k.ctx
         .delete_topic(&stream.topic.name)

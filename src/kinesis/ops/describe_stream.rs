@@ -37,20 +37,28 @@ pub async fn handle(
         .shards
         .iter()
         .filter(|s| after.map_or(true, |a| s.partition > a));
-    let shards: Vec<_> = eligible.by_ref().take(max).map(shard_model).collect();
-    let has_more = eligible.next().is_some();
+    let now = crate::context::BrokerContext::now_ms();
+    let status = stream.meta.status(now);
+    // As AWS: a stream being created has no shards yet.
+    let (shards, has_more): (Vec<_>, bool) = if status == "CREATING" {
+        (Vec::new(), false)
+    } else {
+        let shards = eligible.by_ref().take(max).map(shard_model).collect();
+        (shards, eligible.next().is_some())
+    };
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_arn: stream_arn(&caller.region, &name),
             stream_name: name,
-            stream_status: "ACTIVE".into(),
+            stream_status: status.into(),
             stream_mode_details: mode_model(&stream.meta),
             shards,
             has_more_shards: has_more,
             retention_period_hours: k.retention_hours(&stream.topic),
             stream_creation_timestamp: Timestamp(stream.meta.created_ms),
             enhanced_monitoring: monitoring_model(&stream.meta),
-            encryption_type: "NONE".into(),
+            encryption_type: super::encryption_type(&stream.meta).into(),
+            key_id: stream.meta.encryption.as_ref().map(|e| e.key_id.clone()),
         },
     })
 }

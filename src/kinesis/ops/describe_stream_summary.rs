@@ -26,12 +26,16 @@ pub async fn handle(
         stream_description_summary: StreamDescriptionSummary {
             stream_arn: stream_arn(&caller.region, &name),
             stream_name: name,
-            stream_status: "ACTIVE".into(),
+            stream_status: stream
+                .meta
+                .status(crate::context::BrokerContext::now_ms())
+                .into(),
             stream_mode_details: mode_model(&stream.meta),
             retention_period_hours: k.retention_hours(&stream.topic),
             stream_creation_timestamp: Timestamp(stream.meta.created_ms),
             enhanced_monitoring: monitoring_model(&stream.meta),
-            encryption_type: "NONE".into(),
+            encryption_type: super::encryption_type(&stream.meta).into(),
+            key_id: stream.meta.encryption.as_ref().map(|e| e.key_id.clone()),
             open_shard_count: stream.meta.open_shards() as i64,
             consumer_count: stream.meta.consumers.len() as i64,
         },

@@ -105,12 +105,22 @@ pub(crate) async fn read_shard(
     })
 }
 
-/// The Record models of stored records.
-pub(crate) fn record_models(partition: i32, records: Vec<StoredRecord>) -> Vec<Record> {
+/// The Record models of stored records of `partition`, a shard created at `shard_created_ms`.
+pub(crate) fn record_models(
+    partition: i32,
+    shard_created_ms: i64,
+    records: Vec<StoredRecord>,
+) -> Vec<Record> {
     records
         .into_iter()
         .map(|r| Record {
-            sequence_number: SequenceNumber::new(partition, r.offset).encode(),
+            sequence_number: SequenceNumber::record(
+                partition,
+                r.offset,
+                shard_created_ms,
+                r.create_time,
+            )
+            .encode(),
             approximate_arrival_timestamp: Timestamp(r.timestamp),
             partition_key: partition_key(r.key.as_ref()),
             data: Blob(r.value.unwrap_or_default()),
@@ -164,16 +174,17 @@ pub async fn handle(
         crate::auth::Operation::Read,
         &pos.stream,
     )?;
-    let stream = k.stream(&pos.stream)?;
-    if stream.topic.id != pos.topic_id {
-        return Err(KinesisError::stream_not_found(&pos.stream));
-    }
+    // As AWS: a stream that is gone (or was recreated) is reported as the iterator's shard.
     let partition = pos.partition;
-    let shard = stream
-        .meta
-        .shard(partition)
-        .ok_or_else(|| KinesisError::shard_not_found(&pos.stream, &shard_id(partition)))?
-        .clone();
+    let missing = || KinesisError::shard_not_found(&pos.stream, &shard_id(partition));
+    let stream = k.stream(&pos.stream).map_err(|e| match e {
+        KinesisError::ResourceNotFound(_) => missing(),
+        e => e,
+    })?;
+    if stream.topic.id != pos.topic_id {
+        return Err(missing());
+    }
+    let shard = stream.meta.shard(partition).ok_or_else(missing)?.clone();
     if k.config.enforce_limits && !k.limits.try_read(stream.topic.id, partition) {
         k.ctx.metrics.stream(&pos.stream).read_throttled();
         return Err(super::throttled(&pos.stream, partition));
@@ -208,7 +219,7 @@ pub async fn handle(
         (Some(next), None)
     };
     Ok(GetRecordsOutput {
-        records: record_models(partition, read.records),
+        records: record_models(partition, shard.created_ms, read.records),
         next_shard_iterator,
         millis_behind_latest,
         child_shards,

@@ -55,7 +55,10 @@ pub async fn handle(
             .map(|s| StreamSummary {
                 stream_name: s.name.clone(),
                 stream_arn: stream_arn(&caller.region, &s.name),
-                stream_status: "ACTIVE".into(),
+                stream_status: s
+                    .meta
+                    .status(crate::context::BrokerContext::now_ms())
+                    .into(),
                 stream_mode_details: mode_model(&s.meta),
                 stream_creation_timestamp: Timestamp(s.meta.created_ms),
             })

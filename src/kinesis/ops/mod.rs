@@ -10,6 +10,7 @@ mod describe_stream;
 mod describe_stream_summary;
 mod get_records;
 mod get_shard_iterator;
+mod lifecycle;
 mod list_shards;
 mod list_streams;
 mod monitoring;
@@ -17,6 +18,7 @@ mod partition;
 mod put_record;
 mod put_records;
 mod reshard;
+mod resource;
 mod retention;
 mod subscribe_to_shard;
 mod tags;
@@ -40,21 +42,7 @@ use crate::context::BrokerContext;
 use crate::shard::{Durability, ShardState};
 
 /// Operations of the Kinesis API that this broker does not offer.
-const NOT_OFFERED: &[&str] = &[
-    "StartStreamEncryption",
-    "StopStreamEncryption",
-    "UpdateStreamMode",
-    "GetResourcePolicy",
-    "PutResourcePolicy",
-    "DeleteResourcePolicy",
-    "ListTagsForResource",
-    "TagResource",
-    "UntagResource",
-    "DescribeAccountSettings",
-    "UpdateAccountSettings",
-    "UpdateMaxRecordSize",
-    "UpdateStreamWarmThroughput",
-];
+const NOT_OFFERED: &[&str] = &["UpdateMaxRecordSize", "UpdateStreamWarmThroughput"];
 
 /// Parses the body, checks it as AWS's front end does ([`super::validate`]) and decodes it.
 fn decode<T: DeserializeOwned>(
@@ -126,6 +114,17 @@ pub async fn dispatch(
         "DescribeStreamConsumer" => run!(consumers::describe),
         "ListStreamConsumers" => run!(consumers::list),
         "DeregisterStreamConsumer" => run!(no_output consumers::deregister),
+        "TagResource" => run!(no_output tags::tag_resource),
+        "UntagResource" => run!(no_output tags::untag_resource),
+        "ListTagsForResource" => run!(tags::list_for_resource),
+        "PutResourcePolicy" => run!(no_output resource::put_policy),
+        "GetResourcePolicy" => run!(resource::get_policy),
+        "DeleteResourcePolicy" => run!(no_output resource::delete_policy),
+        "UpdateStreamMode" => run!(no_output lifecycle::update_stream_mode),
+        "StartStreamEncryption" => run!(no_output lifecycle::start_encryption),
+        "StopStreamEncryption" => run!(no_output lifecycle::stop_encryption),
+        "DescribeAccountSettings" => run!(lifecycle::describe_account_settings),
+        "UpdateAccountSettings" => run!(lifecycle::update_account_settings),
         "SubscribeToShard" => {
             let req = decode(operation, body, encoding)?;
             subscribe_to_shard::handle(k, req, caller, encoding).await
@@ -262,7 +261,14 @@ impl Kinesis {
             .catalog
             .get(&topic_of(name))
             .ok_or_else(|| KinesisError::stream_not_found(name))?;
-        let meta = self.streams.get(&topic, BrokerContext::now_ms());
+        let now = BrokerContext::now_ms();
+        let meta = self.streams.get(&topic, now);
+        if meta.deleting_until_ms > 0 && now >= meta.deleting_until_ms {
+            // DELETING is over: the deletion is due (again, should its task have been lost
+            // to a restart).
+            finish_delete(self.ctx.clone(), topic.name.to_string(), topic.id, 0);
+            return Err(KinesisError::stream_not_found(name));
+        }
         Ok(Stream {
             name: name.to_string(),
             topic,
@@ -376,6 +382,46 @@ impl Kinesis {
     }
 }
 
+/// Deletes the topic `topic` (if it still has id `id`) after `delay_ms`: the end of a stream's
+/// DELETING time.
+pub(crate) fn finish_delete(ctx: Arc<BrokerContext>, topic: String, id: uuid::Uuid, delay_ms: i64) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms.max(0) as u64)).await;
+        if ctx.catalog.get(&topic).is_some_and(|t| t.id == id) {
+            ctx.delete_topic(&topic).await;
+            tracing::info!(topic = %topic, "kinesis stream deleted after DELETING");
+        }
+    });
+}
+
+/// ResourceInUseException unless the stream is ACTIVE (what changes to a stream need).
+pub(crate) fn require_active(stream: &Stream) -> Result<(), KinesisError> {
+    match stream.meta.status(BrokerContext::now_ms()) {
+        "ACTIVE" => Ok(()),
+        status => Err(KinesisError::ResourceInUse(format!(
+            "Stream {} under account {} not ACTIVE, instead in state {status}",
+            stream.name,
+            super::ACCOUNT_ID
+        ))),
+    }
+}
+
+/// ResourceNotFoundException unless the stream takes records (ACTIVE or UPDATING), as AWS.
+pub(crate) fn require_writable(stream: &Stream) -> Result<(), KinesisError> {
+    match stream.meta.status(BrokerContext::now_ms()) {
+        "ACTIVE" | "UPDATING" => Ok(()),
+        _ => Err(KinesisError::stream_not_found(&stream.name)),
+    }
+}
+
+/// EncryptionType of a stream.
+pub(crate) fn encryption_type(meta: &StreamMeta) -> &str {
+    meta.encryption.as_ref().map_or("NONE", |e| e.kind.as_str())
+}
+
 /// How long a put waits for the in-sync replicas of a cluster before it fails.
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -400,13 +446,25 @@ pub(crate) fn shard_id(partition: i32) -> String {
     format!("shardId-{partition:012}")
 }
 
-/// The partition of a shard id (`shardId-000000000007`, or just `7`).
+/// The partition of a shard id, read as AWS (and kinesalite's resolveShardId) reads it: the
+/// part after the first `-` when there is one and it is not empty (`shardId-000000000007`,
+/// `shard-7`, `anything-7`), else the whole id (`7`), must be decimal digits naming a shard
+/// index in `[0, 2^31 - 1]`.
 pub(crate) fn parse_shard_id(id: &str) -> Option<i32> {
-    let digits = id.strip_prefix("shardId-").unwrap_or(id);
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = match id.split('-').nth(1) {
+        Some(part) if !part.is_empty() => part,
+        _ => id,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let significant = digits.trim_start_matches('0');
+    if significant.len() > 10 {
+        return None;
+    }
+    significant
+        .parse::<i64>()
+        .map_or(Some(0), |n| i32::try_from(n).ok())
 }
 
 /// The stream's ARN.
@@ -428,10 +486,22 @@ pub(crate) fn shard_model(s: &ShardMeta) -> model::Shard {
             ending_hash_key: s.end.clone(),
         },
         sequence_number_range: model::SequenceNumberRange {
-            starting_sequence_number: SequenceNumber::gap(s.partition, 0).encode(),
-            ending_sequence_number: s
-                .closed
-                .map(|c| SequenceNumber::new(s.partition, (c.end_offset - 1).max(0)).encode()),
+            starting_sequence_number: SequenceNumber::gap(
+                s.partition,
+                0,
+                s.created_ms,
+                s.created_ms,
+            )
+            .encode(),
+            ending_sequence_number: s.closed.map(|c| {
+                SequenceNumber::record(
+                    s.partition,
+                    (c.end_offset - 1).max(0),
+                    s.created_ms,
+                    c.at_ms,
+                )
+                .encode()
+            }),
         },
     }
 }
@@ -443,6 +513,12 @@ pub(crate) fn mode_model(meta: &StreamMeta) -> model::StreamModeDetails {
     }
 }
 
+/// When the shard of `partition` was created (what its sequence numbers carry).
+pub(crate) fn shard_created_ms(meta: &StreamMeta, partition: i32) -> i64 {
+    meta.shard(partition)
+        .map_or(meta.created_ms, |s| s.created_ms)
+}
+
 /// The EnhancedMonitoring model.
 pub(crate) fn monitoring_model(meta: &StreamMeta) -> Vec<model::EnhancedMetrics> {
     vec![model::EnhancedMetrics {
@@ -450,11 +526,16 @@ pub(crate) fn monitoring_model(meta: &StreamMeta) -> Vec<model::EnhancedMetrics>
     }]
 }
 
-/// The shard of a stream named by a request, or ResourceNotFoundException.
+/// The shard of a stream named by a request, or ResourceNotFoundException in AWS's words for
+/// a shard id that names no shard (the id as given) or a shard the stream lacks (its canonical
+/// id).
 pub(crate) fn find_shard<'a>(stream: &'a Stream, id: &str) -> Result<&'a ShardMeta, KinesisError> {
-    parse_shard_id(id)
-        .and_then(|p| stream.meta.shard(p))
-        .ok_or_else(|| KinesisError::shard_not_found(&stream.name, id))
+    let partition =
+        parse_shard_id(id).ok_or_else(|| KinesisError::could_not_find_shard(&stream.name, id))?;
+    stream
+        .meta
+        .shard(partition)
+        .ok_or_else(|| KinesisError::shard_not_found(&stream.name, &shard_id(partition)))
 }
 
 /// A limit parameter within `[1, max]`, or its default.
@@ -486,6 +567,17 @@ mod tests {
         assert_eq!(parse_shard_id("7"), Some(7));
         assert_eq!(parse_shard_id("shardId-x"), None);
         assert_eq!(parse_shard_id(""), None);
+        // The forms AWS accepts.
+        assert_eq!(parse_shard_id("shard-1"), Some(1));
+        assert_eq!(parse_shard_id("shardId-1"), Some(1));
+        assert_eq!(parse_shard_id("x-0000000000000000002"), Some(2));
+        assert_eq!(parse_shard_id("shardId-000000000000"), Some(0));
+        assert_eq!(parse_shard_id("0"), Some(0));
+        assert_eq!(parse_shard_id("shardId-2147483647"), Some(i32::MAX));
+        assert_eq!(parse_shard_id("shardId-2147483648"), None);
+        assert_eq!(parse_shard_id("shardId-"), None);
+        assert_eq!(parse_shard_id("-1"), Some(1));
+        assert_eq!(parse_shard_id("shardId--1"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! PutRecord: one record, appended to the open shard whose hash-key range holds
 //! MD5(PartitionKey) or the ExplicitHashKey, and answered once fsynced.
-//! SequenceNumberForOrdering is accepted: records of one partition key are already in order.
+//! SequenceNumberForOrdering must be a sequence number (not of the future), as AWS checks;
+//! records of one partition key are already in order.
 
 use super::{required, shard_id, stream_name_of};
 use crate::context::BrokerContext;
@@ -58,6 +59,22 @@ pub(crate) fn route(
         .ok_or_else(|| KinesisError::Internal(format!("no open shard owns hash key {hash}")))
 }
 
+/// Checks a SequenceNumberForOrdering as AWS does: it must be a sequence number, not of the
+/// future. (Records of one partition key are in order anyway: they go to one partition.)
+fn check_ordering(stream: &str, raw: &str, now_ms: i64) -> Result<(), KinesisError> {
+    let in_time = SequenceNumber::decode(raw).map_or(true, |s| {
+        s.shard_created_s.is_none() || s.time_s <= now_ms.div_euclid(1000)
+    });
+    if SequenceNumber::plausible(raw) && in_time {
+        return Ok(());
+    }
+    Err(KinesisError::InvalidArgument(format!(
+        "ExclusiveMinimumSequenceNumber {raw} used in PutRecord on stream {stream} under \
+         account {} is invalid.",
+        crate::kinesis::ACCOUNT_ID
+    )))
+}
+
 /// Handles PutRecord.
 pub async fn handle(
     k: &Kinesis,
@@ -69,6 +86,7 @@ pub async fn handle(
     let data = required(req.data, "data")?;
     let partition_key = required(req.partition_key, "partitionKey")?;
     let stream = k.stream(&name)?;
+    super::require_writable(&stream)?;
     let partition = route(
         &stream.meta,
         &partition_key,
@@ -76,6 +94,9 @@ pub async fn handle(
         req.explicit_hash_key.as_deref(),
         "",
     )?;
+    if let Some(raw) = req.sequence_number_for_ordering.as_deref() {
+        check_ordering(&name, raw, BrokerContext::now_ms())?;
+    }
     if k.config.enforce_limits
         && !k.limits.try_write(
             stream.topic.id,
@@ -87,13 +108,14 @@ pub async fn handle(
         k.ctx.metrics.stream(&name).write_throttled(1);
         return Err(super::throttled(&name, partition));
     }
+    let now = BrokerContext::now_ms();
     let batch = build_batch(
         &[NewRecord {
             partition_key: &partition_key,
             data: &data.0,
             explicit_hash_key: req.explicit_hash_key.as_deref(),
         }],
-        BrokerContext::now_ms(),
+        now,
     );
     let offset = k
         .append(&stream.topic, vec![(partition, batch)])
@@ -106,7 +128,38 @@ pub async fn handle(
         .put(1, data.0.len() + partition_key.len());
     Ok(PutRecordOutput {
         shard_id: shard_id(partition),
-        sequence_number: SequenceNumber::new(partition, offset).encode(),
-        encryption_type: "NONE".into(),
+        sequence_number: SequenceNumber::record(
+            partition,
+            offset,
+            super::shard_created_ms(&stream.meta, partition),
+            now,
+        )
+        .encode(),
+        encryption_type: super::encryption_type(&stream.meta).into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_number_for_ordering() {
+        let now = 1_700_000_000_000;
+        let ok = SequenceNumber::record(0, 5, now - 10_000, now - 1_000).encode();
+        assert!(check_ordering("s", &ok, now).is_ok());
+        let future = SequenceNumber::record(0, 5, now - 10_000, now + 5_000).encode();
+        let e = check_ordering("s", &future, now).unwrap_err();
+        assert_eq!(e.type_name(), "InvalidArgumentException");
+        assert_eq!(
+            e.message(),
+            format!(
+                "ExclusiveMinimumSequenceNumber {future} used in PutRecord on stream s under \
+                 account 000000000000 is invalid."
+            )
+        );
+        assert!(check_ordering("s", "123", now).is_ok());
+        assert!(check_ordering("s", "12a", now).is_err());
+        assert!(check_ordering("s", &"9".repeat(56), now).is_err());
+    }
 }

@@ -42,6 +42,7 @@ pub async fn handle(
         ));
     }
     let stream = k.stream(&name)?;
+    super::require_writable(&stream)?;
     let mut size = 0usize;
     let mut routed = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
@@ -123,12 +124,13 @@ pub async fn handle(
     for ((p, idx), result) in by_partition.iter().zip(results) {
         match result {
             Ok(base) => {
+                let created = super::shard_created_ms(&stream.meta, *p);
                 let bytes: usize = idx.iter().map(|&i| record_bytes(&records[i])).sum();
                 k.ctx.metrics.stream(&name).put(idx.len(), bytes);
                 for (n, &i) in idx.iter().enumerate() {
                     out[i].shard_id = Some(shard_id(*p));
                     out[i].sequence_number =
-                        Some(SequenceNumber::new(*p, base + n as i64).encode());
+                        Some(SequenceNumber::record(*p, base + n as i64, created, now).encode());
                 }
             }
             Err(e) => {
@@ -144,6 +146,6 @@ pub async fn handle(
     Ok(PutRecordsOutput {
         failed_record_count: failed,
         records: out,
-        encryption_type: "NONE".into(),
+        encryption_type: super::encryption_type(&stream.meta).into(),
     })
 }

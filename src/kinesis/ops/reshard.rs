@@ -5,7 +5,7 @@
 //! GetRecords answers no NextShardIterator (but its ChildShards) once it is drained. All three
 //! complete before they answer, so the stream is ACTIVE again at once.
 
-use super::{find_shard, required, shard_id, stream_name_of, Stream};
+use super::{parse_shard_id, required, shard_id, stream_name_of, Stream};
 use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
 use crate::kinesis::hash::{even_ranges, parse_hash_key, HashRange};
@@ -57,12 +57,23 @@ async fn reshard(
         }
     }
     meta.shards.extend(children);
+    meta.updating_until_ms = now + k.config.update_stream_ms;
     k.streams
         .put(&stream.topic.name, meta)
         .await
         .map_err(|e| KinesisError::Internal(format!("cannot store stream metadata: {e}")))?;
     tracing::info!(stream = %stream.name, ?parents, partitions = count, "kinesis stream resharded");
     Ok(())
+}
+
+/// A shard SplitShard or MergeShards names, or AWS's "Could not find shard" for one the stream
+/// lacks.
+fn shard_of(stream: &Stream, partition: i32) -> Result<ShardMeta, KinesisError> {
+    stream
+        .meta
+        .shard(partition)
+        .cloned()
+        .ok_or_else(|| KinesisError::could_not_find_shard(&stream.name, &shard_id(partition)))
 }
 
 fn not_open(stream: &str, shard: &ShardMeta) -> KinesisError {
@@ -90,9 +101,12 @@ pub async fn split(
             "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
         )
     })?;
+    let partition = parse_shard_id(&to_split)
+        .ok_or_else(|| KinesisError::could_not_find_shard(&name, &to_split))?;
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&name)?;
-    let parent = find_shard(&stream, &to_split)?.clone();
+    super::require_active(&stream)?;
+    let parent = shard_of(&stream, partition)?;
     if !parent.is_open() {
         return Err(not_open(&name, &parent));
     }
@@ -143,10 +157,13 @@ pub async fn merge(
     k.authorize(caller, "MergeShards", crate::auth::Operation::Alter, &name)?;
     let a = required(req.shard_to_merge, "shardToMerge")?;
     let b = required(req.adjacent_shard_to_merge, "adjacentShardToMerge")?;
+    let pa = parse_shard_id(&a).ok_or_else(|| KinesisError::could_not_find_shard(&name, &a))?;
+    let pb = parse_shard_id(&b).ok_or_else(|| KinesisError::could_not_find_shard(&name, &b))?;
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&name)?;
-    let first = find_shard(&stream, &a)?.clone();
-    let second = find_shard(&stream, &b)?.clone();
+    super::require_active(&stream)?;
+    let first = shard_of(&stream, pa)?;
+    let second = shard_of(&stream, pb)?;
     for s in [&first, &second] {
         if !s.is_open() {
             return Err(not_open(&name, s));
@@ -219,6 +236,7 @@ pub async fn update_shard_count(
     }
     let _admin = k.streams.admin.lock().await;
     let stream = k.stream(&name)?;
+    super::require_active(&stream)?;
     let current = stream.meta.open_shards() as i64;
     if target > current * 2 || target * 2 < current {
         return Err(KinesisError::LimitExceeded(format!(

@@ -22,11 +22,11 @@ async fn set(
     // Retention is a topic config: ALTER_CONFIGS, as AlterConfigs needs.
     k.authorize(caller, action, crate::auth::Operation::AlterConfigs, &name)?;
     let hours = required(req.retention_period_hours, "retentionPeriodHours")?;
-    if !(1..=MAX_RETENTION_HOURS).contains(&hours) {
+    if hours < 1 {
         return Err(KinesisError::validation(
             hours,
             "retentionPeriodHours",
-            &format!("Member must have value between 1 and {MAX_RETENTION_HOURS}"),
+            "Member must have value greater than or equal to 1",
         ));
     }
     let _admin = k.streams.admin.lock().await;
@@ -36,6 +36,12 @@ async fn set(
         return Err(KinesisError::InvalidArgument(format!(
             "Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention \
              period ({hours} hours) is too short."
+        )));
+    }
+    if hours > MAX_RETENTION_HOURS {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested \
+             retention period ({hours} hours) is too long."
         )));
     }
     if increase && hours < current {

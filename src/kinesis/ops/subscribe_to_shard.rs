@@ -85,6 +85,7 @@ pub async fn handle(
         &kind,
         start.sequence_number.as_deref(),
         start.timestamp,
+        "SubscribeToShard",
     )
     .await?;
     let key = (stream.topic.id, consumer.name.clone(), partition);
@@ -142,6 +143,7 @@ async fn pump(
                 .meta
                 .shard(partition)
                 .is_some_and(|s| s.closed.is_some());
+            let created = stream.meta.shard(partition).map_or(0, |s| s.created_ms);
             let read = read_shard(
                 k,
                 &stream,
@@ -155,11 +157,16 @@ async fn pump(
             let drained = closed && read.next_offset >= read.high_watermark;
             let caught_up = read.records.is_empty();
             let event = SubscribeToShardEvent {
-                continuation_sequence_number: SequenceNumber::gap(partition, read.next_offset)
-                    .encode(),
+                continuation_sequence_number: SequenceNumber::gap(
+                    partition,
+                    read.next_offset,
+                    created,
+                    BrokerContext::now_ms(),
+                )
+                .encode(),
                 millis_behind_latest: millis_behind(&read, BrokerContext::now_ms()),
                 child_shards: drained.then(|| child_shards(&stream, partition)),
-                records: record_models(partition, read.records),
+                records: record_models(partition, created, read.records),
             };
             let payload = encode(&event, encoding)?;
             Ok::<_, KinesisError>((payload, read.next_offset, drained, caught_up))
