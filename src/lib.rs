@@ -40,6 +40,7 @@
 //! - [`controller`]: the metadata quorum member, replica placement, broker registration,
 //!   heartbeats and fencing; the only writer of the metadata log.
 //! - [`replicas`]: keeps this node's catalog and partition logs in step with the image.
+//! - `fuzzing` (hidden): entry points for the cargo-fuzz targets in `fuzz/`.
 //! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
 //!   metrics decoded and exported on `/metrics`.
 
@@ -53,6 +54,8 @@ pub mod context;
 pub mod controller;
 pub mod coordinator;
 pub mod dynamic_config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka;
 pub mod kinesis;
 pub mod log;
