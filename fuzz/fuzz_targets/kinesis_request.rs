@@ -21,8 +21,12 @@ const MAX_PARTITIONS: usize = 1_000;
 
 struct Harness {
     rt: tokio::runtime::Runtime,
+    /// Kept here, reachable, for the life of the process (LeakSanitizer reports memory that
+    /// only a discarded `Box::leak` pointer held).
+    _broker: std::sync::Mutex<esker::Broker>,
     ctx: Arc<esker::context::BrokerContext>,
     kinesis: Arc<Kinesis>,
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 fn harness() -> &'static Harness {
@@ -52,14 +56,18 @@ fn harness() -> &'static Harness {
             .block_on(esker::Broker::start(config))
             .expect("broker starts");
         let ctx = broker.context().clone();
-        Box::leak(Box::new(broker));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        Box::leak(Box::new(stop_tx));
         let kinesis = {
             let _enter = rt.enter();
             esker::fuzzing::kinesis_open(ctx.clone(), stop_rx).expect("kinesis opens")
         };
-        Harness { rt, ctx, kinesis }
+        Harness {
+            rt,
+            _broker: std::sync::Mutex::new(broker),
+            ctx,
+            kinesis,
+            _stop: stop_tx,
+        }
     })
 }
 
