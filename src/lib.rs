@@ -46,6 +46,7 @@
 //!   consume, perf, cluster) and their table / JSON output.
 //! - [`console`]: the web console under `/ui` (on the metrics listener or `console.listener`):
 //!   a static single-page app and a JSON API answered from the context, ACL-checked and audited.
+//! - `fuzzing` (hidden): entry points for the cargo-fuzz targets in `fuzz/`.
 //! - [`telemetry`]: KIP-714 client telemetry: client metrics subscriptions, pushed OTLP
 //!   metrics decoded and exported on `/metrics`.
 
@@ -62,6 +63,8 @@ pub mod context;
 pub mod controller;
 pub mod coordinator;
 pub mod dynamic_config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka;
 pub mod kinesis;
 pub mod log;

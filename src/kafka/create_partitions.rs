@@ -1,5 +1,7 @@
 //! CreatePartitions (key 37), versions 0..=3: raises a topic's partition count; the new
 //! partitions are created on their owning shards. Manual assignments may only name this broker.
+//! One request adds at most [`MAX_PARTITIONS_PER_REQUEST`] partitions in total (POLICY_VIOLATION
+//! for the topic that would go over).
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::create_topics::MAX_PARTITIONS_PER_REQUEST;
 use super::error::Code;
 use crate::context::BrokerContext;
 
@@ -20,6 +23,8 @@ pub async fn handle(
     _version: i16,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    // New partitions granted so far in this request (bounded as CreateTopics bounds them).
+    let mut added: i64 = 0;
     for t in req.topics {
         let name = t.name.to_string();
         let outcome: Result<(), (Code, String)> = async {
@@ -38,6 +43,14 @@ pub async fn handle(
                     ),
                 ));
             }
+            let new = i64::from(t.count) - i64::from(meta.partitions);
+            if added + new > MAX_PARTITIONS_PER_REQUEST {
+                return Err((
+                    Code::PolicyViolation,
+                    "Excessively large number of partitions per request.".into(),
+                ));
+            }
+            added += new;
             if let Some(assignments) = &t.assignments {
                 let node = ctx.config.node_id;
                 if assignments

@@ -22,12 +22,64 @@ use crate::topic_config;
 /// Supported versions.
 pub const VERSIONS: (i16, i16) = (2, 7);
 
+/// The most partitions one CreateTopics may ask for in total, as Kafka's controller bounds it
+/// (`ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`); above it every topic of the request
+/// is refused with POLICY_VIOLATION and nothing is created. Without it one request could ask for
+/// 2^31 - 1 partitions and keep the shards creating directories for hours.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's message for a request over [`MAX_PARTITIONS_PER_REQUEST`].
+const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
+/// The partitions a request asks for, counted as Kafka counts them: `num_partitions` (`-1`:
+/// `default_partitions`; zero or negative counts nothing) or the number of assignments.
+fn partitions_requested(req: &CreateTopicsRequest, default_partitions: i32) -> i64 {
+    req.topics
+        .iter()
+        .map(|t| {
+            if !t.assignments.is_empty() {
+                t.assignments.len() as i64
+            } else if t.num_partitions == -1 {
+                i64::from(default_partitions.max(0))
+            } else {
+                i64::from(t.num_partitions.max(0))
+            }
+        })
+        .sum()
+}
+
+/// The answer to a request over [`MAX_PARTITIONS_PER_REQUEST`]: POLICY_VIOLATION for every topic.
+fn refuse_excessive(req: &CreateTopicsRequest, total: i64) -> CreateTopicsResponse {
+    tracing::info!(
+        partitions = total,
+        max = MAX_PARTITIONS_PER_REQUEST,
+        "CreateTopics refused: too many partitions in one request"
+    );
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_error_code(Code::PolicyViolation.code())
+                .with_error_message(Some(StrBytes::from_static_str(EXCESSIVE_PARTITIONS)))
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
 /// Handles a CreateTopics request.
 pub async fn handle(
     ctx: Arc<BrokerContext>,
     req: CreateTopicsRequest,
     _version: i16,
 ) -> CreateTopicsResponse {
+    let total = partitions_requested(&req, ctx.config.num_partitions);
+    if total > MAX_PARTITIONS_PER_REQUEST {
+        return refuse_excessive(&req, total);
+    }
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.to_string();
@@ -175,5 +227,73 @@ pub fn error_code(e: &CreateTopicError) -> Code {
         CreateTopicError::InvalidReplicationFactor(_) => Code::InvalidReplicationFactor,
         CreateTopicError::InvalidReplicaAssignment(_) => Code::InvalidReplicaAssignment,
         CreateTopicError::Unavailable(_) => Code::RequestTimedOut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, TopicName};
+    use kafka_protocol::protocol::Decodable;
+
+    use super::*;
+
+    fn topic(name: &'static str, partitions: i32) -> CreatableTopic {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+    }
+
+    #[test]
+    fn partitions_are_counted_as_kafka_counts_them() {
+        let assigned = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("c")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                CreatableReplicaAssignment::default()
+                    .with_broker_ids(vec![BrokerId(1)]);
+                3
+            ]);
+        let req = CreateTopicsRequest::default().with_topics(vec![
+            topic("a", -1),
+            topic("b", 5),
+            topic("z", -7),
+            assigned,
+        ]);
+        assert_eq!(partitions_requested(&req, 4), 4 + 5 + 3);
+    }
+
+    /// Found while bounding the kafka_request fuzz target: one CreateTopics asking for
+    /// i32::MAX partitions was accepted and kept the shard creating partition directories.
+    /// It is refused whole, as Kafka's controller does.
+    #[test]
+    fn a_request_over_ten_thousand_partitions_is_refused_whole() {
+        // CreateTopics v5 body: topics [("big", 2147483647, rf -1), ("small", 1, rf -1)],
+        // timeout 5000, validate_only false.
+        let body: &[u8] = &[
+            0x03, // topics: 2 (compact array, n + 1)
+            0x04, b'b', b'i', b'g', 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01, 0x00, 0x06,
+            b's', b'm', b'a', b'l', b'l', 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0x01, 0x01,
+            0x00, // each topic: name, partitions, rf, no assignments, no configs, no tags
+            0x00, 0x00, 0x13, 0x88, 0x00, 0x00, // timeout 5000 ms, validate_only, no tags
+        ];
+        let req = CreateTopicsRequest::decode(&mut bytes::Bytes::from_static(body), 5)
+            .expect("the request decodes");
+        let total = partitions_requested(&req, 1);
+        assert_eq!(total, i64::from(i32::MAX) + 1);
+        assert!(total > MAX_PARTITIONS_PER_REQUEST);
+        let resp = refuse_excessive(&req, total);
+        assert_eq!(resp.topics.len(), 2);
+        for t in &resp.topics {
+            assert_eq!(t.error_code, Code::PolicyViolation.code());
+            assert_eq!(t.error_message.as_deref(), Some(EXCESSIVE_PARTITIONS));
+        }
+        let at_cap =
+            CreateTopicsRequest::default().with_topics(vec![topic("a", 6_000), topic("b", 4_000)]);
+        assert_eq!(partitions_requested(&at_cap, 1), MAX_PARTITIONS_PER_REQUEST);
     }
 }

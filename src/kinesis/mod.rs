@@ -40,7 +40,9 @@ pub mod validate;
 use std::sync::Arc;
 
 pub use error::KinesisError;
+pub(crate) use ops::dispatch as dispatch_operation;
 pub use server::accept_loop;
+pub(crate) use server::{Encoding, Reply as OperationReply};
 
 use crate::context::BrokerContext;
 use iterator::IteratorKey;

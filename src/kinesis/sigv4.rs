@@ -248,7 +248,7 @@ fn check_skew(amz_date: &str, now_ms: i64) -> Result<(), KinesisError> {
 }
 
 /// `20130524T000000Z` → ms since the epoch.
-fn parse_amz_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
