@@ -1283,7 +1283,9 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
         // PutRecords through node 2 and node 3, a PutRecord through node 1: shard id →
         // records in sequence-number order.
         let started = Instant::now();
-        let mut put: BTreeMap<String, Vec<(u128, PutRecordView)>> = BTreeMap::new();
+        // Sequence numbers are 56 decimal digits (too wide for u128): ordered as (length, digits).
+        let seq_key = |s: &str| (s.len(), s.to_string());
+        let mut put: BTreeMap<String, Vec<((usize, String), PutRecordView)>> = BTreeMap::new();
         for id in [2, 3] {
             let entries: Vec<PutRecordsRequestEntry> = (0..60)
                 .map(|i| {
@@ -1307,7 +1309,7 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
                 put.entry(r.shard_id().expect("shard id").to_string())
                     .or_default()
                     .push((
-                        seq.parse().expect("decimal sequence number"),
+                        seq_key(&seq),
                         (
                             seq,
                             entry.partition_key().unwrap_or_default().to_string(),
@@ -1325,7 +1327,7 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
             .await
             .expect("PutRecord through node 1");
         put.entry(one.shard_id().to_string()).or_default().push((
-            one.sequence_number().parse().expect("decimal"),
+            seq_key(one.sequence_number()),
             (
                 one.sequence_number().to_string(),
                 "through-node-1".into(),
@@ -1344,7 +1346,7 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
         let put: BTreeMap<String, Vec<PutRecordView>> = put
             .into_iter()
             .map(|(shard, mut recs)| {
-                recs.sort_by_key(|r| r.0);
+                recs.sort_by(|a, b| a.0.cmp(&b.0));
                 (shard, recs.into_iter().map(|r| r.1).collect())
             })
             .collect();
