@@ -1,7 +1,7 @@
 //! Connection and memory bounds (issue 19): `max.connections`, `max.connections.per.ip` and its
 //! overrides, `connections.max.idle.ms`, `socket.request.read.timeout.ms` and the
 //! `queued.max.request.bytes` memory pool, on the Kafka listener and (idle, slow request) on the
-//! Kinesis and metrics listeners.
+//! Kinesis, metrics and console listeners.
 //!
 //! The 10 000-connection and memory tests run the broker as a child process
 //! (`CARGO_BIN_EXE_esker`) so that its file descriptors and RSS are its own.
@@ -280,6 +280,58 @@ async fn slow_frames_and_idle_connections_are_closed_but_a_long_poll_is_not() {
             "{listener}"
         );
     }
+    b.stop().await;
+}
+
+/// `console.listener` is served like the metrics listener: connections count against a limiter
+/// of its own, and an idle connection and a stalled request head are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_listener_limits_and_closes_idle_and_stalled_connections() {
+    let b = TestBroker::start_with(&[
+        ("console.listener", "127.0.0.1:0"),
+        ("socket.request.read.timeout.ms", "1000"),
+        ("connections.max.idle.ms", "2000"),
+        ("max.connections.per.ip", "2"),
+    ])
+    .await;
+    let addr = b
+        .broker
+        .as_ref()
+        .and_then(|b| b.console_addr())
+        .expect("console listener");
+    let console = b.context().net.console.clone();
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET /ui/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    common::eventually("both connections counted", TIMEOUT, || {
+        (console.open() == 2).then_some(())
+    })
+    .await;
+    // A third from the same address is over max.connections.per.ip; the metrics listener,
+    // counted apart, still answers.
+    let mut over = TcpStream::connect(addr).await.expect("connect");
+    assert!(closed(&mut over).await, "the connection over the limit");
+    assert_eq!(common::http_get(b.metrics_addr(), "/healthz").await.0, 200);
+    assert!(closed(&mut slow).await, "a stalled request head");
+    assert!(closed(&mut idle).await, "an idle connection");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "the idle one was closed at its deadline, not before ({:?})",
+        started.elapsed()
+    );
+    let text = scrape(&b).await;
+    let of = |series_name: &str, reason: &str| {
+        series(
+            &text,
+            &format!(r#"{series_name}{{listener="CONSOLE",reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(of("esker_connections_closed_total", "slow_frame"), 1.0);
+    assert_eq!(of("esker_connections_closed_total", "idle"), 1.0);
+    assert_eq!(of("esker_connections_rejected_total", "per_ip"), 1.0);
     b.stop().await;
 }
 
