@@ -23,7 +23,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     /// The running broker's shared state.
-    pub fn context(&self) -> std::sync::Arc<esker::broker::BrokerContext> {
+    pub fn context(&self) -> std::sync::Arc<esker::context::BrokerContext> {
         self.broker.as_ref().expect("running").context().clone()
     }
 
