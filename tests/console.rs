@@ -592,11 +592,7 @@ async fn mtls_on_the_console_listener() {
         ),
     ])
     .await;
-    let addr = b
-        .broker
-        .as_ref()
-        .and_then(|b| b.console_addr())
-        .expect("console listener");
+    let addr = b.console_addr();
     // Not on the metrics listener (console.enable is off).
     assert_eq!(get(b.metrics_addr(), "/ui/", None).await.status, 404);
     b.context()

@@ -294,11 +294,7 @@ async fn the_console_listener_limits_and_closes_idle_and_stalled_connections() {
         ("max.connections.per.ip", "2"),
     ])
     .await;
-    let addr = b
-        .broker
-        .as_ref()
-        .and_then(|b| b.console_addr())
-        .expect("console listener");
+    let addr = b.console_addr();
     let console = b.context().net.console.clone();
     let mut slow = TcpStream::connect(addr).await.expect("connect");
     slow.write_all(b"GET /ui/ HTTP/1.1\r\nHost: x\r\n")

@@ -43,6 +43,14 @@ impl TestBroker {
             .expect("metrics endpoint")
     }
 
+    /// The address of the broker's own console listener (`console.listener`).
+    pub fn console_addr(&self) -> std::net::SocketAddr {
+        self.broker
+            .as_ref()
+            .and_then(|b| b.console_addr())
+            .expect("console listener")
+    }
+
     /// Starts a broker on 127.0.0.1:0 with a fresh data directory.
     pub async fn start() -> TestBroker {
         Self::start_with(&[]).await
