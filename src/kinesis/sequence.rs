@@ -116,24 +116,22 @@ impl U192 {
     }
 
     fn to_decimal(mut self) -> String {
-        if self.is_zero() {
-            return "0".into();
-        }
-        // Chunks of 19 digits, least significant first.
+        // Chunks of 19 digits, least significant first, written from the end of a buffer that
+        // holds four of them (10^76 > 2^192): one allocation per number, no formatting.
         const CHUNK: u64 = 10_000_000_000_000_000_000;
-        let mut chunks = Vec::with_capacity(4);
-        while !self.is_zero() {
-            chunks.push(self.div_rem(CHUNK));
+        let mut buf = [b'0'; 76];
+        for chunk in buf.rchunks_mut(19) {
+            if self.is_zero() {
+                break;
+            }
+            let mut c = self.div_rem(CHUNK);
+            for digit in chunk.iter_mut().rev() {
+                *digit = b'0' + (c % 10) as u8;
+                c /= 10;
+            }
         }
-        let mut s = String::with_capacity(chunks.len() * 19);
-        let mut iter = chunks.iter().rev();
-        if let Some(first) = iter.next() {
-            s.push_str(&first.to_string());
-        }
-        for c in iter {
-            s.push_str(&format!("{c:019}"));
-        }
-        s
+        let first = buf.iter().position(|&b| b != b'0').unwrap_or(buf.len() - 1);
+        String::from_utf8_lossy(&buf[first..]).into_owned()
     }
 
     fn from_decimal(s: &str) -> Option<U192> {
@@ -287,6 +285,28 @@ mod tests {
         let p = |a: usize, b: usize| u64::from_str_radix(&hex[a..b], 16).unwrap();
         // shardCreateSecs, seqIx, byte1, seqTime, shardIx.
         (p(1, 10), p(11, 27), p(27, 29), p(29, 38), p(38, 46))
+    }
+
+    #[test]
+    fn decimal_forms_round_trip() {
+        let max = "6277101735386680763835789423207666416102355444464034512895"; // 2^192 - 1
+        for text in [
+            "0",
+            "1",
+            "9999999999999999999",
+            "10000000000000000000",
+            "10000000000000000001",
+            "340282366920938463463374607431768211455",
+            "49680898238223428291291118256736025936030311623725940738",
+            max,
+        ] {
+            let n = U192::from_decimal(text).expect("in range");
+            assert_eq!(n.to_decimal(), text);
+        }
+        for v in [0u128, 7, 1 << 64, u128::MAX / 3, u128::MAX] {
+            let n = U192::from_decimal(&v.to_string()).expect("in range");
+            assert_eq!(n.to_decimal(), v.to_string());
+        }
     }
 
     #[test]

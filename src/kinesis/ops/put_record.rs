@@ -17,27 +17,29 @@ use crate::kinesis::Kinesis;
 /// The largest data blob of one record (1 MiB).
 pub const MAX_DATA_BYTES: usize = 1 << 20;
 
-/// Checks one record and answers the partition it goes to. `field` prefixes the field names
-/// in messages (`records.3.member.` for PutRecords).
+/// Checks one record and answers the partition it goes to. `record` is the record's index in
+/// a PutRecords request, whose field names in messages it prefixes (`records.3.member.`).
 pub(crate) fn route(
     meta: &StreamMeta,
     partition_key: &str,
     data: &[u8],
     explicit_hash_key: Option<&str>,
-    field: &str,
+    record: Option<usize>,
 ) -> Result<i32, KinesisError> {
+    // Built only for a message: this runs for every record.
+    let field = || record.map_or_else(String::new, record_field);
     let chars = partition_key.chars().count();
     if chars == 0 || chars > 256 {
         return Err(KinesisError::validation(
             partition_key,
-            &format!("{field}partitionKey"),
+            &format!("{}partitionKey", field()),
             "Member must have length between 1 and 256",
         ));
     }
     if data.len() > MAX_DATA_BYTES {
         return Err(KinesisError::validation(
             "java.nio.HeapByteBuffer",
-            &format!("{field}data"),
+            &format!("{}data", field()),
             &format!("Member must have length less than or equal to {MAX_DATA_BYTES}"),
         ));
     }
@@ -45,7 +47,7 @@ pub(crate) fn route(
         Some(h) => parse_hash_key(h).map_err(|e| match e {
             HashKeyError::Pattern => KinesisError::validation(
                 h,
-                &format!("{field}explicitHashKey"),
+                &format!("{}explicitHashKey", field()),
                 "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
             ),
             HashKeyError::OutOfRange => KinesisError::InvalidArgument(format!(
@@ -57,6 +59,11 @@ pub(crate) fn route(
     };
     meta.open_shard_for(hash)
         .ok_or_else(|| KinesisError::Internal(format!("no open shard owns hash key {hash}")))
+}
+
+/// The prefix of a PutRecords record's fields in messages: `records.3.member.` for index 2.
+pub(crate) fn record_field(index: usize) -> String {
+    format!("records.{}.member.", index + 1)
 }
 
 /// Checks a SequenceNumberForOrdering as AWS does: it must be a sequence number, not of the
@@ -92,7 +99,7 @@ pub async fn handle(
         &partition_key,
         &data.0,
         req.explicit_hash_key.as_deref(),
-        "",
+        None,
     )?;
     if let Some(raw) = req.sequence_number_for_ordering.as_deref() {
         check_ordering(&name, raw, BrokerContext::now_ms())?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::put_record::route;
+use super::put_record::{record_field, route};
 use super::{required, shard_id, stream_name_of};
 use crate::context::BrokerContext;
 use crate::kinesis::error::KinesisError;
@@ -46,14 +46,17 @@ pub async fn handle(
     let mut size = 0usize;
     let mut routed = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
-        let field = format!("records.{}.member.", i + 1);
         let data = r.data.as_ref().ok_or_else(|| {
-            KinesisError::validation("null", &format!("{field}data"), "Member must not be null")
+            KinesisError::validation(
+                "null",
+                &format!("{}data", record_field(i)),
+                "Member must not be null",
+            )
         })?;
         let key = r.partition_key.as_deref().ok_or_else(|| {
             KinesisError::validation(
                 "null",
-                &format!("{field}partitionKey"),
+                &format!("{}partitionKey", record_field(i)),
                 "Member must not be null",
             )
         })?;
@@ -63,7 +66,7 @@ pub async fn handle(
             key,
             &data.0,
             r.explicit_hash_key.as_deref(),
-            &field,
+            Some(i),
         )?);
     }
     if size > MAX_REQUEST_BYTES {

@@ -1,13 +1,18 @@
 //! A JSON request body parsed for validation without copying it: strings borrow from the body
 //! (unless they hold escapes), a map keeps its entries in a vector. It reads numbers, duplicate
 //! keys and key order exactly as `serde_json::Value` does, so the checks see what they saw on a
-//! `Value`, but a valid PutRecords costs a few small allocations per record instead of a copy
-//! of every record's data.
+//! `Value`, and it is itself a serde `Deserializer` answering as a `Value` does, so the typed
+//! request is read from the checked tree: a valid PutRecords is tokenised once and costs a few
+//! small allocations per record, not a copy of every record's data.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess,
+    Visitor,
+};
 
 use super::{Node, Num, View};
 
@@ -35,6 +40,7 @@ impl<'a> Json<'a> {
     }
 
     /// The value as a `serde_json::Value` (duplicate keys: the last one wins, as there).
+    #[cfg(test)]
     pub fn into_value(self) -> serde_json::Value {
         use serde_json::Value;
         match self {
@@ -60,6 +66,92 @@ impl<'a> Json<'a> {
     }
 }
 
+/// Reads the typed request from the tree as `serde_json::from_value` reads it from a `Value`
+/// (numbers as u64 / i64 / f64, a repeated key: the last one counts).
+impl<'de> Deserializer<'de> for Json<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Json::Null => visitor.visit_unit(),
+            Json::Bool(b) => visitor.visit_bool(b),
+            Json::Num(Num::Int(i)) => match (u64::try_from(i), i64::try_from(i)) {
+                (Ok(u), _) => visitor.visit_u64(u),
+                (_, Ok(i)) => visitor.visit_i64(i),
+                _ => visitor.visit_f64(i as f64),
+            },
+            Json::Num(Num::Float(f)) => visitor.visit_f64(f),
+            Json::Str(Cow::Borrowed(s)) => visitor.visit_borrowed_str(s),
+            Json::Str(Cow::Owned(s)) => visitor.visit_string(s),
+            Json::List(items) => {
+                let mut seq = SeqDeserializer::new(items.into_iter());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            Json::Map(entries) => {
+                let mut map = MapDeserializer::new(last_of_each_key(entries).into_iter());
+                let value = visitor.visit_map(&mut map)?;
+                map.end()?;
+                Ok(value)
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Json::Null => visitor.visit_none(),
+            other => visitor.visit_some(other),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> IntoDeserializer<'de, serde_json::Error> for Json<'de> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+/// A map's entries with only the last of each repeated key, in the body's order otherwise.
+fn last_of_each_key<'a>(entries: Vec<(Cow<'a, str>, Json<'a>)>) -> Vec<(Json<'a>, Json<'a>)> {
+    let n = entries.len();
+    let repeated = |i: usize, k: &str| entries[i + 1..].iter().any(|(later, _)| later == k);
+    // Requests have a few members; a map of many (tags) is checked through a set.
+    let keep: Vec<bool> = if n <= 32 {
+        (0..n).map(|i| !repeated(i, &entries[i].0)).collect()
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        let mut keep: Vec<bool> = entries
+            .iter()
+            .rev()
+            .map(|(k, _)| seen.insert(k.clone()))
+            .collect();
+        keep.reverse();
+        keep
+    };
+    entries
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, keep)| *keep)
+        .map(|((k, v), _)| (Json::Str(k), v))
+        .collect()
+}
+
 impl Node for Json<'_> {
     fn view(&self) -> View<'_, Self> {
         match self {
@@ -74,7 +166,11 @@ impl Node for Json<'_> {
 
     fn field(&self, name: &str) -> Option<&Self> {
         match self {
-            Json::Map(entries) => entries.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v),
+            Json::Map(entries) => entries
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -249,11 +345,51 @@ mod tests {
         }
     }
 
+    /// Typed requests read from the tree are what `serde_json::from_value` reads.
+    #[test]
+    fn typed_requests_read_from_the_tree_as_from_a_value() {
+        use crate::kinesis::model::{GetRecordsInput, PutRecordsInput};
+        let put = r#"{"StreamName":"s","Records":[{"Data":"AAEC","PartitionKey":"k\u00e9",
+            "ExplicitHashKey":"7"},{"Data":"","PartitionKey":"p","Extra":[1,{"x":null}]}],
+            "StreamName":"t"}"#;
+        let from_tree: PutRecordsInput =
+            PutRecordsInput::deserialize(Json::parse(put.as_bytes()).expect("JSON"))
+                .expect("typed");
+        let from_value: PutRecordsInput = serde_json::from_str(
+            &serde_json::from_str::<serde_json::Value>(put)
+                .expect("JSON")
+                .to_string(),
+        )
+        .expect("typed");
+        assert_eq!(format!("{from_tree:?}"), format!("{from_value:?}"));
+        for get in [
+            r#"{"ShardIterator":"x","Limit":5}"#,
+            r#"{"ShardIterator":"x","Limit":null}"#,
+            r#"{"ShardIterator":"x","Limit":-1}"#,
+            r#"{"ShardIterator":"x","Limit":"5"}"#,
+            r#"{"ShardIterator":7}"#,
+            r#"{"Limit":2.5,"ShardIterator":"x"}"#,
+        ] {
+            let from_tree =
+                GetRecordsInput::deserialize(Json::parse(get.as_bytes()).expect("JSON"))
+                    .map(|t| format!("{t:?}"))
+                    .map_err(|e| e.to_string());
+            let from_value =
+                serde_json::from_value::<GetRecordsInput>(serde_json::from_str(get).expect("JSON"))
+                    .map(|t| format!("{t:?}"))
+                    .map_err(|e| e.to_string());
+            assert_eq!(from_tree, from_value, "{get}");
+        }
+    }
+
     #[test]
     fn strings_without_escapes_borrow_the_body() {
         let body = br#"{"Data":"AAAA","Key":"a\nb"}"#;
         let tree = Json::parse(body).expect("valid JSON");
-        assert!(matches!(tree.field("Data"), Some(Json::Str(Cow::Borrowed("AAAA")))));
+        assert!(matches!(
+            tree.field("Data"),
+            Some(Json::Str(Cow::Borrowed("AAAA")))
+        ));
         assert!(matches!(tree.field("Key"), Some(Json::Str(Cow::Owned(_)))));
     }
 

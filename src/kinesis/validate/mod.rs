@@ -12,9 +12,9 @@
 //!   2147483647 (Long members are floored only), and checked and used so.
 //!
 //! The constraint table, [`schema`], is generated from AWS's API model by
-//! `tests/compat/kinesis_diff/generate.py`. A JSON body is checked on a tree borrowing from
-//! it ([`json`]) and the typed request is then read from the body itself; a valid request costs
-//! one walk over that tree without allocating; strings are built only for errors.
+//! `tests/compat/kinesis_diff/generate.py`. A JSON body is parsed once into a tree borrowing
+//! from it ([`json`]), checked, and the typed request is read from that tree; the checks of a
+//! valid request walk it without allocating; strings are built only for errors.
 
 mod json;
 #[rustfmt::skip]
@@ -26,6 +26,7 @@ use std::sync::{OnceLock, RwLock};
 
 use serde::de::DeserializeOwned;
 
+use self::json::Json;
 use super::error::KinesisError;
 use super::server::Encoding;
 
@@ -120,29 +121,31 @@ pub fn decode<T: DeserializeOwned>(
             if body.is_empty() {
                 return Err(KinesisError::Serialization(String::new()));
             }
-            let mut tree = json::Json::parse(body).map_err(|e| {
+            let mut tree = Json::parse(body).map_err(|e| {
                 tracing::debug!(operation, error = %e, "kinesis body is not JSON");
                 KinesisError::Serialization(String::new())
             })?;
-            if !matches!(tree, json::Json::Map(_)) {
+            if !matches!(tree, Json::Map(_)) {
                 return Err(KinesisError::Serialization(String::new()));
             }
-            let truncated = match op {
-                Some(op) => validate(op.members, &tree)?,
-                None => false,
+            let Some(op) = op else {
+                return T::deserialize(tree)
+                    .map_err(|e| KinesisError::Serialization(e.to_string()));
             };
-            if truncated {
-                if let Some(op) = op {
-                    truncate_numbers(op.members, &mut tree);
+            // What AWS answers when the quick checks or the typed decoding find something:
+            // the complete checks' error (a blob's base64 text is reported in member order).
+            let complete = |quick: KinesisError| -> KinesisError {
+                match Json::parse(body).map(|tree| validate(op.members, &tree)) {
+                    Ok(Err(e)) => e,
+                    _ => quick,
                 }
-            } else if let Ok(typed) = serde_json::from_slice(body) {
-                // The typed request straight from the body: what the checked tree holds.
-                return Ok(typed);
+            };
+            match validate_with(op.members, &tree, Blobs::Deferred) {
+                Ok(true) => truncate_numbers(op.members, &mut tree),
+                Ok(false) => {}
+                Err(e) => return Err(complete(e)),
             }
-            // Numbers read as AWS reads them, or what the typed decoding refuses on the body
-            // but takes from a value (a repeated key: the last one counts).
-            serde_json::from_value(tree.into_value())
-                .map_err(|e| KinesisError::Serialization(e.to_string()))
+            T::deserialize(tree).map_err(|e| complete(KinesisError::Serialization(e.to_string())))
         }
         Encoding::Cbor => {
             // The Java SDKs send no body at all for operations without input.
@@ -175,9 +178,28 @@ pub fn decode<T: DeserializeOwned>(
 /// wrong one is a `SerializationException`), then every constraint (one
 /// `ValidationException`). Answers whether some number must be truncated as AWS reads it.
 pub fn validate<N: Node>(members: &'static [Member], value: &N) -> Result<bool, KinesisError> {
+    validate_with(members, value, Blobs::Check)
+}
+
+/// How the checks treat base64 text of a blob member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blobs {
+    /// Checked as AWS checks it.
+    Check,
+    /// Left to the typed decoding, which refuses exactly what AWS refuses (canonical, padded
+    /// standard base64; see the tests): a valid request's records are then read once, not
+    /// twice. Any error sends the request through the checks again with [`Blobs::Check`].
+    Deferred,
+}
+
+fn validate_with<N: Node>(
+    members: &'static [Member],
+    value: &N,
+    blobs: Blobs,
+) -> Result<bool, KinesisError> {
     for m in members {
         if let Some(v) = value.field(m.name) {
-            if let Some(message) = type_error(m.shape, v) {
+            if let Some(message) = type_error(m.shape, v, blobs) {
                 return Err(KinesisError::Type(message));
             }
         }
@@ -340,7 +362,7 @@ const MAP_FOUND: &str = "Start of structure or map found where not expected.";
 const BIG_NUMBER: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
 
 /// AWS's `SerializationException` text when `v` cannot be read as `shape`, else None.
-fn type_error<N: Node>(shape: &Shape, v: &N) -> Option<String> {
+fn type_error<N: Node>(shape: &Shape, v: &N, blobs: Blobs) -> Option<String> {
     let view = v.view();
     if let View::Null = view {
         return None;
@@ -357,20 +379,21 @@ fn type_error<N: Node>(shape: &Shape, v: &N) -> Option<String> {
     let text = |s: &str| -> String { format!("'{s}' can not be converted to {scalar_name}") };
     match (&shape.kind, view) {
         (_, View::Null) => None,
-        (Kind::List(member), View::List(items)) => {
-            items.iter().find_map(|item| type_error(member, item))
-        }
+        (Kind::List(member), View::List(items)) => items
+            .iter()
+            .find_map(|item| type_error(member, item, blobs)),
         (Kind::List(_), View::Map) => Some(MAP_FOUND.into()),
         (Kind::List(_), _) => Some("Expected list or null".into()),
         (Kind::Map(_, value), View::Map) => v
             .entries()
             .into_iter()
-            .find_map(|(_, item)| type_error(value, item)),
+            .find_map(|(_, item)| type_error(value, item, blobs)),
         (Kind::Map(..), View::List(_)) => Some(LIST_FOUND.into()),
         (Kind::Map(..), _) => Some("Expected map or null".into()),
-        (Kind::Structure(members), View::Map) => members
-            .iter()
-            .find_map(|m| v.field(m.name).and_then(|child| type_error(m.shape, child))),
+        (Kind::Structure(members), View::Map) => members.iter().find_map(|m| {
+            v.field(m.name)
+                .and_then(|child| type_error(m.shape, child, blobs))
+        }),
         (Kind::Structure(_), View::List(_)) => Some(LIST_FOUND.into()),
         (Kind::Structure(_), _) => Some("Expected null".into()),
         (_, View::List(_)) => Some(LIST_FOUND.into()),
@@ -393,6 +416,7 @@ fn type_error<N: Node>(shape: &Shape, v: &N) -> Option<String> {
         )),
         (Kind::String | Kind::Boolean, View::Bytes(b)) => Some(text(&String::from_utf8_lossy(b))),
         (Kind::Blob, View::Bytes(_)) => None,
+        (Kind::Blob, View::Str(_)) if blobs == Blobs::Deferred => None,
         (Kind::Blob, View::Str(s)) => {
             base64_error(s).map(|reason| format!("{}: {reason}", text(s)))
         }

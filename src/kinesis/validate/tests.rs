@@ -350,7 +350,8 @@ fn base64_checks_agree_with_a_byte_by_byte_reading() {
         }
         None
     }
-    let base = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw==";
+    let base =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw==";
     let mut cases: Vec<String> = vec![
         String::new(),
         "AAAA".into(),
@@ -377,11 +378,81 @@ fn base64_checks_agree_with_a_byte_by_byte_reading() {
                 assert_eq!(got.as_deref(), Some(expected.as_str()), "{s}")
             }
             _ => assert!(
-                got.as_ref().map_or(true, |m| !m.starts_with("Invalid Base64 character")),
+                got.as_ref()
+                    .map_or(true, |m| !m.starts_with("Invalid Base64 character")),
                 "{s}: {got:?}"
             ),
         }
     }
     assert_eq!(base64_error("AAAA"), None);
     assert_eq!(base64_error(base), None);
+}
+
+/// Deferring a blob's base64 check to the typed decoding is sound only if the decoder refuses
+/// exactly what AWS's check refuses.
+#[test]
+fn the_base64_decoder_refuses_what_aws_refuses() {
+    use base64::Engine as _;
+    let mut cases: Vec<String> = Vec::new();
+    let alphabet = "AQgw+/=-_ é\u{7f}.";
+    // Every string of up to 5 characters over a small alphabet with the interesting ones.
+    let chars: Vec<char> = alphabet.chars().collect();
+    let mut frontier = vec![String::new()];
+    for _ in 0..5 {
+        let mut next = Vec::new();
+        for s in &frontier {
+            for &c in &chars {
+                let mut t = s.clone();
+                t.push(c);
+                next.push(t);
+            }
+        }
+        cases.extend(next.iter().cloned());
+        frontier = next;
+    }
+    cases.extend(
+        [
+            "AAAAAA==", "AAAAAAA=", "AAAAAAB=", "AAAAAB==", "AA==AA==", "AAAA====",
+        ]
+        .map(String::from),
+    );
+    for s in &cases {
+        let aws_ok = base64_error(s).is_none();
+        let decoder_ok = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
+        assert_eq!(
+            aws_ok, decoder_ok,
+            "{s:?}: AWS {aws_ok}, decoder {decoder_ok}"
+        );
+    }
+}
+
+/// A request with a bad blob and another violation answers what the complete checks answer
+/// (the blob's SerializationException), also on the deferred path.
+#[test]
+fn deferred_blob_checks_answer_as_the_complete_checks() {
+    let bodies: [&[u8]; 4] = [
+        br#"{"StreamName":"s","Data":"AB=C","PartitionKey":""}"#,
+        br#"{"StreamName":"s","Data":"A","PartitionKey":"k"}"#,
+        br#"{"Data":"AAB=","PartitionKey":"k"}"#,
+        br#"{"StreamName":"s","Records":[{"Data":"AAAA","PartitionKey":"k"},{"Data":"*AAA","PartitionKey":"k"}]}"#,
+    ];
+    for (op, body) in [
+        ("PutRecord", bodies[0]),
+        ("PutRecord", bodies[1]),
+        ("PutRecord", bodies[2]),
+        ("PutRecords", bodies[3]),
+    ] {
+        let value: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+        let expected = check(op, value).expect_err("invalid");
+        let got = match op {
+            "PutRecord" => {
+                decode::<crate::kinesis::model::PutRecordInput>(op, body, Encoding::Json)
+                    .map(|_| ())
+            }
+            _ => decode::<crate::kinesis::model::PutRecordsInput>(op, body, Encoding::Json)
+                .map(|_| ()),
+        }
+        .expect_err("invalid");
+        assert_eq!(got, expected, "{}", String::from_utf8_lossy(body));
+    }
 }
