@@ -131,7 +131,7 @@ impl U192 {
             }
         }
         let first = buf.iter().position(|&b| b != b'0').unwrap_or(buf.len() - 1);
-        String::from_utf8_lossy(&buf[first..]).into_owned()
+        String::from_utf8(buf[first..].to_vec()).unwrap_or_default()
     }
 
     fn from_decimal(s: &str) -> Option<U192> {
