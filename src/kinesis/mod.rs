@@ -41,8 +41,8 @@ use std::sync::Arc;
 
 pub use error::KinesisError;
 pub(crate) use ops::dispatch as dispatch_operation;
-pub use server::accept_loop;
-pub(crate) use server::{Encoding, Reply as OperationReply};
+pub use server::{accept_loop, Encoding};
+pub(crate) use server::Reply as OperationReply;
 
 use crate::context::BrokerContext;
 use iterator::IteratorKey;

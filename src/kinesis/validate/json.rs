@@ -90,7 +90,7 @@ impl<'de> Deserializer<'de> for Json<'de> {
                 Ok(value)
             }
             Json::Map(entries) => {
-                let mut map = MapDeserializer::new(last_of_each_key(entries).into_iter());
+                let mut map = MapDeserializer::new(last_of_each_key(entries));
                 let value = visitor.visit_map(&mut map)?;
                 map.end()?;
                 Ok(value)
@@ -127,29 +127,33 @@ impl<'de> IntoDeserializer<'de, serde_json::Error> for Json<'de> {
     }
 }
 
-/// A map's entries with only the last of each repeated key, in the body's order otherwise.
-fn last_of_each_key<'a>(entries: Vec<(Cow<'a, str>, Json<'a>)>) -> Vec<(Json<'a>, Json<'a>)> {
+/// A map's entries with only the last of each repeated key, in the body's order otherwise
+/// (without a copy of the entries when no key repeats, the usual case).
+fn last_of_each_key<'a>(
+    entries: Vec<(Cow<'a, str>, Json<'a>)>,
+) -> impl Iterator<Item = (Json<'a>, Json<'a>)> {
     let n = entries.len();
-    let repeated = |i: usize, k: &str| entries[i + 1..].iter().any(|(later, _)| later == k);
     // Requests have a few members; a map of many (tags) is checked through a set.
-    let keep: Vec<bool> = if n <= 32 {
-        (0..n).map(|i| !repeated(i, &entries[i].0)).collect()
+    let keep: Option<Vec<bool>> = if n <= 32 {
+        let repeats = |i: usize| entries[i + 1..].iter().any(|(later, _)| *later == entries[i].0);
+        (0..n)
+            .any(repeats)
+            .then(|| (0..n).map(|i| !repeats(i)).collect())
     } else {
         let mut seen = std::collections::HashSet::with_capacity(n);
         let mut keep: Vec<bool> = entries
             .iter()
             .rev()
-            .map(|(k, _)| seen.insert(k.clone()))
+            .map(|(k, _)| seen.insert(k.as_ref()))
             .collect();
         keep.reverse();
-        keep
+        keep.contains(&false).then_some(keep)
     };
     entries
         .into_iter()
-        .zip(keep)
-        .filter(|(_, keep)| *keep)
-        .map(|((k, v), _)| (Json::Str(k), v))
-        .collect()
+        .enumerate()
+        .filter(move |(i, _)| keep.as_ref().map_or(true, |keep| keep.get(*i) == Some(&true)))
+        .map(|(_, (k, v))| (Json::Str(k), v))
 }
 
 impl Node for Json<'_> {
