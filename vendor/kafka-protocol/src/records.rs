@@ -514,7 +514,13 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // ESKER PATCH: was `records.reserve(record_count as usize)`; every record takes at
+        // least 7 bytes (length, attributes, timestamp and offset deltas, key and value
+        // lengths, header count).
+        records.reserve(crate::protocol::types::prealloc_capacity::<Record>(
+            batch_decode_info.record_count as usize,
+            buf.remaining() / 7,
+        ));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +899,13 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // ESKER PATCH: was `IndexMap::with_capacity(num_headers)`; every header takes at
+        // least 2 bytes (key and value lengths).
+        let mut headers =
+            IndexMap::with_capacity(crate::protocol::types::prealloc_capacity::<(
+                StrBytes,
+                Option<Bytes>,
+            )>(num_headers, bytes::Buf::remaining(buf) / 2));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

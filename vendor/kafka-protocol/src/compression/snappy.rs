@@ -57,6 +57,22 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
 
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
+// ESKER PATCH (see ESKER-PATCH.md): the uncompressed length a snappy block's header claims is
+// checked against what the block can expand to before a zeroed buffer of that size is made
+// (a 6-byte block could otherwise claim 4 GiB).
+
+/// The most a snappy block can expand: its densest element is a 3-byte copy of 64 bytes.
+const SNAPPY_MAX_EXPANSION: usize = 22;
+
+fn check_claimed_len(claimed: usize, compressed: usize) -> Result<()> {
+    if claimed > compressed.saturating_mul(SNAPPY_MAX_EXPANSION) {
+        anyhow::bail!(
+            "snappy block of {compressed} bytes claims {claimed} uncompressed bytes, more than it can hold"
+        );
+    }
+    Ok(())
+}
+
 impl<B: ByteBuf> Decompressor<B> for Snappy {
     type Buf = Bytes;
     fn decompress<R, F>(compressed: &mut B, f: F) -> Result<R>
@@ -81,6 +97,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_claimed_len(actual_len, compressed.len())?; // ESKER PATCH
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +121,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_claimed_len(uncompressed_block_length, compressed_block.len())?; // ESKER PATCH
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

@@ -10,6 +10,44 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+// ESKER PATCH (see ESKER-PATCH.md): bounds on what a length or count read from the wire may
+// make the decoder allocate before the bytes behind it have been seen.
+
+/// Bytes the decoder reserves up front for one array; a longer array grows as its elements
+/// are decoded.
+const PREALLOC_BUDGET_BYTES: usize = 64 * 1024;
+
+/// The capacity to reserve for `count` elements of `T` read from a buffer with `remaining`
+/// bytes left: every element takes at least one byte on the wire, and at most
+/// `PREALLOC_BUDGET_BYTES` are reserved before any element is decoded.
+pub(crate) fn prealloc_capacity<T>(count: usize, remaining: usize) -> usize {
+    let per_element = std::mem::size_of::<T>().max(1);
+    count
+        .min(remaining)
+        .min(PREALLOC_BUDGET_BYTES / per_element)
+}
+
+/// Fails (as a short read) when `len` bytes are claimed but fewer remain, before the decoder
+/// allocates a buffer of that size.
+fn ensure_remaining<B: ByteBuf>(buf: &B, len: usize) -> Result<()> {
+    if buf.remaining() < len {
+        return Err(super::buf::NotEnoughBytesError.into());
+    }
+    Ok(())
+}
+
+/// Fails when an array claims more elements than there are bytes left (each element takes at
+/// least one byte), as Apache Kafka's generated readers do.
+fn ensure_array_fits<B: ByteBuf>(buf: &B, count: usize) -> Result<()> {
+    if count > buf.remaining() {
+        bail!(
+            "Tried to allocate a collection of size {count}, but there are only {} bytes remaining",
+            buf.remaining()
+        );
+    }
+    Ok(())
+}
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -359,6 +397,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                ensure_remaining(buf, n as usize)?; // ESKER PATCH
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -511,6 +550,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                ensure_remaining(buf, (n - 1) as usize)?; // ESKER PATCH
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -655,6 +695,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                ensure_remaining(buf, n as usize)?; // ESKER PATCH
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +845,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                ensure_remaining(buf, (n - 1) as usize)?; // ESKER PATCH
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -985,7 +1027,10 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                // ESKER PATCH: was `Vec::with_capacity(n as usize)`.
+                ensure_array_fits(buf, n as usize)?;
+                let mut result =
+                    Vec::with_capacity(prealloc_capacity::<T>(n as usize, buf.remaining()));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1138,10 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                // ESKER PATCH: was `Vec::with_capacity((n - 1) as usize)`.
+                ensure_array_fits(buf, (n - 1) as usize)?;
+                let mut result =
+                    Vec::with_capacity(prealloc_capacity::<T>((n - 1) as usize, buf.remaining()));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
