@@ -9,7 +9,8 @@
 //! claiming huge record and header counts. Each must be answered or refused without a panic
 //! and without any allocation of `MAX_ALLOCATION` or more. The 73-byte frame of the finding is
 //! also sent to a broker over TCP: the connection is closed and a real rdkafka producer is
-//! served afterwards.
+//! served afterwards. Kinesis CBOR bodies claiming huge strings, arrays and maps get the same
+//! check through `esker::fuzzing::kinesis_request`.
 
 mod common;
 
@@ -420,6 +421,69 @@ fn snappy_bound_keeps_real_data_decodable() {
     let back = Snappy::decompress(&mut block.clone(), |b: &mut Bytes| Ok(b.len()))
         .expect("raw block decompresses");
     assert_eq!(back, 32 * 1024, "a {first_len}-byte block");
+}
+
+/// CBOR Kinesis bodies whose byte string, text, array or map header claims about 4 GiB or
+/// 4 billion items, followed by a few bytes.
+fn huge_cbor_bodies() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let text = |b: &mut Vec<u8>, s: &str| {
+        b.push(0x60 | s.len() as u8);
+        b.extend_from_slice(s.as_bytes());
+    };
+    let mut bodies = Vec::new();
+    let mut b = vec![0xa3];
+    text(&mut b, "StreamName");
+    text(&mut b, "bounds");
+    text(&mut b, "Data");
+    b.extend_from_slice(&[0x5a, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+    bodies.push(("PutRecord", "byte string", b));
+    let mut b = vec![0xa2];
+    text(&mut b, "StreamName");
+    b.extend_from_slice(&[0x7a, 0xff, 0xff, 0xff, 0xff, b'a', b'b']);
+    bodies.push(("DescribeStream", "text string", b));
+    let mut b = vec![0xa2];
+    text(&mut b, "Records");
+    b.extend_from_slice(&[0x9a, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xa0]);
+    bodies.push(("PutRecords", "array", b));
+    bodies.push((
+        "ListStreams",
+        "map",
+        vec![0xbb, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x61, b'a', 0x01],
+    ));
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_cbor_claims_allocate_little() {
+    let _serial = SERIAL.lock().await;
+    // The front end is opened over the broker's context below, so the broker's own listener
+    // stays off (one owner of the stream store).
+    let broker = TestBroker::start_with(&[("kinesis.listener", "")]).await;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let kinesis = esker::fuzzing::kinesis_open(broker.context(), stop_rx).expect("kinesis");
+    for (operation, what, body) in huge_cbor_bodies() {
+        let (answer, largest) = measured(esker::fuzzing::kinesis_request(
+            &kinesis,
+            operation,
+            &body,
+            true,
+            Duration::from_secs(5),
+        ))
+        .await;
+        assert!(
+            largest < MAX_ALLOCATION,
+            "{operation} with a huge {what}: largest allocation {largest} bytes"
+        );
+        let (status, text) = answer.expect("answered in time");
+        assert_eq!(
+            status,
+            400,
+            "{operation} with a huge {what}: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    drop(kinesis);
+    broker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
