@@ -3,14 +3,14 @@
 //! `vendor/kafka-protocol/ESKER-PATCH.md`).
 //!
 //! A counting global allocator records the largest single allocation while each hostile input
-//! goes through the entry point the `kafka_request` fuzz target uses
-//! (`esker::fuzzing::kafka_request`): every file in `fuzz/known/`, then hand-made frames with
-//! huge array counts for several APIs in flexible and non-flexible versions, and record batches
-//! claiming huge record and header counts. Each must be answered or refused without a panic
-//! and without any allocation of `MAX_ALLOCATION` or more. The 73-byte frame of the finding is
-//! also sent to a broker over TCP: the connection is closed and a real rdkafka producer is
-//! served afterwards. Kinesis CBOR bodies claiming huge strings, arrays and maps get the same
-//! check through `esker::fuzzing::kinesis_request`.
+//! goes through the entry point and broker the `kafka_request` fuzz target uses
+//! (`esker::fuzzing::kafka_request` on a `FuzzBroker`): every file in `fuzz/known/`, then
+//! hand-made frames with huge array counts for several APIs in flexible and non-flexible
+//! versions, and record batches claiming huge record and header counts. Each must be answered
+//! or refused without a panic and without any allocation of `MAX_ALLOCATION` or more. The
+//! 73-byte frame of the finding is also sent to a broker over TCP: the connection is closed and
+//! a real rdkafka producer is served afterwards. Kinesis CBOR bodies claiming huge strings,
+//! arrays and maps get the same check through `esker::fuzzing::kinesis_request`.
 
 mod common;
 
@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::raw::{request_frame, Raw};
 use common::{producer_config, TestBroker, TIMEOUT};
-use esker::fuzzing::KafkaOutcome;
+use esker::fuzzing::{FuzzBroker, KafkaOutcome};
 use kafka_protocol::compression::{Compressor, Decompressor, Snappy};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
@@ -282,25 +282,26 @@ fn known_findings() -> Vec<(String, Vec<u8>)> {
 
 // --- the tests ----------------------------------------------------------------------------
 
-async fn through_dispatch(broker: &TestBroker, frame: Vec<u8>) -> (KafkaOutcome, usize) {
-    let ctx = broker.context();
-    let port = broker.broker.as_ref().expect("running").kafka_addrs()[0].port();
-    let listener = esker::fuzzing::plaintext_listener(port);
-    let frame = Bytes::from(frame);
-    measured(esker::fuzzing::kafka_request(
-        &ctx,
-        &listener,
-        frame,
+/// Runs one frame through `kafka_request` on the fuzz target's broker, as the target does.
+fn through_dispatch(broker: &FuzzBroker, frame: Vec<u8>) -> (KafkaOutcome, usize) {
+    broker.rt.block_on(measured(esker::fuzzing::kafka_request(
+        &broker.ctx,
+        &broker.listener,
+        Bytes::from(frame),
         Duration::from_secs(5),
-    ))
-    .await
+    )))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_counts_allocate_little_through_kafka_dispatch() {
-    let _serial = SERIAL.lock().await;
-    let broker = TestBroker::start().await;
-    broker.create_topic("bounds", 1).await;
+#[test]
+fn hostile_counts_allocate_little_through_kafka_dispatch() {
+    let _serial = SERIAL.blocking_lock();
+    // The broker the kafka_request fuzz target runs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = FuzzBroker::start(dir.path(), &[]).expect("broker starts");
+    broker
+        .rt
+        .block_on(broker.ctx.create_topic("bounds", 1, Default::default()))
+        .expect("topic");
 
     let known = known_findings();
     assert!(
@@ -310,7 +311,7 @@ async fn hostile_counts_allocate_little_through_kafka_dispatch() {
         "the issue 19 finding is in fuzz/known"
     );
     for (name, frame) in known {
-        let (outcome, largest) = through_dispatch(&broker, frame).await;
+        let (outcome, largest) = through_dispatch(&broker, frame);
         assert!(
             largest < MAX_ALLOCATION,
             "fuzz/known/{name}: largest allocation {largest} bytes ({outcome:?})"
@@ -322,7 +323,7 @@ async fn hostile_counts_allocate_little_through_kafka_dispatch() {
     }
 
     for (what, frame) in huge_array_frames() {
-        let (outcome, largest) = through_dispatch(&broker, frame).await;
+        let (outcome, largest) = through_dispatch(&broker, frame);
         assert!(
             largest < MAX_ALLOCATION,
             "{what}: largest allocation {largest} bytes ({outcome:?})"
@@ -339,7 +340,7 @@ async fn hostile_counts_allocate_little_through_kafka_dispatch() {
     for (what, batch) in hostile_batches() {
         for version in [8, 9] {
             let frame = produce_frame(batch.clone(), version).to_vec();
-            let (outcome, largest) = through_dispatch(&broker, frame).await;
+            let (outcome, largest) = through_dispatch(&broker, frame);
             assert!(
                 largest < MAX_ALLOCATION,
                 "Produce v{version}, {what}: largest allocation {largest} bytes ({outcome:?})"
@@ -352,17 +353,10 @@ async fn hostile_counts_allocate_little_through_kafka_dispatch() {
     }
 
     // The same entry point still takes a valid produce.
-    let (outcome, _) = through_dispatch(
-        &broker,
-        produce_frame(
-            esker::log::batch::build_batch(&[(None, Some(b"ok"))], 0).freeze(),
-            9,
-        )
-        .to_vec(),
-    )
-    .await;
+    let valid = esker::log::batch::build_batch(&[(None, Some(b"ok"))], 0).freeze();
+    let (outcome, _) = through_dispatch(&broker, produce_frame(valid, 9).to_vec());
     assert!(matches!(outcome, KafkaOutcome::Reply(_)), "{outcome:?}");
-    broker.stop().await;
+    broker.shutdown().expect("clean shutdown");
 }
 
 #[tokio::test]
