@@ -10,18 +10,11 @@
 #   benches/crash_loop.sh 300 --producers 16 --partitions 64 --seed 42
 #   BROKER=/path/to/esker DATA_DIR=/tmp/crash benches/crash_loop.sh 10
 #
-# Builds like benches/soak.sh (release broker unless BROKER is set, dev-profile load generator).
+# Builds with benches/soak_env.sh, as benches/soak.sh does (release broker unless BROKER is set,
+# dev-profile load generator).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 ROUNDS=${1:-100}
 shift || true
-target=${CARGO_TARGET_DIR:-target}
-if [ -z "${BROKER:-}" ]; then
-  cargo build --release --bin esker -q
-  BROKER=$target/release/esker
-fi
-tool=$(cargo build --bench soak --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\/soak-[^"]*\)".*/\1/p' | tail -1)
-data=()
-[ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
-exec "$tool" --broker "$BROKER" "${data[@]}" crash-loop --rounds "$ROUNDS" "$@"
+# shellcheck source=benches/soak_env.sh
+source "$(dirname "$0")/soak_env.sh"
+exec "$SOAK_TOOL" --broker "$BROKER" "${SOAK_DATA[@]}" crash-loop --rounds "$ROUNDS" "$@"

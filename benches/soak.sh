@@ -10,23 +10,15 @@
 #   BROKER=/path/to/esker benches/soak.sh 600
 #   BROKER_CPUS=0-1 TOOL_CPUS=2-3 benches/soak.sh
 #
-# The broker is built with `cargo build --release --bin esker` unless BROKER is set; the load
-# generator is built in the dev profile (it shares the test dependencies' build). The data
-# directory is a temp dir unless DATA_DIR is set (kept then, with the broker's log in it).
+# Builds with benches/soak_env.sh: the release broker unless BROKER is set, the load generator
+# in the dev profile. The data directory is a temp dir unless DATA_DIR is set (kept then, with
+# the broker's log in it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-3600}
 shift || true
-target=${CARGO_TARGET_DIR:-target}
-if [ -z "${BROKER:-}" ]; then
-  cargo build --release --bin esker -q
-  BROKER=$target/release/esker
-fi
-tool=$(cargo build --bench soak --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\/soak-[^"]*\)".*/\1/p' | tail -1)
+# shellcheck source=benches/soak_env.sh
+source "$(dirname "$0")/soak_env.sh"
 BROKER_CPUS=${BROKER_CPUS:-0}
 TOOL_CPUS=${TOOL_CPUS:-1}
-data=()
-[ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
-exec taskset -c "$TOOL_CPUS" "$tool" --broker "$BROKER" --broker-cpus "$BROKER_CPUS" "${data[@]}" \
-  soak --duration-secs "$DURATION" "$@"
+exec taskset -c "$TOOL_CPUS" "$SOAK_TOOL" --broker "$BROKER" --broker-cpus "$BROKER_CPUS" \
+  "${SOAK_DATA[@]}" soak --duration-secs "$DURATION" "$@"

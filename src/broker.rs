@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
-use crate::context::sync_dir;
-pub use crate::context::{BrokerContext, CreateTopicError};
+use crate::context::{sync_dir, BrokerContext};
 use crate::net::{self, Drain};
 use crate::shard::{shard_for, ShardConfig, ShardError, ShardPool, ShardState, StorageError};
 

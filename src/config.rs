@@ -292,14 +292,15 @@ pub const KEYS: &[KeyDef] = &[
         default: "600000",
         kind: Kind::Int { min: -1, max: i64::MAX },
         doc: "Close a connection that has read no byte for this long while no request of it is in \
-              flight (Kafka, Kinesis and metrics listeners). -1 never closes idle connections.",
+              flight (Kafka, Kinesis, metrics and console listeners). -1 never closes idle \
+              connections.",
     },
     KeyDef {
         name: "max.connections",
         default: "2147483647",
         kind: Kind::Int { min: 0, max: I32MAX },
         doc: "Open connections allowed on the Kafka and Kinesis listeners together (the metrics \
-              listener counts its own, with the same limit). A connection over the limit is \
+              listener and console.listener each count their own, with the same limit). A connection over the limit is \
               closed right after it is accepted (Kafka instead stops accepting until a slot \
               frees); refusals are counted and logged at most once a second.",
     },

@@ -505,21 +505,20 @@ async fn groups_lag_reset_and_delete() {
             let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
         }
     });
-    let mut stable = String::new();
-    for _ in 0..200 {
-        // Until the consumer joins, the group does not exist (exit 1).
-        stable = esker(&["group", "describe", "live", "-b", &bs], "")
-            .await
-            .stdout;
-        if stable.contains("State: Stable") && stable.contains("events:0") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        stable.contains("State: Stable") && stable.contains("events:0"),
-        "{stable}"
-    );
+    let stable = common::eventually_async(
+        "group live Stable with events:0",
+        common::TIMEOUT,
+        || async {
+            // Until the consumer joins, the group does not exist (exit 1).
+            let out = esker(&["group", "describe", "live", "-b", &bs], "").await;
+            if out.stdout.contains("State: Stable") && out.stdout.contains("events:0") {
+                Ok(out.stdout)
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
     golden("group_describe_live.txt", &normalise(&stable, &b));
     let list = ok(&["group", "list", "-b", &bs], "").await;
     golden("group_list.txt", &list);

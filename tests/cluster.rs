@@ -1167,6 +1167,9 @@ async fn harness_handles_a_single_node_process() {
 /// A record put through Kinesis: sequence number, partition key, data.
 type PutRecordView = (String, String, Vec<u8>);
 
+/// A sequence number as something that orders as its number: (length, digits).
+type SeqKey = (usize, String);
+
 /// Every record of `shard` from `iterator` on, through `k`, until `want` records arrived (a
 /// shard's records become readable once its in-sync replicas have them, so reads are repeated
 /// until then, bounded by the caller).
@@ -1284,8 +1287,8 @@ async fn kinesis_endpoint_of_every_node_serves_every_stream() {
         // records in sequence-number order.
         let started = Instant::now();
         // Sequence numbers are 56 decimal digits (too wide for u128): ordered as (length, digits).
-        let seq_key = |s: &str| (s.len(), s.to_string());
-        let mut put: BTreeMap<String, Vec<((usize, String), PutRecordView)>> = BTreeMap::new();
+        let seq_key = |s: &str| -> SeqKey { (s.len(), s.to_string()) };
+        let mut put: BTreeMap<String, Vec<(SeqKey, PutRecordView)>> = BTreeMap::new();
         for id in [2, 3] {
             let entries: Vec<PutRecordsRequestEntry> = (0..60)
                 .map(|i| {

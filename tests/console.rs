@@ -330,16 +330,15 @@ async fn open_console_lists_browses_and_shows_lag() {
     assert_eq!(key("console.enable")["source"], "STATIC_BROKER_CONFIG");
 
     // Throughput samples from the broker's counters.
-    let mut seen = None;
-    for _ in 0..100 {
-        let t = get(addr, "/ui/api/throughput", None).await.json();
-        if let Some(s) = t["samples"].as_array().filter(|s| !s.is_empty()) {
-            seen = Some(s.clone());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let samples = seen.expect("a throughput sample within 10 s");
+    let samples =
+        common::eventually_async("a throughput sample", Duration::from_secs(10), || async {
+            let t = get(addr, "/ui/api/throughput", None).await.json();
+            match t["samples"].as_array().filter(|s| !s.is_empty()) {
+                Some(s) => Ok(s.clone()),
+                None => Err(t),
+            }
+        })
+        .await;
     assert!(samples[0]["bytes_in"].is_number());
     assert!(samples[0]["at_ms"].as_i64().unwrap_or(0) > 0);
 
@@ -593,11 +592,7 @@ async fn mtls_on_the_console_listener() {
         ),
     ])
     .await;
-    let addr = b
-        .broker
-        .as_ref()
-        .and_then(|b| b.console_addr())
-        .expect("console listener");
+    let addr = b.console_addr();
     // Not on the metrics listener (console.enable is off).
     assert_eq!(get(b.metrics_addr(), "/ui/", None).await.status, 404);
     b.context()

@@ -335,7 +335,7 @@ async fn create_renew_describe_expire_and_authenticate_with_tokens() {
 
     // Alice creates a token for herself with bob as renewer, asking for a shorter lifetime
     // than delegation.token.max.lifetime.ms (2 h) but longer than the expiry time (1 h).
-    let before = esker::broker::BrokerContext::now_ms();
+    let before = esker::context::BrokerContext::now_ms();
     let created = alice
         .call(&create_req(None, &[("User", "bob")], 90 * 60 * 1000), 3)
         .await;
@@ -397,7 +397,7 @@ async fn create_renew_describe_expire_and_authenticate_with_tokens() {
         renew(&mut carol, &alice_hmac, -1).await.error_code,
         OWNER_MISMATCH
     );
-    let now = esker::broker::BrokerContext::now_ms();
+    let now = esker::context::BrokerContext::now_ms();
     let renewed = renew(&mut bob, &alice_hmac, 60_000).await;
     assert_eq!(renewed.error_code, 0);
     assert!((now + 60_000..now + 60_000 + 10_000).contains(&renewed.expiry_timestamp_ms));
@@ -505,7 +505,7 @@ async fn create_renew_describe_expire_and_authenticate_with_tokens() {
         OWNER_MISMATCH
     );
     let bob_hmac = v1.hmac.to_vec();
-    let now = esker::broker::BrokerContext::now_ms();
+    let now = esker::context::BrokerContext::now_ms();
     let moved = expire(&mut bob, &bob_hmac, 1).await;
     assert_eq!(moved.error_code, 0);
     assert!((now + 1..now + 10_000).contains(&moved.expiry_timestamp_ms));

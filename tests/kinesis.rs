@@ -12,7 +12,7 @@ use aws_sdk_kinesis::types::{
     StreamModeDetails,
 };
 use aws_sdk_kinesis::Client;
-use common::kinesis::{client, client_for, code, kinesis_addr};
+use common::kinesis::{client, client_for, code, create, iterator, kinesis_addr, TestResult};
 use common::TestBroker;
 use md5::{Digest, Md5};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -20,8 +20,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A sequence number as something that orders as its number: AWS's are 56 decimal digits
 /// (more than a u128 holds), so (length, digits).
@@ -33,15 +31,6 @@ fn seq_order(s: &str) -> (usize, &str) {
 
 fn md5_hash(key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(key.as_bytes()).into())
-}
-
-async fn create(c: &Client, name: &str, shards: i32) -> TestResult {
-    c.create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await?;
-    Ok(())
 }
 
 /// (shard id, start, end) of every shard.
@@ -62,23 +51,6 @@ async fn ranges(
             )
         })
         .collect())
-}
-
-async fn iterator(
-    c: &Client,
-    stream: &str,
-    shard: &str,
-    kind: ShardIteratorType,
-) -> Result<String, Box<dyn std::error::Error>> {
-    Ok(c.get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(kind)
-        .send()
-        .await?
-        .shard_iterator()
-        .expect("iterator")
-        .to_string())
 }
 
 /// Reads a shard from `it` until an empty answer; returns (partition key, data) pairs.
@@ -484,7 +456,7 @@ async fn bad_input_answers_aws_exceptions() -> TestResult {
         .await
         .expect_err("bad iterator");
     assert_eq!(code(&e), "InvalidArgumentException");
-    // Expired iterator (ttl 300 ms here).
+    // Expired iterator (ttl 300 ms here): only time expires it, so the sleep is the test.
     let it = iterator(
         &c,
         "s",
@@ -1403,30 +1375,33 @@ async fn enhanced_fan_out_pushes_records_put_after_subscribing() -> TestResult {
     // Resubscribing after the continuation point gives nothing new; a record put now arrives.
     // The broker notices the dropped subscription asynchronously: until then the consumer and
     // shard are still in use, so retry on ResourceInUseException.
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    let mut sub = loop {
-        let attempt = c
-            .subscribe_to_shard()
-            .consumer_arn(&consumer_arn)
-            .shard_id("shardId-000000000000")
-            .starting_position(
-                StartingPosition::builder()
-                    .r#type(ShardIteratorType::AfterSequenceNumber)
-                    .sequence_number(&continuation)
-                    .build()?,
-            )
-            .send()
-            .await;
-        match attempt {
-            Ok(sub) => break sub,
-            Err(e)
-                if code(&e) == "ResourceInUseException" && std::time::Instant::now() < deadline =>
-            {
-                tokio::task::yield_now().await;
+    let from = StartingPosition::builder()
+        .r#type(ShardIteratorType::AfterSequenceNumber)
+        .sequence_number(&continuation)
+        .build()?;
+    let (c, arn) = (&c, &consumer_arn);
+    let mut sub = common::eventually_async(
+        "the dropped subscription's release",
+        common::TIMEOUT,
+        || {
+            let from = from.clone();
+            async move {
+                let attempt = c
+                    .subscribe_to_shard()
+                    .consumer_arn(arn)
+                    .shard_id("shardId-000000000000")
+                    .starting_position(from)
+                    .send()
+                    .await;
+                match attempt {
+                    Ok(sub) => Ok(sub),
+                    Err(e) if code(&e) == "ResourceInUseException" => Err(e),
+                    Err(e) => panic!("resubscribe: {e:?}"),
+                }
             }
-            Err(e) => return Err(e.into()),
-        }
-    };
+        },
+    )
+    .await;
     c.put_record()
         .stream_name("fanout")
         .partition_key("k")

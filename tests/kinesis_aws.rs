@@ -9,7 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{
     EncryptionType, MinimumThroughputBillingCommitmentInputStatus, ScalingType, ShardIteratorType,
@@ -17,18 +16,14 @@ use aws_sdk_kinesis::types::{
 };
 use aws_sdk_kinesis::Client;
 use base64::Engine;
-use common::kinesis::{client, code};
+use common::kinesis::{client, code, create, err, iterator_of, TestResult};
 use common::TestBroker;
 use md5::{Digest, Md5};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
 const ACCOUNT: &str = "000000000000";
 
-/// The (code, message) of an SDK error.
-fn err<E: ProvideErrorMetadata, R>(e: &aws_sdk_kinesis::error::SdkError<E, R>) -> (String, String) {
-    (code(e), e.message().unwrap_or_default().to_string())
-}
+/// How long a stream may take through a configured life-cycle delay.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// The hex digits of a decimal number (big-integer arithmetic on the digits).
 fn hex_of(decimal: &str) -> String {
@@ -57,61 +52,32 @@ fn aws_fields(seq: &str) -> (u64, u64, u64, u64) {
     (p(1, 10), p(11, 27), p(29, 38), p(38, 46))
 }
 
-async fn wait_for_status(c: &Client, name: &str, status: StreamStatus) -> TestResult {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = c.describe_stream_summary().stream_name(name).send().await?;
+/// Waits until the stream `name` shows `status` (a describe that fails fails the test).
+async fn wait_for_status(c: &Client, name: &str, status: StreamStatus) {
+    let want = &status;
+    common::eventually_async(&format!("stream {name} {status:?}"), WAIT, || async move {
+        let s = c
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("describe");
         let got = s
             .stream_description_summary()
             .map(|d| d.stream_status().clone());
-        if got.as_ref() == Some(&status) {
-            return Ok(());
+        match got {
+            Some(ref g) if g == want => Ok(()),
+            _ => Err(got),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "stream {name} stayed {got:?}, not {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn iterator_of(
-    c: &Client,
-    stream: &str,
-    shard: &str,
-    kind: ShardIteratorType,
-    seq: Option<&str>,
-) -> Result<
-    String,
-    aws_sdk_kinesis::error::SdkError<
-        aws_sdk_kinesis::operation::get_shard_iterator::GetShardIteratorError,
-    >,
-> {
-    let mut req = c
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(kind);
-    if let Some(seq) = seq {
-        req = req.starting_sequence_number(seq);
-    }
-    Ok(req
-        .send()
-        .await?
-        .shard_iterator()
-        .unwrap_or_default()
-        .to_string())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_iterators_and_shard_ids_as_aws() -> TestResult {
     let b = TestBroker::start().await;
     let c = client(&b);
-    c.create_stream()
-        .stream_name("fmt")
-        .shard_count(2)
-        .send()
-        .await?;
+    create(&c, "fmt", 2).await?;
     let created = c
         .describe_stream_summary()
         .stream_name("fmt")
@@ -588,11 +554,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
     ])
     .await;
     let c = client(&b);
-    c.create_stream()
-        .stream_name("life")
-        .shard_count(2)
-        .send()
-        .await?;
+    create(&c, "life", 2).await?;
     let d = c.describe_stream().stream_name("life").send().await?;
     let desc = d.stream_description().expect("description");
     assert_eq!(desc.stream_status(), &StreamStatus::Creating);
@@ -612,7 +574,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
             format!("Stream life under account {ACCOUNT} not found.")
         )
     );
-    wait_for_status(&c, "life", StreamStatus::Active).await?;
+    wait_for_status(&c, "life", StreamStatus::Active).await;
     c.put_record()
         .stream_name("life")
         .partition_key("k")
@@ -649,7 +611,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
         .data(Blob::new("during"))
         .send()
         .await?;
-    wait_for_status(&c, "life", StreamStatus::Active).await?;
+    wait_for_status(&c, "life", StreamStatus::Active).await;
 
     // Encryption: key ids validated, shown, stamped on puts; records come back as written.
     let e = c
@@ -668,7 +630,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
         .key_id(key)
         .send()
         .await?;
-    wait_for_status(&c, "life", StreamStatus::Active).await?;
+    wait_for_status(&c, "life", StreamStatus::Active).await;
     let s = c
         .describe_stream_summary()
         .stream_name("life")
@@ -701,7 +663,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
         .key_id("alias/aws/kinesis")
         .send()
         .await?;
-    wait_for_status(&c, "life", StreamStatus::Active).await?;
+    wait_for_status(&c, "life", StreamStatus::Active).await;
 
     // Stream mode by ARN.
     let arn = s.stream_arn().to_string();
@@ -714,7 +676,7 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
         )
         .send()
         .await?;
-    wait_for_status(&c, "life", StreamStatus::Active).await?;
+    wait_for_status(&c, "life", StreamStatus::Active).await;
 
     // Resource policies, verbatim.
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kinesis:GetRecords","Resource":"*"}]}"#;
@@ -788,24 +750,14 @@ async fn life_cycle_encryption_mode_policies_and_account_settings() -> TestResul
         .await
         .expect_err("DELETING");
     assert_eq!(code(&e), "ResourceNotFoundException");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    common::eventually_async("stream life gone", WAIT, || async {
         match c.describe_stream_summary().stream_name("life").send().await {
-            Err(e) if code(&e) == "ResourceNotFoundException" => break,
-            other => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "still there: {other:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(e) if code(&e) == "ResourceNotFoundException" => Ok(()),
+            other => Err(other),
         }
-    }
-    c.create_stream()
-        .stream_name("life")
-        .shard_count(1)
-        .send()
-        .await?;
+    })
+    .await;
+    create(&c, "life", 1).await?;
     b.stop().await;
     Ok(())
 }
@@ -939,11 +891,7 @@ fn deaggregate(partition_key: &str, data: &[u8]) -> Vec<(String, Vec<u8>)> {
 async fn kpl_aggregated_records_come_back_intact_and_deaggregate() -> TestResult {
     let b = TestBroker::start().await;
     let c = client(&b);
-    c.create_stream()
-        .stream_name("kpl")
-        .shard_count(1)
-        .send()
-        .await?;
+    create(&c, "kpl", 1).await?;
     let users: Vec<(usize, Vec<u8>)> = (0..100)
         .map(|i| {
             (

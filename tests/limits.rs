@@ -1,7 +1,7 @@
 //! Connection and memory bounds (issue 19): `max.connections`, `max.connections.per.ip` and its
 //! overrides, `connections.max.idle.ms`, `socket.request.read.timeout.ms` and the
 //! `queued.max.request.bytes` memory pool, on the Kafka listener and (idle, slow request) on the
-//! Kinesis and metrics listeners.
+//! Kinesis, metrics and console listeners.
 //!
 //! The 10 000-connection and memory tests run the broker as a child process
 //! (`CARGO_BIN_EXE_esker`) so that its file descriptors and RSS are its own.
@@ -283,6 +283,54 @@ async fn slow_frames_and_idle_connections_are_closed_but_a_long_poll_is_not() {
     b.stop().await;
 }
 
+/// `console.listener` is served like the metrics listener: connections count against a limiter
+/// of its own, and an idle connection and a stalled request head are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_listener_limits_and_closes_idle_and_stalled_connections() {
+    let b = TestBroker::start_with(&[
+        ("console.listener", "127.0.0.1:0"),
+        ("socket.request.read.timeout.ms", "1000"),
+        ("connections.max.idle.ms", "2000"),
+        ("max.connections.per.ip", "2"),
+    ])
+    .await;
+    let addr = b.console_addr();
+    let console = b.context().net.console.clone();
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET /ui/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    common::eventually("both connections counted", TIMEOUT, || {
+        (console.open() == 2).then_some(())
+    })
+    .await;
+    // A third from the same address is over max.connections.per.ip; the metrics listener,
+    // counted apart, still answers.
+    let mut over = TcpStream::connect(addr).await.expect("connect");
+    assert!(closed(&mut over).await, "the connection over the limit");
+    assert_eq!(common::http_get(b.metrics_addr(), "/healthz").await.0, 200);
+    assert!(closed(&mut slow).await, "a stalled request head");
+    assert!(closed(&mut idle).await, "an idle connection");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "the idle one was closed at its deadline, not before ({:?})",
+        started.elapsed()
+    );
+    let text = scrape(&b).await;
+    let of = |series_name: &str, reason: &str| {
+        series(
+            &text,
+            &format!(r#"{series_name}{{listener="CONSOLE",reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(of("esker_connections_closed_total", "slow_frame"), 1.0);
+    assert_eq!(of("esker_connections_closed_total", "idle"), 1.0);
+    assert_eq!(of("esker_connections_rejected_total", "per_ip"), 1.0);
+    b.stop().await;
+}
+
 // ---- child-process tests ----
 
 struct Proc(Child);
@@ -302,7 +350,7 @@ fn free_port() -> u16 {
 }
 
 /// The broker as a child process: (process, Kafka address, metrics address).
-fn spawn_broker(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+async fn spawn_broker(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
     let (port, metrics_port) = (free_port(), free_port());
     let mut args = vec![
         format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
@@ -322,13 +370,12 @@ fn spawn_broker(dir: &Path, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
         .spawn()
         .expect("spawn esker");
     let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start listening");
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    common::eventually_async("the broker listening", Duration::from_secs(60), || {
+        TcpStream::connect(metrics)
+    })
+    .await;
     (proc, addr, metrics)
 }
 
@@ -368,23 +415,19 @@ async fn await_metrics(
     limit: Duration,
     check: impl Fn(&str) -> bool,
 ) {
-    let deadline = Instant::now() + limit;
-    loop {
+    common::eventually_async(what, limit, || async {
         let (_, text) = common::http_get(metrics, "/metrics").await;
         if check(&text) {
-            return;
+            return Ok(());
         }
-        if Instant::now() >= deadline {
-            let ours: Vec<&str> = text
-                .lines()
-                .filter(|l| {
-                    l.starts_with("esker_connections") || l.starts_with("kafka_server_socket")
-                })
-                .collect();
-            panic!("timed out waiting for {what}: {ours:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        // The connection series, to say where it stands.
+        Err(text
+            .lines()
+            .filter(|l| l.starts_with("esker_connections") || l.starts_with("kafka_server_socket"))
+            .map(str::to_string)
+            .collect::<Vec<_>>())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +438,8 @@ async fn ten_thousand_idle_connections_are_reaped() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_broker, addr, metrics) = spawn_broker(dir.path(), &["connections.max.idle.ms=3000"]);
+    let (_broker, addr, metrics) =
+        spawn_broker(dir.path(), &["connections.max.idle.ms=3000"]).await;
     let mut conns = Vec::with_capacity(N);
     let started = Instant::now();
     let created =
@@ -450,7 +494,7 @@ async fn flood(pool: Option<&str>) -> u64 {
         setting = format!("queued.max.request.bytes={p}");
         extra.push(&setting);
     }
-    let (broker, addr, _) = spawn_broker(dir.path(), &extra);
+    let (broker, addr, _) = spawn_broker(dir.path(), &extra).await;
     let pid = broker.0.id();
     let bootstrap = addr.to_string();
     let mut admin = Raw::connect(&bootstrap).await;
@@ -538,16 +582,22 @@ async fn flood(pool: Option<&str>) -> u64 {
     consumer.assign(&tpl).expect("assign");
     let want = (CONNECTIONS * PER_CONNECTION + PARTITIONS as usize) * 16;
     let mut got = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while got < want {
-        assert!(Instant::now() < deadline, "read {got} of {want} records");
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+    common::eventually_async("every record read back", Duration::from_secs(120), || {
+        // Drains what has arrived; between rounds the helper waits for more.
+        while let Some(m) = consumer.poll(Duration::ZERO) {
             let m = m.expect("record");
             assert_eq!(m.payload().map(<[u8]>::len), Some(64 * 1024));
             got += 1;
         }
-    }
-    assert_eq!(got, want);
+        let now = if got >= want {
+            Ok(())
+        } else {
+            Err(format!("read {got} of {want} records"))
+        };
+        async move { now }
+    })
+    .await;
+    assert_eq!(got, want, "no more records than were produced");
     peak
 }
 

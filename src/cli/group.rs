@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use serde::Serialize;
 
-use super::output::{list_offsets, or_dash, parse_time, print_json, topics, Table};
+use super::output::{list_offsets, or_dash, parse_time, print_json, topics, Deletions, Table};
 use super::{usage, CliResult, GroupAction, ResetTo};
 use crate::client::{check, Client, ClientError, Target};
 
@@ -222,8 +222,7 @@ pub async fn run(client: &mut Client, action: GroupAction, json: bool) -> CliRes
             execute,
         } => reset(client, &group, &topic, all_topics, &to, execute, json).await,
         GroupAction::Delete { groups } => {
-            let mut deleted = Vec::new();
-            let mut first_err: Option<ClientError> = None;
+            let mut report = Deletions::new("group");
             for g in &groups {
                 let result = async {
                     let coord = client.coordinator(g).await?;
@@ -238,29 +237,9 @@ pub async fn run(client: &mut Client, action: GroupAction, json: bool) -> CliRes
                     Ok::<(), ClientError>(())
                 }
                 .await;
-                match result {
-                    Ok(()) => deleted.push(g.clone()),
-                    Err(e) => {
-                        // The first failure is the command's error; the others are logged.
-                        if first_err.is_some() {
-                            eprintln!("error: {e}");
-                        } else {
-                            first_err = Some(e);
-                        }
-                    }
-                }
+                report.record(g.clone(), result);
             }
-            if json {
-                print_json(&serde_json::json!({ "deleted": deleted }))?;
-            } else {
-                for g in &deleted {
-                    println!("deleted group '{g}'");
-                }
-            }
-            match first_err {
-                Some(e) => Err(e.into()),
-                None => Ok(()),
-            }
+            report.finish(json)
         }
     }
 }

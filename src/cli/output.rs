@@ -1,5 +1,5 @@
-//! Output and lookups shared by the subcommands: aligned tables, JSON, times (RFC 3339 in and
-//! out, UTC), topic metadata with clear errors, and ListOffsets routed to partition leaders.
+//! Output and lookups shared by the subcommands: aligned tables, JSON, the report of a
+//! deletion of several things, times (RFC 3339 in and out, UTC), topic metadata with clear errors, and ListOffsets routed to partition leaders.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +74,50 @@ pub fn print_json<T: Serialize>(value: &T) -> CliResult<()> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     println!("{text}");
     Ok(())
+}
+
+/// What a command deleting several things (topics, groups) reports: the names deleted, as
+/// `{"deleted": [...]}` or a line each, and the first failure as the command's error (later
+/// failures are printed on stderr as they come).
+pub struct Deletions {
+    kind: &'static str,
+    deleted: Vec<String>,
+    first_err: Option<ClientError>,
+}
+
+impl Deletions {
+    /// An empty report for things of `kind` (`topic`, `group`).
+    pub fn new(kind: &'static str) -> Deletions {
+        Deletions {
+            kind,
+            deleted: Vec::new(),
+            first_err: None,
+        }
+    }
+
+    /// Records how deleting `name` went.
+    pub fn record(&mut self, name: String, result: Result<(), ClientError>) {
+        match result {
+            Ok(()) => self.deleted.push(name),
+            Err(e) if self.first_err.is_some() => eprintln!("error: {e}"),
+            Err(e) => self.first_err = Some(e),
+        }
+    }
+
+    /// Prints what was deleted; the first failure is the command's error.
+    pub fn finish(self, json: bool) -> CliResult<()> {
+        if json {
+            print_json(&serde_json::json!({ "deleted": self.deleted }))?;
+        } else {
+            for name in &self.deleted {
+                println!("deleted {} '{name}'", self.kind);
+            }
+        }
+        match self.first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `-` for a missing value.
@@ -312,6 +356,24 @@ pub async fn list_offsets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deletion_report_keeps_the_deleted_and_the_first_failure() {
+        let refused = |name: &str| ClientError::Response {
+            what: format!("topic '{name}'"),
+            code: 3,
+            message: None,
+        };
+        let mut report = Deletions::new("topic");
+        report.record("a".into(), Ok(()));
+        report.record("b".into(), Err(refused("b")));
+        report.record("c".into(), Err(refused("c")));
+        report.record("d".into(), Ok(()));
+        assert_eq!(report.deleted, ["a", "d"]);
+        let e = report.finish(true).expect_err("b failed");
+        assert!(e.to_string().contains("topic 'b'"), "{e}");
+        assert!(Deletions::new("group").finish(false).is_ok());
+    }
 
     #[test]
     fn times_round_trip() {

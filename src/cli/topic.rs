@@ -7,7 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::configs::{alter, describe, Resource};
-use super::output::{list_offsets, print_json, topic_what, topics, Table};
+use super::output::{list_offsets, print_json, topic_what, topics, Deletions, Table};
 use super::{key_value, CliError, CliResult, TopicAction};
 use crate::client::{check, Client, ClientError, Target};
 
@@ -150,35 +150,15 @@ pub async fn run(client: &mut Client, action: TopicAction, json: bool) -> CliRes
                     }
                 })
                 .await?;
-            let mut deleted = Vec::new();
-            let mut first_err = None;
+            let mut report = Deletions::new("topic");
             for r in &resp.responses {
                 let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-                match check(r.error_code, r.error_message.as_deref(), || {
+                let result = check(r.error_code, r.error_message.as_deref(), || {
                     topic_what(&name, r.error_code, "DELETE")
-                }) {
-                    Ok(()) => deleted.push(name),
-                    Err(e) => {
-                        // The first failure is the command's error; the others are logged.
-                        if first_err.is_some() {
-                            eprintln!("error: {e}");
-                        } else {
-                            first_err = Some(e);
-                        }
-                    }
-                }
+                });
+                report.record(name, result);
             }
-            if json {
-                print_json(&serde_json::json!({ "deleted": deleted }))?;
-            } else {
-                for d in &deleted {
-                    println!("deleted topic '{d}'");
-                }
-            }
-            match first_err {
-                Some(e) => Err(e.into()),
-                None => Ok(()),
-            }
+            report.finish(json)
         }
         TopicAction::AlterConfig { topic, changes } => {
             alter(client, Resource::Topic(topic), &changes, json).await

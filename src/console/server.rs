@@ -1,25 +1,20 @@
 //! `console.listener`: the console on a port of its own, HTTP/1.1 or (with
 //! `console.ssl.enabled`) HTTPS with the broker's certificate, and client certificates
 //! (`console.ssl.client.auth`) whose mapped principal authenticates the caller, as on an SSL
-//! Kafka listener. Everything outside `/ui` redirects to `/ui/`. Like the metrics endpoint it
-//! takes no part in the connection drain and closes when the shutdown stops it.
+//! Kafka listener. Everything outside `/ui` redirects to `/ui/`. It is served by the same accept
+//! loop as the metrics endpoint ([`crate::net::http_listener`]): connection limits, idle and
+//! slow-request deadlines, no part in the connection drain, closed when the shutdown stops it.
 
-use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{Console, ConsoleConfig};
-use crate::auth::Principal;
+use crate::net::http_listener::{self, Caller, HttpListener};
 use crate::tls::TlsServer;
 
 /// Binds `console.listener` (the first address it resolves to); `None` when unset. A listener
@@ -37,88 +32,41 @@ pub fn bind(config: &ConsoleConfig) -> std::io::Result<Option<std::net::TcpListe
     Ok(Some(sock))
 }
 
-/// Accepts connections until `stop` turns true.
+/// The `listener` label of the console listener's connection series.
+pub const LISTENER: &str = "CONSOLE";
+
+/// Accepts connections until `stop` turns true. Like the metrics listener's, they count
+/// against a limiter of their own (`max.connections`, `max.connections.per.ip`) and are closed
+/// when idle or when a request head (or a TLS handshake) is too slow
+/// ([`crate::net::http_listener`]).
 pub async fn accept_loop(
     listener: TcpListener,
     console: Arc<Console>,
     tls: Option<Arc<TlsServer>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "console accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let ctx = &console.ctx;
+    let side = HttpListener {
+        name: LISTENER,
+        limiter: ctx.net.console.clone(),
+        limits: ctx.net.config.clone(),
+        metrics: ctx.metrics.listener(LISTENER),
+        tls,
+    };
+    http_listener::accept_loop(listener, side, stop, move |req, caller: Caller| {
         let console = console.clone();
-        let tls = tls.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let ip = peer.ip();
-            match tls {
-                None => serve(stream, console, ip, None, stop).await,
-                Some(tls) => {
-                    let stream = match tls.accept(stream, &mut stop).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "console TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let cert = match tls.peer_principal(stream.get_ref().1) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::info!(target: "esker::audit", ip = %ip, error = %e, "console client certificate refused");
-                            return;
-                        }
-                    };
-                    serve(stream, console, ip, cert, stop).await
-                }
-            }
-        });
-    }
-    tracing::debug!("console listener closed");
-}
-
-async fn serve<S>(
-    stream: S,
-    console: Arc<Console>,
-    ip: IpAddr,
-    cert: Option<Principal>,
-    mut stop: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let console = console.clone();
-        let cert = cert.clone();
         async move {
-            let resp = if req.uri().path().starts_with(super::PREFIX) {
-                console.handle(req, ip, cert).await
-            } else {
-                let mut r = Response::new(Full::new(Bytes::new()));
-                *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-                r.headers_mut().insert(
-                    hyper::header::LOCATION,
-                    hyper::header::HeaderValue::from_static("/ui/"),
-                );
-                r
-            };
-            Ok::<_, Infallible>(resp)
+            if req.uri().path().starts_with(super::PREFIX) {
+                return console.handle(req, caller.ip, caller.cert).await;
+            }
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            r.headers_mut().insert(
+                hyper::header::LOCATION,
+                hyper::header::HeaderValue::from_static("/ui/"),
+            );
+            r
         }
-    });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
-    }
+    })
+    .await
 }

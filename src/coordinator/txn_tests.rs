@@ -7,10 +7,10 @@ use tempfile::TempDir;
 use super::{
     CommitOffset, CommitParams, Coordinator, GroupError, JoinParams, TxnCommitParams, OFFSETS_TOPIC,
 };
-use crate::broker::Broker;
 use crate::config::Config;
 use crate::context::BrokerContext;
 use crate::shard::ShardState;
+use crate::Broker; // a whole broker, through the crate's entry point, as an integration test would
 
 async fn start() -> (Broker, TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

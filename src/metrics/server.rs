@@ -5,20 +5,17 @@
 //! [`crate::console`]). It takes no part in the connection drain: it keeps answering (`/readyz` 503) until
 //! the shutdown closes it just before the shards stop.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::context::BrokerContext;
-use crate::net::http::{Activity, Guarded, Tracked};
+use crate::net::http_listener::{self, Caller, HttpListener};
 
 /// Binds `metrics.listener` (the first address it resolves to). A listener left at its default
 /// is best effort: if its port is taken the broker runs without it, with a warning.
@@ -50,75 +47,33 @@ pub const LISTENER: &str = "METRICS";
 
 /// Accepts connections until `stop` turns true. Connections count against their own limiter
 /// (`max.connections`, `max.connections.per.ip`), apart from the client listeners', and are
-/// closed when idle or when a request head is too slow ([`crate::net::http`]).
+/// closed when idle or when a request head is too slow ([`crate::net::http_listener`]).
 pub async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<BrokerContext>,
     console: Option<Arc<crate::console::Console>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let connections = ctx.metrics.listener(LISTENER);
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let permit = match ctx.net.monitoring.try_open(peer.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                connections.rejected(why);
-                ctx.net.monitoring.log_refusal(LISTENER, peer, why);
-                continue;
-            }
-        };
+    let side = HttpListener {
+        name: LISTENER,
+        limiter: ctx.net.monitoring.clone(),
+        limits: ctx.net.config.clone(),
+        metrics: ctx.metrics.listener(LISTENER),
+        tls: None,
+    };
+    http_listener::accept_loop(listener, side, stop, move |req, caller: Caller| {
         let ctx = ctx.clone();
         let console = console.clone();
-        let mut stop = stop.clone();
-        let open = connections.opened();
-        let metrics = connections.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _open = open;
-            let limits = ctx.net.config.clone();
-            let activity = Activity::new();
-            let requests = activity.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let ctx = ctx.clone();
-                let console = console.clone();
-                let guard = requests.request();
-                async move {
-                    let resp = match &console {
-                        Some(c) if req.uri().path().starts_with(crate::console::PREFIX) => {
-                            c.handle(req, peer.ip(), None).await
-                        }
-                        _ => handle(&ctx, req).await,
-                    };
-                    Ok::<_, Infallible>(resp.map(|body| Guarded::new(body, guard)))
+        async move {
+            match &console {
+                Some(c) if req.uri().path().starts_with(crate::console::PREFIX) => {
+                    c.handle(req, caller.ip, None).await
                 }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-            let conn = builder.serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                why = activity.watch(limits.idle_timeout, limits.request_read_timeout) => {
-                    metrics.closed(why);
-                    tracing::debug!(%peer, reason = ?why, "closing metrics connection");
-                }
-                _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                _ => handle(&ctx, req).await,
             }
-        });
-    }
-    tracing::debug!("metrics listener closed");
+        }
+    })
+    .await
 }
 
 async fn handle(ctx: &BrokerContext, req: Request<Incoming>) -> Response<Full<Bytes>> {

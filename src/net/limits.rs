@@ -428,6 +428,9 @@ pub struct NetLimits {
     /// The metrics listener's connections, counted apart so that a flood of client
     /// connections cannot lock monitoring out.
     pub monitoring: Arc<ConnectionLimiter>,
+    /// `console.listener`'s connections, counted apart likewise (a browser left open on the
+    /// console cannot lock out the metrics scrape, nor the other way round).
+    pub console: Arc<ConnectionLimiter>,
     /// `queued.max.requests`.
     pub queue: RequestQueue,
     /// `queued.max.request.bytes`, when set.
@@ -440,6 +443,7 @@ impl NetLimits {
         NetLimits {
             clients: ConnectionLimiter::new(&config),
             monitoring: ConnectionLimiter::new(&config),
+            console: ConnectionLimiter::new(&config),
             queue: RequestQueue::new(config.queued_max_requests),
             pool: config.queued_max_request_bytes.map(MemoryPool::new),
             config,

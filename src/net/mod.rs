@@ -35,6 +35,7 @@ use crate::log::FileRegion;
 use crate::metrics::{LimitClose, ListenerMetrics};
 
 pub mod http;
+pub mod http_listener;
 pub mod limits;
 
 /// Counts live connections so shutdown can wait for them to finish.

@@ -23,7 +23,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     /// The running broker's shared state.
-    pub fn context(&self) -> std::sync::Arc<esker::broker::BrokerContext> {
+    pub fn context(&self) -> std::sync::Arc<esker::context::BrokerContext> {
         self.broker.as_ref().expect("running").context().clone()
     }
 
@@ -41,6 +41,14 @@ impl TestBroker {
             .as_ref()
             .and_then(|b| b.metrics_addr())
             .expect("metrics endpoint")
+    }
+
+    /// The address of the broker's own console listener (`console.listener`).
+    pub fn console_addr(&self) -> std::net::SocketAddr {
+        self.broker
+            .as_ref()
+            .and_then(|b| b.console_addr())
+            .expect("console listener")
     }
 
     /// Starts a broker on 127.0.0.1:0 with a fresh data directory.
@@ -130,14 +138,31 @@ pub fn consumer_config(bootstrap: &str) -> ClientConfig {
 
 /// Polls `f` every 50 ms until it returns `Some`, failing with `what` after `limit`.
 pub async fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    eventually_async(what, limit, || {
+        let got = f().ok_or("not yet");
+        async move { got }
+    })
+    .await
+}
+
+/// Awaits `check` every 50 ms until it returns `Ok`, failing with `what` and the last `Err`
+/// (why it is not there yet: the state seen, the error answered) after `limit`. For checks that
+/// await: a client request, a scrape, a connect.
+pub async fn eventually_async<T, E, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if let Some(v) = f() {
-            return v;
-        }
+        let last = match check().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "timed out waiting for {what}: {last:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

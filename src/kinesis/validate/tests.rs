@@ -4,9 +4,16 @@
 use super::*;
 use serde_json::json;
 
+/// Validates `body` as the JSON path does (on the borrowed tree of its bytes) and checks the
+/// answer is the one a `serde_json::Value` of it gets.
 fn check(op: &str, body: serde_json::Value) -> Result<bool, KinesisError> {
     let op = operation(op).expect("operation in the model");
-    validate(op.members, &body)
+    let bytes = serde_json::to_vec(&body).expect("serialisable");
+    let tree = json::Json::parse(&bytes).expect("valid JSON");
+    let on_tree = validate(op.members, &tree);
+    let on_value = validate(op.members, &body);
+    assert_eq!(format!("{on_tree:?}"), format!("{on_value:?}"), "{body}");
+    on_tree
 }
 
 fn message(op: &str, body: serde_json::Value) -> (String, String) {
@@ -325,4 +332,56 @@ fn arn_patterns() {
         json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s"})
     )
     .is_ok());
+}
+
+/// The vectorised alphabet check answers as a byte-by-byte reading does, for every kind of
+/// misplaced character and padding.
+#[test]
+fn base64_checks_agree_with_a_byte_by_byte_reading() {
+    fn reference(s: &str) -> Option<String> {
+        let bytes = s.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let bad = !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+                || (b == b'=' && bytes.get(i + 1).is_some_and(|&n| n != b'='));
+            if bad {
+                let c = s[i..].chars().next().unwrap_or('?');
+                return Some(format!("Invalid Base64 character: '{c}'"));
+            }
+        }
+        None
+    }
+    let base = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw==";
+    let mut cases: Vec<String> = vec![
+        String::new(),
+        "AAAA".into(),
+        "AA==".into(),
+        "AAA=".into(),
+        "A===".into(),
+        "====".into(),
+        "AB==".into(),
+        "AAB=".into(),
+        base.into(),
+    ];
+    for pos in [0, 1, 30, 63, 64, 65, base.len() - 3] {
+        for c in ['=', '-', '_', ' ', 'é', '\u{7f}', '*'] {
+            let mut s: String = base.chars().take(pos).collect();
+            s.push(c);
+            s.extend(base.chars().skip(pos + 1));
+            cases.push(s);
+        }
+    }
+    for s in &cases {
+        let got = base64_error(s);
+        match reference(s) {
+            Some(expected) if utf16_len(s) % 4 == 0 => {
+                assert_eq!(got.as_deref(), Some(expected.as_str()), "{s}")
+            }
+            _ => assert!(
+                got.as_ref().map_or(true, |m| !m.starts_with("Invalid Base64 character")),
+                "{s}: {got:?}"
+            ),
+        }
+    }
+    assert_eq!(base64_error("AAAA"), None);
+    assert_eq!(base64_error(base), None);
 }
