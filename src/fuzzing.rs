@@ -5,7 +5,8 @@
 //! Each function takes bytes as a peer would send them and must return (an answer or an
 //! error), never panic and never wait without bound.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +28,80 @@ pub enum KafkaOutcome {
     Reply(Reply),
     /// No answer within the time limit (a long poll, a throttle, a rebalance wait).
     TimedOut,
+}
+
+/// An in-process broker as the fuzz targets run it: one shard, 1 MiB segments, no Kinesis or
+/// metrics listener, a PLAINTEXT listener on an ephemeral port, on a runtime of its own (one
+/// worker thread) that the target drives with `block_on`.
+pub struct FuzzBroker {
+    /// The broker's runtime.
+    pub rt: tokio::runtime::Runtime,
+    /// The broker's shared state.
+    pub ctx: Arc<BrokerContext>,
+    /// The PLAINTEXT listener as `net` describes it, for [`kafka_request`].
+    pub listener: Arc<ListenerInfo>,
+    /// Kept reachable for the life of the harness (LeakSanitizer reports memory that only a
+    /// discarded pointer held); the mutex makes the harness `Sync`, for a `static`.
+    broker: Mutex<crate::Broker>,
+}
+
+/// Why a [`FuzzBroker`] did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzBrokerError {
+    /// The runtime could not be built.
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The configuration was refused.
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The broker did not start.
+    #[error("broker: {0}")]
+    Broker(#[from] crate::broker::BrokerError),
+}
+
+impl FuzzBroker {
+    /// Starts a broker with its data in `dir` and the `extra` configuration keys (which win
+    /// over the defaults above).
+    pub fn start(dir: &Path, extra: &[(&str, &str)]) -> Result<FuzzBroker, FuzzBrokerError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(FuzzBrokerError::Runtime)?;
+        let mut pairs: Vec<(String, String)> = [
+            ("listeners", "PLAINTEXT://127.0.0.1:0"),
+            ("num.shards", "1"),
+            ("kinesis.listener", ""),
+            ("metrics.listener", ""),
+            ("log.segment.bytes", "1048576"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        pairs.push(("log.dirs".into(), dir.display().to_string()));
+        let config = crate::Config::from_pairs(pairs)?;
+        let broker = rt.block_on(crate::Broker::start(config))?;
+        let ctx = broker.context().clone();
+        let port = broker.kafka_addrs().first().map_or(0, |a| a.port());
+        Ok(FuzzBroker {
+            rt,
+            ctx,
+            listener: plaintext_listener(port),
+            broker: Mutex::new(broker),
+        })
+    }
+
+    /// Shuts the broker down gracefully (for tests: a fuzz target's broker lives as long as
+    /// its process).
+    pub fn shutdown(self) -> Result<(), FuzzBrokerError> {
+        let broker = self
+            .broker
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.rt.block_on(broker.shutdown())?;
+        Ok(())
+    }
 }
 
 /// A PLAINTEXT listener's description as `net` builds it, for [`kafka_request`].

@@ -11,12 +11,11 @@
 //! cap of 10 000 per request is unit-tested in `kafka::create_topics`).
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use esker::auth::ListenerInfo;
-use esker::context::BrokerContext;
+use esker::fuzzing::FuzzBroker;
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreateTopicsRequest, RequestHeader,
 };
@@ -27,48 +26,15 @@ const LIMIT: Duration = Duration::from_millis(100);
 const MAX_PARTITIONS: usize = 2_000;
 const MAX_PARTITIONS_PER_INPUT: i64 = 64;
 
-struct Harness {
-    rt: tokio::runtime::Runtime,
-    /// Kept here, reachable, for the life of the process (LeakSanitizer reports memory that
-    /// only a discarded `Box::leak` pointer held).
-    _broker: std::sync::Mutex<esker::Broker>,
-    ctx: Arc<BrokerContext>,
-    listener: Arc<ListenerInfo>,
-}
-
-fn harness() -> &'static Harness {
-    static H: OnceLock<Harness> = OnceLock::new();
+fn harness() -> &'static FuzzBroker {
+    static H: OnceLock<FuzzBroker> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let dir = tempfile::Builder::new()
             .prefix("esker-fuzz-kafka-")
             .tempdir()
             .expect("temp dir")
             .keep();
-        let config = esker::Config::from_pairs([
-            ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
-            ("log.dirs", dir.display().to_string()),
-            ("num.shards", "1".to_string()),
-            ("kinesis.listener", String::new()),
-            ("metrics.listener", String::new()),
-            ("log.segment.bytes", "1048576".to_string()),
-        ])
-        .expect("config");
-        let broker = rt
-            .block_on(esker::Broker::start(config))
-            .expect("broker starts");
-        let ctx = broker.context().clone();
-        let port = broker.kafka_addrs()[0].port();
-        Harness {
-            rt,
-            _broker: std::sync::Mutex::new(broker),
-            ctx,
-            listener: esker::fuzzing::plaintext_listener(port),
-        }
+        FuzzBroker::start(&dir, &[]).expect("broker starts")
     })
 }
 

@@ -13,6 +13,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use esker::fuzzing::FuzzBroker;
 use esker::kinesis::Kinesis;
 use libfuzzer_sys::fuzz_target;
 
@@ -20,11 +21,7 @@ const LIMIT: Duration = Duration::from_millis(100);
 const MAX_PARTITIONS: usize = 1_000;
 
 struct Harness {
-    rt: tokio::runtime::Runtime,
-    /// Kept here, reachable, for the life of the process (LeakSanitizer reports memory that
-    /// only a discarded `Box::leak` pointer held).
-    _broker: std::sync::Mutex<esker::Broker>,
-    ctx: Arc<esker::context::BrokerContext>,
+    broker: FuzzBroker,
     kinesis: Arc<Kinesis>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
@@ -32,39 +29,20 @@ struct Harness {
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let dir = tempfile::Builder::new()
             .prefix("esker-fuzz-kinesis-")
             .tempdir()
             .expect("temp dir")
             .keep();
-        let config = esker::Config::from_pairs([
-            ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
-            ("log.dirs", dir.display().to_string()),
-            ("num.shards", "1".to_string()),
-            ("kinesis.listener", String::new()),
-            ("metrics.listener", String::new()),
-            ("kinesis.shard.limit", "16".to_string()),
-            ("log.segment.bytes", "1048576".to_string()),
-        ])
-        .expect("config");
-        let broker = rt
-            .block_on(esker::Broker::start(config))
-            .expect("broker starts");
-        let ctx = broker.context().clone();
+        let broker =
+            FuzzBroker::start(&dir, &[("kinesis.shard.limit", "16")]).expect("broker starts");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let kinesis = {
-            let _enter = rt.enter();
-            esker::fuzzing::kinesis_open(ctx.clone(), stop_rx).expect("kinesis opens")
+            let _enter = broker.rt.enter();
+            esker::fuzzing::kinesis_open(broker.ctx.clone(), stop_rx).expect("kinesis opens")
         };
         Harness {
-            rt,
-            _broker: std::sync::Mutex::new(broker),
-            ctx,
+            broker,
             kinesis,
             _stop: stop_tx,
         }
@@ -79,9 +57,9 @@ fuzz_target!(|data: &[u8]| {
     let ops = esker::fuzzing::KINESIS_OPERATIONS;
     let operation = ops[usize::from(selector & 0x7f) % ops.len()];
     let cbor = selector & 0x80 != 0;
-    h.rt.block_on(async {
+    h.broker.rt.block_on(async {
         let _ = esker::fuzzing::kinesis_request(&h.kinesis, operation, body, cbor, LIMIT).await;
-        let topics = h.ctx.catalog.all();
+        let topics = h.broker.ctx.catalog.all();
         let partitions: usize = topics.iter().map(|t| t.partitions.max(0) as usize).sum();
         if partitions > MAX_PARTITIONS {
             for t in topics.iter().filter(|t| !t.name.starts_with("__")) {

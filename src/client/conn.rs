@@ -267,8 +267,17 @@ impl Connection {
                 self.addr
             )));
         }
-        let mut buf = vec![0u8; n as usize];
-        self.io.read_exact(&mut buf).await.map_err(broken)?;
+        // Grows as the response arrives: the length field alone never reserves MAX_FRAME.
+        let want = n as usize;
+        let mut buf = Vec::new();
+        let got = (&mut self.io)
+            .take(want as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(broken)?;
+        if got < want {
+            return Err(broken(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         let mut buf = Bytes::from(buf);
         let h = ResponseHeader::decode(&mut buf, R::Response::header_version(version))
             .map_err(|e| ClientError::Protocol(format!("decoding a response header: {e}")))?;

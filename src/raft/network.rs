@@ -162,8 +162,13 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
     let mut kind = [0u8; 1];
     r.read_exact(&mut kind).await?;
-    let mut body = vec![0u8; len as usize - 1];
-    r.read_exact(&mut body).await?;
+    // The buffer grows as the body arrives: a length field alone (from any peer that can reach
+    // the port) never reserves MAX_FRAME.
+    let want = len as usize - 1;
+    let mut body = Vec::new();
+    if (&mut *r).take(want as u64).read_to_end(&mut body).await? < want {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(Some((kind[0], body)))
 }
 
@@ -498,5 +503,41 @@ impl RaftNetwork<TypeConfig> for Peer {
             result = send => result.map_err(Transport::into_streaming)?,
         };
         result.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_round_trips() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, 7, b"{\"a\":1}")
+            .await
+            .expect("write");
+        let mut r = &wire[..];
+        let (kind, body) = read_frame(&mut r).await.expect("read").expect("a frame");
+        assert_eq!((kind, body.as_slice()), (7, &b"{\"a\":1}"[..]));
+        assert!(read_frame(&mut r).await.expect("clean end").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_length_without_its_body_is_a_torn_frame() {
+        // The largest length accepted, then 10 bytes and the end of the stream: an error, and
+        // the body buffer only ever held what arrived (it grows with the bytes read).
+        let mut wire = (MAX_FRAME as u32).to_be_bytes().to_vec();
+        wire.push(1);
+        wire.extend_from_slice(&[b'x'; 10]);
+        match read_frame(&mut &wire[..]).await {
+            Err(FrameError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+            other => panic!("expected a torn frame, got {other:?}"),
+        }
+        let mut wire = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        wire.push(1);
+        assert!(matches!(
+            read_frame(&mut &wire[..]).await,
+            Err(FrameError::BadLength(_))
+        ));
     }
 }

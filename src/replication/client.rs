@@ -112,9 +112,17 @@ impl BrokerClient {
             .ok()
             .filter(|l| *l <= MAX_RESPONSE && *l >= 4)
             .ok_or_else(|| ClientError::Protocol(format!("response length {len}")))?;
-        let mut body = BytesMut::zeroed(len);
-        self.stream.read_exact(&mut body).await?;
-        let mut body: Bytes = body.freeze();
+        // Grows as the response arrives: the length field alone never reserves MAX_RESPONSE.
+        let mut body = Vec::new();
+        if (&mut self.stream)
+            .take(len as u64)
+            .read_to_end(&mut body)
+            .await?
+            < len
+        {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        let mut body = Bytes::from(body);
         let header =
             ResponseHeader::decode(&mut body, Resp::header_version(version)).map_err(protocol)?;
         if header.correlation_id != correlation {
