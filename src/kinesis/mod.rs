@@ -41,8 +41,8 @@ use std::sync::Arc;
 
 pub use error::KinesisError;
 pub(crate) use ops::dispatch as dispatch_operation;
-pub use server::{accept_loop, Encoding};
 pub(crate) use server::Reply as OperationReply;
+pub use server::{accept_loop, Encoding};
 
 use crate::context::BrokerContext;
 use iterator::IteratorKey;

@@ -135,7 +135,11 @@ fn last_of_each_key<'a>(
     let n = entries.len();
     // Requests have a few members; a map of many (tags) is checked through a set.
     let keep: Option<Vec<bool>> = if n <= 32 {
-        let repeats = |i: usize| entries[i + 1..].iter().any(|(later, _)| *later == entries[i].0);
+        let repeats = |i: usize| {
+            entries[i + 1..]
+                .iter()
+                .any(|(later, _)| *later == entries[i].0)
+        };
         (0..n)
             .any(repeats)
             .then(|| (0..n).map(|i| !repeats(i)).collect())
@@ -152,7 +156,10 @@ fn last_of_each_key<'a>(
     entries
         .into_iter()
         .enumerate()
-        .filter(move |(i, _)| keep.as_ref().map_or(true, |keep| keep.get(*i) == Some(&true)))
+        .filter(move |(i, _)| {
+            keep.as_ref()
+                .map_or(true, |keep| keep.get(*i) == Some(&true))
+        })
         .map(|(_, (k, v))| (Json::Str(k), v))
 }
 

@@ -165,11 +165,11 @@ pub fn decode<T: DeserializeOwned>(
                 if let Some(op) = op {
                     truncate_numbers(op.members, &mut value);
                 }
-                return value
-                    .deserialized()
-                    .map_err(|e| KinesisError::Serialization(e.to_string()));
             }
-            ciborium::from_reader(body).map_err(|e| KinesisError::Serialization(e.to_string()))
+            // From the checked value, not the body again: one parse.
+            value
+                .deserialized()
+                .map_err(|e| KinesisError::Serialization(e.to_string()))
         }
     }
 }
