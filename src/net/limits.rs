@@ -8,7 +8,9 @@
 //! - [`MemoryPool`]: `queued.max.request.bytes`. A reader reserves a frame's size before reading
 //!   its body and waits (back-pressure, FIFO) while the pool is short; a frame larger than the
 //!   whole pool waits until the pool is full and is then served alone, so it cannot deadlock.
-//!   The reservation is released when the request's handler has finished with it.
+//!   The reservation is released when the request's handler has finished with it. Kinesis
+//!   request bodies draw on the same pool, and take a place in the same queue, as Kafka frames
+//!   (see [`crate::kinesis::server`]).
 //! - [`RequestQueue`]: `queued.max.requests`, requests read but not yet answered, broker-wide.
 //!   A request still waiting after [`PARKED_AFTER`] (a long-poll fetch, a JoinGroup waiting for
 //!   the other members, an acks=all produce waiting for replicas) leaves the count, as Kafka
@@ -332,10 +334,9 @@ impl MemoryPool {
     /// (in arrival order) until they are free. A request larger than the pool waits for the
     /// whole pool and holds it alone.
     pub async fn reserve(&self, bytes: usize) -> Reservation {
-        let wanted = allocation_size(bytes as u64).div_ceil(POOL_UNIT).max(1);
-        let units = wanted.min(u64::from(self.units)) as u32;
+        let units = units_for(bytes).min(u64::from(self.units)) as u32;
         if let Ok(p) = self.semaphore.clone().try_acquire_many_owned(units) {
-            return Reservation { _permit: Some(p) };
+            return Reservation { permit: Some(p) };
         }
         let started = Instant::now();
         let permit = self.semaphore.clone().acquire_many_owned(units).await;
@@ -345,9 +346,14 @@ impl MemoryPool {
         );
         // The semaphore is never closed; a closed one would only mean "no limit".
         Reservation {
-            _permit: permit.ok(),
+            permit: permit.ok(),
         }
     }
+}
+
+/// Permits of the pool an allocation of `bytes` takes (at least one).
+fn units_for(bytes: usize) -> u64 {
+    allocation_size(bytes as u64).div_ceil(POOL_UNIT).max(1)
 }
 
 /// What an allocation of `bytes` really takes: jemalloc (the binary's allocator) rounds a
@@ -365,7 +371,19 @@ pub fn allocation_size(bytes: u64) -> u64 {
 /// Bytes reserved in the [`MemoryPool`] (or nothing, when unbounded); released on drop.
 #[derive(Default)]
 pub struct Reservation {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// Gives back to the pool what exceeds `bytes` (as the allocator rounds them): a body of
+    /// unknown length reserves the most it may take, then keeps what its buffer really holds.
+    /// A reservation already at or below that size is left as it is.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if let Some(permit) = &mut self.permit {
+            let keep = units_for(bytes).min(permit.num_permits() as u64) as usize;
+            drop(permit.split(permit.num_permits() - keep));
+        }
+    }
 }
 
 /// `queued.max.requests`: requests read and not yet answered (or parked), broker-wide.
