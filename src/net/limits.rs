@@ -628,6 +628,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reservation_shrinks_to_what_its_buffer_holds() {
+        let pool = MemoryPool::new(64 * 1024);
+        let mut r = pool.reserve(64 * 1024).await;
+        assert_eq!(pool.available(), 0);
+        r.shrink_to(10_000); // 10 KiB as allocated
+        assert_eq!(pool.available(), 54 * 1024);
+        r.shrink_to(50_000); // never grows
+        assert_eq!(pool.available(), 54 * 1024);
+        r.shrink_to(0);
+        assert_eq!(pool.available(), 63 * 1024, "at least one unit kept");
+        drop(r);
+        assert_eq!(pool.available(), pool.capacity());
+        let mut unbounded = Reservation::default();
+        unbounded.shrink_to(0);
+    }
+
+    #[tokio::test]
     async fn a_parked_request_leaves_the_queue_but_keeps_its_memory() {
         let queue = RequestQueue::new(2);
         let pool = MemoryPool::new(4096);
