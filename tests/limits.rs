@@ -816,3 +816,102 @@ async fn kinesis_flood_without_a_pool_for_comparison() {
     let (peak, _) = kinesis_flood(None).await;
     eprintln!("unbounded: peak RSS growth {} MiB", peak >> 20);
 }
+
+// ---- the inter-broker listener and max.connections ----
+
+/// A connection to `addr` that the broker serves (an ApiVersions answered): waits until the
+/// broker has a slot for it (connections the cluster harness opened may still be closing).
+async fn hold_slot(addr: &str) -> Raw {
+    common::eventually_async("a served connection", TIMEOUT, || async {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&ApiVersionsRequest::default(), 0).await;
+        match raw.read_frame().await {
+            Some(_) => Ok(raw),
+            None => Err("refused"),
+        }
+    })
+    .await
+}
+
+/// Kafka's rule for the inter-broker listener (KIP-402): with `max.connections=1` and a client
+/// holding the one slot of each of two brokers, the brokers still reach each other on their
+/// `INTERNAL` listener: a partition on both, with `min.insync.replicas=2`, takes acks=all
+/// produces (each needs the follower to fetch from the leader), while a second client
+/// connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inter_broker_connections_are_exempt_from_max_connections() {
+    use common::cluster::Cluster;
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::BrokerId;
+    let c = Cluster::start_with_internal_listener(2, &[("max.connections", "1")]).await;
+    let mut leader = hold_slot(&c.bootstrap(1)).await;
+    let _follower_side = hold_slot(&c.bootstrap(2)).await;
+    let created: CreateTopicsResponse = leader
+        .call(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("ib")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])
+                    .with_configs(vec![CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                        .with_value(Some(StrBytes::from_static_str("2")))])]),
+            4,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let batch = Bytes::from(esker::log::batch::build_batch(
+        &[(None, Some(b"replicated".as_slice()))],
+        1_700_000_000_000,
+    ));
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("ib")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    // Until node 1 has become the partition's leader, produces are answered with an error
+    // (polled as `eventually` does, on the one connection the slot allows).
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let r: ProduceResponse = leader.call(&produce, 8).await;
+        let code = r.responses[0].partition_responses[0].error_code;
+        if code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an acks=all produce with both replicas in sync: error {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        let r: ProduceResponse = leader.call(&produce, 8).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    // The client slot is still the one held: another client is refused.
+    let mut over = TcpStream::connect(c.bootstrap(1)).await.expect("connect");
+    assert!(!served(&mut over).await, "max.connections still bounds clients");
+    let (_, text) = common::http_get(c.metrics_addr(1), "/metrics").await;
+    assert!(
+        series(
+            &text,
+            r#"esker_connections_rejected_total{listener="PLAINTEXT",reason="max_connections"}"#
+        ) >= 1.0
+    );
+    assert!(
+        series(
+            &text,
+            r#"kafka_server_socketservermetrics_connections{listener="INTERNAL"}"#
+        ) >= 1.0,
+        "the follower fetches through INTERNAL"
+    );
+}
