@@ -899,7 +899,10 @@ async fn inter_broker_connections_are_exempt_from_max_connections() {
     }
     // The client slot is still the one held: another client is refused.
     let mut over = TcpStream::connect(c.bootstrap(1)).await.expect("connect");
-    assert!(!served(&mut over).await, "max.connections still bounds clients");
+    assert!(
+        !served(&mut over).await,
+        "max.connections still bounds clients"
+    );
     let (_, text) = common::http_get(c.metrics_addr(1), "/metrics").await;
     assert!(
         series(

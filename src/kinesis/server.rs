@@ -1,8 +1,9 @@
 //! The HTTP side: an accept loop that spreads connections over the shard runtimes, hyper
 //! serving HTTP/1.1 and HTTP/2 on each (h2c with prior knowledge; with `kinesis.ssl.enabled`,
 //! HTTPS after a TLS handshake on the connection's shard, ALPN h2 or http/1.1), and the router that
-//! turns a request into an operation call: body limit, SigV4, `X-Amz-Target`, content type,
-//! and errors in AWS's shape (`{"__type", "message"}` with the error's status and
+//! turns a request into an operation call: the request queue and memory pool shared with the
+//! Kafka listeners (`queued.max.requests`, `queued.max.request.bytes`, taken before a body is
+//! read), body limit, SigV4, `X-Amz-Target`, content type, and errors in AWS's shape (`{"__type", "message"}` with the error's status and
 //! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId` and `x-amz-id-2`; CORS
 //! preflights and non-POST requests are answered as AWS does (see [`handle`]).
 
@@ -538,7 +539,14 @@ async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::I
     }
     // The bytes stay reserved until the operation has answered.
     crate::net::limits::run_request(
-        operate(kinesis, &parts, body.freeze(), &content_type, encoding, peer),
+        operate(
+            kinesis,
+            &parts,
+            body.freeze(),
+            &content_type,
+            encoding,
+            peer,
+        ),
         place,
         memory,
     )

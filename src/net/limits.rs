@@ -517,8 +517,8 @@ impl NetLimits {
         kafka_listeners: impl IntoIterator<Item = &'a str>,
     ) -> Self {
         let names: std::collections::BTreeSet<&str> = kafka_listeners.into_iter().collect();
-        self.exempt_listener = (names.len() > 1 && names.contains(inter_broker))
-            .then(|| inter_broker.to_string());
+        self.exempt_listener =
+            (names.len() > 1 && names.contains(inter_broker)).then(|| inter_broker.to_string());
         self
     }
 
@@ -528,11 +528,7 @@ impl NetLimits {
     /// and closes the least recently used connection of another listener to make room; Esker
     /// leaves them out of the count instead, so no client connection is closed for them
     /// (there are a few per broker of the cluster).
-    pub fn try_open_kafka(
-        &self,
-        listener: &str,
-        ip: IpAddr,
-    ) -> Result<ConnectionPermit, Refusal> {
+    pub fn try_open_kafka(&self, listener: &str, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
         if self.exempt_listener.as_deref() == Some(listener) {
             self.clients.try_open_exempt(ip)
         } else {
@@ -615,7 +611,9 @@ mod tests {
     fn the_inter_broker_listener_is_exempt_from_max_connections_when_there_are_others() {
         let limits = NetLimits::new(config(1, 2, ""))
             .with_inter_broker_listener("INTERNAL", ["CLIENT", "INTERNAL", "INTERNAL"]);
-        let client = limits.try_open_kafka("CLIENT", ip("10.0.0.1")).expect("open");
+        let client = limits
+            .try_open_kafka("CLIENT", ip("10.0.0.1"))
+            .expect("open");
         assert_eq!(
             limits.try_open_kafka("CLIENT", ip("10.0.0.2")).err(),
             Some(Refusal::MaxConnections(1))
@@ -624,9 +622,14 @@ mod tests {
             .iter()
             .map(|a| limits.try_open_kafka("INTERNAL", ip(a)).expect("exempt"))
             .collect();
-        assert_eq!((limits.clients.open(), limits.clients.open_exempt()), (1, 2));
+        assert_eq!(
+            (limits.clients.open(), limits.clients.open_exempt()),
+            (1, 2)
+        );
         // The per-address limit still applies to it.
-        let second = limits.try_open_kafka("INTERNAL", ip("10.0.0.1")).expect("2nd");
+        let second = limits
+            .try_open_kafka("INTERNAL", ip("10.0.0.1"))
+            .expect("2nd");
         assert_eq!(
             limits.try_open_kafka("INTERNAL", ip("10.0.0.1")).err(),
             Some(Refusal::PerIp(2))
@@ -635,10 +638,19 @@ mod tests {
         assert_eq!(limits.clients.open_exempt(), 0);
         drop(client);
         assert_eq!(limits.clients.open(), 0);
-        assert!(limits.clients.counts.lock().expect("lock").per_ip.is_empty());
+        assert!(limits
+            .clients
+            .counts
+            .lock()
+            .expect("lock")
+            .per_ip
+            .is_empty());
         // With one listener, the inter-broker listener is the clients' one: not exempt.
-        let single = NetLimits::new(config(1, 100, "")).with_inter_broker_listener("PLAINTEXT", ["PLAINTEXT"]);
-        let _held = single.try_open_kafka("PLAINTEXT", ip("10.0.0.1")).expect("open");
+        let single = NetLimits::new(config(1, 100, ""))
+            .with_inter_broker_listener("PLAINTEXT", ["PLAINTEXT"]);
+        let _held = single
+            .try_open_kafka("PLAINTEXT", ip("10.0.0.1"))
+            .expect("open");
         assert!(single.try_open_kafka("PLAINTEXT", ip("10.0.0.2")).is_err());
         assert_eq!(single.exempt_listener, None);
     }
