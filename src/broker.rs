@@ -367,7 +367,11 @@ impl Broker {
             None => None,
         };
         let (synced_tx, synced) = watch::channel(0u64);
-        let net_limits = crate::net::limits::NetLimits::new(config.net.clone());
+        let net_limits = crate::net::limits::NetLimits::new(config.net.clone())
+            .with_inter_broker_listener(
+                &config.cluster.inter_broker_listener,
+                listeners.iter().map(|(name, _)| name.as_str()),
+            );
         let ctx = Arc::new(BrokerContext {
             net: net_limits,
             config,

@@ -302,7 +302,9 @@ pub const KEYS: &[KeyDef] = &[
         doc: "Open connections allowed on the Kafka and Kinesis listeners together (the metrics \
               listener and console.listener each count their own, with the same limit). A connection over the limit is \
               closed right after it is accepted (Kafka instead stops accepting until a slot \
-              frees); refusals are counted and logged at most once a second.",
+              frees); refusals are counted and logged at most once a second. As in Kafka, the \
+              inter-broker listener's connections are exempt when the broker has other Kafka \
+              listeners (and are not counted: no client connection is closed for them).",
     },
     KeyDef {
         name: "max.connections.per.ip",
@@ -323,8 +325,8 @@ pub const KEYS: &[KeyDef] = &[
         name: "queued.max.requests",
         default: "500",
         kind: Kind::Int { min: 1, max: I32MAX },
-        doc: "Requests read and not yet answered, over all connections, before readers wait (Kafka \
-              bounds its request queue with it). A request still running after 100 ms (a long-poll \
+        doc: "Requests read and not yet answered, over all Kafka and Kinesis connections, before \
+              readers wait (Kafka bounds its request queue with it). A request still running after 100 ms (a long-poll \
               fetch, a JoinGroup waiting for the group, an acks=all produce waiting for replicas) \
               counts as parked, as Kafka's purgatory, and leaves the count.",
     },
@@ -332,11 +334,12 @@ pub const KEYS: &[KeyDef] = &[
         name: "queued.max.request.bytes",
         default: "-1",
         kind: Kind::Int { min: -1, max: i64::MAX },
-        doc: "A memory pool for request frames: a connection reserves a frame's size before \
-              reading its body and waits while the pool is short, so a flood of large requests \
-              queues instead of growing the heap. Released when the request's handler is done; a \
-              frame larger than the pool waits for the whole pool and is served alone. -1: \
-              unbounded.",
+        doc: "A memory pool for request frames and Kinesis request bodies: a connection reserves \
+              a frame's size (a body's Content-Length; 16 MiB while a body of unknown length \
+              arrives) before reading it and waits while the pool is short, so a flood of large \
+              requests queues instead of growing the heap. Released when the request's handler is \
+              done; a request larger than the pool waits for the whole pool and is served alone. \
+              -1: unbounded.",
     },
     KeyDef {
         name: "fetch.sendfile.enable",

@@ -625,3 +625,296 @@ async fn flood_without_a_pool_for_comparison() {
     let peak = flood(None).await;
     eprintln!("unbounded: peak RSS growth {} MiB", peak >> 20);
 }
+
+// ---- Kinesis request bodies in the memory pool ----
+
+/// One raw HTTP/1.1 exchange on a fresh connection: the request head (without the final empty
+/// line), then `body` sent as it is; returns (status, body) of the answer.
+async fn http_exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut wire = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
+    wire.extend_from_slice(body);
+    s.write_all(&wire).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, body.to_string())
+}
+
+/// A Kinesis body of unknown length (HTTP/1 chunked) reserves the most a body may take while
+/// it arrives and gives the rest back once read; a body announced over the 16 MiB limit is
+/// refused before it is read. The pool ends where it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_bodies_of_unknown_length_and_oversized_ones_use_the_pool() {
+    let b = TestBroker::start_with(&[("queued.max.request.bytes", "1048576")]).await;
+    let c = common::kinesis::client(&b);
+    common::kinesis::create(&c, "chunked", 1)
+        .await
+        .expect("create stream");
+    let addr = common::kinesis::kinesis_addr(&b);
+    let ctx = b.context();
+    let pool = ctx.net.pool.as_ref().expect("a pool");
+    let head = "POST / HTTP/1.1\r\nHost: kinesis\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                X-Amz-Target: Kinesis_20131202.PutRecord";
+    let json = br#"{"StreamName":"chunked","PartitionKey":"k","Data":"aGVsbG8="}"#;
+    let (first, rest) = json.split_at(20);
+    let mut chunked = Vec::new();
+    for piece in [first, rest] {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, answer) = http_exchange(
+        addr,
+        &format!("{head}\r\nTransfer-Encoding: chunked"),
+        &chunked,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("SequenceNumber"), "{answer}");
+    // Announced over the limit: answered at once, nothing read, nothing reserved.
+    let (status, answer) = http_exchange(
+        addr,
+        &format!("{head}\r\nContent-Length: {}", (16 << 20) + 1),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("SerializationException"), "{answer}");
+    common::eventually("every reservation released", TIMEOUT, || {
+        (pool.available() == pool.capacity()).then_some(())
+    })
+    .await;
+    b.stop().await;
+}
+
+/// PutRecords entries of 4.5 MiB in all: 5 records of 900 KiB (a 6 MiB JSON body once base64).
+fn put_records_entries(seed: u8) -> Vec<aws_sdk_kinesis::types::PutRecordsRequestEntry> {
+    (0..5u8)
+        .map(|r| {
+            let data: Vec<u8> = (0..900 * 1024)
+                .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ r)
+                .collect();
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                .partition_key(format!("key-{seed}-{r}"))
+                .build()
+                .expect("entry")
+        })
+        .collect()
+}
+
+/// 40 concurrent PutRecords of 4.5 MiB each (about 6 MiB of body) from the AWS SDK for Rust,
+/// against the broker as a child process; returns the peak RSS growth and the metrics text
+/// after the flood.
+async fn kinesis_flood(pool: Option<&str>) -> (u64, String) {
+    const REQUESTS: usize = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kinesis_port = free_port();
+    let mut extra = vec![format!("kinesis.listener=127.0.0.1:{kinesis_port}")];
+    if let Some(p) = pool {
+        extra.push(format!("queued.max.request.bytes={p}"));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let (broker, _, metrics) = spawn_broker(dir.path(), &extra).await;
+    let pid = broker.0.id();
+    let kinesis = SocketAddr::from(([127, 0, 0, 1], kinesis_port));
+    common::eventually_async("the kinesis listener", TIMEOUT, || {
+        TcpStream::connect(kinesis)
+    })
+    .await;
+    let client = common::kinesis::client_for(kinesis, "AKIDTEST", "secret");
+    common::kinesis::create(&client, "flood", 4)
+        .await
+        .expect("create stream");
+    // Warm up the code paths, then take the baseline.
+    let warm = client
+        .put_records()
+        .stream_name("flood")
+        .set_records(Some(put_records_entries(255)))
+        .send()
+        .await
+        .expect("warm-up PutRecords");
+    assert_eq!(warm.failed_record_count(), Some(0));
+    let baseline = proc_status_bytes(pid, "VmRSS");
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let client = client.clone();
+            let entries = put_records_entries(i as u8);
+            tokio::spawn(async move {
+                let out = client
+                    .put_records()
+                    .stream_name("flood")
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                if out.failed_record_count() != Some(0) || out.records().len() != 5 {
+                    return Err(format!("request {i}: {out:?}"));
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("every PutRecords succeeds");
+    }
+    let peak = proc_status_bytes(pid, "VmHWM").saturating_sub(baseline);
+    eprintln!(
+        "kinesis flood, pool {pool:?}: baseline RSS {} MiB, peak growth {} MiB",
+        baseline >> 20,
+        peak >> 20
+    );
+    let (_, text) = common::http_get(metrics, "/metrics").await;
+    (peak, text)
+}
+
+/// Kinesis request bodies take their bytes from `queued.max.request.bytes` like Kafka frames:
+/// 40 concurrent PutRecords of about 6 MiB of body with an 8 MiB pool all succeed, one or so
+/// at a time, the pool's wait counter shows that they waited, every reservation is released
+/// after, and the broker's peak RSS stays within the pool plus the documented overhead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_put_records_waits_for_the_memory_pool() {
+    const POOL: u64 = 8 << 20;
+    const SLACK: u64 = 48 << 20;
+    let (peak, text) = kinesis_flood(Some(&POOL.to_string())).await;
+    let waited = series(&text, "esker_request_memory_pool_wait_seconds_total");
+    eprintln!("pool wait: {waited} s");
+    assert!(waited > 0.0, "PutRecords waited for the pool");
+    assert_eq!(
+        series(&text, "kafka_network_socketserver_memorypoolavailable"),
+        POOL as f64,
+        "every reservation released"
+    );
+    assert_eq!(
+        series(&text, "kafka_network_socketserver_memorypoolused"),
+        0.0
+    );
+    assert!(
+        peak < POOL + SLACK,
+        "peak RSS growth {} MiB over pool {} MiB + slack {} MiB",
+        peak >> 20,
+        POOL >> 20,
+        SLACK >> 20
+    );
+}
+
+/// The same Kinesis flood without a pool, for comparison (`-- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn kinesis_flood_without_a_pool_for_comparison() {
+    let (peak, _) = kinesis_flood(None).await;
+    eprintln!("unbounded: peak RSS growth {} MiB", peak >> 20);
+}
+
+// ---- the inter-broker listener and max.connections ----
+
+/// A connection to `addr` that the broker serves (an ApiVersions answered): waits until the
+/// broker has a slot for it (connections the cluster harness opened may still be closing).
+async fn hold_slot(addr: &str) -> Raw {
+    common::eventually_async("a served connection", TIMEOUT, || async {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&ApiVersionsRequest::default(), 0).await;
+        match raw.read_frame().await {
+            Some(_) => Ok(raw),
+            None => Err("refused"),
+        }
+    })
+    .await
+}
+
+/// Kafka's rule for the inter-broker listener (KIP-402): with `max.connections=1` and a client
+/// holding the one slot of each of two brokers, the brokers still reach each other on their
+/// `INTERNAL` listener: a partition on both, with `min.insync.replicas=2`, takes acks=all
+/// produces (each needs the follower to fetch from the leader), while a second client
+/// connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inter_broker_connections_are_exempt_from_max_connections() {
+    use common::cluster::Cluster;
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::BrokerId;
+    let c = Cluster::start_with_internal_listener(2, &[("max.connections", "1")]).await;
+    let mut leader = hold_slot(&c.bootstrap(1)).await;
+    let _follower_side = hold_slot(&c.bootstrap(2)).await;
+    let created: CreateTopicsResponse = leader
+        .call(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("ib")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])
+                    .with_configs(vec![CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                        .with_value(Some(StrBytes::from_static_str("2")))])]),
+            4,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let batch = Bytes::from(esker::log::batch::build_batch(
+        &[(None, Some(b"replicated".as_slice()))],
+        1_700_000_000_000,
+    ));
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("ib")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    // Until node 1 has become the partition's leader, produces are answered with an error
+    // (polled as `eventually` does, on the one connection the slot allows).
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let r: ProduceResponse = leader.call(&produce, 8).await;
+        let code = r.responses[0].partition_responses[0].error_code;
+        if code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an acks=all produce with both replicas in sync: error {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        let r: ProduceResponse = leader.call(&produce, 8).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    // The client slot is still the one held: another client is refused.
+    let mut over = TcpStream::connect(c.bootstrap(1)).await.expect("connect");
+    assert!(
+        !served(&mut over).await,
+        "max.connections still bounds clients"
+    );
+    let (_, text) = common::http_get(c.metrics_addr(1), "/metrics").await;
+    assert!(
+        series(
+            &text,
+            r#"esker_connections_rejected_total{listener="PLAINTEXT",reason="max_connections"}"#
+        ) >= 1.0
+    );
+    assert!(
+        series(
+            &text,
+            r#"kafka_server_socketservermetrics_connections{listener="INTERNAL"}"#
+        ) >= 1.0,
+        "the follower fetches through INTERNAL"
+    );
+}

@@ -1,8 +1,9 @@
 //! The HTTP side: an accept loop that spreads connections over the shard runtimes, hyper
 //! serving HTTP/1.1 and HTTP/2 on each (h2c with prior knowledge; with `kinesis.ssl.enabled`,
 //! HTTPS after a TLS handshake on the connection's shard, ALPN h2 or http/1.1), and the router that
-//! turns a request into an operation call: body limit, SigV4, `X-Amz-Target`, content type,
-//! and errors in AWS's shape (`{"__type", "message"}` with the error's status and
+//! turns a request into an operation call: the request queue and memory pool shared with the
+//! Kafka listeners (`queued.max.requests`, `queued.max.request.bytes`, taken before a body is
+//! read), body limit, SigV4, `X-Amz-Target`, content type, and errors in AWS's shape (`{"__type", "message"}` with the error's status and
 //! `x-amzn-ErrorType`). Every response carries `x-amzn-RequestId` and `x-amz-id-2`; CORS
 //! preflights and non-POST requests are answered as AWS does (see [`handle`]).
 
@@ -10,8 +11,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -489,9 +490,29 @@ async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::I
     } else {
         Encoding::Json
     };
-    let collect = Limited::new(body, MAX_BODY_BYTES).collect();
-    let collected = match kinesis.ctx.net.config.request_read_timeout {
-        Some(t) => match tokio::time::timeout(t, collect).await {
+    // Kafka's order: a place in the request queue, then the body's bytes from the memory pool
+    // (`queued.max.request.bytes`), and only then the body itself. Time spent waiting for
+    // either does not count against the read timeout.
+    let announced = hyper::body::Body::size_hint(&body).exact();
+    let announced = match announced.map(usize::try_from) {
+        Some(Ok(n)) if n <= MAX_BODY_BYTES => Some(n),
+        None => None,
+        Some(_) => {
+            tracing::info!(%peer, length = ?announced, "kinesis request body over the limit refused before reading it");
+            return Routed::Operation(encoding, Err(BodyError::TooLarge.into()));
+        }
+    };
+    let limits = &kinesis.ctx.net;
+    let place = limits.queue.enter().await;
+    let mut memory = match announced {
+        Some(0) => Default::default(),
+        // A body of unknown length (HTTP/1 chunked, HTTP/2 without content-length) reserves
+        // the most it may take, then gives back what it did not use.
+        n => limits.reserve(n.unwrap_or(MAX_BODY_BYTES)).await,
+    };
+    let read = read_body(body, announced);
+    let read = match kinesis.ctx.net.config.request_read_timeout {
+        Some(t) => match tokio::time::timeout(t, read).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::info!(%peer, "kinesis request body not received within socket.request.read.timeout.ms");
@@ -504,25 +525,86 @@ async fn route(kinesis: &Arc<Kinesis>, req: Request<Incoming>, peer: std::net::I
                 );
             }
         },
-        None => collect.await,
+        None => read.await,
     };
-    let body = match collected {
-        Ok(b) => b.to_bytes(),
+    let body = match read {
+        Ok(b) => b,
         Err(e) => {
-            return Routed::Operation(
-                encoding,
-                Err(KinesisError::Serialization(format!(
-                    "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"
-                ))),
-            )
+            tracing::debug!(%peer, error = %e, "kinesis request body not read");
+            return Routed::Operation(encoding, Err(e.into()));
         }
     };
+    if announced.is_none() {
+        memory.shrink_to(body.capacity());
+    }
+    // The bytes stay reserved until the operation has answered.
+    crate::net::limits::run_request(
+        operate(
+            kinesis,
+            &parts,
+            body.freeze(),
+            &content_type,
+            encoding,
+            peer,
+        ),
+        place,
+        memory,
+    )
+    .await
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Longer than [`MAX_BODY_BYTES`] (announced or as it arrived).
+    #[error("length limit exceeded")]
+    TooLarge,
+    /// The connection failed or the body ended early.
+    #[error("{0}")]
+    Io(#[from] hyper::Error),
+}
+
+impl From<BodyError> for KinesisError {
+    fn from(e: BodyError) -> Self {
+        KinesisError::Serialization(format!(
+            "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"
+        ))
+    }
+}
+
+/// Reads a request body into one buffer: of its announced length when known (so the buffer
+/// is the size the pool reserved), else grown as the body arrives, never past
+/// [`MAX_BODY_BYTES`].
+async fn read_body(mut body: Incoming, announced: Option<usize>) -> Result<BytesMut, BodyError> {
+    let mut buf = BytesMut::with_capacity(announced.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > announced.unwrap_or(MAX_BODY_BYTES) {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf)
+}
+
+/// Routes a request whose body has been read: the front-door checks, authentication, then the
+/// operation.
+async fn operate(
+    kinesis: &Arc<Kinesis>,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    content_type: &str,
+    encoding: Encoding,
+    peer: std::net::IpAddr,
+) -> Routed {
     let target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Some(answer) = front_door(&content_type, target, &body) {
+    if let Some(answer) = front_door(content_type, target, &body) {
         return answer;
     }
     let signed = SignedRequest {

@@ -1019,7 +1019,7 @@ fn net_limits(net: &crate::net::limits::NetLimits, out: &mut String) {
              # TYPE kafka_network_socketserver_memorypoolused gauge\n\
              kafka_network_socketserver_memorypoolused {}\n\
              # HELP esker_request_memory_pool_wait_seconds_total Time connections waited for \
-             room in the request memory pool before reading a frame.\n\
+             room in the request memory pool before reading a frame or a Kinesis body.\n\
              # TYPE esker_request_memory_pool_wait_seconds_total counter\n\
              esker_request_memory_pool_wait_seconds_total {}\n",
             pool.available(),

@@ -4,11 +4,15 @@
 //!
 //! - [`ConnectionLimiter`]: counts open connections, broker-wide and per client address, and
 //!   refuses the one over a limit right after `accept` (touched only at accept and close, under
-//!   one small lock); refusals are logged at most once a second with the count suppressed.
+//!   one small lock); refusals are logged at most once a second with the count suppressed. The
+//!   inter-broker listener's connections are exempt from `max.connections` when the broker has
+//!   other Kafka listeners, as in Kafka ([`NetLimits::try_open_kafka`]).
 //! - [`MemoryPool`]: `queued.max.request.bytes`. A reader reserves a frame's size before reading
 //!   its body and waits (back-pressure, FIFO) while the pool is short; a frame larger than the
 //!   whole pool waits until the pool is full and is then served alone, so it cannot deadlock.
-//!   The reservation is released when the request's handler has finished with it.
+//!   The reservation is released when the request's handler has finished with it. Kinesis
+//!   request bodies draw on the same pool, and take a place in the same queue, as Kafka frames
+//!   (see [`crate::kinesis::server`]).
 //! - [`RequestQueue`]: `queued.max.requests`, requests read but not yet answered, broker-wide.
 //!   A request still waiting after [`PARKED_AFTER`] (a long-poll fetch, a JoinGroup waiting for
 //!   the other members, an acks=all produce waiting for replicas) leaves the count, as Kafka
@@ -137,7 +141,10 @@ impl Refusal {
 
 #[derive(Default)]
 struct Counts {
+    /// Connections counted against `max.connections`.
     total: usize,
+    /// Connections of the inter-broker listener, which `max.connections` leaves out.
+    exempt: usize,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -188,6 +195,20 @@ impl ConnectionLimiter {
 
     /// Counts a new connection from `ip`, or refuses it; the permit uncounts it when dropped.
     pub fn try_open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        self.open_counted(ip, true)
+    }
+
+    /// Counts a new connection of the inter-broker listener: refused only by the per-address
+    /// limit, and left out of the `max.connections` count (see [`NetLimits::try_open_kafka`]).
+    pub fn try_open_exempt(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        self.open_counted(ip, false)
+    }
+
+    fn open_counted(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        in_total: bool,
+    ) -> Result<ConnectionPermit, Refusal> {
         let ip = ip.to_canonical();
         let per_ip = self.limit_for(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,20 +216,30 @@ impl ConnectionLimiter {
         if from_ip >= per_ip {
             return Err(Refusal::PerIp(per_ip));
         }
-        if counts.total >= self.max_total {
-            return Err(Refusal::MaxConnections(self.max_total));
+        if in_total {
+            if counts.total >= self.max_total {
+                return Err(Refusal::MaxConnections(self.max_total));
+            }
+            counts.total += 1;
+        } else {
+            counts.exempt += 1;
         }
-        counts.total += 1;
         *counts.per_ip.entry(ip).or_insert(0) += 1;
         Ok(ConnectionPermit {
             limiter: self.clone(),
             ip,
+            in_total,
         })
     }
 
-    /// Open connections counted here.
+    /// Open connections counted against `max.connections` here.
     pub fn open(&self) -> usize {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
+    /// Open connections of the inter-broker listener, left out of [`ConnectionLimiter::open`].
+    pub fn open_exempt(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).exempt
     }
 
     /// Logs a refused connection, at most once a second (with how many were not logged).
@@ -224,9 +255,13 @@ impl ConnectionLimiter {
         }
     }
 
-    fn close(&self, ip: IpAddr) {
+    fn close(&self, ip: IpAddr, in_total: bool) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.total = counts.total.saturating_sub(1);
+        if in_total {
+            counts.total = counts.total.saturating_sub(1);
+        } else {
+            counts.exempt = counts.exempt.saturating_sub(1);
+        }
         if let Some(n) = counts.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -251,11 +286,13 @@ fn resolve(host: &str) -> std::io::Result<Vec<IpAddr>> {
 pub struct ConnectionPermit {
     limiter: Arc<ConnectionLimiter>,
     ip: IpAddr,
+    /// Counted against `max.connections` (not an inter-broker listener's connection).
+    in_total: bool,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.limiter.close(self.ip);
+        self.limiter.close(self.ip, self.in_total);
     }
 }
 
@@ -332,10 +369,9 @@ impl MemoryPool {
     /// (in arrival order) until they are free. A request larger than the pool waits for the
     /// whole pool and holds it alone.
     pub async fn reserve(&self, bytes: usize) -> Reservation {
-        let wanted = allocation_size(bytes as u64).div_ceil(POOL_UNIT).max(1);
-        let units = wanted.min(u64::from(self.units)) as u32;
+        let units = units_for(bytes).min(u64::from(self.units)) as u32;
         if let Ok(p) = self.semaphore.clone().try_acquire_many_owned(units) {
-            return Reservation { _permit: Some(p) };
+            return Reservation { permit: Some(p) };
         }
         let started = Instant::now();
         let permit = self.semaphore.clone().acquire_many_owned(units).await;
@@ -345,9 +381,14 @@ impl MemoryPool {
         );
         // The semaphore is never closed; a closed one would only mean "no limit".
         Reservation {
-            _permit: permit.ok(),
+            permit: permit.ok(),
         }
     }
+}
+
+/// Permits of the pool an allocation of `bytes` takes (at least one).
+fn units_for(bytes: usize) -> u64 {
+    allocation_size(bytes as u64).div_ceil(POOL_UNIT).max(1)
 }
 
 /// What an allocation of `bytes` really takes: jemalloc (the binary's allocator) rounds a
@@ -365,7 +406,19 @@ pub fn allocation_size(bytes: u64) -> u64 {
 /// Bytes reserved in the [`MemoryPool`] (or nothing, when unbounded); released on drop.
 #[derive(Default)]
 pub struct Reservation {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// Gives back to the pool what exceeds `bytes` (as the allocator rounds them): a body of
+    /// unknown length reserves the most it may take, then keeps what its buffer really holds.
+    /// A reservation already at or below that size is left as it is.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if let Some(permit) = &mut self.permit {
+            let keep = units_for(bytes).min(permit.num_permits() as u64) as usize;
+            drop(permit.split(permit.num_permits() - keep));
+        }
+    }
 }
 
 /// `queued.max.requests`: requests read and not yet answered (or parked), broker-wide.
@@ -435,6 +488,9 @@ pub struct NetLimits {
     pub queue: RequestQueue,
     /// `queued.max.request.bytes`, when set.
     pub pool: Option<MemoryPool>,
+    /// The inter-broker listener, when its connections are exempt from `max.connections`
+    /// (it is one of several Kafka listeners; see [`NetLimits::try_open_kafka`]).
+    pub exempt_listener: Option<String>,
 }
 
 impl NetLimits {
@@ -446,7 +502,37 @@ impl NetLimits {
             console: ConnectionLimiter::new(&config),
             queue: RequestQueue::new(config.queued_max_requests),
             pool: config.queued_max_request_bytes.map(MemoryPool::new),
+            exempt_listener: None,
             config,
+        }
+    }
+
+    /// Exempts `inter_broker` from `max.connections` when the broker has other Kafka
+    /// listeners (`kafka_listeners`, the controller listener left out), as Kafka does: a broker
+    /// whose client listeners are full can still be reached by the other brokers. With a
+    /// single listener nothing is exempt (else `max.connections` would bound nothing).
+    pub fn with_inter_broker_listener<'a>(
+        mut self,
+        inter_broker: &str,
+        kafka_listeners: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let names: std::collections::BTreeSet<&str> = kafka_listeners.into_iter().collect();
+        self.exempt_listener =
+            (names.len() > 1 && names.contains(inter_broker)).then(|| inter_broker.to_string());
+        self
+    }
+
+    /// Counts a new connection on the Kafka listener `listener`. Kafka's rule for the
+    /// inter-broker listener (KIP-402): its connections are accepted even when
+    /// `max.connections` is reached (the per-address limits still apply). Kafka counts them
+    /// and closes the least recently used connection of another listener to make room; Esker
+    /// leaves them out of the count instead, so no client connection is closed for them
+    /// (there are a few per broker of the cluster).
+    pub fn try_open_kafka(&self, listener: &str, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        if self.exempt_listener.as_deref() == Some(listener) {
+            self.clients.try_open_exempt(ip)
+        } else {
+            self.clients.try_open(ip)
         }
     }
 
@@ -519,6 +605,54 @@ mod tests {
         );
         drop(held);
         assert!(l.try_open(ip("10.0.0.4")).is_ok());
+    }
+
+    #[test]
+    fn the_inter_broker_listener_is_exempt_from_max_connections_when_there_are_others() {
+        let limits = NetLimits::new(config(1, 2, ""))
+            .with_inter_broker_listener("INTERNAL", ["CLIENT", "INTERNAL", "INTERNAL"]);
+        let client = limits
+            .try_open_kafka("CLIENT", ip("10.0.0.1"))
+            .expect("open");
+        assert_eq!(
+            limits.try_open_kafka("CLIENT", ip("10.0.0.2")).err(),
+            Some(Refusal::MaxConnections(1))
+        );
+        let brokers: Vec<_> = ["10.0.0.2", "10.0.0.3"]
+            .iter()
+            .map(|a| limits.try_open_kafka("INTERNAL", ip(a)).expect("exempt"))
+            .collect();
+        assert_eq!(
+            (limits.clients.open(), limits.clients.open_exempt()),
+            (1, 2)
+        );
+        // The per-address limit still applies to it.
+        let second = limits
+            .try_open_kafka("INTERNAL", ip("10.0.0.1"))
+            .expect("2nd");
+        assert_eq!(
+            limits.try_open_kafka("INTERNAL", ip("10.0.0.1")).err(),
+            Some(Refusal::PerIp(2))
+        );
+        drop((brokers, second));
+        assert_eq!(limits.clients.open_exempt(), 0);
+        drop(client);
+        assert_eq!(limits.clients.open(), 0);
+        assert!(limits
+            .clients
+            .counts
+            .lock()
+            .expect("lock")
+            .per_ip
+            .is_empty());
+        // With one listener, the inter-broker listener is the clients' one: not exempt.
+        let single = NetLimits::new(config(1, 100, ""))
+            .with_inter_broker_listener("PLAINTEXT", ["PLAINTEXT"]);
+        let _held = single
+            .try_open_kafka("PLAINTEXT", ip("10.0.0.1"))
+            .expect("open");
+        assert!(single.try_open_kafka("PLAINTEXT", ip("10.0.0.2")).is_err());
+        assert_eq!(single.exempt_listener, None);
     }
 
     #[test]
@@ -607,6 +741,23 @@ mod tests {
         let later = later.await.expect("later");
         assert_eq!(pool.available(), 7 * 1024);
         drop(later);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_shrinks_to_what_its_buffer_holds() {
+        let pool = MemoryPool::new(64 * 1024);
+        let mut r = pool.reserve(64 * 1024).await;
+        assert_eq!(pool.available(), 0);
+        r.shrink_to(10_000); // 10 KiB as allocated
+        assert_eq!(pool.available(), 54 * 1024);
+        r.shrink_to(50_000); // never grows
+        assert_eq!(pool.available(), 54 * 1024);
+        r.shrink_to(0);
+        assert_eq!(pool.available(), 63 * 1024, "at least one unit kept");
+        drop(r);
+        assert_eq!(pool.available(), pool.capacity());
+        let mut unbounded = Reservation::default();
+        unbounded.shrink_to(0);
     }
 
     #[tokio::test]

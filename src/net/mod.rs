@@ -147,7 +147,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let permit = match ctx.net.clients.try_open(peer.ip()) {
+        let permit = match ctx.net.try_open_kafka(&info.name, peer.ip()) {
             Ok(p) => p,
             Err(why) => {
                 connections.rejected(why);

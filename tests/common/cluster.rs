@@ -70,6 +70,9 @@ const ISOLATED_PORTS: (u16, u16, u16) = (9092, 9093, 9644);
 /// The Kinesis port of every isolated node started with [`Cluster::start_with_kinesis`]'s
 /// listener (see [`Cluster::kinesis_addr`]).
 const ISOLATED_KINESIS_PORT: u16 = 4567;
+/// The `INTERNAL` port of every isolated node started with
+/// [`Cluster::start_with_internal_listener`].
+const ISOLATED_INTERNAL_PORT: u16 = 9094;
 /// How long `ip netns exec` may take to exec the broker.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -130,6 +133,8 @@ struct Node {
     metrics_port: u16,
     /// Its Kinesis listener's port, when the cluster was started with one.
     kinesis_port: Option<u16>,
+    /// Its `INTERNAL` (inter-broker) listener's port, when the cluster was started with one.
+    internal_port: Option<u16>,
     config: PathBuf,
     log: PathBuf,
     data: PathBuf,
@@ -357,6 +362,28 @@ enum WaitFailure {
 }
 
 /// Processes of `esker` forming one cluster, with their directory.
+/// What [`Cluster::launch`] starts besides the nodes themselves.
+#[derive(Debug, Default, Clone, Copy)]
+struct Launch {
+    /// The KRaft keys (every node broker and controller); without them, one plain broker.
+    kraft: bool,
+    /// Each node in a network namespace of its own.
+    isolated: bool,
+    /// A Kinesis listener per node.
+    kinesis: bool,
+    /// An `INTERNAL` inter-broker listener per node.
+    internal: bool,
+}
+
+impl Launch {
+    const KRAFT: Launch = Launch {
+        kraft: true,
+        isolated: false,
+        kinesis: false,
+        internal: false,
+    };
+}
+
 pub struct Cluster {
     dir: Option<tempfile::TempDir>,
     nodes: Vec<Node>,
@@ -374,7 +401,19 @@ impl Cluster {
     /// a port picked for it (another process took it in between), starts again on new ports.
     pub async fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true, false, false).await
+        Self::launch(n, extra, Launch::KRAFT).await
+    }
+
+    /// Like [`Cluster::start`], with a second Kafka listener on every node, `INTERNAL` (on a
+    /// port of its own, advertised), named as `inter.broker.listener.name`: the brokers reach
+    /// each other there, clients on `PLAINTEXT` ([`Cluster::bootstrap`]).
+    pub async fn start_with_internal_listener(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        assert!(n >= 1, "a cluster has nodes");
+        let launch = Launch {
+            internal: true,
+            ..Launch::KRAFT
+        };
+        Self::launch(n, extra, launch).await
     }
 
     /// Like [`Cluster::start`], with every node's Kinesis endpoint listening on a port of its
@@ -382,32 +421,34 @@ impl Cluster {
     /// [`Cluster::kinesis_addr`].
     pub async fn start_with_kinesis(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true, false, true).await
+        let launch = Launch {
+            kinesis: true,
+            ..Launch::KRAFT
+        };
+        Self::launch(n, extra, launch).await
     }
 
     /// Like [`Cluster::start`], each node in a network namespace of its own (see the module
     /// doc). Panics, naming the missing privilege, where namespaces cannot be created.
     pub async fn start_isolated(n: usize, extra: &[(&str, &str)]) -> Cluster {
         assert!(n >= 1, "a cluster has nodes");
-        Self::launch(n, extra, true, true, false).await
+        let launch = Launch {
+            isolated: true,
+            ..Launch::KRAFT
+        };
+        Self::launch(n, extra, launch).await
     }
 
     /// One node without any cluster key (a plain single-node broker with `node.id=1`): what the
     /// harness can drive before cluster mode exists, to check its own process handling.
     pub async fn start_single_node(extra: &[(&str, &str)]) -> Cluster {
-        Self::launch(1, extra, false, false, false).await
+        Self::launch(1, extra, Launch::default()).await
     }
 
-    async fn launch(
-        n: usize,
-        extra: &[(&str, &str)],
-        kraft: bool,
-        isolated: bool,
-        kinesis: bool,
-    ) -> Cluster {
+    async fn launch(n: usize, extra: &[(&str, &str)], launch: Launch) -> Cluster {
         let mut attempt = 1;
         loop {
-            let c = Self::spawn_all(n, extra, kraft, isolated, kinesis);
+            let c = Self::spawn_all(n, extra, launch);
             match c.wait_ready_inner(START_TIMEOUT).await {
                 Ok(()) => return c,
                 Err(WaitFailure::Exited(id, status))
@@ -425,14 +466,14 @@ impl Cluster {
         }
     }
 
-    /// Writes the configs and spawns every node (with a Kinesis listener each if `kinesis`).
-    fn spawn_all(
-        n: usize,
-        extra: &[(&str, &str)],
-        kraft: bool,
-        isolated: bool,
-        kinesis: bool,
-    ) -> Cluster {
+    /// Writes the configs and spawns every node (see [`Launch`]).
+    fn spawn_all(n: usize, extra: &[(&str, &str)], launch: Launch) -> Cluster {
+        let Launch {
+            kraft,
+            isolated,
+            kinesis,
+            internal,
+        } = launch;
         let dir = tempfile::Builder::new()
             .prefix("esker-cluster-")
             .tempdir()
@@ -449,6 +490,11 @@ impl Cluster {
             (true, Some(_)) => vec![ISOLATED_KINESIS_PORT; n],
             (true, None) => free_ports(n),
         };
+        let internal_ports: Vec<u16> = match (internal, &net) {
+            (false, _) => Vec::new(),
+            (true, Some(_)) => vec![ISOLATED_INTERNAL_PORT; n],
+            (true, None) => free_ports(n),
+        };
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let id = i as i32 + 1;
@@ -461,6 +507,7 @@ impl Cluster {
                     controller_port: ports[3 * i + 1],
                     metrics_port: ports[3 * i + 2],
                     kinesis_port: kinesis_ports.get(i).copied(),
+                    internal_port: internal_ports.get(i).copied(),
                     config: node_dir.join("server.properties"),
                     log: node_dir.join("esker.log"),
                     data: node_dir.join("data"),
@@ -489,10 +536,14 @@ impl Cluster {
             set("node.id", nd.id.to_string());
             if kraft {
                 set("process.roles", "broker,controller".into());
+                let internal = nd
+                    .internal_port
+                    .map(|port| format!(",INTERNAL://{}:{port}", nd.host))
+                    .unwrap_or_default();
                 set(
                     "listeners",
                     format!(
-                        "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}",
+                        "PLAINTEXT://{host}:{},CONTROLLER://{host}:{}{internal}",
                         nd.kafka_port,
                         nd.controller_port,
                         host = nd.host
@@ -500,10 +551,17 @@ impl Cluster {
                 );
                 set(
                     "advertised.listeners",
-                    format!("PLAINTEXT://{}:{}", nd.host, nd.kafka_port),
+                    format!("PLAINTEXT://{}:{}{internal}", nd.host, nd.kafka_port),
                 );
                 set("controller.listener.names", "CONTROLLER".into());
                 set("inter.broker.listener.name", "PLAINTEXT".into());
+                if nd.internal_port.is_some() {
+                    set("inter.broker.listener.name", "INTERNAL".into());
+                    set(
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT".into(),
+                    );
+                }
                 set("controller.quorum.voters", voters.clone());
             } else {
                 set(
