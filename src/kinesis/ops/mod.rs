@@ -98,7 +98,14 @@ pub async fn dispatch(
         "DescribeStreamSummary" => run!(describe_stream_summary::handle),
         "DisableEnhancedMonitoring" => run!(monitoring::disable),
         "EnableEnhancedMonitoring" => run!(monitoring::enable),
-        "GetRecords" => run!(get_records::handle),
+        "GetRecords" => {
+            let req = decode(operation, body, encoding)?;
+            let resp = get_records::handle(k, req, caller).await?;
+            match encoding {
+                Encoding::Json => get_records::encode_json(&resp).map(Reply::Body),
+                Encoding::Cbor => encode(&resp, encoding).map(Reply::Body),
+            }
+        }
         "GetShardIterator" => run!(get_shard_iterator::handle),
         "IncreaseStreamRetentionPeriod" => run!(no_output retention::increase),
         "ListShards" => run!(list_shards::handle),
