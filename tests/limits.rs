@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::raw::{request_frame, Raw};
-use common::{producer_config, TestBroker, TIMEOUT};
+use common::{http_exchange, producer_config, TestBroker, TIMEOUT};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -627,28 +627,6 @@ async fn flood_without_a_pool_for_comparison() {
 }
 
 // ---- Kinesis request bodies in the memory pool ----
-
-/// One raw HTTP/1.1 exchange on a fresh connection: the request head (without the final empty
-/// line), then `body` sent as it is; returns (status, body) of the answer.
-async fn http_exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let mut wire = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
-    wire.extend_from_slice(body);
-    s.write_all(&wire).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
-        .await
-        .expect("answered")
-        .expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_string())
-}
 
 /// A Kinesis body of unknown length (HTTP/1 chunked) reserves the most a body may take while
 /// it arrives and gives the rest back once read; a body announced over the 16 MiB limit is

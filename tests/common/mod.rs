@@ -173,12 +173,23 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}");
+    http_exchange(addr, &head, b"").await
+}
+
+/// One raw HTTP/1.1 exchange on a fresh connection: the request head (without the final empty
+/// line), then `body` as it is; answers (status, body) within [`TIMEOUT`].
+pub async fn http_exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
+    let mut wire = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
+    wire.extend_from_slice(body);
+    s.write_all(&wire).await.expect("write");
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
+    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
     let text = String::from_utf8(buf).expect("utf-8");
     let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let status = head
